@@ -1,0 +1,612 @@
+//! Facts about the `ssm` namespace and the global condition keys, for `check`'s lints.
+//!
+//! Sources: AWS Service Authorization Reference, "Actions, resources, and condition keys for AWS
+//! Systems Manager" (the programmatic `ssm.json`), and the IAM User Guide page "AWS global
+//! condition context keys". Names only; refresh them when AWS adds actions.
+
+/// Every IAM action in the `ssm` namespace (without the prefix), sorted.
+pub const SSM_ACTIONS: &[&str] = &[
+    "AddTagsToResource",
+    "AssociateOpsItemRelatedItem",
+    "CancelCommand",
+    "CancelMaintenanceWindowExecution",
+    "CreateActivation",
+    "CreateAssociation",
+    "CreateAssociationBatch",
+    "CreateCloudConnector",
+    "CreateDocument",
+    "CreateMaintenanceWindow",
+    "CreateOpsItem",
+    "CreateOpsMetadata",
+    "CreatePatchBaseline",
+    "CreateResourceDataSync",
+    "DeleteActivation",
+    "DeleteAssociation",
+    "DeleteCloudConnector",
+    "DeleteDocument",
+    "DeleteInventory",
+    "DeleteMaintenanceWindow",
+    "DeleteOpsItem",
+    "DeleteOpsMetadata",
+    "DeleteParameter",
+    "DeleteParameters",
+    "DeletePatchBaseline",
+    "DeleteResourceDataSync",
+    "DeleteResourcePolicy",
+    "DeregisterManagedInstance",
+    "DeregisterPatchBaselineForPatchGroup",
+    "DeregisterTargetFromMaintenanceWindow",
+    "DeregisterTaskFromMaintenanceWindow",
+    "DescribeActivations",
+    "DescribeAssociation",
+    "DescribeAssociationExecutionTargets",
+    "DescribeAssociationExecutions",
+    "DescribeAutomationExecutions",
+    "DescribeAutomationStepExecutions",
+    "DescribeAvailablePatches",
+    "DescribeDocument",
+    "DescribeDocumentParameters",
+    "DescribeDocumentPermission",
+    "DescribeEffectiveInstanceAssociations",
+    "DescribeEffectivePatchesForPatchBaseline",
+    "DescribeInstanceAssociationsStatus",
+    "DescribeInstanceInformation",
+    "DescribeInstancePatchStates",
+    "DescribeInstancePatchStatesForPatchGroup",
+    "DescribeInstancePatches",
+    "DescribeInstanceProperties",
+    "DescribeInventoryDeletions",
+    "DescribeMaintenanceWindowExecutionTaskInvocations",
+    "DescribeMaintenanceWindowExecutionTasks",
+    "DescribeMaintenanceWindowExecutions",
+    "DescribeMaintenanceWindowSchedule",
+    "DescribeMaintenanceWindowTargets",
+    "DescribeMaintenanceWindowTasks",
+    "DescribeMaintenanceWindows",
+    "DescribeMaintenanceWindowsForTarget",
+    "DescribeOpsItems",
+    "DescribeParameters",
+    "DescribePatchBaselines",
+    "DescribePatchGroupState",
+    "DescribePatchGroups",
+    "DescribePatchProperties",
+    "DescribeSessions",
+    "DisassociateOpsItemRelatedItem",
+    "ExecuteAPI",
+    "GetAccessToken",
+    "GetAutomationExecution",
+    "GetCalendar",
+    "GetCalendarState",
+    "GetCloudConnector",
+    "GetCommandInvocation",
+    "GetConnectionStatus",
+    "GetDefaultPatchBaseline",
+    "GetDeployablePatchSnapshotForInstance",
+    "GetDocument",
+    "GetExecutionPreview",
+    "GetInventory",
+    "GetInventorySchema",
+    "GetMaintenanceWindow",
+    "GetMaintenanceWindowExecution",
+    "GetMaintenanceWindowExecutionTask",
+    "GetMaintenanceWindowExecutionTaskInvocation",
+    "GetMaintenanceWindowTask",
+    "GetManifest",
+    "GetOpsItem",
+    "GetOpsMetadata",
+    "GetOpsSummary",
+    "GetParameter",
+    "GetParameterHistory",
+    "GetParameters",
+    "GetParametersByPath",
+    "GetPatchBaseline",
+    "GetPatchBaselineForPatchGroup",
+    "GetResourcePolicies",
+    "GetServiceSetting",
+    "LabelParameterVersion",
+    "ListAssociationVersions",
+    "ListAssociations",
+    "ListCloudConnectors",
+    "ListCommandInvocations",
+    "ListCommands",
+    "ListComplianceItems",
+    "ListComplianceSummaries",
+    "ListDocumentMetadataHistory",
+    "ListDocumentVersions",
+    "ListDocuments",
+    "ListInstanceAssociations",
+    "ListInventoryEntries",
+    "ListNodes",
+    "ListNodesSummary",
+    "ListOpsItemEvents",
+    "ListOpsItemRelatedItems",
+    "ListOpsMetadata",
+    "ListResourceComplianceSummaries",
+    "ListResourceDataSync",
+    "ListTagsForResource",
+    "ModifyDocumentPermission",
+    "PutCalendar",
+    "PutComplianceItems",
+    "PutConfigurePackageResult",
+    "PutInventory",
+    "PutParameter",
+    "PutResourcePolicy",
+    "RegisterDefaultPatchBaseline",
+    "RegisterManagedInstance",
+    "RegisterPatchBaselineForPatchGroup",
+    "RegisterTargetWithMaintenanceWindow",
+    "RegisterTaskWithMaintenanceWindow",
+    "RemoveTagsFromResource",
+    "RequestManagedInstanceRoleToken",
+    "ResetServiceSetting",
+    "ResumeSession",
+    "SendAutomationSignal",
+    "SendCommand",
+    "StartAccessRequest",
+    "StartAssociationsOnce",
+    "StartAutomationExecution",
+    "StartChangeRequestExecution",
+    "StartExecutionPreview",
+    "StartSession",
+    "StopAutomationExecution",
+    "TerminateSession",
+    "UnlabelParameterVersion",
+    "UpdateAssociation",
+    "UpdateAssociationStatus",
+    "UpdateCloudConnector",
+    "UpdateDocument",
+    "UpdateDocumentDefaultVersion",
+    "UpdateDocumentMetadata",
+    "UpdateInstanceAssociationStatus",
+    "UpdateInstanceInformation",
+    "UpdateMaintenanceWindow",
+    "UpdateMaintenanceWindowTarget",
+    "UpdateMaintenanceWindowTask",
+    "UpdateManagedInstancePublicKey",
+    "UpdateManagedInstanceRole",
+    "UpdateOpsItem",
+    "UpdateOpsMetadata",
+    "UpdatePatchBaseline",
+    "UpdateResourceDataSync",
+    "UpdateServiceSetting",
+    "ValidateCloudConnector",
+];
+
+/// Condition keys defined by the `ssm` service. A trailing `/` marks a tag-key family.
+pub const SSM_CONDITION_KEYS: &[&str] = &[
+    "ssm:AccessRequestId",
+    "ssm:AutoApprove",
+    "ssm:DocumentCategories",
+    "ssm:DocumentType",
+    "ssm:DocumentVersion",
+    "ssm:InventoryTypeName",
+    "ssm:NodeAccountId",
+    "ssm:NodeOrgId",
+    "ssm:Overwrite",
+    "ssm:Policies",
+    "ssm:Recursive",
+    "ssm:SessionDocumentAccessCheck",
+    "ssm:SourceInstanceARN",
+    "ssm:SyncType",
+    "ssm:resourceTag/",
+    "ec2:SourceInstanceARN",
+];
+
+/// A global condition key: name (a trailing `/` marks a tag-key family), value type, and
+/// whether the request may carry several values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalKey {
+    pub name: &'static str,
+    pub value_type: &'static str,
+    pub multivalued: bool,
+}
+
+/// The global condition context keys.
+pub const GLOBAL_KEYS: &[GlobalKey] = &[
+    GlobalKey {
+        name: "aws:PrincipalArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:PrincipalAccount",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:PrincipalOrgPaths",
+        value_type: "ArrayOfString",
+        multivalued: true,
+    },
+    GlobalKey {
+        name: "aws:PrincipalOrgID",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:PrincipalTag/",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:PrincipalIsAWSService",
+        value_type: "Bool",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:PrincipalServiceName",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:PrincipalServiceNamesList",
+        value_type: "ArrayOfString",
+        multivalued: true,
+    },
+    GlobalKey {
+        name: "aws:PrincipalType",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:userid",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:username",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:AssumedRoot",
+        value_type: "Bool",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:FederatedProvider",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:TokenIssueTime",
+        value_type: "Date",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SignInSessionArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:MultiFactorAuthAge",
+        value_type: "Numeric",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:MultiFactorAuthPresent",
+        value_type: "Bool",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:ChatbotSourceArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:Ec2InstanceSourceVpc",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:Ec2InstanceSourcePrivateIPv4",
+        value_type: "IPAddress",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceIdentity",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "ec2:RoleDelivery",
+        value_type: "Numeric",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "ec2:SourceInstanceArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "glue:RoleAssumedBy",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "glue:CredentialIssuingService",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "codebuild:BuildArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "codebuild:ProjectArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "lambda:SourceFunctionArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "ssm:SourceInstanceArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "identitystore:UserId",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceIp",
+        value_type: "IPAddress",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceVpc",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceVpcArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceVpce",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:VpceAccount",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:VpceOrgID",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:VpceOrgPaths",
+        value_type: "ArrayOfString",
+        multivalued: true,
+    },
+    GlobalKey {
+        name: "aws:VpcSourceIp",
+        value_type: "IPAddress",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:ResourceAccount",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:ResourceOrgPaths",
+        value_type: "ArrayOfString",
+        multivalued: true,
+    },
+    GlobalKey {
+        name: "aws:ResourceOrgID",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:ResourceTag/",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:CalledVia",
+        value_type: "ArrayOfString",
+        multivalued: true,
+    },
+    GlobalKey {
+        name: "aws:CalledViaFirst",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:CalledViaLast",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:ViaAWSService",
+        value_type: "Bool",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:CalledViaAWSMCP",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:ViaAWSMCPService",
+        value_type: "Bool",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:CurrentTime",
+        value_type: "Date",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:EpochTime",
+        value_type: "Date,Numeric",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:referer",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:RequestedRegion",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:RequestTag/",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:TagKeys",
+        value_type: "ArrayOfString",
+        multivalued: true,
+    },
+    GlobalKey {
+        name: "aws:SecureTransport",
+        value_type: "Bool",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceAccount",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceArn",
+        value_type: "ARN",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceOrgID",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:SourceOrgPaths",
+        value_type: "ArrayOfString",
+        multivalued: true,
+    },
+    GlobalKey {
+        name: "aws:UserAgent",
+        value_type: "String",
+        multivalued: false,
+    },
+    GlobalKey {
+        name: "aws:IsMcpServiceAction",
+        value_type: "Bool",
+        multivalued: false,
+    },
+];
+
+/// Keys whose values describe where a request came from on the network; the Run Command
+/// setup guide requires an `aws:ViaAWSService` alternative when SendCommand is limited by them.
+pub const NETWORK_ORIGIN_KEYS: &[&str] = &[
+    "aws:SourceIp",
+    "aws:SourceVpc",
+    "aws:SourceVpce",
+    "aws:SourceVpcArn",
+    "aws:VpcSourceIp",
+    "aws:VpceAccount",
+    "aws:VpceOrgID",
+    "aws:VpceOrgPaths",
+];
+
+fn family_match(known: &str, key: &str) -> bool {
+    if let Some(prefix) = known.strip_suffix('/') {
+        key.len() > known.len()
+            && key
+                .get(..known.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(known))
+            && prefix.len() < known.len()
+    } else {
+        known.eq_ignore_ascii_case(key)
+    }
+}
+
+/// The global key entry for `key`, ignoring case.
+pub fn global_key(key: &str) -> Option<&'static GlobalKey> {
+    GLOBAL_KEYS.iter().find(|k| family_match(k.name, key))
+}
+
+/// Is `key` a known global or `ssm` condition key?
+pub fn is_known_key(key: &str) -> bool {
+    global_key(key).is_some() || SSM_CONDITION_KEYS.iter().any(|k| family_match(k, key))
+}
+
+/// Is `name` (without prefix) an `ssm` action? Case-insensitive.
+pub fn is_ssm_action(name: &str) -> bool {
+    SSM_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// The known `ssm` action closest to `name` by edit distance, when it is close enough to be a
+/// plausible typo.
+pub fn suggest_ssm_action(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    SSM_ACTIONS
+        .iter()
+        .map(|a| (edit_distance(&lower, &a.to_ascii_lowercase()), *a))
+        .filter(|(d, a)| *d <= (a.len() / 4).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(usize::MAX) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(usize::MAX) + 1;
+            let ins = cur.get(j).copied().unwrap_or(usize::MAX) + 1;
+            cur.push(sub.min(del).min(ins));
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_list_is_sorted_unique_and_has_the_watched_actions() {
+        assert!(SSM_ACTIONS.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_ssm_action("SendCommand"));
+        assert!(is_ssm_action("startsession"));
+        assert!(!is_ssm_action("SendCommands2"));
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(suggest_ssm_action("SendComand"), Some("SendCommand"));
+        assert_eq!(suggest_ssm_action("StartSesion"), Some("StartSession"));
+        assert_eq!(suggest_ssm_action("LaunchRockets"), None);
+    }
+
+    #[test]
+    fn key_families_and_case() {
+        assert!(is_known_key("ssm:resourceTag/Finance"));
+        assert!(is_known_key("SSM:ResourceTag/Finance"));
+        assert!(is_known_key("aws:PrincipalTag/team"));
+        assert!(is_known_key("AWS:SourceVpce"));
+        assert!(!is_known_key("aws:SourceVpcee"));
+        assert!(!is_known_key("aws:PrincipalTag/"));
+        assert!(global_key("aws:TagKeys").is_some_and(|k| k.multivalued));
+        assert!(global_key("aws:SourceVpce").is_some_and(|k| !k.multivalued));
+    }
+}

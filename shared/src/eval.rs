@@ -1,0 +1,326 @@
+//! The evaluator: a request against a set of identity policies, decided as IAM decides
+//! (IAM policy evaluation logic: an explicit deny in any policy wins; otherwise an allow is
+//! needed; otherwise the request is implicitly denied).
+//!
+//! [`evaluate`] is the hot path: it allocates only to record the deciding statements and any
+//! missing keys. [`Decision::report`] turns a decision into the serialisable result with its
+//! one-sentence explanation.
+
+use serde::Serialize;
+
+use crate::context::{ContextValue, Request};
+use crate::policy::condition::{BaseOp, Condition, Family};
+use crate::policy::{Effect, NamedPolicy, Statement, StatementMatch};
+
+/// The three outcomes of IAM evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::ExplicitDeny => "explicit_deny",
+            Verdict::ImplicitDeny => "implicit_deny",
+        }
+    }
+}
+
+/// A statement by position: policy index in the evaluated set, statement index in the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementId {
+    pub policy: usize,
+    pub statement: usize,
+}
+
+/// The value `evaluate` returns: never an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The statements that decided: every applying `Allow` for an allow, every applying `Deny`
+    /// for an explicit deny, none for an implicit deny.
+    pub deciding: Vec<StatementId>,
+    /// `Allow` statements that covered the action but stopped at the resource or a condition.
+    pub near_misses: Vec<(StatementId, StatementMatch)>,
+    /// Context keys the evaluation consulted and did not find (condition keys, variables).
+    pub missing_keys: Vec<String>,
+}
+
+/// Evaluates `request` against the union of `policies` (like a user's own and group policies).
+pub fn evaluate(policies: &[&NamedPolicy], request: &Request) -> Decision {
+    let mut allows = Vec::new();
+    let mut denies = Vec::new();
+    let mut near_misses = Vec::new();
+    let mut missing_keys = Vec::new();
+    for (pi, named) in policies.iter().enumerate() {
+        for s in &named.policy.statements {
+            let id = StatementId {
+                policy: pi,
+                statement: s.index,
+            };
+            let m = s.matches(
+                &request.action,
+                &request.resource,
+                &request.context,
+                &mut missing_keys,
+            );
+            match (m, s.effect) {
+                (StatementMatch::Applies, Effect::Deny) => denies.push(id),
+                (StatementMatch::Applies, Effect::Allow) => allows.push(id),
+                (StatementMatch::Action, _) | (_, Effect::Deny) => {}
+                (m, Effect::Allow) => near_misses.push((id, m)),
+            }
+        }
+    }
+    let (verdict, deciding) = if !denies.is_empty() {
+        (Verdict::ExplicitDeny, denies)
+    } else if !allows.is_empty() {
+        (Verdict::Allow, allows)
+    } else {
+        (Verdict::ImplicitDeny, Vec::new())
+    };
+    Decision {
+        verdict,
+        deciding,
+        near_misses,
+        missing_keys,
+    }
+}
+
+/// A statement named in a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementRef {
+    /// The policy's name (a file, or `<intent entry>/policies[i]`).
+    pub policy: String,
+    /// 0-based position in the policy's `Statement` array.
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub effect: Effect,
+}
+
+/// The serialisable result of one evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionReport {
+    pub decision: Verdict,
+    pub statements: Vec<StatementRef>,
+    pub explanation: String,
+    /// Keys the decision depended on that the request did not carry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_keys: Vec<String>,
+}
+
+fn statement<'p>(
+    policies: &[&'p NamedPolicy],
+    id: StatementId,
+) -> Option<(&'p NamedPolicy, &'p Statement)> {
+    let named = policies.get(id.policy)?;
+    let s = named
+        .policy
+        .statements
+        .iter()
+        .find(|s| s.index == id.statement)?;
+    Some((named, s))
+}
+
+impl Decision {
+    /// The report: verdict, deciding statements and the explanation.
+    pub fn report(&self, policies: &[&NamedPolicy], request: &Request) -> DecisionReport {
+        let statements = self
+            .deciding
+            .iter()
+            .filter_map(|&id| statement(policies, id))
+            .map(|(named, s)| StatementRef {
+                policy: named.name.clone(),
+                index: s.index,
+                sid: s.sid.clone(),
+                effect: s.effect,
+            })
+            .collect();
+        DecisionReport {
+            decision: self.verdict,
+            statements,
+            explanation: self.explain(policies, request),
+            missing_keys: self.missing_keys.clone(),
+        }
+    }
+
+    /// One sentence saying why.
+    pub fn explain(&self, policies: &[&NamedPolicy], request: &Request) -> String {
+        let name = |named: &NamedPolicy, s: &Statement| {
+            if policies.len() > 1 {
+                format!("{} of {}", s.describe(), named.name)
+            } else {
+                s.describe()
+            }
+        };
+        let target = format!("{} on {}", request.action, request.resource);
+        let mut out = match self.verdict {
+            Verdict::Allow | Verdict::ExplicitDeny => {
+                let deciders: Vec<_> = self
+                    .deciding
+                    .iter()
+                    .filter_map(|&id| statement(policies, id))
+                    .collect();
+                let (verb, lead) = if self.verdict == Verdict::Allow {
+                    ("allows", "allowed")
+                } else {
+                    ("denies", "denied explicitly")
+                };
+                let mut text = match deciders.first() {
+                    Some((named, s)) => {
+                        let mut t = format!("{lead}: {} {verb} {target}", name(named, s));
+                        let facts = condition_facts(s, request);
+                        if !facts.is_empty() {
+                            t.push_str(&format!(" ({})", facts.join(", ")));
+                        }
+                        t
+                    }
+                    None => format!("{lead}: {target}"),
+                };
+                if deciders.len() > 1 {
+                    let others: Vec<String> =
+                        deciders.iter().skip(1).map(|(n, s)| name(n, s)).collect();
+                    text.push_str(&format!("; also {}", others.join(", ")));
+                }
+                text
+            }
+            Verdict::ImplicitDeny => {
+                if policies.is_empty() {
+                    format!("denied: no policy applies, so nothing allows {target}")
+                } else {
+                    let mut text = format!("denied: no statement allows {target}");
+                    let conditions: Vec<String> = self
+                        .near_misses
+                        .iter()
+                        .filter_map(|&(id, m)| match m {
+                            StatementMatch::Condition(ci) => {
+                                let (named, s) = statement(policies, id)?;
+                                let c = s.conditions.get(ci)?;
+                                Some(format!(
+                                    "{} matched action and resource but {}",
+                                    name(named, s),
+                                    describe_failure(c, request)
+                                ))
+                            }
+                            _ => None,
+                        })
+                        .take(3)
+                        .collect();
+                    if conditions.is_empty() {
+                        let resource_misses: Vec<String> = self
+                            .near_misses
+                            .iter()
+                            .filter(|(_, m)| *m == StatementMatch::Resource)
+                            .filter_map(|&(id, _)| statement(policies, id))
+                            .map(|(n, s)| name(n, s))
+                            .take(3)
+                            .collect();
+                        if resource_misses.is_empty() {
+                            text.push_str("; no Allow statement covers the action");
+                        } else {
+                            text.push_str(&format!(
+                                "; {} cover{} the action but not this resource",
+                                resource_misses.join(", "),
+                                if resource_misses.len() == 1 { "s" } else { "" }
+                            ));
+                        }
+                    } else {
+                        text.push_str("; ");
+                        text.push_str(&conditions.join("; "));
+                    }
+                    text
+                }
+            }
+        };
+        if !self.missing_keys.is_empty() {
+            out.push_str(&format!(
+                " [not in the request: {}]",
+                self.missing_keys.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+fn quoted(values: &[String]) -> String {
+    let q: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+    match q.len() {
+        0 => "no value".to_string(),
+        1 => q.concat(),
+        _ => format!("any of {}", q.join(", ")),
+    }
+}
+
+fn actual(v: &ContextValue) -> String {
+    match v {
+        ContextValue::Single(s) => format!("`{s}`"),
+        ContextValue::Multi(vs) => format!(
+            "[{}]",
+            vs.iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Why a condition failed, e.g. "ssm:resourceTag/Finance was `Payroll`, not `WebServers`".
+fn describe_failure(c: &Condition, request: &Request) -> String {
+    let Some(found) = request.context.get_lower(&c.key_lower) else {
+        return format!("{} was not in the request ({} needs it)", c.key, c.operator);
+    };
+    let base = c.operator.base;
+    let positive_equality = matches!(
+        base,
+        BaseOp::StringEquals
+            | BaseOp::StringEqualsIgnoreCase
+            | BaseOp::ArnEquals
+            | BaseOp::Bool
+            | BaseOp::NumericEquals
+            | BaseOp::DateEquals
+    ) && c.operator.qualifier.is_none();
+    if positive_equality {
+        format!(
+            "{} was {}, not {}",
+            c.key,
+            actual(found),
+            quoted(&c.raw_values)
+        )
+    } else if matches!(base, BaseOp::StringLike | BaseOp::ArnLike) && c.operator.qualifier.is_none()
+    {
+        format!(
+            "{} was {}, which does not match {}",
+            c.key,
+            actual(found),
+            quoted(&c.raw_values)
+        )
+    } else if base.family() == Family::Null {
+        format!("{} was present, which `Null: true` excludes", c.key)
+    } else {
+        format!(
+            "{} was {}, which fails `{}` {}",
+            c.key,
+            actual(found),
+            c.operator,
+            quoted(&c.raw_values)
+        )
+    }
+}
+
+/// The request values behind a deciding statement's conditions (first few).
+fn condition_facts(s: &Statement, request: &Request) -> Vec<String> {
+    s.conditions
+        .iter()
+        .take(3)
+        .map(|c| match request.context.get_lower(&c.key_lower) {
+            Some(v) => format!("{} was {}", c.key, actual(v)),
+            None => format!("{} was absent", c.key),
+        })
+        .collect()
+}

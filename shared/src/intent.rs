@@ -1,0 +1,713 @@
+//! The intent file: which principals *should* be able to do what.
+//!
+//! ```json
+//! {
+//!   "principals": [
+//!     {"name": "junior-engineers",
+//!      "match": ["arn:aws:iam::111122223333:role/JuniorEngineer"],
+//!      "policies": [{"Version": "2012-10-17", "Statement": []}, {"file": "policies/junior.json"}],
+//!      "principal_tags": {"team": "web"}}
+//!   ],
+//!   "unlisted": "violation",
+//!   "spike": {"threshold": 5, "window_seconds": 300}
+//! }
+//! ```
+//!
+//! Reading `{"file": ...}` policies is the caller's job (the core does no I/O): [`Intent::parse`]
+//! takes a loader that returns the file's display name and text.
+
+use serde::Serialize;
+
+use crate::diag::{self, Diagnostic, JsonPath, Reporter, Severity, SourceText};
+use crate::json::{self, Json, JsonKind, Span};
+use crate::policy::{parse_policy_json, NamedPolicy, Parsed};
+use crate::principal::Caller;
+use crate::wildcard::{Flavor, Pattern};
+
+/// What happens to a caller no entry matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unlisted {
+    /// Everything they do is outside intent (the default).
+    Violation,
+    /// They are not watched.
+    Ignore,
+}
+
+/// AccessDenied spike settings (used by the spike detector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SpikeSettings {
+    pub threshold: u32,
+    pub window_seconds: u64,
+}
+
+impl Default for SpikeSettings {
+    fn default() -> Self {
+        SpikeSettings {
+            threshold: 5,
+            window_seconds: 300,
+        }
+    }
+}
+
+/// One `principals` entry.
+#[derive(Debug, Clone)]
+pub struct PrincipalEntry {
+    pub name: String,
+    pub matchers: Vec<Pattern>,
+    pub policies: Vec<NamedPolicy>,
+    /// `aws:PrincipalTag/<k>` values CloudTrail does not carry.
+    pub principal_tags: Vec<(String, String)>,
+}
+
+/// A parsed, compiled intent.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    pub principals: Vec<PrincipalEntry>,
+    pub unlisted: Unlisted,
+    pub spike: SpikeSettings,
+}
+
+/// The intent as it applies to one caller.
+#[derive(Debug, Clone)]
+pub struct Resolution<'i> {
+    /// The matching entries, in file order.
+    pub entries: Vec<&'i PrincipalEntry>,
+    /// The union of their policies.
+    pub policies: Vec<&'i NamedPolicy>,
+}
+
+impl Resolution<'_> {
+    /// True when no entry matched the caller.
+    pub fn is_unlisted(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Principal tags of the matching entries; the first entry to set a key wins.
+    pub fn principal_tags(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for e in &self.entries {
+            for (k, v) in &e.principal_tags {
+                if !out.iter().any(|(ok, _)| ok.eq_ignore_ascii_case(k)) {
+                    out.push((k, v));
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds `aws:PrincipalTag/<k>` entries to a context (keys already set win).
+    pub fn fill_context(&self, ctx: &mut crate::RequestContext) {
+        for (k, v) in self.principal_tags() {
+            ctx.insert_default(&format!("aws:PrincipalTag/{k}"), v);
+        }
+    }
+}
+
+/// Why an intent file was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", diag::render(.diagnostics))]
+pub struct IntentError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Loads a `{"file": ...}` policy: given the path as written, returns the name to report it
+/// under and its text, or a message saying why it could not be read.
+pub type PolicyLoader<'a> = dyn FnMut(&str) -> Result<(String, String), String> + 'a;
+
+impl Intent {
+    /// Parses an intent file. Diagnostics of referenced policy files name those files.
+    pub fn parse(
+        text: &str,
+        file: Option<&str>,
+        load: &mut PolicyLoader<'_>,
+    ) -> Result<Parsed<Intent>, IntentError> {
+        let source = SourceText::new(file, text);
+        let root = match json::parse(text) {
+            Ok(j) => j,
+            Err(e) => {
+                return Err(IntentError {
+                    diagnostics: vec![Diagnostic {
+                        severity: Severity::Error,
+                        code: "invalid-json",
+                        file: file.map(str::to_string),
+                        path: "$".to_string(),
+                        location: Some(source.locate(Span {
+                            start: e.offset,
+                            end: e.offset,
+                        })),
+                        message: format!("invalid JSON: {}", e.message),
+                    }],
+                })
+            }
+        };
+        let mut r = Reporter::new(&source, JsonPath::root());
+        let mut extra = Vec::new();
+        let intent = parse_intent(&root, &mut r, load, &mut extra);
+        let mut diagnostics = r.diagnostics;
+        diagnostics.extend(extra);
+        match intent {
+            Some(intent) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => {
+                Ok(Parsed {
+                    value: intent,
+                    warnings: diagnostics,
+                })
+            }
+            _ => Err(IntentError { diagnostics }),
+        }
+    }
+
+    /// The entries whose `match` patterns match any of the caller's identities.
+    pub fn resolve(&self, caller: &Caller) -> Resolution<'_> {
+        self.resolve_identities(&caller.identities())
+    }
+
+    /// Like [`Intent::resolve`] with identities given directly.
+    pub fn resolve_identities(&self, identities: &[&str]) -> Resolution<'_> {
+        let entries: Vec<&PrincipalEntry> = self
+            .principals
+            .iter()
+            .filter(|e| {
+                e.matchers
+                    .iter()
+                    .any(|m| identities.iter().any(|id| m.matches(id)))
+            })
+            .collect();
+        let policies = entries.iter().flat_map(|e| e.policies.iter()).collect();
+        Resolution { entries, policies }
+    }
+}
+
+const TOP_FIELDS: &[&str] = &["principals", "unlisted", "spike", "description"];
+const ENTRY_FIELDS: &[&str] = &["name", "match", "policies", "principal_tags", "description"];
+
+fn unknown_fields(obj: &Json, known: &[&str], what: &str, r: &mut Reporter) {
+    for m in obj.as_object().unwrap_or_default() {
+        if !known.contains(&m.key.as_str()) {
+            let mark = r.path.key(&m.key);
+            r.error(
+                "unknown-field",
+                m.key_span,
+                format!(
+                    "unknown field `{}` in {what}; expected one of {}",
+                    m.key,
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            r.path.truncate(mark);
+        }
+    }
+}
+
+fn parse_intent(
+    root: &Json,
+    r: &mut Reporter,
+    load: &mut PolicyLoader<'_>,
+    extra: &mut Vec<Diagnostic>,
+) -> Option<Intent> {
+    if root.as_object().is_none() {
+        r.error(
+            "not-an-object",
+            root.span,
+            format!(
+                "an intent file must be a JSON object, found {}",
+                root.type_name()
+            ),
+        );
+        return None;
+    }
+    unknown_fields(root, TOP_FIELDS, "the intent file", r);
+
+    let unlisted = match root.get("unlisted") {
+        None => Unlisted::Violation,
+        Some(v) => {
+            let mark = r.path.key("unlisted");
+            let u = match v.as_str() {
+                Some("violation") => Unlisted::Violation,
+                Some("ignore") => Unlisted::Ignore,
+                _ => {
+                    r.error(
+                        "invalid-unlisted",
+                        v.span,
+                        "`unlisted` must be \"violation\" or \"ignore\"".to_string(),
+                    );
+                    Unlisted::Violation
+                }
+            };
+            r.path.truncate(mark);
+            u
+        }
+    };
+
+    let spike = match root.get("spike") {
+        None => SpikeSettings::default(),
+        Some(v) => {
+            let mark = r.path.key("spike");
+            let s = parse_spike(v, r);
+            r.path.truncate(mark);
+            s
+        }
+    };
+
+    let Some(principals_json) = root.get("principals") else {
+        r.error(
+            "missing-principals",
+            root.span,
+            "the intent file has no `principals` array".to_string(),
+        );
+        return None;
+    };
+    let mark = r.path.key("principals");
+    let JsonKind::Array(items) = &principals_json.kind else {
+        r.error(
+            "invalid-principals",
+            principals_json.span,
+            format!(
+                "`principals` must be an array, found {}",
+                principals_json.type_name()
+            ),
+        );
+        r.path.truncate(mark);
+        return None;
+    };
+    if items.is_empty() {
+        r.warn(
+            "no-principals",
+            principals_json.span,
+            "`principals` is empty: every caller is unlisted".to_string(),
+        );
+    }
+    let mut principals = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let m = r.path.index(i);
+        if let Some(entry) = parse_entry(item, r, load, extra) {
+            if principals
+                .iter()
+                .any(|p: &PrincipalEntry| p.name == entry.name)
+            {
+                let span = item.get("name").map_or(item.span, |n| n.span);
+                let m2 = r.path.key("name");
+                r.error(
+                    "duplicate-name",
+                    span,
+                    format!("principal entry name `{}` is used twice", entry.name),
+                );
+                r.path.truncate(m2);
+            }
+            principals.push(entry);
+        }
+        r.path.truncate(m);
+    }
+    r.path.truncate(mark);
+    Some(Intent {
+        principals,
+        unlisted,
+        spike,
+    })
+}
+
+fn positive_int(v: &Json) -> Option<u64> {
+    match &v.kind {
+        JsonKind::Number(n) => n.parse::<u64>().ok().filter(|&n| n > 0),
+        _ => None,
+    }
+}
+
+fn parse_spike(v: &Json, r: &mut Reporter) -> SpikeSettings {
+    let mut s = SpikeSettings::default();
+    if v.as_object().is_none() {
+        r.error(
+            "invalid-spike",
+            v.span,
+            format!("`spike` must be an object, found {}", v.type_name()),
+        );
+        return s;
+    }
+    unknown_fields(v, &["threshold", "window_seconds"], "`spike`", r);
+    if let Some(t) = v.get("threshold") {
+        let m = r.path.key("threshold");
+        match positive_int(t).and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => s.threshold = n,
+            None => r.error(
+                "invalid-spike",
+                t.span,
+                "`threshold` must be a positive integer".to_string(),
+            ),
+        }
+        r.path.truncate(m);
+    }
+    if let Some(w) = v.get("window_seconds") {
+        let m = r.path.key("window_seconds");
+        match positive_int(w) {
+            Some(n) => s.window_seconds = n,
+            None => r.error(
+                "invalid-spike",
+                w.span,
+                "`window_seconds` must be a positive integer".to_string(),
+            ),
+        }
+        r.path.truncate(m);
+    }
+    s
+}
+
+fn parse_entry(
+    item: &Json,
+    r: &mut Reporter,
+    load: &mut PolicyLoader<'_>,
+    extra: &mut Vec<Diagnostic>,
+) -> Option<PrincipalEntry> {
+    if item.as_object().is_none() {
+        r.error(
+            "invalid-entry",
+            item.span,
+            format!(
+                "a principals entry must be an object, found {}",
+                item.type_name()
+            ),
+        );
+        return None;
+    }
+    unknown_fields(item, ENTRY_FIELDS, "a principals entry", r);
+    let name = match item.get("name") {
+        Some(n) => match n.as_str() {
+            Some(s) if !s.trim().is_empty() => Some(s.to_string()),
+            _ => {
+                let m = r.path.key("name");
+                r.error(
+                    "invalid-name",
+                    n.span,
+                    "`name` must be a non-empty string".to_string(),
+                );
+                r.path.truncate(m);
+                None
+            }
+        },
+        None => {
+            r.error(
+                "missing-name",
+                item.span,
+                "the entry has no `name`".to_string(),
+            );
+            None
+        }
+    };
+    let label = name.clone().unwrap_or_else(|| "?".to_string());
+
+    let matchers = match item.get("match") {
+        None => {
+            r.error(
+                "missing-match",
+                item.span,
+                format!("entry `{label}` has no `match` patterns"),
+            );
+            None
+        }
+        Some(m) => {
+            let mark = r.path.key("match");
+            let out = parse_match(m, &label, r);
+            r.path.truncate(mark);
+            out
+        }
+    };
+
+    let principal_tags = match item.get("principal_tags") {
+        None => Some(Vec::new()),
+        Some(t) => {
+            let mark = r.path.key("principal_tags");
+            let out = match t.as_object() {
+                Some(members) => {
+                    let mut tags = Vec::new();
+                    let mut ok = true;
+                    for mem in members {
+                        match mem.value.as_str() {
+                            Some(v) => tags.push((mem.key.clone(), v.to_string())),
+                            None => {
+                                let m2 = r.path.key(&mem.key);
+                                r.error(
+                                    "invalid-principal-tag",
+                                    mem.value.span,
+                                    format!("tag `{}` must have a string value", mem.key),
+                                );
+                                r.path.truncate(m2);
+                                ok = false;
+                            }
+                        }
+                    }
+                    ok.then_some(tags)
+                }
+                None => {
+                    r.error(
+                        "invalid-principal-tags",
+                        t.span,
+                        "`principal_tags` must be an object of tag keys to values".to_string(),
+                    );
+                    None
+                }
+            };
+            r.path.truncate(mark);
+            out
+        }
+    };
+
+    let policies = match item.get("policies") {
+        None => {
+            r.error(
+                "missing-policies",
+                item.span,
+                format!("entry `{label}` has no `policies`"),
+            );
+            None
+        }
+        Some(p) => {
+            let mark = r.path.key("policies");
+            let out = parse_policies(p, &label, r, load, extra);
+            r.path.truncate(mark);
+            out
+        }
+    };
+
+    Some(PrincipalEntry {
+        name: name?,
+        matchers: matchers?,
+        policies: policies?,
+        principal_tags: principal_tags?,
+    })
+}
+
+fn parse_match(m: &Json, label: &str, r: &mut Reporter) -> Option<Vec<Pattern>> {
+    let items: Vec<&Json> = match &m.kind {
+        JsonKind::String(_) => vec![m],
+        JsonKind::Array(items) if !items.is_empty() => items.iter().collect(),
+        _ => {
+            r.error(
+                "invalid-match",
+                m.span,
+                format!("`match` of `{label}` must be an ARN pattern or a non-empty array of them"),
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, it) in items.iter().enumerate() {
+        let mi = matches!(m.kind, JsonKind::Array(_)).then(|| r.path.index(i));
+        match it.as_str() {
+            Some(s) if s == "*" || s.starts_with("arn:") => {
+                out.push(Pattern::new(s, Flavor::Glob, false));
+            }
+            _ => {
+                r.error(
+                    "invalid-match",
+                    it.span,
+                    "a `match` pattern must be an ARN (wildcards allowed), e.g. \
+                     `arn:aws:iam::111122223333:role/Lead*`"
+                        .to_string(),
+                );
+                ok = false;
+            }
+        }
+        if let Some(mi) = mi {
+            r.path.truncate(mi);
+        }
+    }
+    ok.then_some(out)
+}
+
+fn parse_policies(
+    p: &Json,
+    label: &str,
+    r: &mut Reporter,
+    load: &mut PolicyLoader<'_>,
+    extra: &mut Vec<Diagnostic>,
+) -> Option<Vec<NamedPolicy>> {
+    let JsonKind::Array(items) = &p.kind else {
+        r.error(
+            "invalid-policies",
+            p.span,
+            format!(
+                "`policies` of `{label}` must be an array, found {}",
+                p.type_name()
+            ),
+        );
+        return None;
+    };
+    if items.is_empty() {
+        r.warn(
+            "no-policies",
+            p.span,
+            format!("entry `{label}` has no policies: everything its callers do is outside intent"),
+        );
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let mi = r.path.index(i);
+        let file = item.get("file");
+        let is_ref = file.is_some() && item.as_object().is_some_and(|members| members.len() == 1);
+        if is_ref {
+            let file = file.and_then(Json::as_str);
+            match file {
+                None => {
+                    r.error(
+                        "invalid-file",
+                        item.span,
+                        "`file` must be a path string".to_string(),
+                    );
+                    ok = false;
+                }
+                Some(path) => match load(path) {
+                    Err(why) => {
+                        let m2 = r.path.key("file");
+                        r.error(
+                            "unreadable-policy-file",
+                            item.span,
+                            format!("cannot read policy file `{path}`: {why}"),
+                        );
+                        r.path.truncate(m2);
+                        ok = false;
+                    }
+                    Ok((name, text)) => match crate::policy::Policy::parse(&text, Some(&name)) {
+                        Ok(parsed) => {
+                            extra.extend(parsed.warnings);
+                            out.push(NamedPolicy {
+                                name,
+                                policy: parsed.value,
+                            });
+                        }
+                        Err(e) => {
+                            extra.extend(e.diagnostics);
+                            ok = false;
+                        }
+                    },
+                },
+            }
+        } else {
+            match parse_policy_json(item, r) {
+                Some(policy) => out.push(NamedPolicy {
+                    name: format!("{label}/policies[{i}]"),
+                    policy,
+                }),
+                None => ok = false,
+            }
+        }
+        r.path.truncate(mi);
+    }
+    ok.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_files(path: &str) -> Result<(String, String), String> {
+        Err(format!("no file {path}"))
+    }
+
+    const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:*","Resource":"*"}}"#;
+
+    #[test]
+    fn union_of_matching_entries() {
+        let text = format!(
+            r#"{{"principals":[
+                {{"name":"a","match":"arn:aws:iam::1:role/Lead*","policies":[{ALLOW_ALL}]}},
+                {{"name":"b","match":["arn:aws:iam::1:role/LeadEngineer"],"policies":[{ALLOW_ALL},{ALLOW_ALL}],"principal_tags":{{"team":"web"}}}},
+                {{"name":"c","match":"arn:aws:iam::1:user/*","policies":[]}}
+            ]}}"#
+        );
+        let intent = Intent::parse(&text, Some("intent.json"), &mut no_files)
+            .unwrap()
+            .value;
+        let caller = Caller::from_arn("arn:aws:sts::1:assumed-role/LeadEngineer/s").unwrap();
+        let res = intent.resolve(&caller);
+        assert_eq!(res.entries.len(), 2);
+        assert_eq!(res.policies.len(), 3);
+        assert_eq!(res.policies[1].name, "b/policies[0]");
+        assert_eq!(res.principal_tags(), vec![("team", "web")]);
+        assert_eq!(intent.unlisted, Unlisted::Violation);
+        assert_eq!(
+            intent.spike,
+            SpikeSettings {
+                threshold: 5,
+                window_seconds: 300
+            }
+        );
+        let nobody = Caller::from_arn("arn:aws:sts::1:assumed-role/Other/s").unwrap();
+        assert!(intent.resolve(&nobody).is_unlisted());
+    }
+
+    #[test]
+    fn file_policies_are_loaded_through_the_loader() {
+        let text = r#"{"principals":[{"name":"a","match":"arn:aws:iam::1:user/x","policies":[{"file":"p.json"}]}],
+                       "unlisted":"ignore","spike":{"threshold":3,"window_seconds":60}}"#;
+        let mut seen = Vec::new();
+        let mut load = |p: &str| {
+            seen.push(p.to_string());
+            Ok((format!("dir/{p}"), ALLOW_ALL.to_string()))
+        };
+        let intent = Intent::parse(text, None, &mut load).unwrap().value;
+        assert_eq!(seen, ["p.json"]);
+        assert_eq!(intent.principals[0].policies[0].name, "dir/p.json");
+        assert_eq!(intent.unlisted, Unlisted::Ignore);
+        assert_eq!(intent.spike.threshold, 3);
+    }
+
+    #[test]
+    fn errors_name_the_entry_path_and_line() {
+        let text = "{\"principals\":[\n {\"name\":\"a\",\"match\":\"arn:aws:iam::1:user/x\",\n  \"policies\":[{\"Version\":\"2012-10-17\",\"Statement\":{\"Effect\":\"Alow\",\"Action\":\"ssm:SendCommand\",\"Resource\":\"*\"}}]}]}";
+        let e = Intent::parse(text, Some("intent.json"), &mut no_files).unwrap_err();
+        let d = e
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "unknown-effect")
+            .unwrap();
+        assert_eq!(d.path, "$.principals[0].policies[0].Statement.Effect");
+        assert_eq!(d.location.unwrap().line, 3);
+        assert_eq!(d.file.as_deref(), Some("intent.json"));
+    }
+
+    #[test]
+    fn bad_fields_and_files_are_reported_together() {
+        let text = r#"{"principals":[{"name":"a","match":"role/x","policies":[{"file":"gone.json"}],"extra":1}],
+                       "unlisted":"maybe","spike":{"threshold":0}}"#;
+        let e = Intent::parse(text, None, &mut no_files).unwrap_err();
+        let codes: Vec<_> = e.diagnostics.iter().map(|d| d.code).collect();
+        for code in [
+            "unknown-field",
+            "invalid-match",
+            "unreadable-policy-file",
+            "invalid-unlisted",
+            "invalid-spike",
+        ] {
+            assert!(codes.contains(&code), "{code} missing from {codes:?}");
+        }
+        let unreadable = e
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "unreadable-policy-file")
+            .unwrap();
+        assert!(unreadable.message.contains("gone.json"));
+        assert_eq!(unreadable.path, "$.principals[0].policies[0].file");
+    }
+
+    #[test]
+    fn errors_in_policy_files_name_that_file() {
+        let text = r#"{"principals":[{"name":"a","match":"arn:aws:iam::1:user/x","policies":[{"file":"bad.json"}]}]}"#;
+        let mut load = |p: &str| {
+            Ok((
+                p.to_string(),
+                "{\"Statement\": {\"Effect\": \"Allow\"}}".to_string(),
+            ))
+        };
+        let e = Intent::parse(text, None, &mut load).unwrap_err();
+        assert!(e
+            .diagnostics
+            .iter()
+            .all(|d| d.file.as_deref() == Some("bad.json") || d.severity == Severity::Warning));
+        assert!(e.diagnostics.iter().any(|d| d.code == "missing-element"));
+    }
+}

@@ -1,0 +1,484 @@
+//! Condition operators and their evaluation (IAM JSON policy elements: Condition operators;
+//! Creating a condition with multiple context keys or values; Single-valued vs. multivalued
+//! context keys).
+
+use std::fmt;
+
+use crate::context::{ContextValue, RequestContext};
+use crate::template::{tokens_to_string, Template, Unresolved};
+use crate::values::{self, Cidr, EpochMillis};
+use crate::wildcard::{Flavor, Pattern};
+
+/// The operator families: they decide how values are read and whether variables apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    String,
+    Numeric,
+    Date,
+    Bool,
+    Binary,
+    Ip,
+    Arn,
+    Null,
+}
+
+macro_rules! base_ops {
+    ($($name:ident => $family:ident, $negated:literal;)*) => {
+        /// A condition operator without qualifier or `IfExists`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum BaseOp { $($name),* }
+
+        impl BaseOp {
+            /// Every operator, in documentation order.
+            pub const ALL: &'static [BaseOp] = &[$(BaseOp::$name),*];
+
+            /// The operator's name as AWS spells it.
+            pub fn name(self) -> &'static str {
+                match self { $(BaseOp::$name => stringify!($name)),* }
+            }
+
+            pub fn family(self) -> Family {
+                match self { $(BaseOp::$name => Family::$family),* }
+            }
+
+            /// Negated operators hold when no policy value matches (and when the key is missing).
+            pub fn negated(self) -> bool {
+                match self { $(BaseOp::$name => $negated),* }
+            }
+        }
+    };
+}
+
+base_ops! {
+    StringEquals => String, false;
+    StringNotEquals => String, true;
+    StringEqualsIgnoreCase => String, false;
+    StringNotEqualsIgnoreCase => String, true;
+    StringLike => String, false;
+    StringNotLike => String, true;
+    NumericEquals => Numeric, false;
+    NumericNotEquals => Numeric, true;
+    NumericLessThan => Numeric, false;
+    NumericLessThanEquals => Numeric, false;
+    NumericGreaterThan => Numeric, false;
+    NumericGreaterThanEquals => Numeric, false;
+    DateEquals => Date, false;
+    DateNotEquals => Date, true;
+    DateLessThan => Date, false;
+    DateLessThanEquals => Date, false;
+    DateGreaterThan => Date, false;
+    DateGreaterThanEquals => Date, false;
+    Bool => Bool, false;
+    BinaryEquals => Binary, false;
+    IpAddress => Ip, false;
+    NotIpAddress => Ip, true;
+    ArnEquals => Arn, false;
+    ArnLike => Arn, false;
+    ArnNotEquals => Arn, true;
+    ArnNotLike => Arn, true;
+    Null => Null, false;
+}
+
+impl BaseOp {
+    /// Finds an operator by name, ignoring case.
+    pub fn from_name(name: &str) -> Option<BaseOp> {
+        BaseOp::ALL
+            .iter()
+            .copied()
+            .find(|op| op.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether policy variables are substituted in this operator's values (IAM condition
+    /// operators: supported for String, Boolean and ARN operators only).
+    pub fn supports_variables(self) -> bool {
+        matches!(self.family(), Family::String | Family::Bool | Family::Arn)
+    }
+
+    fn ignore_case(self) -> bool {
+        matches!(
+            self,
+            BaseOp::StringEqualsIgnoreCase | BaseOp::StringNotEqualsIgnoreCase
+        )
+    }
+
+    fn like(self) -> bool {
+        matches!(self, BaseOp::StringLike | BaseOp::StringNotLike)
+    }
+}
+
+/// `ForAnyValue:` / `ForAllValues:`, the set operators for multivalued keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qualifier {
+    ForAnyValue,
+    ForAllValues,
+}
+
+/// A full condition operator: qualifier, base operator and `IfExists`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operator {
+    pub qualifier: Option<Qualifier>,
+    pub base: BaseOp,
+    pub if_exists: bool,
+}
+
+/// Why an operator name is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorError {
+    #[error("unknown condition operator `{0}`")]
+    Unknown(String),
+    #[error("unknown set operator `{0}`; expected `ForAnyValue` or `ForAllValues`")]
+    UnknownQualifier(String),
+    #[error("`IfExists` cannot be added to the `Null` operator")]
+    NullIfExists,
+}
+
+impl Operator {
+    /// Parses `[ForAnyValue:|ForAllValues:]Base[IfExists]` (names match case-insensitively).
+    pub fn parse(text: &str) -> Result<Operator, OperatorError> {
+        let (qualifier, rest) = match text.split_once(':') {
+            Some((q, rest)) => {
+                let qualifier = if q.eq_ignore_ascii_case("ForAnyValue") {
+                    Qualifier::ForAnyValue
+                } else if q.eq_ignore_ascii_case("ForAllValues") {
+                    Qualifier::ForAllValues
+                } else {
+                    return Err(OperatorError::UnknownQualifier(q.to_string()));
+                };
+                (Some(qualifier), rest)
+            }
+            None => (None, text),
+        };
+        let (base_name, if_exists) = match rest.len().checked_sub("IfExists".len()) {
+            Some(cut)
+                if rest
+                    .get(cut..)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("IfExists")) =>
+            {
+                (rest.get(..cut).unwrap_or_default(), true)
+            }
+            _ => (rest, false),
+        };
+        let base = BaseOp::from_name(base_name)
+            .or_else(|| if_exists.then(|| BaseOp::from_name(rest)).flatten())
+            .ok_or_else(|| OperatorError::Unknown(text.to_string()))?;
+        if base == BaseOp::Null && if_exists {
+            return Err(OperatorError::NullIfExists);
+        }
+        Ok(Operator {
+            qualifier,
+            base,
+            if_exists,
+        })
+    }
+}
+
+impl fmt::Display for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.qualifier {
+            Some(Qualifier::ForAnyValue) => f.write_str("ForAnyValue:")?,
+            Some(Qualifier::ForAllValues) => f.write_str("ForAllValues:")?,
+            None => {}
+        }
+        f.write_str(self.base.name())?;
+        if self.if_exists {
+            f.write_str("IfExists")?;
+        }
+        Ok(())
+    }
+}
+
+/// A string-family or ARN value, compiled when it has no variables.
+#[derive(Debug, Clone)]
+pub enum TextValue {
+    /// Equality operators: the exact text (lowercased for the `IgnoreCase` operators).
+    Exact(String),
+    /// `StringLike` / ARN operators: a compiled pattern.
+    Pattern(Box<Pattern>),
+    /// A value with policy variables, filled in per request.
+    Template(Template),
+}
+
+/// A boolean value, possibly a variable.
+#[derive(Debug, Clone)]
+pub enum BoolValue {
+    Fixed(bool),
+    Template(Template),
+}
+
+/// The policy values of one condition, typed by the operator family.
+#[derive(Debug, Clone)]
+pub enum Values {
+    Text(Vec<TextValue>),
+    Numeric(Vec<f64>),
+    Date(Vec<EpochMillis>),
+    Bool(Vec<BoolValue>),
+    Binary(Vec<Vec<u8>>),
+    Ip(Vec<Cidr>),
+    Null(Vec<bool>),
+}
+
+/// One `operator: { key: values }` test.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub operator: Operator,
+    /// The key as written.
+    pub key: String,
+    /// Lowercased key, for lookups.
+    pub key_lower: String,
+    /// The values as written (for explanations).
+    pub raw_values: Vec<String>,
+    pub values: Values,
+}
+
+/// Records the request-context keys an evaluation consulted but did not find.
+pub(crate) fn note_missing(missing: &mut Vec<String>, key: &str) {
+    if !missing.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+        missing.push(key.to_string());
+    }
+}
+
+impl Condition {
+    /// Tests the condition against the request context. Keys it needed and did not find
+    /// (the condition key itself, or a policy variable without default) go to `missing`.
+    pub fn evaluate(&self, ctx: &RequestContext, missing: &mut Vec<String>) -> bool {
+        let op = self.operator;
+        let found = ctx.get_lower(&self.key_lower);
+        if found.is_none() {
+            note_missing(missing, &self.key);
+        }
+        if op.base == BaseOp::Null {
+            // Access Analyzer (NULL_WITH_QUALIFIER): with a set operator, Null is always true
+            // under ForAllValues and always false under ForAnyValue.
+            match op.qualifier {
+                Some(Qualifier::ForAllValues) => return true,
+                Some(Qualifier::ForAnyValue) => return false,
+                None => {}
+            }
+            // "true": the key must be absent; "false": present. Several values: OR.
+            let present = found.is_some();
+            let Values::Null(expect_absent) = &self.values else {
+                return false;
+            };
+            return expect_absent.iter().any(|&absent| absent != present);
+        }
+        let Some(found) = found else {
+            // IAM condition operators: a missing key makes the condition false, except for
+            // negated operators and `...IfExists` (true); `ForAllValues` on a missing key is
+            // true; `ForAnyValue` on a missing key is false.
+            return match op.qualifier {
+                Some(Qualifier::ForAllValues) => true,
+                Some(Qualifier::ForAnyValue) => op.if_exists,
+                None => op.if_exists || op.base.negated(),
+            };
+        };
+        let negated = op.base.negated();
+        let mut test = |v: &str| self.any_value_matches(v, ctx, missing) != negated;
+        match (op.qualifier, found) {
+            (None | Some(Qualifier::ForAnyValue), ContextValue::Single(v)) => test(v),
+            // Without a set operator a multivalued key is compared value by value and the
+            // condition holds when one value satisfies it (the ForAnyValue reading); `check`
+            // warns about known multivalued keys used without a set operator.
+            (None | Some(Qualifier::ForAnyValue), ContextValue::Multi(vs)) => {
+                vs.iter().any(|v| test(v))
+            }
+            (Some(Qualifier::ForAllValues), found) => found.values().iter().all(|v| test(v)),
+        }
+    }
+
+    /// Does `v` satisfy the positive form of the operator for at least one policy value?
+    fn any_value_matches(&self, v: &str, ctx: &RequestContext, missing: &mut Vec<String>) -> bool {
+        let base = self.operator.base;
+        match &self.values {
+            Values::Text(vals) => vals
+                .iter()
+                .any(|pv| text_matches(base, pv, v, ctx, missing)),
+            Values::Numeric(nums) => values::parse_number(v)
+                .is_some_and(|x| nums.iter().any(|&p| compare(base, x.partial_cmp(&p)))),
+            Values::Date(dates) => values::parse_date(v)
+                .is_some_and(|x| dates.iter().any(|&p| compare(base, Some(x.cmp(&p))))),
+            Values::Bool(bools) => {
+                let Some(x) = values::parse_bool(v) else {
+                    return false;
+                };
+                bools.iter().any(|b| {
+                    let p = match b {
+                        BoolValue::Fixed(p) => Some(*p),
+                        BoolValue::Template(t) => resolve(t, ctx, missing)
+                            .and_then(|tokens| values::parse_bool(&tokens_to_string(&tokens))),
+                    };
+                    p == Some(x)
+                })
+            }
+            Values::Binary(blobs) => {
+                let bytes = values::decode_base64(v).unwrap_or_else(|| v.as_bytes().to_vec());
+                blobs.contains(&bytes)
+            }
+            Values::Ip(cidrs) => {
+                values::parse_ip(v).is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))
+            }
+            Values::Null(_) => false,
+        }
+    }
+}
+
+/// Fills in a template. A variable with no value and no default makes the value "effectively
+/// null" (IAM policy variables, "Policy variables with no value"): it matches nothing, so
+/// positive operators fail on it and negated operators hold.
+pub(crate) fn resolve(
+    t: &Template,
+    ctx: &RequestContext,
+    missing: &mut Vec<String>,
+) -> Option<Vec<crate::wildcard::Token>> {
+    match t.resolve(ctx) {
+        Ok(tokens) => Some(tokens),
+        Err(Unresolved { key, .. }) => {
+            note_missing(missing, &key);
+            None
+        }
+    }
+}
+
+fn compare(base: BaseOp, ord: Option<std::cmp::Ordering>) -> bool {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let Some(ord) = ord else { return false };
+    match base {
+        BaseOp::NumericEquals
+        | BaseOp::NumericNotEquals
+        | BaseOp::DateEquals
+        | BaseOp::DateNotEquals => ord == Equal,
+        BaseOp::NumericLessThan | BaseOp::DateLessThan => ord == Less,
+        BaseOp::NumericLessThanEquals | BaseOp::DateLessThanEquals => ord != Greater,
+        BaseOp::NumericGreaterThan | BaseOp::DateGreaterThan => ord == Greater,
+        BaseOp::NumericGreaterThanEquals | BaseOp::DateGreaterThanEquals => ord != Less,
+        _ => false,
+    }
+}
+
+fn eq_ignore_case(a: &str, lower_b: &str) -> bool {
+    if a.is_ascii() && lower_b.is_ascii() {
+        a.eq_ignore_ascii_case(lower_b)
+    } else {
+        a.to_lowercase() == lower_b
+    }
+}
+
+fn text_matches(
+    base: BaseOp,
+    pv: &TextValue,
+    v: &str,
+    ctx: &RequestContext,
+    missing: &mut Vec<String>,
+) -> bool {
+    match pv {
+        TextValue::Exact(p) => {
+            if base.ignore_case() {
+                eq_ignore_case(v, p)
+            } else {
+                p == v
+            }
+        }
+        TextValue::Pattern(p) => p.matches(v),
+        TextValue::Template(t) => {
+            let Some(tokens) = resolve(t, ctx, missing) else {
+                return false;
+            };
+            if base.family() == Family::Arn {
+                Pattern::from_tokens("", &tokens, Flavor::ArnCondition, false).matches(v)
+            } else if base.like() {
+                Pattern::from_tokens("", &tokens, Flavor::Glob, false).matches(v)
+            } else if base.ignore_case() {
+                eq_ignore_case(v, &tokens_to_string(&tokens).to_lowercase())
+            } else {
+                tokens_to_string(&tokens) == v
+            }
+        }
+    }
+}
+
+/// Compiles one string/ARN value for `base` (the caller has checked the family).
+pub fn compile_text(base: BaseOp, raw: &str, variables: bool) -> TextValue {
+    let template = Template::parse(raw, variables && base.supports_variables());
+    let Some(tokens) = template.static_tokens() else {
+        return TextValue::Template(template);
+    };
+    if base.family() == Family::Arn {
+        TextValue::Pattern(Box::new(Pattern::from_tokens(
+            raw,
+            &tokens,
+            Flavor::ArnCondition,
+            false,
+        )))
+    } else if base.like() {
+        TextValue::Pattern(Box::new(Pattern::from_tokens(
+            raw,
+            &tokens,
+            Flavor::Glob,
+            false,
+        )))
+    } else if base.ignore_case() {
+        TextValue::Exact(tokens_to_string(&tokens).to_lowercase())
+    } else {
+        TextValue::Exact(tokens_to_string(&tokens))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_qualifiers_and_if_exists() {
+        let op = Operator::parse("ForAllValues:StringLikeIfExists").unwrap();
+        assert_eq!(op.qualifier, Some(Qualifier::ForAllValues));
+        assert_eq!(op.base, BaseOp::StringLike);
+        assert!(op.if_exists);
+        assert_eq!(op.to_string(), "ForAllValues:StringLikeIfExists");
+        assert_eq!(
+            Operator::parse("stringequals").unwrap().base,
+            BaseOp::StringEquals
+        );
+        assert!(matches!(
+            Operator::parse("StringEqualz"),
+            Err(OperatorError::Unknown(_))
+        ));
+        assert!(matches!(
+            Operator::parse("ForSomeValues:StringEquals"),
+            Err(OperatorError::UnknownQualifier(_))
+        ));
+        // IAM condition operators, "...IfExists condition operators": "You can add IfExists to
+        // the end of any condition operator name except the Null condition".
+        assert_eq!(
+            Operator::parse("NullIfExists"),
+            Err(OperatorError::NullIfExists)
+        );
+        // Access Analyzer only suggests against a set operator on Null; IAM accepts it.
+        assert!(Operator::parse("ForAnyValue:Null").is_ok());
+        assert!(matches!(
+            Operator::parse("IfExists"),
+            Err(OperatorError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn every_operator_has_a_family_and_name() {
+        assert_eq!(BaseOp::ALL.len(), 27);
+        let negated: Vec<_> = BaseOp::ALL
+            .iter()
+            .filter(|o| o.negated())
+            .map(|o| o.name())
+            .collect();
+        assert_eq!(
+            negated,
+            [
+                "StringNotEquals",
+                "StringNotEqualsIgnoreCase",
+                "StringNotLike",
+                "NumericNotEquals",
+                "DateNotEquals",
+                "NotIpAddress",
+                "ArnNotEquals",
+                "ArnNotLike"
+            ]
+        );
+    }
+}

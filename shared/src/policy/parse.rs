@@ -1,0 +1,821 @@
+//! From spanned JSON to a compiled [`Policy`], reporting every error with its JSON path and
+//! position (IAM JSON policy element reference; IAM JSON policy grammar).
+
+use super::condition::{self, BaseOp, BoolValue, Condition, Family, Operator, Values};
+use super::{lint, Effect, Matcher, Policy, ResourcePattern, Statement, Version};
+use crate::diag::Reporter;
+use crate::json::{Json, JsonKind, Member, Span};
+use crate::template::Template;
+use crate::values;
+use crate::wildcard::{Flavor, Pattern};
+
+const POLICY_ELEMENTS: &[&str] = &["Version", "Id", "Statement"];
+const STATEMENT_ELEMENTS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+];
+
+/// Checks that `members` are all known and unique; returns false if any is not.
+fn check_members(members: &[Member], known: &[&str], what: &str, r: &mut Reporter) -> bool {
+    let mut ok = true;
+    for (i, m) in members.iter().enumerate() {
+        if !known.contains(&m.key.as_str()) {
+            let hint = known
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(&m.key))
+                .map(|k| format!(" (element names are case-sensitive: did you mean `{k}`?)"))
+                .unwrap_or_default();
+            let mark = r.path.key(&m.key);
+            r.error(
+                "unknown-element",
+                m.key_span,
+                format!("unknown {what} element `{}`{hint}", m.key),
+            );
+            r.path.truncate(mark);
+            ok = false;
+        } else if members.iter().take(i).any(|prev| prev.key == m.key) {
+            let mark = r.path.key(&m.key);
+            r.error(
+                "duplicate-element",
+                m.key_span,
+                format!("`{}` appears more than once in the {what}", m.key),
+            );
+            r.path.truncate(mark);
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// Parses a policy document; `None` (with errors reported) when it is not valid.
+pub fn parse_policy_json(json: &Json, r: &mut Reporter) -> Option<Policy> {
+    let Some(members) = json.as_object() else {
+        r.error(
+            "not-an-object",
+            json.span,
+            format!("a policy must be a JSON object, found {}", json.type_name()),
+        );
+        return None;
+    };
+    check_members(members, POLICY_ELEMENTS, "policy", r);
+
+    let version = match json.get("Version") {
+        None => {
+            r.warn(
+                "missing-version",
+                json.span,
+                "no `Version`: AWS reads the policy as 2008-10-17, where policy variables are \
+                 literal text; add \"Version\": \"2012-10-17\""
+                    .to_string(),
+            );
+            Version::Missing
+        }
+        Some(v) => {
+            let mark = r.path.key("Version");
+            let version = match v.as_str() {
+                Some("2012-10-17") => Some(Version::V2012),
+                Some("2008-10-17") => Some(Version::V2008),
+                _ => {
+                    r.error(
+                        "invalid-version",
+                        v.span,
+                        format!(
+                            "`Version` must be \"2012-10-17\" or \"2008-10-17\", found {}",
+                            shown(v)
+                        ),
+                    );
+                    None
+                }
+            };
+            r.path.truncate(mark);
+            version.unwrap_or(Version::V2012)
+        }
+    };
+
+    let id = json.get("Id").and_then(|v| {
+        let mark = r.path.key("Id");
+        let s = v.as_str().map(str::to_string);
+        if s.is_none() {
+            r.error(
+                "invalid-id",
+                v.span,
+                format!("`Id` must be a string, found {}", v.type_name()),
+            );
+        }
+        r.path.truncate(mark);
+        s
+    });
+
+    let Some(stmt_json) = json.get("Statement") else {
+        r.error(
+            "missing-statement",
+            json.span,
+            "the policy has no `Statement`".to_string(),
+        );
+        return None;
+    };
+    let mark = r.path.key("Statement");
+    let mut statements = Vec::new();
+    match &stmt_json.kind {
+        JsonKind::Object(_) => {
+            if let Some(s) = parse_statement(stmt_json, 0, version, r) {
+                statements.push(s);
+            }
+        }
+        JsonKind::Array(items) => {
+            if items.is_empty() {
+                r.warn(
+                    "empty-statement",
+                    stmt_json.span,
+                    "`Statement` is empty: the policy allows nothing".to_string(),
+                );
+            }
+            for (i, item) in items.iter().enumerate() {
+                let m = r.path.index(i);
+                if let Some(s) = parse_statement(item, i, version, r) {
+                    statements.push(s);
+                }
+                r.path.truncate(m);
+            }
+        }
+        _ => r.error(
+            "invalid-statement",
+            stmt_json.span,
+            format!(
+                "`Statement` must be an object or an array of objects, found {}",
+                stmt_json.type_name()
+            ),
+        ),
+    }
+    // Statement IDs must be unique within a policy.
+    if let JsonKind::Array(items) = &stmt_json.kind {
+        for (i, s) in statements.iter().enumerate() {
+            let Some(sid) = s.sid.as_deref().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            if statements
+                .iter()
+                .take(i)
+                .any(|p| p.sid.as_deref() == Some(sid))
+            {
+                let span = items
+                    .get(s.index)
+                    .and_then(|j| j.get("Sid"))
+                    .map_or(stmt_json.span, |j| j.span);
+                let m = r.path.index(s.index);
+                let m2 = r.path.key("Sid");
+                r.error(
+                    "duplicate-sid",
+                    span,
+                    format!("Sid `{sid}` is used by more than one statement"),
+                );
+                r.path.truncate(m2);
+                r.path.truncate(m);
+            }
+        }
+    }
+    let policy = Policy {
+        version,
+        id,
+        statements,
+    };
+    lint::policy_lints(&policy, stmt_json, r);
+    r.path.truncate(mark);
+    Some(policy)
+}
+
+fn shown(v: &Json) -> String {
+    match &v.kind {
+        JsonKind::String(s) => format!("`{s}`"),
+        _ => v.type_name().to_string(),
+    }
+}
+
+/// A string or an array of strings; errors name the offending item.
+fn string_list<'j>(v: &'j Json, element: &str, r: &mut Reporter) -> Option<Vec<(&'j str, Span)>> {
+    match &v.kind {
+        JsonKind::String(s) => Some(vec![(s.as_str(), v.span)]),
+        JsonKind::Array(items) => {
+            if items.is_empty() {
+                r.error(
+                    "empty-list",
+                    v.span,
+                    format!("`{element}` must not be an empty array"),
+                );
+                return None;
+            }
+            let mut out = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(s) => out.push((s, item.span)),
+                    None => {
+                        let m = r.path.index(i);
+                        r.error(
+                            "not-a-string",
+                            item.span,
+                            format!(
+                                "`{element}` entries must be strings, found {}",
+                                item.type_name()
+                            ),
+                        );
+                        r.path.truncate(m);
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(out)
+        }
+        _ => {
+            r.error(
+                "not-a-string",
+                v.span,
+                format!(
+                    "`{element}` must be a string or an array of strings, found {}",
+                    v.type_name()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Exactly one of `positive` / `negative` must be present.
+fn pick<'j>(
+    obj: &'j Json,
+    positive: &'static str,
+    negative: &'static str,
+    r: &mut Reporter,
+) -> Option<(&'static str, &'j Json)> {
+    match (obj.get(positive), obj.get(negative)) {
+        (Some(p), None) => Some((positive, p)),
+        (None, Some(n)) => Some((negative, n)),
+        (Some(_), Some(n)) => {
+            let m = r.path.key(negative);
+            r.error(
+                "both-elements",
+                n.span,
+                format!("a statement cannot have both `{positive}` and `{negative}`"),
+            );
+            r.path.truncate(m);
+            None
+        }
+        (None, None) => {
+            r.error(
+                "missing-element",
+                obj.span,
+                format!("the statement has neither `{positive}` nor `{negative}`"),
+            );
+            None
+        }
+    }
+}
+
+fn parse_statement(
+    json: &Json,
+    index: usize,
+    version: Version,
+    r: &mut Reporter,
+) -> Option<Statement> {
+    let Some(members) = json.as_object() else {
+        r.error(
+            "invalid-statement",
+            json.span,
+            format!(
+                "a statement must be a JSON object, found {}",
+                json.type_name()
+            ),
+        );
+        return None;
+    };
+    let errors_before = r.diagnostics.len();
+    check_members(members, STATEMENT_ELEMENTS, "statement", r);
+    let variables = version == Version::V2012;
+
+    let sid = json.get("Sid").and_then(|v| {
+        let m = r.path.key("Sid");
+        let out = match v.as_str() {
+            Some(s) if s.chars().all(|c| c.is_ascii_alphanumeric()) => Some(s.to_string()),
+            Some(s) => {
+                r.error(
+                    "invalid-sid",
+                    v.span,
+                    format!("Sid `{s}` must contain only ASCII letters and digits"),
+                );
+                None
+            }
+            None => {
+                r.error(
+                    "invalid-sid",
+                    v.span,
+                    format!("`Sid` must be a string, found {}", v.type_name()),
+                );
+                None
+            }
+        };
+        r.path.truncate(m);
+        out
+    });
+
+    let effect = match json.get("Effect") {
+        None => {
+            r.error(
+                "missing-effect",
+                json.span,
+                "the statement has no `Effect`".to_string(),
+            );
+            None
+        }
+        Some(v) => {
+            let m = r.path.key("Effect");
+            let e = match v.as_str() {
+                Some("Allow") => Some(Effect::Allow),
+                Some("Deny") => Some(Effect::Deny),
+                Some(s) => {
+                    let hint = if s.eq_ignore_ascii_case("allow") || s.eq_ignore_ascii_case("deny")
+                    {
+                        " (the value is case-sensitive)"
+                    } else {
+                        ""
+                    };
+                    r.error(
+                        "unknown-effect",
+                        v.span,
+                        format!("unknown effect `{s}`; expected `Allow` or `Deny`{hint}"),
+                    );
+                    None
+                }
+                None => {
+                    r.error(
+                        "unknown-effect",
+                        v.span,
+                        format!("`Effect` must be a string, found {}", v.type_name()),
+                    );
+                    None
+                }
+            };
+            r.path.truncate(m);
+            e
+        }
+    };
+
+    for name in ["Principal", "NotPrincipal"] {
+        if let Some(p) = json.get(name) {
+            let m = r.path.key(name);
+            r.warn(
+                "principal-ignored",
+                p.span,
+                format!(
+                    "`{name}` belongs in resource-based policies; identity evaluation ignores it \
+                     (the intent file's `match` says whom a policy applies to)"
+                ),
+            );
+            r.path.truncate(m);
+        }
+    }
+
+    let actions = pick(json, "Action", "NotAction", r).and_then(|(name, v)| {
+        let m = r.path.key(name);
+        let out = string_list(v, name, r).and_then(|list| {
+            let mut patterns = Vec::with_capacity(list.len());
+            let mut ok = true;
+            for (i, (a, span)) in list.iter().enumerate() {
+                let valid = *a == "*"
+                    || a.split_once(':').is_some_and(|(svc, act)| {
+                        !svc.is_empty()
+                            && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            && !act.is_empty()
+                            && !act.contains(':')
+                    });
+                if !valid {
+                    let mi = (list.len() > 1 || matches!(v.kind, JsonKind::Array(_))).then(|| r.path.index(i));
+                    r.error(
+                        "invalid-action",
+                        *span,
+                        format!("action `{a}` must be `*` or `service:action` (for example `ssm:SendCommand`)"),
+                    );
+                    if let Some(mi) = mi {
+                        r.path.truncate(mi);
+                    }
+                    ok = false;
+                    continue;
+                }
+                patterns.push(Pattern::new(a, Flavor::Glob, true));
+            }
+            ok.then_some(Matcher {
+                negated: name == "NotAction",
+                patterns,
+            })
+        });
+        r.path.truncate(m);
+        out
+    });
+
+    let resources = pick(json, "Resource", "NotResource", r).and_then(|(name, v)| {
+        let m = r.path.key(name);
+        let out = string_list(v, name, r).and_then(|list| {
+            let mut patterns = Vec::with_capacity(list.len());
+            let mut ok = true;
+            for (i, (res, span)) in list.iter().enumerate() {
+                let mi = matches!(v.kind, JsonKind::Array(_)).then(|| r.path.index(i));
+                match compile_resource(res, variables) {
+                    Ok(p) => patterns.push(p),
+                    Err(msg) => {
+                        r.error("invalid-resource", *span, msg);
+                        ok = false;
+                    }
+                }
+                if let Some(mi) = mi {
+                    r.path.truncate(mi);
+                }
+            }
+            ok.then_some(Matcher {
+                negated: name == "NotResource",
+                patterns,
+            })
+        });
+        r.path.truncate(m);
+        out
+    });
+
+    let conditions = match json.get("Condition") {
+        None => Some(Vec::new()),
+        Some(c) => {
+            let m = r.path.key("Condition");
+            let out = parse_conditions(c, variables, r);
+            r.path.truncate(m);
+            out
+        }
+    };
+
+    let had_errors = r.diagnostics.get(errors_before..).is_some_and(|new| {
+        new.iter()
+            .any(|d| d.severity == crate::diag::Severity::Error)
+    });
+    let statement = Statement {
+        index,
+        sid,
+        effect: effect?,
+        actions: actions?,
+        resources: resources?,
+        conditions: conditions?,
+        location: Some(r.source.locate(json.span)),
+    };
+    if had_errors {
+        return None;
+    }
+    lint::statement_lints(&statement, json, version, r);
+    Some(statement)
+}
+
+/// Compiles one `Resource` entry (IAM JSON policy elements: Resource).
+fn compile_resource(res: &str, variables: bool) -> Result<ResourcePattern, String> {
+    if res != "*" && !res.starts_with("arn:") {
+        return Err(format!(
+            "resource `{res}` must be `*` or an ARN (`arn:partition:service:region:account:resource`)"
+        ));
+    }
+    let template = Template::parse(res, variables);
+    if let Some(tokens) = template.static_tokens() {
+        return Ok(ResourcePattern::Static(Pattern::from_tokens(
+            res,
+            &tokens,
+            Flavor::ResourceArn,
+            false,
+        )));
+    }
+    // IAM policy variables: in Resource, "only in the resource part of the ARN", after the fifth
+    // colon.
+    if let Some(pos) = res.find("${") {
+        let colons = res.get(..pos).map_or(0, |head| head.matches(':').count());
+        if colons < 5 {
+            return Err(format!(
+                "resource `{res}` uses a policy variable before the fifth colon; variables are \
+                 allowed only in the resource part of an ARN"
+            ));
+        }
+    }
+    Ok(ResourcePattern::Template {
+        source: res.to_string(),
+        template,
+    })
+}
+
+fn scalar_text(v: &Json) -> Option<String> {
+    match &v.kind {
+        JsonKind::String(s) => Some(s.clone()),
+        JsonKind::Number(n) => Some(n.clone()),
+        JsonKind::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<Condition>> {
+    let Some(ops) = c.as_object() else {
+        r.error(
+            "invalid-condition",
+            c.span,
+            format!(
+                "`Condition` must be an object of operators, found {}",
+                c.type_name()
+            ),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, op_member) in ops.iter().enumerate() {
+        let m = r.path.key(&op_member.key);
+        if ops.iter().take(i).any(|p| p.key == op_member.key) {
+            r.error(
+                "duplicate-operator",
+                op_member.key_span,
+                format!(
+                    "operator `{}` appears twice in one `Condition`; merge its keys",
+                    op_member.key
+                ),
+            );
+            ok = false;
+        }
+        match Operator::parse(&op_member.key) {
+            Err(e) => {
+                r.error("unknown-operator", op_member.key_span, e.to_string());
+                ok = false;
+            }
+            Ok(op) => {
+                if op.to_string() != op_member.key {
+                    r.warn(
+                        "operator-case",
+                        op_member.key_span,
+                        format!("operator `{}` is spelled `{op}` by AWS", op_member.key),
+                    );
+                }
+                if op.base == BaseOp::Null && op.qualifier.is_some() {
+                    r.warn(
+                        "null-with-qualifier",
+                        op_member.key_span,
+                        format!(
+                            "`{op}` always evaluates to {}: Null takes no set operator",
+                            op.qualifier == Some(condition::Qualifier::ForAllValues)
+                        ),
+                    );
+                }
+                match parse_keys(op, &op_member.value, variables, r) {
+                    Some(cs) => out.extend(cs),
+                    None => ok = false,
+                }
+            }
+        }
+        r.path.truncate(m);
+    }
+    ok.then_some(out)
+}
+
+fn parse_keys(op: Operator, v: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<Condition>> {
+    let Some(keys) = v.as_object() else {
+        r.error(
+            "invalid-condition",
+            v.span,
+            format!(
+                "operator `{op}` must map condition keys to values, found {}",
+                v.type_name()
+            ),
+        );
+        return None;
+    };
+    if keys.is_empty() {
+        r.warn(
+            "empty-condition",
+            v.span,
+            format!("operator `{op}` has no keys and tests nothing"),
+        );
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, km) in keys.iter().enumerate() {
+        let m = r.path.key(&km.key);
+        if keys
+            .iter()
+            .take(i)
+            .any(|p| p.key.eq_ignore_ascii_case(&km.key))
+        {
+            r.error(
+                "duplicate-key",
+                km.key_span,
+                format!(
+                    "condition key `{}` appears twice under `{op}` (key names are case-insensitive)",
+                    km.key
+                ),
+            );
+            ok = false;
+        }
+        if !km.key.contains(':') || km.key.starts_with(':') {
+            r.error(
+                "invalid-key",
+                km.key_span,
+                format!(
+                    "condition key `{}` must have a service prefix, like `aws:SourceVpce` or `ssm:resourceTag/Env`",
+                    km.key
+                ),
+            );
+            ok = false;
+        }
+        match parse_values(op, &km.value, variables, r) {
+            Some((raw_values, values)) if ok => out.push(Condition {
+                operator: op,
+                key: km.key.clone(),
+                key_lower: km.key.to_ascii_lowercase(),
+                raw_values,
+                values,
+            }),
+            _ => ok = false,
+        }
+        r.path.truncate(m);
+    }
+    ok.then_some(out)
+}
+
+fn parse_values(
+    op: Operator,
+    v: &Json,
+    variables: bool,
+    r: &mut Reporter,
+) -> Option<(Vec<String>, Values)> {
+    let items: Vec<&Json> = match &v.kind {
+        JsonKind::Array(items) => items.iter().collect(),
+        _ => vec![v],
+    };
+    if items.is_empty() {
+        r.warn(
+            "empty-values",
+            v.span,
+            format!(
+                "`{op}` has an empty value list: it never matches{}",
+                if op.base.negated() {
+                    " (so this negated operator always holds)"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    let is_array = matches!(v.kind, JsonKind::Array(_));
+    let base = op.base;
+    let family = base.family();
+    let mut raw = Vec::with_capacity(items.len());
+    let mut ok = true;
+    let mut text_vals = Vec::new();
+    let mut nums = Vec::new();
+    let mut dates = Vec::new();
+    let mut bools = Vec::new();
+    let mut blobs = Vec::new();
+    let mut cidrs = Vec::new();
+    let mut nulls = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let mi = is_array.then(|| r.path.index(i));
+        let Some(text) = scalar_text(item) else {
+            r.error(
+                "invalid-value",
+                item.span,
+                format!(
+                    "condition values must be strings, numbers or booleans, found {}",
+                    item.type_name()
+                ),
+            );
+            ok = false;
+            if let Some(mi) = mi {
+                r.path.truncate(mi);
+            }
+            continue;
+        };
+        if !base.supports_variables() && variables && Template::parse(&text, true).has_variables() {
+            r.error(
+                "variable-not-supported",
+                item.span,
+                format!("`{op}` does not support policy variables (only String, ARN and Bool operators do)"),
+            );
+            ok = false;
+            if let Some(mi) = mi {
+                r.path.truncate(mi);
+            }
+            continue;
+        }
+        let bad = |r: &mut Reporter, what: &str| {
+            r.error(
+                "malformed-value",
+                item.span,
+                format!("`{text}` is not a valid {what} for `{op}`"),
+            );
+        };
+        match family {
+            Family::String | Family::Arn => {
+                text_vals.push(condition::compile_text(base, &text, variables));
+            }
+            Family::Numeric => match values::parse_number(&text) {
+                Some(n) => nums.push(n),
+                None => {
+                    bad(r, "number");
+                    ok = false;
+                }
+            },
+            Family::Date => match values::parse_date(&text) {
+                Some(d) => dates.push(d),
+                None => {
+                    bad(
+                        r,
+                        "date (ISO 8601, e.g. 2024-08-02T09:08:56Z, or epoch seconds)",
+                    );
+                    ok = false;
+                }
+            },
+            Family::Bool => {
+                let template = Template::parse(&text, variables);
+                if template.has_variables() {
+                    r.warn(
+                        "variable-in-bool",
+                        item.span,
+                        "IAM Access Analyzer accepts policy variables only with String and ARN operators"
+                            .to_string(),
+                    );
+                    bools.push(BoolValue::Template(template));
+                } else {
+                    match values::parse_bool(&text) {
+                        Some(b) => {
+                            if text != "true" && text != "false" {
+                                r.warn(
+                                    "bool-case",
+                                    item.span,
+                                    format!("write `{b}` in lowercase; AWS documents only `true` and `false`"),
+                                );
+                            }
+                            bools.push(BoolValue::Fixed(b));
+                        }
+                        None => {
+                            bad(r, "boolean (`true` or `false`)");
+                            ok = false;
+                        }
+                    }
+                }
+            }
+            Family::Binary => match values::decode_base64(&text) {
+                Some(b) => blobs.push(b),
+                None => {
+                    bad(r, "base64 value");
+                    ok = false;
+                }
+            },
+            Family::Ip => match values::Cidr::parse(&text) {
+                Some(c) => cidrs.push(c),
+                None => {
+                    bad(
+                        r,
+                        "IP address or CIDR (e.g. 203.0.113.0/24 or 2001:DB8::/32)",
+                    );
+                    ok = false;
+                }
+            },
+            Family::Null => match values::parse_bool(&text) {
+                Some(b) => nulls.push(b),
+                None => {
+                    bad(r, "Null test (`true`: the key is absent, `false`: present)");
+                    ok = false;
+                }
+            },
+        }
+        if matches!(
+            family,
+            Family::Numeric | Family::Date | Family::Binary | Family::Ip
+        ) && (text.contains('*') || text.contains('?'))
+        {
+            r.warn(
+                "wildcard-not-supported",
+                item.span,
+                format!("`{op}` does not support wildcards"),
+            );
+        }
+        raw.push(text);
+        if let Some(mi) = mi {
+            r.path.truncate(mi);
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let values = match family {
+        Family::String | Family::Arn => Values::Text(text_vals),
+        Family::Numeric => Values::Numeric(nums),
+        Family::Date => Values::Date(dates),
+        Family::Bool => Values::Bool(bools),
+        Family::Binary => Values::Binary(blobs),
+        Family::Ip => Values::Ip(cidrs),
+        Family::Null => Values::Null(nulls),
+    };
+    Some((raw, values))
+}
