@@ -240,7 +240,7 @@ impl Decision {
         };
         if !self.missing_keys.is_empty() {
             out.push_str(&format!(
-                " [not in the request: {}]",
+                " [absent from the request: {}]",
                 self.missing_keys.join(", ")
             ));
         }

@@ -1,0 +1,83 @@
+//! Reading inputs: files, stdin, intent files with their referenced policies.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use tagwatch_core::diag;
+use tagwatch_core::intent::IntentError;
+use tagwatch_core::policy::{Parsed, PolicyError};
+use tagwatch_core::{Diagnostic, Intent, NamedPolicy, Policy};
+
+/// Why an input could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", diag::render(.0))]
+    Invalid(Vec<Diagnostic>),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<PolicyError> for InputError {
+    fn from(e: PolicyError) -> Self {
+        InputError::Invalid(e.diagnostics)
+    }
+}
+
+impl From<IntentError> for InputError {
+    fn from(e: IntentError) -> Self {
+        InputError::Invalid(e.diagnostics)
+    }
+}
+
+/// Reads a file, or stdin for `-`.
+pub fn read_text(path: &str) -> Result<String, InputError> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|source| InputError::Read {
+                path: "<stdin>".to_string(),
+                source,
+            })?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_string(),
+        source,
+    })
+}
+
+/// Loads one IAM policy file.
+pub fn load_policy(path: &Path) -> Result<Parsed<NamedPolicy>, InputError> {
+    let name = path.display().to_string();
+    let text = read_text(&name)?;
+    let parsed = Policy::parse(&text, Some(&name))?;
+    Ok(Parsed {
+        value: NamedPolicy {
+            name,
+            policy: parsed.value,
+        },
+        warnings: parsed.warnings,
+    })
+}
+
+/// Loads an intent file; `{"file": ...}` policies are read relative to its directory.
+pub fn load_intent(path: &Path) -> Result<Parsed<Intent>, InputError> {
+    let name = path.display().to_string();
+    let text = read_text(&name)?;
+    let base: PathBuf = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut loader = |rel: &str| {
+        let full = base.join(rel);
+        let shown = full.display().to_string();
+        std::fs::read_to_string(&full)
+            .map(|t| (shown, t))
+            .map_err(|e| e.to_string())
+    };
+    Ok(Intent::parse(&text, Some(&name), &mut loader)?)
+}
