@@ -481,4 +481,257 @@ mod tests {
             ]
         );
     }
+
+    // ---- evaluation, one operator family at a time -------------------------------------
+
+    use crate::context::RequestContext;
+    use crate::policy::Policy;
+    use serde_json::json;
+
+    /// The conditions of a one-statement policy with `condition` as its Condition block.
+    fn conditions(condition: serde_json::Value) -> Vec<Condition> {
+        let doc = json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "ssm:SendCommand", "Resource": "*", "Condition": condition}});
+        let parsed = Policy::parse(&doc.to_string(), None).unwrap_or_else(|e| panic!("{e}"));
+        parsed.value.statements.into_iter().next().unwrap().conditions
+    }
+
+    fn ctx(pairs: &[(&str, &str)]) -> RequestContext {
+        let mut c = RequestContext::new();
+        for (k, v) in pairs {
+            c.insert(k, *v);
+        }
+        c
+    }
+
+    /// Does the whole condition block hold (all conditions AND)?
+    fn holds(condition: serde_json::Value, context: &RequestContext) -> bool {
+        let mut missing = Vec::new();
+        conditions(condition).iter().all(|c| c.evaluate(context, &mut missing))
+    }
+
+    fn one(op: &str, key: &str, values: serde_json::Value, context: &[(&str, &str)]) -> bool {
+        holds(json!({op: {key: values}}), &ctx(context))
+    }
+
+    #[test]
+    fn string_equals_is_case_sensitive_and_ors_values() {
+        let k = "ssm:resourceTag/Finance";
+        assert!(one("StringEquals", k, json!("WebServers"), &[(k, "WebServers")]));
+        assert!(!one("StringEquals", k, json!("WebServers"), &[(k, "webservers")]));
+        assert!(one("StringEquals", k, json!(["Payroll", "WebServers"]), &[(k, "WebServers")]));
+        assert!(!one("StringEquals", k, json!("Web*"), &[(k, "WebServers")]), "no wildcards in Equals");
+    }
+
+    #[test]
+    fn negated_operators_nor_their_values() {
+        // "Creating a condition with multiple context keys or values": with a negated operator
+        // the request value must match none of the policy values.
+        let k = "aws:PrincipalTag/team";
+        assert!(one("StringNotEquals", k, json!(["a", "b"]), &[(k, "c")]));
+        assert!(!one("StringNotEquals", k, json!(["a", "b"]), &[(k, "b")]));
+        assert!(one("StringNotEqualsIgnoreCase", k, json!(["a", "b"]), &[(k, "c")]));
+        assert!(!one("StringNotEqualsIgnoreCase", k, json!(["a", "b"]), &[(k, "B")]));
+        assert!(!one("StringNotLike", k, json!(["x*", "b?"]), &[(k, "bc")]));
+        assert!(one("StringNotLike", k, json!(["x*", "b?"]), &[(k, "bcd")]));
+    }
+
+    #[test]
+    fn ignore_case_operators() {
+        let k = "aws:PrincipalTag/team";
+        assert!(one("StringEqualsIgnoreCase", k, json!("WebServers"), &[(k, "WEBSERVERS")]));
+        // Simple lowercase comparison: `ß` does not fold to `ss`.
+        assert!(!one("StringEqualsIgnoreCase", k, json!("Straße"), &[(k, "STRASSE")]));
+        assert!(one("StringEqualsIgnoreCase", k, json!("ÉQUIPE"), &[(k, "équipe")]));
+        assert!(!one("StringEqualsIgnoreCase", k, json!("web"), &[(k, "webs")]));
+    }
+
+    #[test]
+    fn string_like_wildcards() {
+        let k = "ssm:resourceTag/Name";
+        assert!(one("StringLike", k, json!("web-*"), &[(k, "web-01")]));
+        assert!(one("StringLike", k, json!("web-??"), &[(k, "web-01")]));
+        assert!(!one("StringLike", k, json!("web-??"), &[(k, "web-1")]));
+        assert!(!one("StringLike", k, json!("Web-*"), &[(k, "web-01")]), "StringLike is case-sensitive");
+        assert!(one("StringLike", k, json!("*"), &[(k, "")]));
+    }
+
+    #[test]
+    fn numeric_operators() {
+        let k = "aws:MultiFactorAuthAge";
+        let c = |op: &str, v: &str, actual: &str| one(op, k, json!(v), &[(k, actual)]);
+        assert!(c("NumericEquals", "10", "10.0"));
+        assert!(!c("NumericEquals", "10", "11"));
+        assert!(c("NumericNotEquals", "10", "11"));
+        assert!(c("NumericLessThan", "10", "9.5"));
+        assert!(!c("NumericLessThan", "10", "10"));
+        assert!(c("NumericLessThanEquals", "10", "10"));
+        assert!(c("NumericGreaterThan", "10", "10.01"));
+        assert!(!c("NumericGreaterThan", "10", "10"));
+        assert!(c("NumericGreaterThanEquals", "-1", "-1"));
+        assert!(one("NumericLessThan", k, json!(3600), &[(k, "42")]), "JSON numbers are accepted");
+        assert!(!c("NumericLessThan", "10", "ten"), "a non-numeric request value never matches");
+        assert!(c("NumericNotEquals", "10", "ten"), "...so the negated operator holds");
+    }
+
+    #[test]
+    fn date_operators_mix_iso8601_and_epoch() {
+        let k = "aws:CurrentTime";
+        let c = |op: &str, v: &str, actual: &str| one(op, k, json!(v), &[(k, actual)]);
+        assert!(c("DateEquals", "2024-08-02T09:08:56Z", "1722589736"));
+        assert!(c("DateNotEquals", "2024-08-02T09:08:56Z", "2024-08-02T09:08:57Z"));
+        assert!(c("DateLessThan", "2024-08-02", "2024-08-01T23:59:59Z"));
+        assert!(!c("DateLessThan", "2024-08-02", "2024-08-02T00:00:00Z"));
+        assert!(c("DateLessThanEquals", "2024-08-02", "2024-08-02T00:00:00Z"));
+        assert!(c("DateGreaterThan", "2024-08-02T00:00:00+02:00", "2024-08-01T22:00:01Z"));
+        assert!(c("DateGreaterThanEquals", "1722556800", "2024-08-02T00:00:00Z"));
+        assert!(!c("DateGreaterThan", "2024-08-02", "not a date"));
+    }
+
+    #[test]
+    fn bool_operator() {
+        let k = "aws:ViaAWSService";
+        assert!(one("Bool", k, json!("true"), &[(k, "true")]));
+        assert!(!one("Bool", k, json!("true"), &[(k, "false")]));
+        assert!(one("Bool", k, json!(false), &[(k, "false")]));
+        assert!(!one("Bool", k, json!("true"), &[(k, "yes")]));
+    }
+
+    #[test]
+    fn binary_equals_compares_decoded_bytes() {
+        // IAM condition operators, BinaryEquals: "compares the value of the specified key byte
+        // for byte against a base-64 encoded representation of the binary value in the policy".
+        let k = "custom:blob";
+        assert!(one("BinaryEquals", k, json!("QmluYXJ5VmFsdWVJbkJhc2U2NA=="), &[(k, "QmluYXJ5VmFsdWVJbkJhc2U2NA==")]));
+        assert!(!one("BinaryEquals", k, json!("QmluYXJ5VmFsdWVJbkJhc2U2NA=="), &[(k, "YWJj")]));
+    }
+
+    #[test]
+    fn ip_operators_v4_and_v6() {
+        let k = "aws:SourceIp";
+        assert!(one("IpAddress", k, json!("203.0.113.0/24"), &[(k, "203.0.113.9")]));
+        assert!(!one("IpAddress", k, json!("203.0.113.0/24"), &[(k, "198.51.100.9")]));
+        assert!(one("IpAddress", k, json!(["203.0.113.0/24", "2001:DB8:1234:5678::/64"]), &[(k, "2001:db8:1234:5678::17")]));
+        assert!(one("NotIpAddress", k, json!("203.0.113.0/24"), &[(k, "198.51.100.9")]));
+        assert!(!one("NotIpAddress", k, json!("203.0.113.0/24"), &[(k, "203.0.113.1")]));
+        assert!(!one("IpAddress", k, json!("203.0.113.0/24"), &[(k, "ssm.amazonaws.com")]), "a service name is not an IP");
+    }
+
+    #[test]
+    fn arn_operators_match_segment_by_segment() {
+        let k = "aws:PrincipalArn";
+        let role = "arn:aws:iam::111122223333:role/JuniorEngineer";
+        assert!(one("ArnEquals", k, json!("arn:aws:iam::111122223333:role/Junior*"), &[(k, role)]), "ArnEquals and ArnLike behave identically");
+        assert!(one("ArnLike", k, json!("arn:aws:iam::*:role/JuniorEngineer"), &[(k, role)]));
+        assert!(!one("ArnLike", k, json!("arn:aws:iam::*:role/Lead*"), &[(k, role)]));
+        assert!(one("ArnNotLike", k, json!("arn:aws:iam::*:role/Lead*"), &[(k, role)]));
+        assert!(!one("ArnNotEquals", k, json!(role), &[(k, role)]));
+        assert!(!one("ArnLike", k, json!("arn:aws:iam::*:role/*"), &[(k, "not-an-arn")]));
+    }
+
+    #[test]
+    fn null_checks_presence() {
+        let k = "aws:TokenIssueTime";
+        assert!(one("Null", k, json!("true"), &[]));
+        assert!(!one("Null", k, json!("true"), &[(k, "2024-01-01T00:00:00Z")]));
+        assert!(one("Null", k, json!("false"), &[(k, "2024-01-01T00:00:00Z")]));
+        assert!(!one("Null", k, json!("false"), &[]));
+    }
+
+    #[test]
+    fn missing_keys_follow_the_documented_rules() {
+        // IAM condition operators (introduction): a missing key makes the condition false,
+        // except for negated operators (true), `...IfExists` (true) and Null.
+        let k = "aws:SourceVpce";
+        assert!(!one("StringEquals", k, json!("vpce-1"), &[]));
+        assert!(one("StringNotEquals", k, json!("vpce-1"), &[]));
+        assert!(one("StringEqualsIfExists", k, json!("vpce-1"), &[]));
+        assert!(!one("StringEqualsIfExists", k, json!("vpce-1"), &[(k, "vpce-2")]), "IfExists tests a present key normally");
+        assert!(one("ArnNotLike", "aws:SourceArn", json!("arn:aws:sns:*:*:*"), &[]));
+        assert!(!one("NumericLessThan", "aws:MultiFactorAuthAge", json!(60), &[]));
+        assert!(one("NumericLessThanIfExists", "aws:MultiFactorAuthAge", json!(60), &[]));
+        // Single-vs-multivalued context keys: ForAllValues on a missing key is true,
+        // ForAnyValue on a missing key is false.
+        assert!(one("ForAllValues:StringEquals", "aws:TagKeys", json!(["a"]), &[]));
+        assert!(!one("ForAnyValue:StringEquals", "aws:TagKeys", json!(["a"]), &[]));
+        assert!(one("ForAnyValue:StringEqualsIfExists", "aws:TagKeys", json!(["a"]), &[]));
+    }
+
+    fn multi(key: &str, values: &[&str]) -> RequestContext {
+        let mut c = RequestContext::new();
+        c.insert_multi(key, values.iter().map(|v| v.to_string()).collect());
+        c
+    }
+
+    #[test]
+    fn set_operators_on_multivalued_keys() {
+        let k = "aws:TagKeys";
+        let both = multi(k, &["Env", "Team"]);
+        assert!(holds(json!({"ForAllValues:StringEquals": {k: ["Env", "Team", "Cost"]}}), &both));
+        assert!(!holds(json!({"ForAllValues:StringEquals": {k: ["Env"]}}), &both));
+        assert!(holds(json!({"ForAnyValue:StringEquals": {k: ["Env"]}}), &both));
+        assert!(!holds(json!({"ForAnyValue:StringEquals": {k: ["Cost"]}}), &both));
+        // ForAllValues:StringNotEquals: no request value is in the list.
+        assert!(holds(json!({"ForAllValues:StringNotEquals": {k: ["Cost"]}}), &both));
+        assert!(!holds(json!({"ForAllValues:StringNotEquals": {k: ["Env"]}}), &both));
+        // ForAnyValue:StringNotEquals: at least one request value is not in the list.
+        assert!(holds(json!({"ForAnyValue:StringNotEquals": {k: ["Env"]}}), &both));
+        assert!(!holds(json!({"ForAnyValue:StringNotEquals": {k: ["Env", "Team"]}}), &both));
+        assert!(holds(json!({"ForAnyValue:StringLike": {k: ["T*"]}}), &both));
+        // A single-valued key is a set of one.
+        assert!(holds(json!({"ForAnyValue:StringEquals": {"aws:SourceVpce": ["vpce-1"]}}), &ctx(&[("aws:SourceVpce", "vpce-1")])));
+    }
+
+    #[test]
+    fn several_keys_and_several_operators_are_anded() {
+        let both = ctx(&[("ssm:resourceTag/Finance", "WebServers"), ("ssm:resourceTag/Env", "prod")]);
+        let one_key = ctx(&[("ssm:resourceTag/Finance", "WebServers")]);
+        let block = json!({"StringEquals": {"ssm:resourceTag/Finance": "WebServers", "ssm:resourceTag/Env": "prod"}});
+        assert!(holds(block.clone(), &both));
+        assert!(!holds(block, &one_key));
+        let two_ops = json!({"StringEquals": {"ssm:resourceTag/Finance": "WebServers"}, "StringLike": {"ssm:resourceTag/Env": "dev*"}});
+        assert!(!holds(two_ops, &both));
+    }
+
+    #[test]
+    fn condition_key_names_are_case_insensitive() {
+        assert!(one("StringEquals", "AWS:SOURCEVPCE", json!("vpce-1"), &[("aws:SourceVpce", "vpce-1")]));
+        assert!(one("StringEquals", "ssm:ResourceTag/finance", json!("x"), &[("ssm:resourceTag/Finance", "x")]));
+    }
+
+    #[test]
+    fn policy_variables_in_condition_values() {
+        let k = "ssm:resourceTag/Owner";
+        assert!(one("StringEquals", k, json!("${aws:username}"), &[(k, "alice"), ("aws:username", "alice")]));
+        assert!(!one("StringEquals", k, json!("${aws:username}"), &[(k, "alice"), ("aws:username", "bob")]));
+        assert!(one("StringLike", k, json!("team-${aws:PrincipalTag/team}-*"), &[(k, "team-web-1"), ("aws:PrincipalTag/team", "web")]));
+        assert!(one("ArnLike", "aws:SourceArn", json!("arn:aws:iam::*:user/${aws:username}"), &[("aws:SourceArn", "arn:aws:iam::1:user/alice"), ("aws:username", "alice")]));
+        // IAM policy variables, "Policy variables with no value": StringEquals does not match a
+        // variable with no value, inverted operators do.
+        assert!(!one("StringEquals", k, json!("${aws:username}"), &[(k, "alice")]));
+        assert!(one("StringNotEquals", k, json!("${aws:username}"), &[(k, "alice")]));
+        assert!(one("StringEquals", k, json!("${aws:username, 'nobody'}"), &[(k, "nobody")]));
+        // "${*}" is a literal asterisk even under StringLike.
+        assert!(one("StringLike", k, json!("a${*}"), &[(k, "a*")]));
+        assert!(!one("StringLike", k, json!("a${*}"), &[(k, "ab")]));
+    }
+
+    #[test]
+    fn missing_keys_and_variables_are_recorded() {
+        let cs = conditions(json!({"StringEquals": {"ssm:resourceTag/Owner": "${aws:username}"}, "StringNotEquals": {"aws:SourceVpce": "vpce-1"}}));
+        let c = ctx(&[("ssm:resourceTag/Owner", "alice")]);
+        let mut missing = Vec::new();
+        for cond in &cs {
+            cond.evaluate(&c, &mut missing);
+        }
+        assert!(missing.contains(&"aws:username".to_string()), "{missing:?}");
+        assert!(missing.contains(&"aws:SourceVpce".to_string()), "{missing:?}");
+    }
+
+    #[test]
+    fn null_with_set_operators_is_constant() {
+        // Access Analyzer NULL_WITH_QUALIFIER: ForAllValues:Null is always true, ForAnyValue:Null
+        // always false.
+        assert!(one("ForAllValues:Null", "aws:TagKeys", json!("false"), &[]));
+        assert!(!one("ForAnyValue:Null", "aws:TagKeys", json!("true"), &[]));
+    }
 }

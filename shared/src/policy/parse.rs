@@ -819,3 +819,263 @@ fn parse_values(
     };
     Some((raw, values))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::{Diagnostic, Severity};
+    use crate::policy::{Effect, Policy, Version};
+    use proptest::prelude::*;
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        match Policy::parse(text, Some("p.json")) {
+            Ok(p) => panic!("expected errors, got a policy with warnings {:?}", p.warnings),
+            Err(e) => e.diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+        }
+    }
+
+    fn error(text: &str, code: &str) -> Diagnostic {
+        let all = errors(text);
+        all.iter()
+            .find(|d| d.code == code)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{code}` in {all:#?}"))
+    }
+
+    fn warnings(text: &str) -> Vec<Diagnostic> {
+        Policy::parse(text, None).unwrap_or_else(|e| panic!("{e}")).warnings
+    }
+
+    fn stmt(body: &str) -> String {
+        format!(r#"{{"Version": "2012-10-17", "Statement": [{body}]}}"#)
+    }
+
+    #[test]
+    fn accepts_every_element_in_either_form() {
+        let p = Policy::parse(
+            r#"{"Version":"2012-10-17","Id":"seed","Statement":{"Sid":"A1","Effect":"Deny","NotAction":["ssm:Get*","ssm:List*"],"NotResource":"arn:aws:ssm:*:*:parameter/public/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#,
+            None,
+        )
+        .unwrap()
+        .value;
+        assert_eq!(p.version, Version::V2012);
+        assert_eq!(p.id.as_deref(), Some("seed"));
+        let s = &p.statements[0];
+        assert_eq!(s.effect, Effect::Deny);
+        assert!(s.actions.negated && s.resources.negated);
+        assert_eq!(s.actions.patterns.len(), 2);
+        assert_eq!(s.conditions.len(), 1);
+        assert_eq!(s.sid.as_deref(), Some("A1"));
+    }
+
+    #[test]
+    fn unknown_effect_names_path_line_and_column() {
+        let text = "{\"Version\": \"2012-10-17\",\n \"Statement\": [\n  {\"Effect\": \"Alow\", \"Action\": \"ssm:SendCommand\", \"Resource\": \"*\"}]}";
+        let d = error(text, "unknown-effect");
+        assert_eq!(d.path, "$.Statement[0].Effect");
+        let loc = d.location.unwrap();
+        assert_eq!((loc.line, loc.column), (3, 14));
+        assert_eq!(d.file.as_deref(), Some("p.json"));
+        assert!(d.message.contains("`Alow`"));
+        let lower = error(&stmt(r#"{"Effect":"allow","Action":"ssm:SendCommand","Resource":"*"}"#), "unknown-effect");
+        assert!(lower.message.contains("case-sensitive"));
+    }
+
+    #[test]
+    fn action_and_resource_presence_rules() {
+        let both = error(&stmt(r#"{"Effect":"Allow","Action":"ssm:A","NotAction":"ssm:B","Resource":"*"}"#), "both-elements");
+        assert_eq!(both.path, "$.Statement[0].NotAction");
+        let neither = error(&stmt(r#"{"Effect":"Allow","Resource":"*"}"#), "missing-element");
+        assert!(neither.message.contains("`Action`"));
+        let no_resource = error(&stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand"}"#), "missing-element");
+        assert!(no_resource.message.contains("`Resource`"));
+        assert_eq!(no_resource.path, "$.Statement[0]");
+    }
+
+    #[test]
+    fn malformed_condition_values_are_errors() {
+        let cases = [
+            (r#"{"IpAddress":{"aws:SourceIp":"203.0.113.0/33"}}"#, "$.Statement[0].Condition.IpAddress[\"aws:SourceIp\"]"),
+            (r#"{"DateLessThan":{"aws:CurrentTime":"next tuesday"}}"#, "$.Statement[0].Condition.DateLessThan[\"aws:CurrentTime\"]"),
+            (r#"{"NumericLessThan":{"aws:MultiFactorAuthAge":["60","sixty"]}}"#, "$.Statement[0].Condition.NumericLessThan[\"aws:MultiFactorAuthAge\"][1]"),
+            (r#"{"Bool":{"aws:SecureTransport":"yes"}}"#, "$.Statement[0].Condition.Bool[\"aws:SecureTransport\"]"),
+            (r#"{"BinaryEquals":{"custom:blob":"not base64!"}}"#, "$.Statement[0].Condition.BinaryEquals[\"custom:blob\"]"),
+            (r#"{"Null":{"aws:TokenIssueTime":"maybe"}}"#, "$.Statement[0].Condition.Null[\"aws:TokenIssueTime\"]"),
+        ];
+        for (cond, path) in cases {
+            let d = error(&stmt(&format!(r#"{{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{cond}}}"#)), "malformed-value");
+            assert_eq!(d.path, path, "{cond}");
+        }
+    }
+
+    #[test]
+    fn operator_errors() {
+        let body = |op: &str| stmt(&format!(r#"{{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{{"{op}":{{"aws:SourceVpce":"true"}}}}}}"#));
+        let d = error(&body("StringEqualz"), "unknown-operator");
+        assert_eq!(d.path, "$.Statement[0].Condition.StringEqualz");
+        // IAM condition operators: IfExists may not be added to Null.
+        assert!(error(&body("NullIfExists"), "unknown-operator").message.contains("Null"));
+        assert!(error(&body("ForEveryValue:StringEquals"), "unknown-operator").message.contains("ForEveryValue"));
+        let w = warnings(&body("stringequals"));
+        assert!(w.iter().any(|d| d.code == "operator-case"));
+    }
+
+    #[test]
+    fn structural_errors_are_all_listed() {
+        let text = r#"{"Version":"2013-01-01","Statment":[],"Statement":[
+            {"Sid":"has space","Effect":"Allow","Action":"SendCommand","Resource":"i-123"},
+            {"Sid":"Dup","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"NumericEquals":{"aws:x":"${aws:username}"}}},
+            {"Sid":"Dup","Effect":"Allow","Action":[],"Resource":"*"}]}"#;
+        let codes: Vec<&str> = errors(text).iter().map(|d| d.code).collect();
+        for code in ["invalid-version", "unknown-element", "invalid-sid", "invalid-action", "invalid-resource", "variable-not-supported", "empty-list"] {
+            assert!(codes.contains(&code), "{code} not in {codes:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_sids_are_rejected() {
+        let d = error(&stmt(r#"{"Sid":"A","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*"},{"Sid":"A","Effect":"Deny","Action":"ssm:SendCommand","Resource":"*"}"#), "duplicate-sid");
+        assert_eq!(d.path, "$.Statement[1].Sid");
+    }
+
+    #[test]
+    fn invalid_json_reports_line_and_column() {
+        let d = error("{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [,]\n}", "invalid-json");
+        let loc = d.location.unwrap();
+        assert_eq!((loc.line, loc.column), (3, 17));
+    }
+
+    #[test]
+    fn variables_only_after_the_fifth_colon() {
+        // IAM policy variables: in Resource, variables go only in the resource part of the ARN.
+        let d = error(&stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ec2:${aws:RequestedRegion}:1:instance/*"}"#), "invalid-resource");
+        assert!(d.message.contains("fifth colon"));
+        assert!(Policy::parse(&stmt(r#"{"Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}"#), None).is_ok());
+    }
+
+    #[test]
+    fn principal_is_ignored_with_a_warning() {
+        let w = warnings(&stmt(r#"{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"ssm:SendCommand","Resource":"*"}"#));
+        let d = w.iter().find(|d| d.code == "principal-ignored").unwrap();
+        assert_eq!(d.path, "$.Statement[0].Principal");
+    }
+
+    #[test]
+    fn missing_version_warns() {
+        let w = warnings(r#"{"Statement":{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#);
+        let codes: Vec<_> = w.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&"missing-version"));
+        assert!(codes.contains(&"variables-need-2012-10-17"));
+    }
+
+    // ---- lints for the pitfalls users hit ---------------------------------------------------
+
+    fn lint_codes(text: &str) -> Vec<&'static str> {
+        warnings(text).iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn lint_resource_tag_with_documents() {
+        let text = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":["arn:aws:ec2:*:*:instance/*","arn:aws:ssm:*::document/AWS-RunShellScript"],"Condition":{"StringLike":{"ssm:resourceTag/Finance":["WebServers"]}}}"#);
+        let w = warnings(&text);
+        let d = w.iter().find(|d| d.code == "resource-tag-on-document").unwrap();
+        assert_eq!(d.path, "$.Statement[0].Condition.StringLike[\"ssm:resourceTag/Finance\"]");
+        // Split into two statements: no warning.
+        let split = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"StringLike":{"ssm:resourceTag/Finance":"WebServers"}}},{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*::document/AWS-RunShellScript"}"#);
+        assert!(!lint_codes(&split).contains(&"resource-tag-on-document"));
+        // `Resource: *` covers documents too.
+        let star = stmt(r#"{"Effect":"Allow","Action":"ssm:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/Env":"dev"}}}"#);
+        assert!(lint_codes(&star).contains(&"resource-tag-on-document"));
+    }
+
+    #[test]
+    fn lint_missing_via_aws_service() {
+        let only_vpce = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}}"#);
+        let w = warnings(&only_vpce);
+        let d = w.iter().find(|d| d.code == "missing-via-aws-service").unwrap();
+        assert_eq!(d.path, "$.Statement[0].Condition.StringEquals[\"aws:SourceVpce\"]");
+        let paired = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}},{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"true"}}}"#);
+        assert!(!lint_codes(&paired).contains(&"missing-via-aws-service"));
+    }
+
+    #[test]
+    fn lint_instance_arn_with_ssm_service() {
+        let text = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:us-east-1:111122223333:instance/*"}"#);
+        assert!(lint_codes(&text).contains(&"instance-arn-service"));
+        let ok = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:us-east-1:111122223333:managed-instance/*"}"#);
+        assert!(!lint_codes(&ok).contains(&"instance-arn-service"));
+    }
+
+    #[test]
+    fn lint_unknown_ssm_actions() {
+        let w = warnings(&stmt(r#"{"Effect":"Allow","Action":["ssm:SendComand","ssm:Start*","ssm:Frobnicate*","ec2:Whatever"],"Resource":"*"}"#));
+        let msgs: Vec<&str> = w.iter().filter(|d| d.code == "unknown-action").map(|d| d.message.as_str()).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(msgs[0].contains("did you mean `ssm:SendCommand`"));
+        assert!(msgs[1].contains("ssm:Frobnicate*"));
+    }
+
+    #[test]
+    fn lint_condition_keys() {
+        let w = lint_codes(&stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpcee":"v","aws:TagKeys":"Env"},"ForAllValues:StringEquals":{"aws:SourceVpce":"v"},"ArnLike":{"aws:SourceArn":"arn:aws:sns:*"}}}"#));
+        for code in ["unknown-condition-key", "multivalued-without-set-operator", "set-operator-on-single-valued-key", "arn-value-segments"] {
+            assert!(w.contains(&code), "{code} not in {w:?}");
+        }
+        // Unknown keys are accepted (a warning, not an error).
+        assert!(Policy::parse(&stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"acme:Whatever":"x"}}}"#), None).is_ok());
+    }
+
+    // ---- never panics -----------------------------------------------------------------------
+
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            prop::sample::select(vec![
+                "Allow", "Deny", "2012-10-17", "*", "ssm:SendCommand", "arn:aws:ec2:*:*:instance/*",
+                "${aws:username}", "${", "203.0.113.0/24", "true", "2020-01-01", "", "é", "a:b:c:d:e:f",
+            ])
+            .prop_map(|s| serde_json::Value::String(s.to_string())),
+            ".{0,12}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "Version", "Statement", "Effect", "Action", "NotAction", "Resource",
+                            "NotResource", "Condition", "Sid", "Principal", "StringEquals",
+                            "ForAnyValue:StringLike", "NullIfExists", "IpAddress", "DateLessThan",
+                            "aws:SourceIp", "ssm:resourceTag/Env", "Bool", "Id", "x",
+                        ]),
+                        inner,
+                    ),
+                    0..6
+                )
+                .prop_map(|kv| serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn arbitrary_json_never_panics(doc in arb_json()) {
+            let text = doc.to_string();
+            if let Ok(parsed) = Policy::parse(&text, Some("fuzz.json")) {
+                let named = crate::policy::NamedPolicy { name: "fuzz".into(), policy: parsed.value };
+                let request = crate::context::Request::new("ssm:SendCommand", "arn:aws:ec2:us-east-1:1:instance/i-1")
+                    .with("aws:SourceIp", "203.0.113.5")
+                    .with("ssm:resourceTag/Env", "prod");
+                let d = crate::eval::evaluate(&[&named], &request);
+                let _ = d.report(&[&named], &request);
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = Policy::parse(&text, None);
+        }
+    }
+}
