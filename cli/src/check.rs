@@ -25,7 +25,7 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<u8, InputError> {
     let (file, result) = match (&args.source.policy, &args.source.iam_policy) {
         (Some(p), _) => (
             p.display().to_string(),
-            input::load_intent(p).map(|parsed| {
+            input::load_intent(p, true).map(|parsed| {
                 let i = &parsed.value;
                 let policies: usize = i.principals.iter().map(|e| e.policies.len()).sum();
                 let summary = format!(
@@ -46,7 +46,7 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<u8, InputError> {
         ),
         (None, Some(p)) => (
             p.display().to_string(),
-            input::load_policy(p).map(|parsed| {
+            input::load_policy(p, true).map(|parsed| {
                 let n = parsed.value.policy.statements.len();
                 (
                     parsed.warnings,

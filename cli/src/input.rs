@@ -53,11 +53,15 @@ pub fn read_text(path: &str) -> Result<String, InputError> {
     })
 }
 
-/// Loads one IAM policy file.
-pub fn load_policy(path: &Path) -> Result<Parsed<NamedPolicy>, InputError> {
+/// Loads one IAM policy file; `lints` adds `check`'s pitfall warnings.
+pub fn load_policy(path: &Path, lints: bool) -> Result<Parsed<NamedPolicy>, InputError> {
     let name = path.display().to_string();
     let text = read_text(&name)?;
-    let parsed = Policy::parse(&text, Some(&name))?;
+    let parsed = if lints {
+        Policy::check(&text, Some(&name))?
+    } else {
+        Policy::parse(&text, Some(&name))?
+    };
     Ok(Parsed {
         value: NamedPolicy {
             name,
@@ -68,7 +72,8 @@ pub fn load_policy(path: &Path) -> Result<Parsed<NamedPolicy>, InputError> {
 }
 
 /// Loads an intent file; `{"file": ...}` policies are read relative to its directory.
-pub fn load_intent(path: &Path) -> Result<Parsed<Intent>, InputError> {
+/// `lints` adds `check`'s pitfall warnings.
+pub fn load_intent(path: &Path, lints: bool) -> Result<Parsed<Intent>, InputError> {
     let name = path.display().to_string();
     let text = read_text(&name)?;
     let base: PathBuf = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -79,5 +84,9 @@ pub fn load_intent(path: &Path) -> Result<Parsed<Intent>, InputError> {
             .map(|t| (shown, t))
             .map_err(|e| e.to_string())
     };
-    Ok(Intent::parse(&text, Some(&name), &mut loader)?)
+    if lints {
+        Ok(Intent::check(&text, Some(&name), &mut loader)?)
+    } else {
+        Ok(Intent::parse(&text, Some(&name), &mut loader)?)
+    }
 }

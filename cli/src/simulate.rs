@@ -92,12 +92,12 @@ fn single_request(
 pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> {
     let engine = match (&args.source.policy, &args.source.iam_policy) {
         (Some(p), _) => {
-            let parsed = input::load_intent(p)?;
+            let parsed = input::load_intent(p, false)?;
             report_warnings(&parsed.warnings);
             Engine::Intent(parsed.value)
         }
         (None, Some(p)) => {
-            let parsed = input::load_policy(p)?;
+            let parsed = input::load_policy(p, false)?;
             report_warnings(&parsed.warnings);
             Engine::Policy(parsed.value)
         }

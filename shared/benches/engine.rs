@@ -1,1 +1,152 @@
-fn main() {}
+//! Engine benchmarks: one decision on the seed policies, decision plus explanation, parsing a
+//! 10 KB policy, and an adversarial wildcard. Run with `cargo bench -p tagwatch-core`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tagwatch_core::principal::Caller;
+use tagwatch_core::wildcard::{Flavor, Pattern};
+use tagwatch_core::{evaluate, Intent, NamedPolicy, Policy, Request};
+
+const JUNIOR: &str = include_str!("../../examples/policies/junior-engineers.json");
+const LEAD: &str = include_str!("../../examples/policies/lead-engineers.json");
+const INTENT: &str = include_str!("../../examples/intent.json");
+
+fn seed_intent() -> Intent {
+    let mut load = |path: &str| match path {
+        "policies/junior-engineers.json" => Ok((path.to_string(), JUNIOR.to_string())),
+        "policies/lead-engineers.json" => Ok((path.to_string(), LEAD.to_string())),
+        _ => Err(format!("unknown {path}")),
+    };
+    Intent::parse(INTENT, None, &mut load).unwrap().value
+}
+
+fn request(caller: &Caller, intent: &Intent, resource: &str, tags: &[(&str, &str)]) -> Request {
+    let mut r = Request::new("ssm:SendCommand", resource);
+    r.context.set_resource_tags(tags.iter().copied());
+    r.context.insert("aws:SourceIp", "203.0.113.10");
+    r.context.insert("aws:RequestedRegion", "us-east-1");
+    r.context.insert("aws:CurrentTime", "2026-11-22T05:22:15Z");
+    caller.fill_context(&mut r.context);
+    intent.resolve(caller).fill_context(&mut r.context);
+    r
+}
+
+/// A policy of about 10 KB: many statements with conditions of every family.
+fn ten_kb_policy() -> String {
+    let mut statements = Vec::new();
+    let mut i = 0;
+    loop {
+        statements.push(format!(
+            r#"{{"Sid":"S{i}","Effect":"{effect}","Action":["ssm:SendCommand","ssm:StartSession","ssm:Get*"],
+"Resource":["arn:aws:ec2:us-east-1:111122223333:instance/*","arn:aws:ssm:us-east-1::document/AWS-Run*"],
+"Condition":{{"StringEquals":{{"ssm:resourceTag/Team{i}":["web","api"]}},"IpAddress":{{"aws:SourceIp":["203.0.113.0/24","2001:DB8::/32"]}},
+"DateLessThan":{{"aws:CurrentTime":"2027-01-01T00:00:00Z"}},"Bool":{{"aws:ViaAWSService":"false"}}}}}}"#,
+            effect = if i % 5 == 4 { "Deny" } else { "Allow" }
+        ));
+        i += 1;
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+            statements.join(",")
+        );
+        if text.len() >= 10 * 1024 {
+            return text;
+        }
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let intent = seed_intent();
+    let junior =
+        Caller::from_arn("arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice").unwrap();
+    let lead = Caller::from_arn("arn:aws:sts::111122223333:assumed-role/LeadEngineer/bob").unwrap();
+    let instance = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60001";
+    let cases = [
+        (
+            "junior_allow_test_server",
+            &junior,
+            request(&junior, &intent, instance, &[("Environment", "testServer")]),
+        ),
+        (
+            "junior_deny_production",
+            &junior,
+            request(
+                &junior,
+                &intent,
+                instance,
+                &[("Environment", "productionServer")],
+            ),
+        ),
+        (
+            "lead_allow_production",
+            &lead,
+            request(
+                &lead,
+                &intent,
+                instance,
+                &[("Environment", "productionServer")],
+            ),
+        ),
+        (
+            "lead_explicit_deny_quarantine",
+            &lead,
+            request(
+                &lead,
+                &intent,
+                instance,
+                &[("Environment", "productionServer"), ("Quarantine", "true")],
+            ),
+        ),
+        (
+            "junior_document",
+            &junior,
+            request(
+                &junior,
+                &intent,
+                "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
+                &[],
+            ),
+        ),
+    ];
+    let mut group = c.benchmark_group("decision");
+    for (name, caller, req) in &cases {
+        let policies: Vec<&NamedPolicy> = intent.resolve(caller).policies;
+        group.bench_function(*name, |b| {
+            b.iter(|| evaluate(black_box(&policies), black_box(req)))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("decision_with_explanation");
+    for (name, caller, req) in &cases {
+        let policies: Vec<&NamedPolicy> = intent.resolve(caller).policies;
+        group.bench_function(*name, |b| {
+            b.iter(|| evaluate(black_box(&policies), black_box(req)).report(&policies, req))
+        });
+    }
+    group.finish();
+
+    c.bench_function("resolve_caller", |b| {
+        b.iter(|| intent.resolve(black_box(&junior)).policies.len())
+    });
+
+    let big = ten_kb_policy();
+    assert!(
+        big.len() >= 10 * 1024 && big.len() < 11 * 1024,
+        "{}",
+        big.len()
+    );
+    c.bench_function("parse_10kb_policy", |b| {
+        b.iter(|| Policy::parse(black_box(&big), None).unwrap())
+    });
+
+    let adversarial = Pattern::new(&format!("{}b", "*a".repeat(32)), Flavor::Glob, false);
+    let text = "a".repeat(2048);
+    c.bench_function("wildcard_adversarial_2kb", |b| {
+        b.iter(|| adversarial.matches(black_box(&text)))
+    });
+}
+
+criterion_group!(engine, benches);
+criterion_main!(engine);

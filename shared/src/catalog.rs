@@ -4,6 +4,12 @@
 //! Systems Manager" (the programmatic `ssm.json`), and the IAM User Guide page "AWS global
 //! condition context keys". Names only; refresh them when AWS adds actions.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+use crate::wildcard::{Flavor, Pattern};
+
 /// Every IAM action in the `ssm` namespace (without the prefix), sorted.
 pub const SSM_ACTIONS: &[&str] = &[
     "AddTagsToResource",
@@ -523,31 +529,138 @@ pub const NETWORK_ORIGIN_KEYS: &[&str] = &[
     "aws:VpceOrgPaths",
 ];
 
-fn family_match(known: &str, key: &str) -> bool {
-    if let Some(prefix) = known.strip_suffix('/') {
-        key.len() > known.len()
-            && key
-                .get(..known.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(known))
-            && prefix.len() < known.len()
-    } else {
-        known.eq_ignore_ascii_case(key)
+/// Tag-key families: `aws:PrincipalTag/<k>` and friends.
+const FAMILIES: &[&str] = &[
+    "aws:principaltag/",
+    "aws:resourcetag/",
+    "aws:requesttag/",
+    "ssm:resourcetag/",
+];
+
+/// FNV-1a: the catalog's keys are short and trusted, so a cheap hash beats SipHash here.
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
     }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+struct Index {
+    /// Lowercased exact names of global keys.
+    global: FastMap<String, &'static GlobalKey>,
+    /// Lowercased global tag-key families.
+    global_families: Vec<(String, &'static GlobalKey)>,
+    /// Lowercased exact ssm (and ec2) keys.
+    service: FastMap<String, ()>,
+    /// Action names as AWS spells them.
+    actions_exact: FastMap<&'static str, ()>,
+    /// Lowercased ssm action names, sorted.
+    actions: Vec<String>,
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut global = FastMap::default();
+        let mut global_families = Vec::new();
+        for k in GLOBAL_KEYS {
+            let lower = k.name.to_ascii_lowercase();
+            if lower.ends_with('/') {
+                global_families.push((lower, k));
+            } else {
+                global.insert(lower, k);
+            }
+        }
+        let mut actions: Vec<String> = SSM_ACTIONS.iter().map(|a| a.to_ascii_lowercase()).collect();
+        actions.sort();
+        Index {
+            global,
+            global_families,
+            service: SSM_CONDITION_KEYS
+                .iter()
+                .filter(|k| !k.ends_with('/'))
+                .map(|k| (k.to_ascii_lowercase(), ()))
+                .collect(),
+            actions_exact: SSM_ACTIONS.iter().map(|a| (*a, ())).collect(),
+            actions,
+        }
+    })
+}
+
+/// The lowercased tag-key family `key` belongs to, if any (`aws:principaltag/`...).
+fn family_of(lower: &str) -> Option<&'static str> {
+    FAMILIES
+        .iter()
+        .copied()
+        .find(|f| lower.len() > f.len() && lower.starts_with(f))
+}
+
+/// The global key entry for an already lowercased key.
+pub fn global_key_lower(lower: &str) -> Option<&'static GlobalKey> {
+    let idx = index();
+    if let Some(k) = idx.global.get(lower) {
+        return Some(k);
+    }
+    let family = family_of(lower)?;
+    idx.global_families
+        .iter()
+        .find(|(f, _)| f == family)
+        .map(|(_, k)| *k)
 }
 
 /// The global key entry for `key`, ignoring case.
 pub fn global_key(key: &str) -> Option<&'static GlobalKey> {
-    GLOBAL_KEYS.iter().find(|k| family_match(k.name, key))
+    global_key_lower(&key.to_ascii_lowercase())
 }
 
-/// Is `key` a known global or `ssm` condition key?
+/// Is an already lowercased key a known global or `ssm` condition key?
+pub fn is_known_key_lower(lower: &str) -> bool {
+    global_key_lower(lower).is_some()
+        || index().service.contains_key(lower)
+        || family_of(lower).is_some()
+}
+
+/// Is `key` a known global or `ssm` condition key? Case-insensitive.
 pub fn is_known_key(key: &str) -> bool {
-    global_key(key).is_some() || SSM_CONDITION_KEYS.iter().any(|k| family_match(k, key))
+    is_known_key_lower(&key.to_ascii_lowercase())
 }
 
 /// Is `name` (without prefix) an `ssm` action? Case-insensitive.
 pub fn is_ssm_action(name: &str) -> bool {
-    SSM_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name))
+    let idx = index();
+    if idx.actions_exact.contains_key(name) {
+        return true;
+    }
+    let lower = name.to_ascii_lowercase();
+    idx.actions.binary_search(&lower).is_ok()
+}
+
+/// Does the wildcard action name `pattern` (without prefix) match any `ssm` action?
+pub fn ssm_action_matching(pattern: &str) -> bool {
+    let lower = pattern.to_ascii_lowercase();
+    let actions = &index().actions;
+    if let Some(prefix) = lower.strip_suffix('*').filter(|p| !p.contains(['*', '?'])) {
+        let from = actions.partition_point(|a| a.as_str() < prefix);
+        return actions.get(from).is_some_and(|a| a.starts_with(prefix));
+    }
+    let p = Pattern::new(&lower, Flavor::Glob, false);
+    actions.iter().any(|a| p.matches(a))
 }
 
 /// The known `ssm` action closest to `name` by edit distance, when it is close enough to be a
@@ -606,6 +719,14 @@ mod tests {
         assert!(is_known_key("AWS:SourceVpce"));
         assert!(!is_known_key("aws:SourceVpcee"));
         assert!(!is_known_key("aws:PrincipalTag/"));
+        assert!(is_known_key("ssm:SessionDocumentAccessCheck"));
+        assert!(global_key("aws:RequestTag/x").is_some());
+        assert!(ssm_action_matching("Send*"));
+        assert!(ssm_action_matching("send*"));
+        assert!(ssm_action_matching("*Session"));
+        assert!(ssm_action_matching("Get?arameter"));
+        assert!(!ssm_action_matching("Get?"));
+        assert!(!ssm_action_matching("Launch*"));
         assert!(global_key("aws:TagKeys").is_some_and(|k| k.multivalued));
         assert!(global_key("aws:SourceVpce").is_some_and(|k| !k.multivalued));
     }

@@ -2,6 +2,7 @@
 //! and the line and column.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -101,10 +102,23 @@ impl JsonPath {
             self.0.push('.');
             self.0.push_str(key);
         } else {
-            self.0.push('[');
-            self.0
-                .push_str(&serde_json::Value::String(key.to_string()).to_string());
-            self.0.push(']');
+            self.0.push_str("[\"");
+            if !key.contains(|c: char| c == '"' || c == '\\' || u32::from(c) < 0x20) {
+                self.0.push_str(key);
+                self.0.push_str("\"]");
+                return len;
+            }
+            for c in key.chars() {
+                match c {
+                    '"' => self.0.push_str("\\\""),
+                    '\\' => self.0.push_str("\\\\"),
+                    c if u32::from(c) < 0x20 => {
+                        let _ = write!(self.0, "\\u{:04x}", u32::from(c));
+                    }
+                    c => self.0.push(c),
+                }
+            }
+            self.0.push_str("\"]");
         }
         len
     }
@@ -113,7 +127,22 @@ impl JsonPath {
     pub fn index(&mut self, index: usize) -> usize {
         let len = self.0.len();
         self.0.push('[');
-        self.0.push_str(&index.to_string());
+        let mut digits = [0u8; 20];
+        let mut n = index;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        for d in digits.get(i..).unwrap_or_default() {
+            self.0.push(char::from(*d));
+        }
         self.0.push(']');
         len
     }
@@ -133,6 +162,8 @@ pub struct Reporter<'s, 'a> {
     pub source: &'s SourceText<'a>,
     pub path: JsonPath,
     pub diagnostics: Vec<Diagnostic>,
+    /// Run the pitfall lints (`tagwatch check`), not only validation.
+    pub lints: bool,
 }
 
 impl<'s, 'a> Reporter<'s, 'a> {
@@ -141,6 +172,7 @@ impl<'s, 'a> Reporter<'s, 'a> {
             source,
             path,
             diagnostics: Vec::new(),
+            lints: false,
         }
     }
 
@@ -180,6 +212,11 @@ mod tests {
     fn paths_quote_unusual_keys() {
         let mut p = JsonPath::root();
         let a = p.key("Statement");
+        let before = p.index(1234567);
+        assert_eq!(p.as_str().get(before..), Some("[1234567]"));
+        p.truncate(before);
+        p.index(0);
+        p.truncate(before);
         p.index(2);
         p.key("Condition");
         p.key("ssm:resourceTag/Finance");

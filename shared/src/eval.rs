@@ -287,7 +287,10 @@ fn describe_failure(c: &Condition, request: &Request) -> String {
     ) && c.operator.qualifier.is_none();
     let literal_like = matches!(base, BaseOp::StringLike | BaseOp::ArnLike)
         && c.operator.qualifier.is_none()
-        && !c.raw_values.iter().any(|v| v.contains('*') || v.contains('?'));
+        && !c
+            .raw_values
+            .iter()
+            .any(|v| v.contains('*') || v.contains('?'));
     if positive_equality || literal_like {
         format!(
             "{} was {}, not {}",
@@ -337,7 +340,9 @@ mod tests {
     fn named(name: &str, text: &str) -> NamedPolicy {
         NamedPolicy {
             name: name.to_string(),
-            policy: Policy::parse(text, None).unwrap_or_else(|e| panic!("{e}")).value,
+            policy: Policy::parse(text, None)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .value,
         }
     }
 
@@ -351,7 +356,8 @@ mod tests {
     #[test]
     fn explanation_names_the_near_miss_and_values() {
         let p = named("finance.json", FINANCE);
-        let req = Request::new("ssm:SendCommand", INSTANCE).with("ssm:resourceTag/Finance", "Payroll");
+        let req =
+            Request::new("ssm:SendCommand", INSTANCE).with("ssm:resourceTag/Finance", "Payroll");
         let d = evaluate(&[&p], &req);
         assert_eq!(d.verdict, Verdict::ImplicitDeny);
         let text = d.explain(&[&p], &req);
@@ -359,10 +365,17 @@ mod tests {
             text.starts_with(&format!("denied: no statement allows ssm:SendCommand on {INSTANCE}; statement 2 (Sid WebServers) matched action and resource but ssm:resourceTag/Finance was `Payroll`, not `WebServers`")),
             "{text}"
         );
-        let ok = Request::new("ssm:SendCommand", INSTANCE).with("ssm:resourceTag/Finance", "WebServers");
+        let ok =
+            Request::new("ssm:SendCommand", INSTANCE).with("ssm:resourceTag/Finance", "WebServers");
         let d = evaluate(&[&p], &ok);
         assert_eq!(d.verdict, Verdict::Allow);
-        assert_eq!(d.deciding, vec![StatementId { policy: 0, statement: 1 }]);
+        assert_eq!(
+            d.deciding,
+            vec![StatementId {
+                policy: 0,
+                statement: 1
+            }]
+        );
         let report = d.report(&[&p], &ok);
         assert_eq!(report.statements[0].sid.as_deref(), Some("WebServers"));
         assert_eq!(report.statements[0].policy, "finance.json");
@@ -374,13 +387,27 @@ mod tests {
     #[test]
     fn explicit_deny_in_any_policy_wins() {
         // IAM policy evaluation logic: an explicit deny in any policy overrides any allow.
-        let allow = named("allow", r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:*","Resource":"*"}}"#);
-        let deny = named("deny", r#"{"Version":"2012-10-17","Statement":{"Sid":"NoProd","Effect":"Deny","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"ssm:resourceTag/Env":"prod"}}}}"#);
+        let allow = named(
+            "allow",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:*","Resource":"*"}}"#,
+        );
+        let deny = named(
+            "deny",
+            r#"{"Version":"2012-10-17","Statement":{"Sid":"NoProd","Effect":"Deny","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"ssm:resourceTag/Env":"prod"}}}}"#,
+        );
         let prod = Request::new("ssm:SendCommand", INSTANCE).with("ssm:resourceTag/Env", "prod");
         let d = evaluate(&[&allow, &deny], &prod);
         assert_eq!(d.verdict, Verdict::ExplicitDeny);
-        assert_eq!(d.deciding, vec![StatementId { policy: 1, statement: 0 }]);
-        assert!(d.explain(&[&allow, &deny], &prod).starts_with("denied explicitly: statement 1 (Sid NoProd) of deny denies"));
+        assert_eq!(
+            d.deciding,
+            vec![StatementId {
+                policy: 1,
+                statement: 0
+            }]
+        );
+        assert!(d
+            .explain(&[&allow, &deny], &prod)
+            .starts_with("denied explicitly: statement 1 (Sid NoProd) of deny denies"));
         let dev = Request::new("ssm:SendCommand", INSTANCE).with("ssm:resourceTag/Env", "dev");
         assert_eq!(evaluate(&[&allow, &deny], &dev).verdict, Verdict::Allow);
     }
@@ -396,34 +423,69 @@ mod tests {
 
     #[test]
     fn actions_ignore_case_resources_do_not() {
-        let p = named("p", r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"SSM:sendcommand","Resource":"arn:aws:ec2:*:*:instance/i-ABC"}}"#);
+        let p = named(
+            "p",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"SSM:sendcommand","Resource":"arn:aws:ec2:*:*:instance/i-ABC"}}"#,
+        );
         let upper = "arn:aws:ec2:us-east-1:1:instance/i-ABC";
         let lower = "arn:aws:ec2:us-east-1:1:instance/i-abc";
-        assert_eq!(evaluate(&[&p], &Request::new("ssm:SendCommand", upper)).verdict, Verdict::Allow);
-        assert_eq!(evaluate(&[&p], &Request::new("ssm:SendCommand", lower)).verdict, Verdict::ImplicitDeny);
+        assert_eq!(
+            evaluate(&[&p], &Request::new("ssm:SendCommand", upper)).verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            evaluate(&[&p], &Request::new("ssm:SendCommand", lower)).verdict,
+            Verdict::ImplicitDeny
+        );
     }
 
     #[test]
     fn not_action_and_not_resource() {
-        let p = named("p", r#"{"Version":"2012-10-17","Statement":[
+        let p = named(
+            "p",
+            r#"{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","NotAction":"ssm:StartSession","Resource":"*"},
-            {"Effect":"Deny","Action":"ssm:*","NotResource":"arn:aws:ec2:us-east-1:*:instance/*"}]}"#);
-        assert_eq!(evaluate(&[&p], &Request::new("ssm:SendCommand", INSTANCE)).verdict, Verdict::Allow);
-        assert_eq!(evaluate(&[&p], &Request::new("ssm:StartSession", INSTANCE)).verdict, Verdict::ImplicitDeny);
+            {"Effect":"Deny","Action":"ssm:*","NotResource":"arn:aws:ec2:us-east-1:*:instance/*"}]}"#,
+        );
+        assert_eq!(
+            evaluate(&[&p], &Request::new("ssm:SendCommand", INSTANCE)).verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            evaluate(&[&p], &Request::new("ssm:StartSession", INSTANCE)).verdict,
+            Verdict::ImplicitDeny
+        );
         let west = "arn:aws:ec2:us-west-2:111122223333:instance/i-1";
-        assert_eq!(evaluate(&[&p], &Request::new("ssm:SendCommand", west)).verdict, Verdict::ExplicitDeny);
+        assert_eq!(
+            evaluate(&[&p], &Request::new("ssm:SendCommand", west)).verdict,
+            Verdict::ExplicitDeny
+        );
     }
 
     #[test]
     fn resource_variables() {
-        let p = named("p", r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:TerminateSession","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#);
-        let mine = Request::new("ssm:TerminateSession", "arn:aws:ssm:us-east-1:1:session/alice-0a1b").with("aws:username", "alice");
+        let p = named(
+            "p",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:TerminateSession","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#,
+        );
+        let mine = Request::new(
+            "ssm:TerminateSession",
+            "arn:aws:ssm:us-east-1:1:session/alice-0a1b",
+        )
+        .with("aws:username", "alice");
         assert_eq!(evaluate(&[&p], &mine).verdict, Verdict::Allow);
-        let theirs = Request::new("ssm:TerminateSession", "arn:aws:ssm:us-east-1:1:session/bob-0a1b").with("aws:username", "alice");
+        let theirs = Request::new(
+            "ssm:TerminateSession",
+            "arn:aws:ssm:us-east-1:1:session/bob-0a1b",
+        )
+        .with("aws:username", "alice");
         assert_eq!(evaluate(&[&p], &theirs).verdict, Verdict::ImplicitDeny);
         // IAM policy variables, "Policy variables with no value": a Resource whose variable has
         // no value matches no resource.
-        let role = Request::new("ssm:TerminateSession", "arn:aws:ssm:us-east-1:1:session/-0a1b");
+        let role = Request::new(
+            "ssm:TerminateSession",
+            "arn:aws:ssm:us-east-1:1:session/-0a1b",
+        );
         let d = evaluate(&[&p], &role);
         assert_eq!(d.verdict, Verdict::ImplicitDeny);
         assert_eq!(d.missing_keys, vec!["aws:username".to_string()]);
@@ -432,33 +494,54 @@ mod tests {
     #[test]
     fn version_2008_reads_variables_literally() {
         // IAM JSON policy elements: Version — with 2008-10-17 `${aws:username}` is a literal.
-        let p = named("p", r#"{"Version":"2008-10-17","Statement":{"Effect":"Allow","Action":"ssm:TerminateSession","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#);
-        let literal = Request::new("ssm:TerminateSession", "arn:aws:ssm:us-east-1:1:session/${aws:username}-1").with("aws:username", "alice");
+        let p = named(
+            "p",
+            r#"{"Version":"2008-10-17","Statement":{"Effect":"Allow","Action":"ssm:TerminateSession","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#,
+        );
+        let literal = Request::new(
+            "ssm:TerminateSession",
+            "arn:aws:ssm:us-east-1:1:session/${aws:username}-1",
+        )
+        .with("aws:username", "alice");
         assert_eq!(evaluate(&[&p], &literal).verdict, Verdict::Allow);
-        let substituted = Request::new("ssm:TerminateSession", "arn:aws:ssm:us-east-1:1:session/alice-1").with("aws:username", "alice");
+        let substituted = Request::new(
+            "ssm:TerminateSession",
+            "arn:aws:ssm:us-east-1:1:session/alice-1",
+        )
+        .with("aws:username", "alice");
         assert_eq!(evaluate(&[&p], &substituted).verdict, Verdict::ImplicitDeny);
     }
 
     #[test]
     fn every_allowing_statement_is_reported() {
-        let p = named("p", r#"{"Version":"2012-10-17","Statement":[
+        let p = named(
+            "p",
+            r#"{"Version":"2012-10-17","Statement":[
             {"Sid":"A","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*"},
             {"Sid":"B","Effect":"Allow","Action":"ssm:Send*","Resource":"arn:aws:ec2:*:*:instance/*"},
-            {"Sid":"C","Effect":"Allow","Action":"ssm:StartSession","Resource":"*"}]}"#);
+            {"Sid":"C","Effect":"Allow","Action":"ssm:StartSession","Resource":"*"}]}"#,
+        );
         let req = Request::new("ssm:SendCommand", INSTANCE);
         let d = evaluate(&[&p], &req);
         assert_eq!(d.deciding.len(), 2);
-        assert!(d.explain(&[&p], &req).contains("; also statement 2 (Sid B)"));
+        assert!(d
+            .explain(&[&p], &req)
+            .contains("; also statement 2 (Sid B)"));
     }
 
     #[test]
     fn resource_miss_is_explained() {
         let p = named("p", FINANCE);
-        let req = Request::new("ssm:SendCommand", "arn:aws:ssm:us-east-1::document/AWS-ApplyPatchBaseline");
+        let req = Request::new(
+            "ssm:SendCommand",
+            "arn:aws:ssm:us-east-1::document/AWS-ApplyPatchBaseline",
+        );
         let text = evaluate(&[&p], &req).explain(&[&p], &req);
         assert!(text.contains("statement 1 (Sid Documents), statement 2 (Sid WebServers) cover the action but not this resource"), "{text}");
         let other = Request::new("ssm:StartSession", INSTANCE);
-        assert!(evaluate(&[&p], &other).explain(&[&p], &other).contains("no Allow statement covers the action"));
+        assert!(evaluate(&[&p], &other)
+            .explain(&[&p], &other)
+            .contains("no Allow statement covers the action"));
     }
 
     #[test]
@@ -468,6 +551,9 @@ mod tests {
         let d = evaluate(&[&p], &req);
         assert_eq!(d.missing_keys, vec!["ssm:resourceTag/Finance".to_string()]);
         let text = d.explain(&[&p], &req);
-        assert!(text.contains("ssm:resourceTag/Finance was not in the request"), "{text}");
+        assert!(
+            text.contains("ssm:resourceTag/Finance was not in the request"),
+            "{text}"
+        );
     }
 }

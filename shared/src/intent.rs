@@ -122,6 +122,24 @@ impl Intent {
         file: Option<&str>,
         load: &mut PolicyLoader<'_>,
     ) -> Result<Parsed<Intent>, IntentError> {
+        Self::parse_with(text, file, load, false)
+    }
+
+    /// [`Intent::parse`] plus the pitfall lints of `tagwatch check` on every policy.
+    pub fn check(
+        text: &str,
+        file: Option<&str>,
+        load: &mut PolicyLoader<'_>,
+    ) -> Result<Parsed<Intent>, IntentError> {
+        Self::parse_with(text, file, load, true)
+    }
+
+    fn parse_with(
+        text: &str,
+        file: Option<&str>,
+        load: &mut PolicyLoader<'_>,
+        lints: bool,
+    ) -> Result<Parsed<Intent>, IntentError> {
         let source = SourceText::new(file, text);
         let root = match json::parse(text) {
             Ok(j) => j,
@@ -142,6 +160,7 @@ impl Intent {
             }
         };
         let mut r = Reporter::new(&source, JsonPath::root());
+        r.lints = lints;
         let mut extra = Vec::new();
         let intent = parse_intent(&root, &mut r, load, &mut extra);
         let mut diagnostics = r.diagnostics;
@@ -183,7 +202,7 @@ const ENTRY_FIELDS: &[&str] = &["name", "match", "policies", "principal_tags", "
 
 fn unknown_fields(obj: &Json, known: &[&str], what: &str, r: &mut Reporter) {
     for m in obj.as_object().unwrap_or_default() {
-        if !known.contains(&m.key.as_str()) {
+        if !known.contains(&m.key.as_ref()) {
             let mark = r.path.key(&m.key);
             r.error(
                 "unknown-field",
@@ -425,7 +444,7 @@ fn parse_entry(
                     let mut ok = true;
                     for mem in members {
                         match mem.value.as_str() {
-                            Some(v) => tags.push((mem.key.clone(), v.to_string())),
+                            Some(v) => tags.push((mem.key.to_string(), v.to_string())),
                             None => {
                                 let m2 = r.path.key(&mem.key);
                                 r.error(
@@ -571,7 +590,11 @@ fn parse_policies(
                         r.path.truncate(m2);
                         ok = false;
                     }
-                    Ok((name, text)) => match crate::policy::Policy::parse(&text, Some(&name)) {
+                    Ok((name, text)) => match if r.lints {
+                        crate::policy::Policy::check(&text, Some(&name))
+                    } else {
+                        crate::policy::Policy::parse(&text, Some(&name))
+                    } {
                         Ok(parsed) => {
                             extra.extend(parsed.warnings);
                             out.push(NamedPolicy {

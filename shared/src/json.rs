@@ -5,6 +5,7 @@
 //! The parser is strict RFC 8259 JSON, iterative in spirit (recursion is bounded by
 //! [`MAX_DEPTH`]), and never panics on any input.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Deepest nesting accepted; deeper input is rejected instead of exhausting the stack.
@@ -17,31 +18,31 @@ pub struct Span {
     pub end: usize,
 }
 
-/// A parsed JSON value with its span.
+/// A parsed JSON value with its span. Strings without escapes borrow from the source text.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Json {
-    pub kind: JsonKind,
+pub struct Json<'a> {
+    pub kind: JsonKind<'a>,
     pub span: Span,
 }
 
 /// The shape of a [`Json`] value. Numbers keep their source text so that no precision is
 /// lost before the policy layer decides how to read them.
 #[derive(Debug, Clone, PartialEq)]
-pub enum JsonKind {
+pub enum JsonKind<'a> {
     Null,
     Bool(bool),
-    Number(String),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<Member>),
+    Number(&'a str),
+    String(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Vec<Member<'a>>),
 }
 
 /// One `"key": value` pair of an object, in source order (duplicates are kept).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Member {
-    pub key: String,
+pub struct Member<'a> {
+    pub key: Cow<'a, str>,
     pub key_span: Span,
-    pub value: Json,
+    pub value: Json<'a>,
 }
 
 /// A syntax error with the byte offset where it was detected.
@@ -52,7 +53,7 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-impl Json {
+impl<'a> Json<'a> {
     /// A short name of the value's type, for messages ("a string", "an array", ...).
     pub fn type_name(&self) -> &'static str {
         match self.kind {
@@ -68,13 +69,13 @@ impl Json {
     /// The string content, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
-            JsonKind::String(s) => Some(s),
+            JsonKind::String(s) => Some(s.as_ref()),
             _ => None,
         }
     }
 
     /// The members, if this is an object.
-    pub fn as_object(&self) -> Option<&[Member]> {
+    pub fn as_object(&self) -> Option<&[Member<'a>]> {
         match &self.kind {
             JsonKind::Object(m) => Some(m),
             _ => None,
@@ -82,7 +83,7 @@ impl Json {
     }
 
     /// First member named exactly `key`.
-    pub fn get(&self, key: &str) -> Option<&Json> {
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         self.as_object()?
             .iter()
             .find(|m| m.key == key)
@@ -95,14 +96,14 @@ impl Json {
             JsonKind::Null => serde_json::Value::Null,
             JsonKind::Bool(b) => serde_json::Value::Bool(*b),
             JsonKind::Number(n) => serde_json::from_str(n).unwrap_or(serde_json::Value::Null),
-            JsonKind::String(s) => serde_json::Value::String(s.clone()),
+            JsonKind::String(s) => serde_json::Value::String(s.to_string()),
             JsonKind::Array(items) => {
                 serde_json::Value::Array(items.iter().map(Json::to_value).collect())
             }
             JsonKind::Object(members) => serde_json::Value::Object(
                 members
                     .iter()
-                    .map(|m| (m.key.clone(), m.value.to_value()))
+                    .map(|m| (m.key.to_string(), m.value.to_value()))
                     .collect(),
             ),
         }
@@ -110,11 +111,13 @@ impl Json {
 }
 
 /// Parses one JSON document; anything but whitespace after it is an error.
-pub fn parse(text: &str) -> Result<Json, SyntaxError> {
+pub fn parse(text: &str) -> Result<Json<'_>, SyntaxError> {
     let mut p = Parser {
         bytes: text.as_bytes(),
         text,
         pos: 0,
+        members: Vec::new(),
+        items: Vec::new(),
     };
     p.skip_ws();
     let value = p.value(0)?;
@@ -129,9 +132,13 @@ struct Parser<'a> {
     bytes: &'a [u8],
     text: &'a str,
     pos: usize,
+    /// Scratch stacks: members and items of the containers being parsed, moved into
+    /// exactly-sized vectors when each container closes (one allocation per container).
+    members: Vec<Member<'a>>,
+    items: Vec<Json<'a>>,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err(&self, message: impl Into<String>) -> SyntaxError {
         SyntaxError {
             offset: self.pos,
@@ -158,7 +165,7 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Json, SyntaxError> {
+    fn value(&mut self, depth: usize) -> Result<Json<'a>, SyntaxError> {
         if depth > MAX_DEPTH {
             return Err(self.err(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
@@ -198,22 +205,24 @@ impl Parser<'_> {
         })
     }
 
-    fn array(&mut self, depth: usize) -> Result<JsonKind, SyntaxError> {
+    fn array(&mut self, depth: usize) -> Result<JsonKind<'a>, SyntaxError> {
         self.pos += 1; // '['
-        let mut items = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(JsonKind::Array(items));
+            return Ok(JsonKind::Array(Vec::new()));
         }
+        let base = self.items.len();
         loop {
             self.skip_ws();
-            items.push(self.value(depth + 1)?);
+            let item = self.value(depth + 1)?;
+            self.items.push(item);
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
+                    let items: Vec<Json<'a>> = self.items.drain(base..).collect();
                     return Ok(JsonKind::Array(items));
                 }
                 None => return Err(self.err("unexpected end of input inside an array")),
@@ -222,14 +231,14 @@ impl Parser<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<JsonKind, SyntaxError> {
+    fn object(&mut self, depth: usize) -> Result<JsonKind<'a>, SyntaxError> {
         self.pos += 1; // '{'
-        let mut members = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(JsonKind::Object(members));
+            return Ok(JsonKind::Object(Vec::new()));
         }
+        let base = self.members.len();
         loop {
             self.skip_ws();
             let key_start = self.pos;
@@ -248,7 +257,7 @@ impl Parser<'_> {
             self.pos += 1;
             self.skip_ws();
             let value = self.value(depth + 1)?;
-            members.push(Member {
+            self.members.push(Member {
                 key,
                 key_span,
                 value,
@@ -258,6 +267,7 @@ impl Parser<'_> {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    let members: Vec<Member<'a>> = self.members.drain(base..).collect();
                     return Ok(JsonKind::Object(members));
                 }
                 None => return Err(self.err("unexpected end of input inside an object")),
@@ -266,7 +276,7 @@ impl Parser<'_> {
         }
     }
 
-    fn number(&mut self) -> Result<String, SyntaxError> {
+    fn number(&mut self) -> Result<&'a str, SyntaxError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -301,11 +311,7 @@ impl Parser<'_> {
                 self.pos += 1;
             }
         }
-        Ok(self
-            .text
-            .get(start..self.pos)
-            .unwrap_or_default()
-            .to_string())
+        Ok(self.text.get(start..self.pos).unwrap_or_default())
     }
 
     fn hex4(&mut self) -> Result<u32, SyntaxError> {
@@ -322,17 +328,39 @@ impl Parser<'_> {
         Ok(v)
     }
 
-    fn string(&mut self) -> Result<String, SyntaxError> {
+    fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
         self.pos += 1; // opening quote
+        let start = self.pos;
+        let run = self
+            .bytes
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        if let Some(n) = run {
+            if self.bytes.get(start + n) == Some(&b'"') {
+                self.pos = start + n + 1;
+                // INVARIANT: the run stops at an ASCII quote, so it ends on a char boundary.
+                return Ok(Cow::Borrowed(
+                    self.text.get(start..start + n).unwrap_or_default(),
+                ));
+            }
+        }
+        self.string_escaped().map(Cow::Owned)
+    }
+
+    /// The slow path: a string with escapes (the position is just after the opening quote).
+    fn string_escaped(&mut self) -> Result<String, SyntaxError> {
         let mut out = String::new();
         loop {
             let run_start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.pos += self
+                .bytes
+                .get(run_start..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(self.bytes.len().saturating_sub(run_start));
             // INVARIANT: the run stops only at ASCII bytes, so it ends on a char boundary.
             out.push_str(self.text.get(run_start..self.pos).unwrap_or_default());
             match self.peek() {
@@ -444,7 +472,7 @@ mod tests {
         );
         match &a.kind {
             JsonKind::Array(items) => {
-                assert_eq!(items[1].kind, JsonKind::Number("-2.5e3".into()));
+                assert_eq!(items[1].kind, JsonKind::Number("-2.5e3"));
                 assert_eq!(items[2].as_str(), Some("xé\n"));
             }
             other => panic!("not an array: {other:?}"),
@@ -468,7 +496,7 @@ mod tests {
         let v = parse(r#"{"k": 1, "k": 2}"#).unwrap();
         let members = v.as_object().unwrap();
         assert_eq!(members.len(), 2);
-        assert_eq!(members[1].value.kind, JsonKind::Number("2".into()));
+        assert_eq!(members[1].value.kind, JsonKind::Number("2"));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::context::RequestContext;
 use crate::diag::{self, Diagnostic};
-use crate::json::LineCol;
 use crate::template::Template;
 use crate::wildcard::{Flavor, Pattern};
 use condition::Condition;
@@ -55,8 +54,6 @@ pub struct Statement {
     pub actions: Matcher<Pattern>,
     pub resources: Matcher<ResourcePattern>,
     pub conditions: Vec<Condition>,
-    /// Where the statement starts in its source.
-    pub location: Option<LineCol>,
 }
 
 /// `Action` / `NotAction` or `Resource` / `NotResource`.
@@ -176,8 +173,22 @@ pub struct PolicyError {
 }
 
 impl Policy {
-    /// Parses and compiles a policy document from text. `file` names it in diagnostics.
+    /// Parses, validates and compiles a policy document. `file` names it in diagnostics.
+    /// Warnings are the validation ones (ignored `Principal`, missing `Version`, ...).
     pub fn parse(text: &str, file: Option<&str>) -> Result<Parsed<Policy>, PolicyError> {
+        Self::parse_with(text, file, false)
+    }
+
+    /// [`Policy::parse`] plus the pitfall lints of `tagwatch check` as warnings.
+    pub fn check(text: &str, file: Option<&str>) -> Result<Parsed<Policy>, PolicyError> {
+        Self::parse_with(text, file, true)
+    }
+
+    fn parse_with(
+        text: &str,
+        file: Option<&str>,
+        lints: bool,
+    ) -> Result<Parsed<Policy>, PolicyError> {
         let source = diag::SourceText::new(file, text);
         let json = match crate::json::parse(text) {
             Ok(j) => j,
@@ -199,6 +210,7 @@ impl Policy {
             }
         };
         let mut reporter = diag::Reporter::new(&source, diag::JsonPath::root());
+        reporter.lints = lints;
         let policy = parse_policy_json(&json, &mut reporter);
         match policy {
             Some(p) if !reporter.has_errors() => Ok(Parsed {

@@ -19,8 +19,8 @@ const FIELDS: &[&str] = &["action", "resource", "context", "tags", "principal"];
 
 fn scalar(v: &Json) -> Option<String> {
     match &v.kind {
-        JsonKind::String(s) => Some(s.clone()),
-        JsonKind::Number(n) => Some(n.clone()),
+        JsonKind::String(s) => Some(s.to_string()),
+        JsonKind::Number(n) => Some((*n).to_string()),
         JsonKind::Bool(b) => Some(b.to_string()),
         _ => None,
     }
@@ -107,7 +107,7 @@ fn parse_spec(json: &Json, r: &mut Reporter) -> Option<RequestSpec> {
         return None;
     };
     for m in members {
-        if !FIELDS.contains(&m.key.as_str()) {
+        if !FIELDS.contains(&m.key.as_ref()) {
             let mark = r.path.key(&m.key);
             r.error(
                 "unknown-field",
@@ -183,7 +183,7 @@ fn parse_spec(json: &Json, r: &mut Reporter) -> Option<RequestSpec> {
                 let mut pairs = Vec::new();
                 for e in entries {
                     match e.value.as_str() {
-                        Some(v) => pairs.push((e.key.as_str(), v)),
+                        Some(v) => pairs.push((e.key.as_ref(), v)),
                         None => {
                             let m = r.path.key(&e.key);
                             r.error(

@@ -46,14 +46,13 @@ pub enum Flavor {
 
 /// Splits a pattern string into tokens: `*` and `?` are wildcards, everything else literal.
 pub fn tokenize(pattern: &str) -> Vec<Token> {
-    pattern
-        .chars()
-        .map(|c| match c {
-            '*' => Token::Star,
-            '?' => Token::One,
-            c => Token::Lit(c),
-        })
-        .collect()
+    let mut out = Vec::with_capacity(pattern.len());
+    out.extend(pattern.chars().map(|c| match c {
+        '*' => Token::Star,
+        '?' => Token::One,
+        c => Token::Lit(c),
+    }));
+    out
 }
 
 /// Applies the flavour's colon rules to tokens.
@@ -76,6 +75,32 @@ pub fn items(tokens: &[Token], flavor: Flavor) -> Vec<Item> {
                 out.push(Item::Star { colon });
             }
         }
+    }
+    out
+}
+
+/// [`items`] straight from a pattern string (no policy variables involved).
+fn items_of_str(pattern: &str, flavor: Flavor) -> Vec<Item> {
+    let mut out = Vec::with_capacity(pattern.len());
+    let mut segment = 0usize;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        let in_id = flavor == Flavor::Glob || segment >= 5;
+        out.push(match c {
+            '*' => {
+                let segment_last = matches!(chars.peek(), None | Some(':'));
+                Item::Star {
+                    colon: in_id || (flavor == Flavor::ResourceArn && segment_last),
+                }
+            }
+            '?' => Item::One { colon: in_id },
+            c => {
+                if c == ':' {
+                    segment += 1;
+                }
+                Item::Lit(c)
+            }
+        });
     }
     out
 }
@@ -110,6 +135,11 @@ pub struct Pattern {
 
 #[derive(Debug, Clone)]
 enum Shape {
+    /// No wildcard: the pattern's own source (ASCII when the pattern ignores case).
+    SourceExact,
+    /// The source's first `n` bytes followed by one `*` that may match anything (ASCII when
+    /// the pattern ignores case).
+    SourcePrefix(usize),
     /// No wildcard at all.
     Exact(String),
     /// A literal followed by one `*` that may match anything.
@@ -120,20 +150,50 @@ enum Shape {
     Fixed(Vec<Item>),
     /// Literal/`?` prefix and suffix around a middle that starts and ends with `*`.
     General {
-        prefix: Vec<Item>,
-        suffix: Vec<Item>,
-        nfa: Nfa,
+        /// All items; `items[..first]` is the prefix, `items[last + 1..]` the suffix.
+        items: Vec<Item>,
+        first: usize,
+        last: usize,
+        nfa: Box<Nfa>,
     },
 }
 
 impl Pattern {
     /// Compiles a pattern string with the given flavour.
     pub fn new(pattern: &str, flavor: Flavor, ignore_case: bool) -> Self {
-        Self::from_tokens(pattern, &tokenize(pattern), flavor, ignore_case)
+        // Fast paths for the shapes nearly every policy uses: no wildcard at all, and a single
+        // trailing `*` (which may cross colons in every flavour but `ArnCondition`).
+        match pattern.bytes().position(|b| b == b'*' || b == b'?') {
+            None => return Self::literal(pattern, ignore_case),
+            Some(pos) if pos + 1 == pattern.len() && pattern.ends_with('*') => {
+                let head = pattern.get(..pos).unwrap_or_default();
+                let arn_segment = flavor == Flavor::ArnCondition && head.matches(':').count() < 5;
+                if !arn_segment && (!ignore_case || head.is_ascii()) {
+                    return Pattern {
+                        source: pattern.to_string(),
+                        ignore_case,
+                        shape: if head.is_empty() {
+                            Shape::Anything
+                        } else {
+                            Shape::SourcePrefix(pos)
+                        },
+                    };
+                }
+            }
+            Some(_) => {}
+        }
+        Self::from_items(pattern, items_of_str(pattern, flavor), ignore_case)
     }
 
     /// A pattern that matches only `text` itself (no wildcards).
     pub fn literal(text: &str, ignore_case: bool) -> Self {
+        if !ignore_case || text.is_ascii() {
+            return Pattern {
+                source: text.to_string(),
+                ignore_case,
+                shape: Shape::SourceExact,
+            };
+        }
         let folded: String = if ignore_case {
             text.chars().map(fold).collect()
         } else {
@@ -149,7 +209,10 @@ impl Pattern {
     /// Compiles already tokenized input (policy-variable expansion produces literal `*`).
     /// `source` is kept for display only.
     pub fn from_tokens(source: &str, tokens: &[Token], flavor: Flavor, ignore_case: bool) -> Self {
-        let mut items = items(tokens, flavor);
+        Self::from_items(source, items(tokens, flavor), ignore_case)
+    }
+
+    fn from_items(source: &str, mut items: Vec<Item>, ignore_case: bool) -> Self {
         if ignore_case {
             for it in &mut items {
                 if let Item::Lit(c) = it {
@@ -158,20 +221,17 @@ impl Pattern {
             }
         }
         // Adjacent stars are one star that may cross a colon if either may.
-        let mut merged: Vec<Item> = Vec::with_capacity(items.len());
-        for it in items {
-            if let (Item::Star { colon: b }, Some(Item::Star { colon: a })) =
-                (it, merged.last_mut())
-            {
-                *a |= b;
-                continue;
+        items.dedup_by(|next, kept| match (next, kept) {
+            (Item::Star { colon: b }, Item::Star { colon: a }) => {
+                *a |= *b;
+                true
             }
-            merged.push(it);
-        }
+            _ => false,
+        });
         Pattern {
             source: source.to_string(),
             ignore_case,
-            shape: Shape::build(merged),
+            shape: Shape::build(items),
         }
     }
 
@@ -182,7 +242,7 @@ impl Pattern {
 
     /// True when the pattern has a wildcard.
     pub fn has_wildcard(&self) -> bool {
-        !matches!(self.shape, Shape::Exact(_))
+        !matches!(self.shape, Shape::Exact(_) | Shape::SourceExact)
     }
 
     /// Does `text` match the whole pattern?
@@ -197,6 +257,23 @@ impl Pattern {
     /// `text` is ASCII when `ignore_case` (or already folded).
     fn matches_folded(&self, text: &str) -> bool {
         match &self.shape {
+            Shape::SourceExact => {
+                if self.ignore_case {
+                    self.source.eq_ignore_ascii_case(text)
+                } else {
+                    self.source.as_str() == text
+                }
+            }
+            Shape::SourcePrefix(n) => {
+                let (Some(lit), Some(head)) = (self.source.get(..*n), text.get(..*n)) else {
+                    return false;
+                };
+                if self.ignore_case {
+                    head.eq_ignore_ascii_case(lit)
+                } else {
+                    head == lit
+                }
+            }
             Shape::Exact(lit) => {
                 if self.ignore_case {
                     lit.eq_ignore_ascii_case(text)
@@ -226,10 +303,13 @@ impl Pattern {
                 chars.next().is_none()
             }
             Shape::General {
-                prefix,
-                suffix,
+                items,
+                first,
+                last,
                 nfa,
             } => {
+                let prefix = items.get(..*first).unwrap_or_default();
+                let suffix = items.get(last + 1..).unwrap_or_default();
                 let mut rest = text;
                 for &it in prefix {
                     let mut chars = rest.chars();
@@ -280,9 +360,9 @@ impl Shape {
             .iter()
             .rposition(|i| matches!(i, Item::Star { .. }))
             .unwrap_or(first);
-        let prefix: Vec<Item> = items.get(..first).unwrap_or_default().to_vec();
-        let middle: Vec<Item> = items.get(first..=last).unwrap_or_default().to_vec();
-        let suffix: Vec<Item> = items.get(last + 1..).unwrap_or_default().to_vec();
+        let prefix = items.get(..first).unwrap_or_default();
+        let middle = items.get(first..=last).unwrap_or_default();
+        let suffix = items.get(last + 1..).unwrap_or_default();
         if middle == [Item::Star { colon: true }]
             && suffix.is_empty()
             && prefix.iter().all(|i| matches!(i, Item::Lit(_)))
@@ -300,10 +380,12 @@ impl Shape {
                     .collect(),
             );
         }
+        let nfa = Box::new(Nfa::new(middle));
         Shape::General {
-            prefix,
-            suffix,
-            nfa: Nfa::new(&middle),
+            items,
+            first,
+            last,
+            nfa,
         }
     }
 }
@@ -312,22 +394,26 @@ impl Shape {
 ///
 /// Bit `i` (for `i < k`) is "about to match item `i`"; bit `k` is accept. A star item keeps its
 /// bit on characters it accepts and passes it on by an ε-move; other items shift it forward.
+/// Masks are kept per distinct literal character (a 128-byte class table for ASCII), so
+/// compiling costs O(items) and a few hundred bytes.
 #[derive(Debug, Clone)]
 struct Nfa {
     words: usize,
     accept_bit: usize,
-    /// 128 ASCII rows of `words` words each: items that advance on that character.
-    advance: Vec<u64>,
-    /// Same layout: star items that stay on that character.
-    stay: Vec<u64>,
-    /// Advance mask for non-ASCII characters without a literal of their own (`?` items).
-    advance_other: Vec<u64>,
-    /// Stay mask for all non-ASCII characters (every star accepts them).
-    stay_other: Vec<u64>,
-    /// Non-ASCII literal characters and their advance masks.
-    advance_unicode: Vec<(char, Vec<u64>)>,
-    star_bits: Vec<u64>,
+    /// ASCII character to 1 + index of its literal mask (0: no literal item has it).
+    class: [u8; 128],
+    /// Non-ASCII literal characters and their literal-mask indexes.
+    unicode: Vec<(char, usize)>,
+    /// `words` words each: `?` items, `?` items that may match `:`, star items, star items
+    /// that may match `:`, then one literal mask per distinct literal character.
+    masks: Vec<u64>,
 }
+
+const ONES: usize = 0;
+const ONES_COLON: usize = 1;
+const STARS: usize = 2;
+const STARS_COLON: usize = 3;
+const LITERALS: usize = 4;
 
 fn set_bit(words: &mut [u64], bit: usize) {
     if let Some(w) = words.get_mut(bit / 64) {
@@ -341,97 +427,88 @@ fn test_bit(words: &[u64], bit: usize) -> bool {
         .is_some_and(|w| w & (1u64 << (bit % 64)) != 0)
 }
 
+fn word(words: &[u64], i: usize) -> u64 {
+    words.get(i).copied().unwrap_or(0)
+}
+
 impl Nfa {
     fn new(middle: &[Item]) -> Self {
         let k = middle.len();
         let words = (k + 1).div_ceil(64);
-        let mut advance = vec![0u64; 128 * words];
-        let mut stay = vec![0u64; 128 * words];
-        let mut advance_other = vec![0u64; words];
-        let mut stay_other = vec![0u64; words];
-        let mut star_bits = vec![0u64; words];
-        let mut unicode_lits: Vec<char> = middle
-            .iter()
-            .filter_map(|i| match i {
-                Item::Lit(c) if !c.is_ascii() => Some(*c),
-                _ => None,
-            })
-            .collect();
-        unicode_lits.sort_unstable();
-        unicode_lits.dedup();
-        let mut advance_unicode: Vec<(char, Vec<u64>)> = unicode_lits
-            .into_iter()
-            .map(|c| (c, vec![0u64; words]))
-            .collect();
-        for (bit, &item) in middle.iter().enumerate() {
-            match item {
-                Item::Star { .. } => {
-                    set_bit(&mut star_bits, bit);
-                    set_bit(&mut stay_other, bit);
-                    for c in 0u8..128 {
-                        if item_accepts(item, char::from(c)) {
-                            let row = usize::from(c) * words;
-                            if let Some(r) = stay.get_mut(row..row + words) {
-                                set_bit(r, bit);
-                            }
-                        }
-                    }
-                }
-                Item::One { .. } => {
-                    set_bit(&mut advance_other, bit);
-                    for (_, mask) in &mut advance_unicode {
-                        set_bit(mask, bit);
-                    }
-                    for c in 0u8..128 {
-                        if item_accepts(item, char::from(c)) {
-                            let row = usize::from(c) * words;
-                            if let Some(r) = advance.get_mut(row..row + words) {
-                                set_bit(r, bit);
-                            }
-                        }
-                    }
-                }
-                Item::Lit(c) => {
-                    if c.is_ascii() {
-                        let row = (c as usize) * words;
-                        if let Some(r) = advance.get_mut(row..row + words) {
-                            set_bit(r, bit);
-                        }
-                    } else if let Some((_, mask)) =
-                        advance_unicode.iter_mut().find(|(u, _)| *u == c)
-                    {
-                        set_bit(mask, bit);
-                    }
-                }
-            }
-        }
-        Nfa {
+        let mut nfa = Nfa {
             words,
             accept_bit: k,
-            advance,
-            stay,
-            advance_other,
-            stay_other,
-            advance_unicode,
-            star_bits,
+            class: [0; 128],
+            unicode: Vec::new(),
+            masks: vec![0; (LITERALS + k) * words],
+        };
+        let mut distinct = 0usize;
+        for (bit, &item) in middle.iter().enumerate() {
+            let row = match item {
+                Item::Star { colon } => {
+                    if colon {
+                        nfa.set(STARS_COLON, bit);
+                    }
+                    STARS
+                }
+                Item::One { colon } => {
+                    if colon {
+                        nfa.set(ONES_COLON, bit);
+                    }
+                    ONES
+                }
+                Item::Lit(c) => {
+                    let idx = nfa.literal_index(c).unwrap_or_else(|| {
+                        let i = distinct;
+                        distinct += 1;
+                        if c.is_ascii() {
+                            if let Some(slot) = nfa.class.get_mut(c as usize) {
+                                // INVARIANT: at most 128 distinct ASCII characters.
+                                *slot = u8::try_from(i + 1).unwrap_or(0);
+                            }
+                        } else {
+                            nfa.unicode.push((c, i));
+                        }
+                        i
+                    });
+                    LITERALS + idx
+                }
+            };
+            nfa.set(row, bit);
+        }
+        nfa.masks.truncate((LITERALS + distinct) * words);
+        nfa
+    }
+
+    fn set(&mut self, row: usize, bit: usize) {
+        let words = self.words;
+        if let Some(r) = self.masks.get_mut(row * words..(row + 1) * words) {
+            set_bit(r, bit);
         }
     }
 
-    fn masks(&self, c: char) -> (&[u64], &[u64]) {
+    fn row(&self, row: usize) -> &[u64] {
+        self.masks
+            .get(row * self.words..(row + 1) * self.words)
+            .unwrap_or_default()
+    }
+
+    fn literal_index(&self, c: char) -> Option<usize> {
         if c.is_ascii() {
-            let row = (c as usize) * self.words;
-            (
-                self.advance.get(row..row + self.words).unwrap_or_default(),
-                self.stay.get(row..row + self.words).unwrap_or_default(),
-            )
+            self.class
+                .get(c as usize)
+                .copied()
+                .filter(|&x| x != 0)
+                .map(|x| usize::from(x) - 1)
         } else {
-            let adv = self
-                .advance_unicode
-                .iter()
-                .find(|(u, _)| *u == c)
-                .map_or(self.advance_other.as_slice(), |(_, m)| m.as_slice());
-            (adv, self.stay_other.as_slice())
+            self.unicode.iter().find(|(u, _)| *u == c).map(|(_, i)| *i)
         }
+    }
+
+    /// The literal-advance mask row for `c` (empty when no literal item is `c`).
+    fn lit(&self, c: char) -> &[u64] {
+        self.literal_index(c)
+            .map_or(&[][..], |i| self.row(LITERALS + i))
     }
 
     fn run(&self, text: &str, ignore_case: bool) -> bool {
@@ -444,13 +521,18 @@ impl Nfa {
         let mut next = vec![0u64; self.words];
         for c in text.chars() {
             let c = if ignore_case { fold(c) } else { c };
-            let (adv, stay) = self.masks(c);
+            let lit = self.lit(c);
+            let (ones, stars) = if c == ':' {
+                (self.row(ONES_COLON), self.row(STARS_COLON))
+            } else {
+                (self.row(ONES), self.row(STARS))
+            };
             let mut carry = 0u64;
             let mut any = 0u64;
             for (i, n) in next.iter_mut().enumerate() {
-                let cur = d.get(i).copied().unwrap_or(0);
-                let moved = cur & adv.get(i).copied().unwrap_or(0);
-                *n = (moved << 1) | carry | (cur & stay.get(i).copied().unwrap_or(0));
+                let cur = word(&d, i);
+                let moved = cur & (word(lit, i) | word(ones, i));
+                *n = (moved << 1) | carry | (cur & word(stars, i));
                 carry = moved >> 63;
                 any |= *n;
             }
@@ -467,22 +549,28 @@ impl Nfa {
     fn close(&self, d: &mut [u64]) {
         let mut carry = 0u64;
         for (i, w) in d.iter_mut().enumerate() {
-            let moved = *w & self.star_bits.get(i).copied().unwrap_or(0);
+            let moved = *w & word(self.row(STARS), i);
             *w |= (moved << 1) | carry;
             carry = moved >> 63;
         }
     }
 
     fn run_single(&self, text: &str, ignore_case: bool) -> bool {
-        let stars = self.star_bits.first().copied().unwrap_or(0);
+        let stars = word(self.row(STARS), 0);
+        let stars_colon = word(self.row(STARS_COLON), 0);
+        let ones = word(self.row(ONES), 0);
+        let ones_colon = word(self.row(ONES_COLON), 0);
         let mut d: u64 = 1;
         d |= (d & stars) << 1;
         for c in text.chars() {
             let c = if ignore_case { fold(c) } else { c };
-            let (adv, stay) = self.masks(c);
-            let adv = adv.first().copied().unwrap_or(0);
-            let stay = stay.first().copied().unwrap_or(0);
-            d = ((d & adv) << 1) | (d & stay);
+            let lit = word(self.lit(c), 0);
+            let (one, stay) = if c == ':' {
+                (ones_colon, stars_colon)
+            } else {
+                (ones, stars)
+            };
+            d = ((d & (lit | one)) << 1) | (d & stay);
             if d == 0 {
                 return false;
             }
@@ -661,6 +749,20 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn items_of_str_agrees_with_tokens(tokens in arb_tokens(), flavor in prop_oneof![Just(Flavor::Glob), Just(Flavor::ResourceArn), Just(Flavor::ArnCondition)]) {
+            let source: String = tokens.iter().map(|t| match t { Token::Lit(c) => *c, Token::Star => '*', Token::One => '?' }).collect();
+            prop_assert_eq!(items_of_str(&source, flavor), items(&tokens, flavor));
+        }
+
+        #[test]
+        fn fast_paths_agree_with_the_general_compiler(tokens in arb_tokens(), text in arb_text(), flavor in prop_oneof![Just(Flavor::Glob), Just(Flavor::ResourceArn), Just(Flavor::ArnCondition)], ignore_case in any::<bool>()) {
+            let source: String = tokens.iter().map(|t| match t { Token::Lit(c) => *c, Token::Star => '*', Token::One => '?' }).collect();
+            let fast = Pattern::new(&source, flavor, ignore_case);
+            let general = Pattern::from_tokens(&source, &tokens, flavor, ignore_case);
+            prop_assert_eq!(fast.matches(&text), general.matches(&text), "pattern {:?} text {:?}", source, text);
+        }
+
         #[test]
         fn engine_agrees_with_reference(tokens in arb_tokens(), text in arb_text(), flavor in prop_oneof![Just(Flavor::Glob), Just(Flavor::ResourceArn), Just(Flavor::ArnCondition)], ignore_case in any::<bool>()) {
             let mut its = items(&tokens, flavor);

@@ -82,6 +82,9 @@ base_ops! {
 impl BaseOp {
     /// Finds an operator by name, ignoring case.
     pub fn from_name(name: &str) -> Option<BaseOp> {
+        if let Some(op) = BaseOp::ALL.iter().copied().find(|op| op.name() == name) {
+            return Some(op);
+        }
         BaseOp::ALL
             .iter()
             .copied()
@@ -172,6 +175,23 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// Is `text` the canonical (AWS) spelling of this operator?
+    pub fn spelled_as(&self, text: &str) -> bool {
+        let rest = match self.qualifier {
+            Some(Qualifier::ForAnyValue) => text.strip_prefix("ForAnyValue:"),
+            Some(Qualifier::ForAllValues) => text.strip_prefix("ForAllValues:"),
+            None => Some(text),
+        };
+        let rest = rest.and_then(|r| r.strip_prefix(self.base.name()));
+        match rest {
+            Some("IfExists") => self.if_exists,
+            Some("") => !self.if_exists,
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.qualifier {
@@ -190,7 +210,9 @@ impl fmt::Display for Operator {
 /// A string-family or ARN value, compiled when it has no variables.
 #[derive(Debug, Clone)]
 pub enum TextValue {
-    /// Equality operators: the exact text (lowercased for the `IgnoreCase` operators).
+    /// Equality operators: the condition's raw value at the same position.
+    Raw,
+    /// Equality operators: text that differs from the raw value (filled-in templates).
     Exact(String),
     /// `StringLike` / ARN operators: a compiled pattern.
     Pattern(Box<Pattern>),
@@ -291,7 +313,8 @@ impl Condition {
         match &self.values {
             Values::Text(vals) => vals
                 .iter()
-                .any(|pv| text_matches(base, pv, v, ctx, missing)),
+                .zip(&self.raw_values)
+                .any(|(pv, raw)| text_matches(base, pv, raw, v, ctx, missing)),
             Values::Numeric(nums) => values::parse_number(v)
                 .is_some_and(|x| nums.iter().any(|&p| compare(base, x.partial_cmp(&p)))),
             Values::Date(dates) => values::parse_date(v)
@@ -354,22 +377,30 @@ fn compare(base: BaseOp, ord: Option<std::cmp::Ordering>) -> bool {
     }
 }
 
-fn eq_ignore_case(a: &str, lower_b: &str) -> bool {
-    if a.is_ascii() && lower_b.is_ascii() {
-        a.eq_ignore_ascii_case(lower_b)
+fn eq_ignore_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
     } else {
-        a.to_lowercase() == lower_b
+        a.to_lowercase() == b.to_lowercase()
     }
 }
 
 fn text_matches(
     base: BaseOp,
     pv: &TextValue,
+    raw: &str,
     v: &str,
     ctx: &RequestContext,
     missing: &mut Vec<String>,
 ) -> bool {
     match pv {
+        TextValue::Raw => {
+            if base.ignore_case() {
+                eq_ignore_case(v, raw)
+            } else {
+                raw == v
+            }
+        }
         TextValue::Exact(p) => {
             if base.ignore_case() {
                 eq_ignore_case(v, p)
@@ -397,6 +428,15 @@ fn text_matches(
 
 /// Compiles one string/ARN value for `base` (the caller has checked the family).
 pub fn compile_text(base: BaseOp, raw: &str, variables: bool) -> TextValue {
+    let plain = !(variables && base.supports_variables() && raw.contains("${"));
+    if plain {
+        if base.family() == Family::Arn {
+            return TextValue::Pattern(Box::new(Pattern::new(raw, Flavor::ArnCondition, false)));
+        } else if base.like() {
+            return TextValue::Pattern(Box::new(Pattern::new(raw, Flavor::Glob, false)));
+        }
+        return TextValue::Raw;
+    }
     let template = Template::parse(raw, variables && base.supports_variables());
     let Some(tokens) = template.static_tokens() else {
         return TextValue::Template(template);
@@ -433,6 +473,9 @@ mod tests {
         assert_eq!(op.base, BaseOp::StringLike);
         assert!(op.if_exists);
         assert_eq!(op.to_string(), "ForAllValues:StringLikeIfExists");
+        assert!(op.spelled_as("ForAllValues:StringLikeIfExists"));
+        assert!(!op.spelled_as("forallvalues:StringLikeIfExists"));
+        assert!(!op.spelled_as("ForAllValues:StringLike"));
         assert_eq!(
             Operator::parse("stringequals").unwrap().base,
             BaseOp::StringEquals
@@ -492,7 +535,13 @@ mod tests {
     fn conditions(condition: serde_json::Value) -> Vec<Condition> {
         let doc = json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "ssm:SendCommand", "Resource": "*", "Condition": condition}});
         let parsed = Policy::parse(&doc.to_string(), None).unwrap_or_else(|e| panic!("{e}"));
-        parsed.value.statements.into_iter().next().unwrap().conditions
+        parsed
+            .value
+            .statements
+            .into_iter()
+            .next()
+            .unwrap()
+            .conditions
     }
 
     fn ctx(pairs: &[(&str, &str)]) -> RequestContext {
@@ -506,7 +555,9 @@ mod tests {
     /// Does the whole condition block hold (all conditions AND)?
     fn holds(condition: serde_json::Value, context: &RequestContext) -> bool {
         let mut missing = Vec::new();
-        conditions(condition).iter().all(|c| c.evaluate(context, &mut missing))
+        conditions(condition)
+            .iter()
+            .all(|c| c.evaluate(context, &mut missing))
     }
 
     fn one(op: &str, key: &str, values: serde_json::Value, context: &[(&str, &str)]) -> bool {
@@ -516,10 +567,28 @@ mod tests {
     #[test]
     fn string_equals_is_case_sensitive_and_ors_values() {
         let k = "ssm:resourceTag/Finance";
-        assert!(one("StringEquals", k, json!("WebServers"), &[(k, "WebServers")]));
-        assert!(!one("StringEquals", k, json!("WebServers"), &[(k, "webservers")]));
-        assert!(one("StringEquals", k, json!(["Payroll", "WebServers"]), &[(k, "WebServers")]));
-        assert!(!one("StringEquals", k, json!("Web*"), &[(k, "WebServers")]), "no wildcards in Equals");
+        assert!(one(
+            "StringEquals",
+            k,
+            json!("WebServers"),
+            &[(k, "WebServers")]
+        ));
+        assert!(!one(
+            "StringEquals",
+            k,
+            json!("WebServers"),
+            &[(k, "webservers")]
+        ));
+        assert!(one(
+            "StringEquals",
+            k,
+            json!(["Payroll", "WebServers"]),
+            &[(k, "WebServers")]
+        ));
+        assert!(
+            !one("StringEquals", k, json!("Web*"), &[(k, "WebServers")]),
+            "no wildcards in Equals"
+        );
     }
 
     #[test]
@@ -529,8 +598,18 @@ mod tests {
         let k = "aws:PrincipalTag/team";
         assert!(one("StringNotEquals", k, json!(["a", "b"]), &[(k, "c")]));
         assert!(!one("StringNotEquals", k, json!(["a", "b"]), &[(k, "b")]));
-        assert!(one("StringNotEqualsIgnoreCase", k, json!(["a", "b"]), &[(k, "c")]));
-        assert!(!one("StringNotEqualsIgnoreCase", k, json!(["a", "b"]), &[(k, "B")]));
+        assert!(one(
+            "StringNotEqualsIgnoreCase",
+            k,
+            json!(["a", "b"]),
+            &[(k, "c")]
+        ));
+        assert!(!one(
+            "StringNotEqualsIgnoreCase",
+            k,
+            json!(["a", "b"]),
+            &[(k, "B")]
+        ));
         assert!(!one("StringNotLike", k, json!(["x*", "b?"]), &[(k, "bc")]));
         assert!(one("StringNotLike", k, json!(["x*", "b?"]), &[(k, "bcd")]));
     }
@@ -538,11 +617,31 @@ mod tests {
     #[test]
     fn ignore_case_operators() {
         let k = "aws:PrincipalTag/team";
-        assert!(one("StringEqualsIgnoreCase", k, json!("WebServers"), &[(k, "WEBSERVERS")]));
+        assert!(one(
+            "StringEqualsIgnoreCase",
+            k,
+            json!("WebServers"),
+            &[(k, "WEBSERVERS")]
+        ));
         // Simple lowercase comparison: `ß` does not fold to `ss`.
-        assert!(!one("StringEqualsIgnoreCase", k, json!("Straße"), &[(k, "STRASSE")]));
-        assert!(one("StringEqualsIgnoreCase", k, json!("ÉQUIPE"), &[(k, "équipe")]));
-        assert!(!one("StringEqualsIgnoreCase", k, json!("web"), &[(k, "webs")]));
+        assert!(!one(
+            "StringEqualsIgnoreCase",
+            k,
+            json!("Straße"),
+            &[(k, "STRASSE")]
+        ));
+        assert!(one(
+            "StringEqualsIgnoreCase",
+            k,
+            json!("ÉQUIPE"),
+            &[(k, "équipe")]
+        ));
+        assert!(!one(
+            "StringEqualsIgnoreCase",
+            k,
+            json!("web"),
+            &[(k, "webs")]
+        ));
     }
 
     #[test]
@@ -551,7 +650,10 @@ mod tests {
         assert!(one("StringLike", k, json!("web-*"), &[(k, "web-01")]));
         assert!(one("StringLike", k, json!("web-??"), &[(k, "web-01")]));
         assert!(!one("StringLike", k, json!("web-??"), &[(k, "web-1")]));
-        assert!(!one("StringLike", k, json!("Web-*"), &[(k, "web-01")]), "StringLike is case-sensitive");
+        assert!(
+            !one("StringLike", k, json!("Web-*"), &[(k, "web-01")]),
+            "StringLike is case-sensitive"
+        );
         assert!(one("StringLike", k, json!("*"), &[(k, "")]));
     }
 
@@ -568,9 +670,18 @@ mod tests {
         assert!(c("NumericGreaterThan", "10", "10.01"));
         assert!(!c("NumericGreaterThan", "10", "10"));
         assert!(c("NumericGreaterThanEquals", "-1", "-1"));
-        assert!(one("NumericLessThan", k, json!(3600), &[(k, "42")]), "JSON numbers are accepted");
-        assert!(!c("NumericLessThan", "10", "ten"), "a non-numeric request value never matches");
-        assert!(c("NumericNotEquals", "10", "ten"), "...so the negated operator holds");
+        assert!(
+            one("NumericLessThan", k, json!(3600), &[(k, "42")]),
+            "JSON numbers are accepted"
+        );
+        assert!(
+            !c("NumericLessThan", "10", "ten"),
+            "a non-numeric request value never matches"
+        );
+        assert!(
+            c("NumericNotEquals", "10", "ten"),
+            "...so the negated operator holds"
+        );
     }
 
     #[test]
@@ -578,12 +689,28 @@ mod tests {
         let k = "aws:CurrentTime";
         let c = |op: &str, v: &str, actual: &str| one(op, k, json!(v), &[(k, actual)]);
         assert!(c("DateEquals", "2024-08-02T09:08:56Z", "1722589736"));
-        assert!(c("DateNotEquals", "2024-08-02T09:08:56Z", "2024-08-02T09:08:57Z"));
+        assert!(c(
+            "DateNotEquals",
+            "2024-08-02T09:08:56Z",
+            "2024-08-02T09:08:57Z"
+        ));
         assert!(c("DateLessThan", "2024-08-02", "2024-08-01T23:59:59Z"));
         assert!(!c("DateLessThan", "2024-08-02", "2024-08-02T00:00:00Z"));
-        assert!(c("DateLessThanEquals", "2024-08-02", "2024-08-02T00:00:00Z"));
-        assert!(c("DateGreaterThan", "2024-08-02T00:00:00+02:00", "2024-08-01T22:00:01Z"));
-        assert!(c("DateGreaterThanEquals", "1722556800", "2024-08-02T00:00:00Z"));
+        assert!(c(
+            "DateLessThanEquals",
+            "2024-08-02",
+            "2024-08-02T00:00:00Z"
+        ));
+        assert!(c(
+            "DateGreaterThan",
+            "2024-08-02T00:00:00+02:00",
+            "2024-08-01T22:00:01Z"
+        ));
+        assert!(c(
+            "DateGreaterThanEquals",
+            "1722556800",
+            "2024-08-02T00:00:00Z"
+        ));
         assert!(!c("DateGreaterThan", "2024-08-02", "not a date"));
     }
 
@@ -601,39 +728,120 @@ mod tests {
         // IAM condition operators, BinaryEquals: "compares the value of the specified key byte
         // for byte against a base-64 encoded representation of the binary value in the policy".
         let k = "custom:blob";
-        assert!(one("BinaryEquals", k, json!("QmluYXJ5VmFsdWVJbkJhc2U2NA=="), &[(k, "QmluYXJ5VmFsdWVJbkJhc2U2NA==")]));
-        assert!(!one("BinaryEquals", k, json!("QmluYXJ5VmFsdWVJbkJhc2U2NA=="), &[(k, "YWJj")]));
+        assert!(one(
+            "BinaryEquals",
+            k,
+            json!("QmluYXJ5VmFsdWVJbkJhc2U2NA=="),
+            &[(k, "QmluYXJ5VmFsdWVJbkJhc2U2NA==")]
+        ));
+        assert!(!one(
+            "BinaryEquals",
+            k,
+            json!("QmluYXJ5VmFsdWVJbkJhc2U2NA=="),
+            &[(k, "YWJj")]
+        ));
     }
 
     #[test]
     fn ip_operators_v4_and_v6() {
         let k = "aws:SourceIp";
-        assert!(one("IpAddress", k, json!("203.0.113.0/24"), &[(k, "203.0.113.9")]));
-        assert!(!one("IpAddress", k, json!("203.0.113.0/24"), &[(k, "198.51.100.9")]));
-        assert!(one("IpAddress", k, json!(["203.0.113.0/24", "2001:DB8:1234:5678::/64"]), &[(k, "2001:db8:1234:5678::17")]));
-        assert!(one("NotIpAddress", k, json!("203.0.113.0/24"), &[(k, "198.51.100.9")]));
-        assert!(!one("NotIpAddress", k, json!("203.0.113.0/24"), &[(k, "203.0.113.1")]));
-        assert!(!one("IpAddress", k, json!("203.0.113.0/24"), &[(k, "ssm.amazonaws.com")]), "a service name is not an IP");
+        assert!(one(
+            "IpAddress",
+            k,
+            json!("203.0.113.0/24"),
+            &[(k, "203.0.113.9")]
+        ));
+        assert!(!one(
+            "IpAddress",
+            k,
+            json!("203.0.113.0/24"),
+            &[(k, "198.51.100.9")]
+        ));
+        assert!(one(
+            "IpAddress",
+            k,
+            json!(["203.0.113.0/24", "2001:DB8:1234:5678::/64"]),
+            &[(k, "2001:db8:1234:5678::17")]
+        ));
+        assert!(one(
+            "NotIpAddress",
+            k,
+            json!("203.0.113.0/24"),
+            &[(k, "198.51.100.9")]
+        ));
+        assert!(!one(
+            "NotIpAddress",
+            k,
+            json!("203.0.113.0/24"),
+            &[(k, "203.0.113.1")]
+        ));
+        assert!(
+            !one(
+                "IpAddress",
+                k,
+                json!("203.0.113.0/24"),
+                &[(k, "ssm.amazonaws.com")]
+            ),
+            "a service name is not an IP"
+        );
     }
 
     #[test]
     fn arn_operators_match_segment_by_segment() {
         let k = "aws:PrincipalArn";
         let role = "arn:aws:iam::111122223333:role/JuniorEngineer";
-        assert!(one("ArnEquals", k, json!("arn:aws:iam::111122223333:role/Junior*"), &[(k, role)]), "ArnEquals and ArnLike behave identically");
-        assert!(one("ArnLike", k, json!("arn:aws:iam::*:role/JuniorEngineer"), &[(k, role)]));
-        assert!(!one("ArnLike", k, json!("arn:aws:iam::*:role/Lead*"), &[(k, role)]));
-        assert!(one("ArnNotLike", k, json!("arn:aws:iam::*:role/Lead*"), &[(k, role)]));
+        assert!(
+            one(
+                "ArnEquals",
+                k,
+                json!("arn:aws:iam::111122223333:role/Junior*"),
+                &[(k, role)]
+            ),
+            "ArnEquals and ArnLike behave identically"
+        );
+        assert!(one(
+            "ArnLike",
+            k,
+            json!("arn:aws:iam::*:role/JuniorEngineer"),
+            &[(k, role)]
+        ));
+        assert!(!one(
+            "ArnLike",
+            k,
+            json!("arn:aws:iam::*:role/Lead*"),
+            &[(k, role)]
+        ));
+        assert!(one(
+            "ArnNotLike",
+            k,
+            json!("arn:aws:iam::*:role/Lead*"),
+            &[(k, role)]
+        ));
         assert!(!one("ArnNotEquals", k, json!(role), &[(k, role)]));
-        assert!(!one("ArnLike", k, json!("arn:aws:iam::*:role/*"), &[(k, "not-an-arn")]));
+        assert!(!one(
+            "ArnLike",
+            k,
+            json!("arn:aws:iam::*:role/*"),
+            &[(k, "not-an-arn")]
+        ));
     }
 
     #[test]
     fn null_checks_presence() {
         let k = "aws:TokenIssueTime";
         assert!(one("Null", k, json!("true"), &[]));
-        assert!(!one("Null", k, json!("true"), &[(k, "2024-01-01T00:00:00Z")]));
-        assert!(one("Null", k, json!("false"), &[(k, "2024-01-01T00:00:00Z")]));
+        assert!(!one(
+            "Null",
+            k,
+            json!("true"),
+            &[(k, "2024-01-01T00:00:00Z")]
+        ));
+        assert!(one(
+            "Null",
+            k,
+            json!("false"),
+            &[(k, "2024-01-01T00:00:00Z")]
+        ));
         assert!(!one("Null", k, json!("false"), &[]));
     }
 
@@ -645,15 +853,48 @@ mod tests {
         assert!(!one("StringEquals", k, json!("vpce-1"), &[]));
         assert!(one("StringNotEquals", k, json!("vpce-1"), &[]));
         assert!(one("StringEqualsIfExists", k, json!("vpce-1"), &[]));
-        assert!(!one("StringEqualsIfExists", k, json!("vpce-1"), &[(k, "vpce-2")]), "IfExists tests a present key normally");
-        assert!(one("ArnNotLike", "aws:SourceArn", json!("arn:aws:sns:*:*:*"), &[]));
-        assert!(!one("NumericLessThan", "aws:MultiFactorAuthAge", json!(60), &[]));
-        assert!(one("NumericLessThanIfExists", "aws:MultiFactorAuthAge", json!(60), &[]));
+        assert!(
+            !one("StringEqualsIfExists", k, json!("vpce-1"), &[(k, "vpce-2")]),
+            "IfExists tests a present key normally"
+        );
+        assert!(one(
+            "ArnNotLike",
+            "aws:SourceArn",
+            json!("arn:aws:sns:*:*:*"),
+            &[]
+        ));
+        assert!(!one(
+            "NumericLessThan",
+            "aws:MultiFactorAuthAge",
+            json!(60),
+            &[]
+        ));
+        assert!(one(
+            "NumericLessThanIfExists",
+            "aws:MultiFactorAuthAge",
+            json!(60),
+            &[]
+        ));
         // Single-vs-multivalued context keys: ForAllValues on a missing key is true,
         // ForAnyValue on a missing key is false.
-        assert!(one("ForAllValues:StringEquals", "aws:TagKeys", json!(["a"]), &[]));
-        assert!(!one("ForAnyValue:StringEquals", "aws:TagKeys", json!(["a"]), &[]));
-        assert!(one("ForAnyValue:StringEqualsIfExists", "aws:TagKeys", json!(["a"]), &[]));
+        assert!(one(
+            "ForAllValues:StringEquals",
+            "aws:TagKeys",
+            json!(["a"]),
+            &[]
+        ));
+        assert!(!one(
+            "ForAnyValue:StringEquals",
+            "aws:TagKeys",
+            json!(["a"]),
+            &[]
+        ));
+        assert!(one(
+            "ForAnyValue:StringEqualsIfExists",
+            "aws:TagKeys",
+            json!(["a"]),
+            &[]
+        ));
     }
 
     fn multi(key: &str, values: &[&str]) -> RequestContext {
@@ -666,24 +907,54 @@ mod tests {
     fn set_operators_on_multivalued_keys() {
         let k = "aws:TagKeys";
         let both = multi(k, &["Env", "Team"]);
-        assert!(holds(json!({"ForAllValues:StringEquals": {k: ["Env", "Team", "Cost"]}}), &both));
-        assert!(!holds(json!({"ForAllValues:StringEquals": {k: ["Env"]}}), &both));
-        assert!(holds(json!({"ForAnyValue:StringEquals": {k: ["Env"]}}), &both));
-        assert!(!holds(json!({"ForAnyValue:StringEquals": {k: ["Cost"]}}), &both));
+        assert!(holds(
+            json!({"ForAllValues:StringEquals": {k: ["Env", "Team", "Cost"]}}),
+            &both
+        ));
+        assert!(!holds(
+            json!({"ForAllValues:StringEquals": {k: ["Env"]}}),
+            &both
+        ));
+        assert!(holds(
+            json!({"ForAnyValue:StringEquals": {k: ["Env"]}}),
+            &both
+        ));
+        assert!(!holds(
+            json!({"ForAnyValue:StringEquals": {k: ["Cost"]}}),
+            &both
+        ));
         // ForAllValues:StringNotEquals: no request value is in the list.
-        assert!(holds(json!({"ForAllValues:StringNotEquals": {k: ["Cost"]}}), &both));
-        assert!(!holds(json!({"ForAllValues:StringNotEquals": {k: ["Env"]}}), &both));
+        assert!(holds(
+            json!({"ForAllValues:StringNotEquals": {k: ["Cost"]}}),
+            &both
+        ));
+        assert!(!holds(
+            json!({"ForAllValues:StringNotEquals": {k: ["Env"]}}),
+            &both
+        ));
         // ForAnyValue:StringNotEquals: at least one request value is not in the list.
-        assert!(holds(json!({"ForAnyValue:StringNotEquals": {k: ["Env"]}}), &both));
-        assert!(!holds(json!({"ForAnyValue:StringNotEquals": {k: ["Env", "Team"]}}), &both));
+        assert!(holds(
+            json!({"ForAnyValue:StringNotEquals": {k: ["Env"]}}),
+            &both
+        ));
+        assert!(!holds(
+            json!({"ForAnyValue:StringNotEquals": {k: ["Env", "Team"]}}),
+            &both
+        ));
         assert!(holds(json!({"ForAnyValue:StringLike": {k: ["T*"]}}), &both));
         // A single-valued key is a set of one.
-        assert!(holds(json!({"ForAnyValue:StringEquals": {"aws:SourceVpce": ["vpce-1"]}}), &ctx(&[("aws:SourceVpce", "vpce-1")])));
+        assert!(holds(
+            json!({"ForAnyValue:StringEquals": {"aws:SourceVpce": ["vpce-1"]}}),
+            &ctx(&[("aws:SourceVpce", "vpce-1")])
+        ));
     }
 
     #[test]
     fn several_keys_and_several_operators_are_anded() {
-        let both = ctx(&[("ssm:resourceTag/Finance", "WebServers"), ("ssm:resourceTag/Env", "prod")]);
+        let both = ctx(&[
+            ("ssm:resourceTag/Finance", "WebServers"),
+            ("ssm:resourceTag/Env", "prod"),
+        ]);
         let one_key = ctx(&[("ssm:resourceTag/Finance", "WebServers")]);
         let block = json!({"StringEquals": {"ssm:resourceTag/Finance": "WebServers", "ssm:resourceTag/Env": "prod"}});
         assert!(holds(block.clone(), &both));
@@ -694,22 +965,70 @@ mod tests {
 
     #[test]
     fn condition_key_names_are_case_insensitive() {
-        assert!(one("StringEquals", "AWS:SOURCEVPCE", json!("vpce-1"), &[("aws:SourceVpce", "vpce-1")]));
-        assert!(one("StringEquals", "ssm:ResourceTag/finance", json!("x"), &[("ssm:resourceTag/Finance", "x")]));
+        assert!(one(
+            "StringEquals",
+            "AWS:SOURCEVPCE",
+            json!("vpce-1"),
+            &[("aws:SourceVpce", "vpce-1")]
+        ));
+        assert!(one(
+            "StringEquals",
+            "ssm:ResourceTag/finance",
+            json!("x"),
+            &[("ssm:resourceTag/Finance", "x")]
+        ));
     }
 
     #[test]
     fn policy_variables_in_condition_values() {
         let k = "ssm:resourceTag/Owner";
-        assert!(one("StringEquals", k, json!("${aws:username}"), &[(k, "alice"), ("aws:username", "alice")]));
-        assert!(!one("StringEquals", k, json!("${aws:username}"), &[(k, "alice"), ("aws:username", "bob")]));
-        assert!(one("StringLike", k, json!("team-${aws:PrincipalTag/team}-*"), &[(k, "team-web-1"), ("aws:PrincipalTag/team", "web")]));
-        assert!(one("ArnLike", "aws:SourceArn", json!("arn:aws:iam::*:user/${aws:username}"), &[("aws:SourceArn", "arn:aws:iam::1:user/alice"), ("aws:username", "alice")]));
+        assert!(one(
+            "StringEquals",
+            k,
+            json!("${aws:username}"),
+            &[(k, "alice"), ("aws:username", "alice")]
+        ));
+        assert!(!one(
+            "StringEquals",
+            k,
+            json!("${aws:username}"),
+            &[(k, "alice"), ("aws:username", "bob")]
+        ));
+        assert!(one(
+            "StringLike",
+            k,
+            json!("team-${aws:PrincipalTag/team}-*"),
+            &[(k, "team-web-1"), ("aws:PrincipalTag/team", "web")]
+        ));
+        assert!(one(
+            "ArnLike",
+            "aws:SourceArn",
+            json!("arn:aws:iam::*:user/${aws:username}"),
+            &[
+                ("aws:SourceArn", "arn:aws:iam::1:user/alice"),
+                ("aws:username", "alice")
+            ]
+        ));
         // IAM policy variables, "Policy variables with no value": StringEquals does not match a
         // variable with no value, inverted operators do.
-        assert!(!one("StringEquals", k, json!("${aws:username}"), &[(k, "alice")]));
-        assert!(one("StringNotEquals", k, json!("${aws:username}"), &[(k, "alice")]));
-        assert!(one("StringEquals", k, json!("${aws:username, 'nobody'}"), &[(k, "nobody")]));
+        assert!(!one(
+            "StringEquals",
+            k,
+            json!("${aws:username}"),
+            &[(k, "alice")]
+        ));
+        assert!(one(
+            "StringNotEquals",
+            k,
+            json!("${aws:username}"),
+            &[(k, "alice")]
+        ));
+        assert!(one(
+            "StringEquals",
+            k,
+            json!("${aws:username, 'nobody'}"),
+            &[(k, "nobody")]
+        ));
         // "${*}" is a literal asterisk even under StringLike.
         assert!(one("StringLike", k, json!("a${*}"), &[(k, "a*")]));
         assert!(!one("StringLike", k, json!("a${*}"), &[(k, "ab")]));
@@ -717,14 +1036,19 @@ mod tests {
 
     #[test]
     fn missing_keys_and_variables_are_recorded() {
-        let cs = conditions(json!({"StringEquals": {"ssm:resourceTag/Owner": "${aws:username}"}, "StringNotEquals": {"aws:SourceVpce": "vpce-1"}}));
+        let cs = conditions(
+            json!({"StringEquals": {"ssm:resourceTag/Owner": "${aws:username}"}, "StringNotEquals": {"aws:SourceVpce": "vpce-1"}}),
+        );
         let c = ctx(&[("ssm:resourceTag/Owner", "alice")]);
         let mut missing = Vec::new();
         for cond in &cs {
             cond.evaluate(&c, &mut missing);
         }
         assert!(missing.contains(&"aws:username".to_string()), "{missing:?}");
-        assert!(missing.contains(&"aws:SourceVpce".to_string()), "{missing:?}");
+        assert!(
+            missing.contains(&"aws:SourceVpce".to_string()),
+            "{missing:?}"
+        );
     }
 
     #[test]

@@ -8,22 +8,36 @@ use crate::context::RequestContext;
 use crate::diag::Reporter;
 use crate::json::{Json, JsonKind, Span};
 
-/// Sample ARNs of the documents SendCommand and StartSession authorise.
-const DOCUMENT_SAMPLES: &[&str] = &[
-    "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
-    "arn:aws:ssm:us-east-1:111122223333:document/Custom-Document",
-];
+/// Sample ARN of an AWS-owned document (no account, no tags).
+const AWS_DOCUMENT: &str = "arn:aws:ssm:us-east-1::document/AWS-RunShellScript";
+/// Sample ARN of a document of the account's own.
+const OWN_DOCUMENT: &str = "arn:aws:ssm:us-east-1:111122223333:document/Custom-Document";
 
-fn covers_document(s: &Statement) -> bool {
+fn covers_resource(s: &Statement, arn: &str) -> bool {
     let ctx = RequestContext::new();
     let mut missing = Vec::new();
-    DOCUMENT_SAMPLES.iter().any(|doc| {
-        let hit = s.resources.patterns.iter().any(|p| match p {
-            ResourcePattern::Static(_) => p.matches(doc, &ctx, &mut missing),
-            ResourcePattern::Template { .. } => false,
-        });
-        hit != s.resources.negated
+    let hit = s.resources.patterns.iter().any(|p| match p {
+        ResourcePattern::Static(_) => p.matches(arn, &ctx, &mut missing),
+        ResourcePattern::Template { .. } => false,
+    });
+    hit != s.resources.negated
+}
+
+/// Positive resource-tag conditions (documents without the tag fail them).
+fn resource_tag_conditions(s: &Statement) -> impl Iterator<Item = &super::condition::Condition> {
+    s.conditions.iter().filter(|c| {
+        let lower = &c.key_lower;
+        (lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/"))
+            && !c.operator.if_exists
+            && !c.operator.base.negated()
     })
+}
+
+fn statement_json<'j>(statements_json: &'j Json<'j>, index: usize) -> &'j Json<'j> {
+    match &statements_json.kind {
+        JsonKind::Array(items) => items.get(index).unwrap_or(statements_json),
+        _ => statements_json,
+    }
 }
 
 fn element_span(json: &Json, name: &str) -> Span {
@@ -77,9 +91,7 @@ pub(super) fn statement_lints(s: &Statement, json: &Json, version: Version, r: &
             continue;
         }
         let exists = if p.has_wildcard() {
-            catalog::SSM_ACTIONS
-                .iter()
-                .any(|a| p.matches(&format!("ssm:{a}")))
+            catalog::ssm_action_matching(name)
         } else {
             catalog::is_ssm_action(name)
         };
@@ -100,9 +112,11 @@ pub(super) fn statement_lints(s: &Statement, json: &Json, version: Version, r: &
     // Instance ARNs written with the ssm service.
     for p in &s.resources.patterns {
         let text = p.as_str();
-        let parts: Vec<&str> = text.splitn(6, ':').collect();
-        if let [_, _, svc, _, _, res] = parts.as_slice() {
-            if *svc == "ssm" && res.starts_with("instance/") {
+        let mut parts = text.splitn(6, ':');
+        let svc = parts.nth(2);
+        let res = parts.nth(2);
+        if let (Some(svc), Some(res)) = (svc, res) {
+            if svc == "ssm" && res.starts_with("instance/") {
                 with_path(r, &[resource_elem], |r| {
                     r.warn(
                         "instance-arn-service",
@@ -119,38 +133,35 @@ pub(super) fn statement_lints(s: &Statement, json: &Json, version: Version, r: &
         }
     }
 
-    // A resource-tag condition in the same statement as document ARNs.
-    let runs = s.covers_action("ssm:SendCommand") || s.covers_action("ssm:StartSession");
-    if s.effect == Effect::Allow && runs && covers_document(s) {
-        for c in &s.conditions {
-            let lower = &c.key_lower;
-            let tag_key =
-                lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/");
-            if tag_key && !c.operator.if_exists && !c.operator.base.negated() {
-                let span = condition_span(json, &c.operator.to_string(), &c.key);
-                with_path(r, &["Condition", &c.operator.to_string(), &c.key], |r| {
-                    r.warn(
-                        "resource-tag-on-document",
-                        span,
-                        format!(
-                            "`{}` is tested in a statement that also covers document ARNs; \
-                             SendCommand authorises the document separately and documents \
-                             (AWS-owned ones at least) carry no such tag, so the document check \
-                             fails; put the documents in a statement of their own (or use `{}IfExists`)",
-                            c.key, c.operator
-                        ),
-                    );
-                });
-            }
-        }
-    }
-
     // Condition keys: unknown names, set operators on the wrong kind of key, ARN values.
     for c in &s.conditions {
+        let global = catalog::global_key_lower(&c.key_lower);
+        let known = global.is_some() || catalog::is_known_key_lower(&c.key_lower);
+        let multivalued_plain = global.is_some_and(|g| {
+            g.multivalued
+                && c.operator.qualifier.is_none()
+                && c.operator.base.family() != Family::Null
+        });
+        let all_values_single = global.is_some_and(|g| {
+            !g.multivalued && c.operator.qualifier == Some(Qualifier::ForAllValues)
+        });
+        let short_arns: Vec<&String> = if c.operator.base.family() == Family::Arn {
+            c.raw_values
+                .iter()
+                .filter(|v| *v != "*" && v.matches(':').count() < 5 && !v.contains("${"))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if known && !multivalued_plain && !all_values_single && short_arns.is_empty() {
+            continue;
+        }
         let op = c.operator.to_string();
         let span = condition_span(json, &op, &c.key);
-        let global = catalog::global_key(&c.key);
-        if !catalog::is_known_key(&c.key) {
+        let warn = |r: &mut Reporter, code: &'static str, msg: String| {
+            with_path(r, &["Condition", &op, &c.key], |r| r.warn(code, span, msg));
+        };
+        if !known {
             let service = c.key.split(':').next().unwrap_or_default();
             let msg = if service.eq_ignore_ascii_case("aws") || service.eq_ignore_ascii_case("ssm")
             {
@@ -161,51 +172,34 @@ pub(super) fn statement_lints(s: &Statement, json: &Json, version: Version, r: &
                     c.key
                 )
             };
-            with_path(r, &["Condition", &op, &c.key], |r| {
-                r.warn("unknown-condition-key", span, msg)
-            });
+            warn(r, "unknown-condition-key", msg);
         }
-        if let Some(g) = global {
-            if g.multivalued
-                && c.operator.qualifier.is_none()
-                && c.operator.base.family() != Family::Null
-            {
-                with_path(r, &["Condition", &op, &c.key], |r| {
-                    r.warn(
-                        "multivalued-without-set-operator",
-                        span,
-                        format!(
-                            "`{}` is multivalued; use `ForAnyValue:{op}` or `ForAllValues:{op}`",
-                            c.key
-                        ),
-                    );
-                });
-            }
-            if !g.multivalued && c.operator.qualifier == Some(Qualifier::ForAllValues) {
-                with_path(r, &["Condition", &op, &c.key], |r| {
-                    r.warn(
-                        "set-operator-on-single-valued-key",
-                        span,
-                        format!(
-                            "`{}` is single-valued; `ForAllValues` holds when it is missing, which can be overly permissive",
-                            c.key
-                        ),
-                    );
-                });
-            }
+        if multivalued_plain {
+            warn(
+                r,
+                "multivalued-without-set-operator",
+                format!(
+                    "`{}` is multivalued; use `ForAnyValue:{op}` or `ForAllValues:{op}`",
+                    c.key
+                ),
+            );
         }
-        if c.operator.base.family() == Family::Arn {
-            for v in &c.raw_values {
-                if v != "*" && v.matches(':').count() < 5 && !v.contains("${") {
-                    with_path(r, &["Condition", &op, &c.key], |r| {
-                        r.warn(
-                            "arn-value-segments",
-                            span,
-                            format!("`{v}` has fewer than six ARN segments; `{op}` compares the six segments separately, so it matches only ARNs of the same shape"),
-                        );
-                    });
-                }
-            }
+        if all_values_single {
+            warn(
+                r,
+                "set-operator-on-single-valued-key",
+                format!(
+                    "`{}` is single-valued; `ForAllValues` holds when it is missing, which can be overly permissive",
+                    c.key
+                ),
+            );
+        }
+        for v in short_arns {
+            warn(
+                r,
+                "arn-value-segments",
+                format!("`{v}` has fewer than six ARN segments; `{op}` compares the six segments separately, so it matches only ARNs of the same shape"),
+            );
         }
     }
 
@@ -231,6 +225,71 @@ pub(super) fn statement_lints(s: &Statement, json: &Json, version: Version, r: &
 
 /// Lints that need the whole policy.
 pub(super) fn policy_lints(policy: &Policy, statements_json: &Json, r: &mut Reporter) {
+    resource_tags_on_documents(policy, statements_json, r);
+    via_aws_service(policy, statements_json, r);
+}
+
+/// A resource-tag condition that also applies to documents. SendCommand and StartSession
+/// authorise the document separately from the instances, and AWS-owned documents carry no
+/// tags, so the document check fails. Warned when the statement names documents itself, or
+/// covers them (`"Resource": "*"`) while no other statement allows the AWS-owned documents
+/// without a tag condition (the shape AWS's setup guide uses).
+fn resource_tags_on_documents(policy: &Policy, statements_json: &Json, r: &mut Reporter) {
+    let runs = |s: &Statement, action: &str| s.effect == Effect::Allow && s.covers_action(action);
+    for s in &policy.statements {
+        let Some(action) = ["ssm:SendCommand", "ssm:StartSession"]
+            .into_iter()
+            .find(|a| runs(s, a))
+        else {
+            continue;
+        };
+        if resource_tag_conditions(s).next().is_none() {
+            continue;
+        }
+        let names_documents = !s.resources.negated
+            && s.resources
+                .patterns
+                .iter()
+                .any(|p| p.as_str().contains(":document/"))
+            && (covers_resource(s, AWS_DOCUMENT) || covers_resource(s, OWN_DOCUMENT));
+        let covers_documents = covers_resource(s, AWS_DOCUMENT);
+        let documents_allowed_elsewhere = policy.statements.iter().any(|t| {
+            t.index != s.index
+                && runs(t, action)
+                && covers_resource(t, AWS_DOCUMENT)
+                && resource_tag_conditions(t).next().is_none()
+        });
+        if !(names_documents || (covers_documents && !documents_allowed_elsewhere)) {
+            continue;
+        }
+        let json = statement_json(statements_json, s.index);
+        let mark = r.path.as_str().len();
+        if matches!(statements_json.kind, JsonKind::Array(_)) {
+            r.path.index(s.index);
+        }
+        for c in resource_tag_conditions(s) {
+            let op = c.operator.to_string();
+            let span = condition_span(json, &op, &c.key);
+            with_path(r, &["Condition", &op, &c.key], |r| {
+                r.warn(
+                    "resource-tag-on-document",
+                    span,
+                    format!(
+                        "`{}` is tested in a statement that also covers document ARNs; {action} \
+                         authorises the document separately and documents (AWS-owned ones at \
+                         least) carry no such tag, so the document check fails; allow the \
+                         documents in a statement of their own",
+                        c.key
+                    ),
+                );
+            });
+        }
+        r.path.truncate(mark);
+    }
+}
+
+/// SendCommand limited by network-origin keys without the `aws:ViaAWSService` alternative.
+fn via_aws_service(policy: &Policy, statements_json: &Json, r: &mut Reporter) {
     let sends = |s: &&Statement| s.effect == Effect::Allow && s.covers_action("ssm:SendCommand");
     let has_via_service = policy.statements.iter().filter(sends).any(|s| {
         s.conditions
@@ -248,10 +307,7 @@ pub(super) fn policy_lints(policy: &Policy, statements_json: &Json, r: &mut Repo
         }) else {
             continue;
         };
-        let json = match &statements_json.kind {
-            JsonKind::Array(items) => items.get(s.index).unwrap_or(statements_json),
-            _ => statements_json,
-        };
+        let json = statement_json(statements_json, s.index);
         let mark = r.path.as_str().len();
         if matches!(statements_json.kind, JsonKind::Array(_)) {
             r.path.index(s.index);

@@ -9,8 +9,8 @@ use crate::template::Template;
 use crate::values;
 use crate::wildcard::{Flavor, Pattern};
 
-const POLICY_ELEMENTS: &[&str] = &["Version", "Id", "Statement"];
-const STATEMENT_ELEMENTS: &[&str] = &[
+const POLICY_ELEMENTS: &[&str; 3] = &["Version", "Id", "Statement"];
+const STATEMENT_ELEMENTS: &[&str; 9] = &[
     "Sid",
     "Effect",
     "Principal",
@@ -22,36 +22,47 @@ const STATEMENT_ELEMENTS: &[&str] = &[
     "Condition",
 ];
 
-/// Checks that `members` are all known and unique; returns false if any is not.
-fn check_members(members: &[Member], known: &[&str], what: &str, r: &mut Reporter) -> bool {
-    let mut ok = true;
-    for (i, m) in members.iter().enumerate() {
-        if !known.contains(&m.key.as_str()) {
-            let hint = known
-                .iter()
-                .find(|k| k.eq_ignore_ascii_case(&m.key))
-                .map(|k| format!(" (element names are case-sensitive: did you mean `{k}`?)"))
-                .unwrap_or_default();
-            let mark = r.path.key(&m.key);
-            r.error(
-                "unknown-element",
-                m.key_span,
-                format!("unknown {what} element `{}`{hint}", m.key),
-            );
-            r.path.truncate(mark);
-            ok = false;
-        } else if members.iter().take(i).any(|prev| prev.key == m.key) {
-            let mark = r.path.key(&m.key);
-            r.error(
-                "duplicate-element",
-                m.key_span,
-                format!("`{}` appears more than once in the {what}", m.key),
-            );
-            r.path.truncate(mark);
-            ok = false;
+/// Sorts `members` into slots by name (one pass), reporting unknown and duplicate elements.
+/// `slots[i]` is the value of `known[i]`.
+fn fields<'j, const N: usize>(
+    members: &'j [Member<'j>],
+    known: &[&str; N],
+    what: &str,
+    r: &mut Reporter,
+) -> [Option<&'j Json<'j>>; N] {
+    let mut slots: [Option<&'j Json<'j>>; N] = [None; N];
+    for m in members {
+        let key: &str = &m.key;
+        match known.iter().position(|k| *k == key) {
+            Some(i) => match slots.get_mut(i) {
+                Some(slot @ None) => *slot = Some(&m.value),
+                _ => {
+                    let mark = r.path.key(key);
+                    r.error(
+                        "duplicate-element",
+                        m.key_span,
+                        format!("`{key}` appears more than once in the {what}"),
+                    );
+                    r.path.truncate(mark);
+                }
+            },
+            None => {
+                let hint = known
+                    .iter()
+                    .find(|k| k.eq_ignore_ascii_case(key))
+                    .map(|k| format!(" (element names are case-sensitive: did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                let mark = r.path.key(key);
+                r.error(
+                    "unknown-element",
+                    m.key_span,
+                    format!("unknown {what} element `{key}`{hint}"),
+                );
+                r.path.truncate(mark);
+            }
         }
     }
-    ok
+    slots
 }
 
 /// Parses a policy document; `None` (with errors reported) when it is not valid.
@@ -64,9 +75,9 @@ pub fn parse_policy_json(json: &Json, r: &mut Reporter) -> Option<Policy> {
         );
         return None;
     };
-    check_members(members, POLICY_ELEMENTS, "policy", r);
+    let [version_json, id_json, statement_json] = fields(members, POLICY_ELEMENTS, "policy", r);
 
-    let version = match json.get("Version") {
+    let version = match version_json {
         None => {
             r.warn(
                 "missing-version",
@@ -99,7 +110,7 @@ pub fn parse_policy_json(json: &Json, r: &mut Reporter) -> Option<Policy> {
         }
     };
 
-    let id = json.get("Id").and_then(|v| {
+    let id = id_json.and_then(|v| {
         let mark = r.path.key("Id");
         let s = v.as_str().map(str::to_string);
         if s.is_none() {
@@ -113,7 +124,7 @@ pub fn parse_policy_json(json: &Json, r: &mut Reporter) -> Option<Policy> {
         s
     });
 
-    let Some(stmt_json) = json.get("Statement") else {
+    let Some(stmt_json) = statement_json else {
         r.error(
             "missing-statement",
             json.span,
@@ -186,7 +197,9 @@ pub fn parse_policy_json(json: &Json, r: &mut Reporter) -> Option<Policy> {
         id,
         statements,
     };
-    lint::policy_lints(&policy, stmt_json, r);
+    if r.lints {
+        lint::policy_lints(&policy, stmt_json, r);
+    }
     r.path.truncate(mark);
     Some(policy)
 }
@@ -199,9 +212,13 @@ fn shown(v: &Json) -> String {
 }
 
 /// A string or an array of strings; errors name the offending item.
-fn string_list<'j>(v: &'j Json, element: &str, r: &mut Reporter) -> Option<Vec<(&'j str, Span)>> {
+fn string_list<'j>(
+    v: &'j Json<'j>,
+    element: &str,
+    r: &mut Reporter,
+) -> Option<Vec<(&'j str, Span)>> {
     match &v.kind {
-        JsonKind::String(s) => Some(vec![(s.as_str(), v.span)]),
+        JsonKind::String(s) => Some(vec![(s.as_ref(), v.span)]),
         JsonKind::Array(items) => {
             if items.is_empty() {
                 r.error(
@@ -249,12 +266,12 @@ fn string_list<'j>(v: &'j Json, element: &str, r: &mut Reporter) -> Option<Vec<(
 
 /// Exactly one of `positive` / `negative` must be present.
 fn pick<'j>(
-    obj: &'j Json,
-    positive: &'static str,
-    negative: &'static str,
+    obj: &'j Json<'j>,
+    (positive, p): (&'static str, Option<&'j Json<'j>>),
+    (negative, n): (&'static str, Option<&'j Json<'j>>),
     r: &mut Reporter,
-) -> Option<(&'static str, &'j Json)> {
-    match (obj.get(positive), obj.get(negative)) {
+) -> Option<(&'static str, &'j Json<'j>)> {
+    match (p, n) {
         (Some(p), None) => Some((positive, p)),
         (None, Some(n)) => Some((negative, n)),
         (Some(_), Some(n)) => {
@@ -296,10 +313,11 @@ fn parse_statement(
         return None;
     };
     let errors_before = r.diagnostics.len();
-    check_members(members, STATEMENT_ELEMENTS, "statement", r);
+    let [sid_json, effect_json, principal_json, not_principal_json, action_json, not_action_json, resource_json, not_resource_json, condition_json] =
+        fields(members, STATEMENT_ELEMENTS, "statement", r);
     let variables = version == Version::V2012;
 
-    let sid = json.get("Sid").and_then(|v| {
+    let sid = sid_json.and_then(|v| {
         let m = r.path.key("Sid");
         let out = match v.as_str() {
             Some(s) if s.chars().all(|c| c.is_ascii_alphanumeric()) => Some(s.to_string()),
@@ -324,7 +342,7 @@ fn parse_statement(
         out
     });
 
-    let effect = match json.get("Effect") {
+    let effect = match effect_json {
         None => {
             r.error(
                 "missing-effect",
@@ -366,8 +384,11 @@ fn parse_statement(
         }
     };
 
-    for name in ["Principal", "NotPrincipal"] {
-        if let Some(p) = json.get(name) {
+    for (name, value) in [
+        ("Principal", principal_json),
+        ("NotPrincipal", not_principal_json),
+    ] {
+        if let Some(p) = value {
             let m = r.path.key(name);
             r.warn(
                 "principal-ignored",
@@ -381,7 +402,7 @@ fn parse_statement(
         }
     }
 
-    let actions = pick(json, "Action", "NotAction", r).and_then(|(name, v)| {
+    let actions = pick(json, ("Action", action_json), ("NotAction", not_action_json), r).and_then(|(name, v)| {
         let m = r.path.key(name);
         let out = string_list(v, name, r).and_then(|list| {
             let mut patterns = Vec::with_capacity(list.len());
@@ -418,7 +439,13 @@ fn parse_statement(
         out
     });
 
-    let resources = pick(json, "Resource", "NotResource", r).and_then(|(name, v)| {
+    let resources = pick(
+        json,
+        ("Resource", resource_json),
+        ("NotResource", not_resource_json),
+        r,
+    )
+    .and_then(|(name, v)| {
         let m = r.path.key(name);
         let out = string_list(v, name, r).and_then(|list| {
             let mut patterns = Vec::with_capacity(list.len());
@@ -445,7 +472,7 @@ fn parse_statement(
         out
     });
 
-    let conditions = match json.get("Condition") {
+    let conditions = match condition_json {
         None => Some(Vec::new()),
         Some(c) => {
             let m = r.path.key("Condition");
@@ -466,12 +493,13 @@ fn parse_statement(
         actions: actions?,
         resources: resources?,
         conditions: conditions?,
-        location: Some(r.source.locate(json.span)),
     };
     if had_errors {
         return None;
     }
-    lint::statement_lints(&statement, json, version, r);
+    if r.lints {
+        lint::statement_lints(&statement, json, version, r);
+    }
     Some(statement)
 }
 
@@ -481,6 +509,13 @@ fn compile_resource(res: &str, variables: bool) -> Result<ResourcePattern, Strin
         return Err(format!(
             "resource `{res}` must be `*` or an ARN (`arn:partition:service:region:account:resource`)"
         ));
+    }
+    if !(variables && res.contains("${")) {
+        return Ok(ResourcePattern::Static(Pattern::new(
+            res,
+            Flavor::ResourceArn,
+            false,
+        )));
     }
     let template = Template::parse(res, variables);
     if let Some(tokens) = template.static_tokens() {
@@ -510,8 +545,8 @@ fn compile_resource(res: &str, variables: bool) -> Result<ResourcePattern, Strin
 
 fn scalar_text(v: &Json) -> Option<String> {
     match &v.kind {
-        JsonKind::String(s) => Some(s.clone()),
-        JsonKind::Number(n) => Some(n.clone()),
+        JsonKind::String(s) => Some(s.to_string()),
+        JsonKind::Number(n) => Some((*n).to_string()),
         JsonKind::Bool(b) => Some(b.to_string()),
         _ => None,
     }
@@ -529,7 +564,11 @@ fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<C
         );
         return None;
     };
-    let mut out = Vec::new();
+    let count: usize = ops
+        .iter()
+        .map(|m| m.value.as_object().map_or(0, <[_]>::len))
+        .sum();
+    let mut out = Vec::with_capacity(count);
     let mut ok = true;
     for (i, op_member) in ops.iter().enumerate() {
         let m = r.path.key(&op_member.key);
@@ -550,7 +589,7 @@ fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<C
                 ok = false;
             }
             Ok(op) => {
-                if op.to_string() != op_member.key {
+                if !op.spelled_as(&op_member.key) {
                     r.warn(
                         "operator-case",
                         op_member.key_span,
@@ -567,9 +606,8 @@ fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<C
                         ),
                     );
                 }
-                match parse_keys(op, &op_member.value, variables, r) {
-                    Some(cs) => out.extend(cs),
-                    None => ok = false,
+                if !parse_keys(op, &op_member.value, variables, r, &mut out) {
+                    ok = false;
                 }
             }
         }
@@ -578,7 +616,14 @@ fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<C
     ok.then_some(out)
 }
 
-fn parse_keys(op: Operator, v: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<Condition>> {
+/// Parses `{key: values}` under one operator into `out`; false when anything was invalid.
+fn parse_keys(
+    op: Operator,
+    v: &Json,
+    variables: bool,
+    r: &mut Reporter,
+    out: &mut Vec<Condition>,
+) -> bool {
     let Some(keys) = v.as_object() else {
         r.error(
             "invalid-condition",
@@ -588,7 +633,7 @@ fn parse_keys(op: Operator, v: &Json, variables: bool, r: &mut Reporter) -> Opti
                 v.type_name()
             ),
         );
-        return None;
+        return false;
     };
     if keys.is_empty() {
         r.warn(
@@ -597,7 +642,6 @@ fn parse_keys(op: Operator, v: &Json, variables: bool, r: &mut Reporter) -> Opti
             format!("operator `{op}` has no keys and tests nothing"),
         );
     }
-    let mut out = Vec::new();
     let mut ok = true;
     for (i, km) in keys.iter().enumerate() {
         let m = r.path.key(&km.key);
@@ -630,7 +674,7 @@ fn parse_keys(op: Operator, v: &Json, variables: bool, r: &mut Reporter) -> Opti
         match parse_values(op, &km.value, variables, r) {
             Some((raw_values, values)) if ok => out.push(Condition {
                 operator: op,
-                key: km.key.clone(),
+                key: km.key.to_string(),
                 key_lower: km.key.to_ascii_lowercase(),
                 raw_values,
                 values,
@@ -639,7 +683,7 @@ fn parse_keys(op: Operator, v: &Json, variables: bool, r: &mut Reporter) -> Opti
         }
         r.path.truncate(m);
     }
-    ok.then_some(out)
+    ok
 }
 
 fn parse_values(
@@ -648,9 +692,9 @@ fn parse_values(
     variables: bool,
     r: &mut Reporter,
 ) -> Option<(Vec<String>, Values)> {
-    let items: Vec<&Json> = match &v.kind {
-        JsonKind::Array(items) => items.iter().collect(),
-        _ => vec![v],
+    let items: &[Json] = match &v.kind {
+        JsonKind::Array(items) => items,
+        _ => std::slice::from_ref(v),
     };
     if items.is_empty() {
         r.warn(
@@ -671,13 +715,14 @@ fn parse_values(
     let family = base.family();
     let mut raw = Vec::with_capacity(items.len());
     let mut ok = true;
-    let mut text_vals = Vec::new();
-    let mut nums = Vec::new();
-    let mut dates = Vec::new();
-    let mut bools = Vec::new();
-    let mut blobs = Vec::new();
-    let mut cidrs = Vec::new();
-    let mut nulls = Vec::new();
+    let cap = |f: Family| if f == family { items.len() } else { 0 };
+    let mut text_vals = Vec::with_capacity(cap(Family::String).max(cap(Family::Arn)));
+    let mut nums = Vec::with_capacity(cap(Family::Numeric));
+    let mut dates = Vec::with_capacity(cap(Family::Date));
+    let mut bools = Vec::with_capacity(cap(Family::Bool));
+    let mut blobs = Vec::with_capacity(cap(Family::Binary));
+    let mut cidrs = Vec::with_capacity(cap(Family::Ip));
+    let mut nulls = Vec::with_capacity(cap(Family::Null));
     for (i, item) in items.iter().enumerate() {
         let mi = is_array.then(|| r.path.index(i));
         let Some(text) = scalar_text(item) else {
@@ -695,7 +740,11 @@ fn parse_values(
             }
             continue;
         };
-        if !base.supports_variables() && variables && Template::parse(&text, true).has_variables() {
+        if !base.supports_variables()
+            && variables
+            && text.contains("${")
+            && Template::parse(&text, true).has_variables()
+        {
             r.error(
                 "variable-not-supported",
                 item.span,
@@ -736,7 +785,7 @@ fn parse_values(
                 }
             },
             Family::Bool => {
-                let template = Template::parse(&text, variables);
+                let template = Template::parse(&text, variables && text.contains("${"));
                 if template.has_variables() {
                     r.warn(
                         "variable-in-bool",
@@ -828,8 +877,15 @@ mod tests {
 
     fn errors(text: &str) -> Vec<Diagnostic> {
         match Policy::parse(text, Some("p.json")) {
-            Ok(p) => panic!("expected errors, got a policy with warnings {:?}", p.warnings),
-            Err(e) => e.diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+            Ok(p) => panic!(
+                "expected errors, got a policy with warnings {:?}",
+                p.warnings
+            ),
+            Err(e) => e
+                .diagnostics
+                .into_iter()
+                .filter(|d| d.severity == Severity::Error)
+                .collect(),
         }
     }
 
@@ -842,7 +898,16 @@ mod tests {
     }
 
     fn warnings(text: &str) -> Vec<Diagnostic> {
-        Policy::parse(text, None).unwrap_or_else(|e| panic!("{e}")).warnings
+        Policy::check(text, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .warnings
+    }
+
+    #[test]
+    fn parse_skips_the_lints_check_runs_them() {
+        let text = stmt(r#"{"Effect":"Allow","Action":"ssm:SendComand","Resource":"*"}"#);
+        assert!(Policy::parse(&text, None).unwrap().warnings.is_empty());
+        assert!(warnings(&text).iter().any(|d| d.code == "unknown-action"));
     }
 
     fn stmt(body: &str) -> String {
@@ -876,17 +941,29 @@ mod tests {
         assert_eq!((loc.line, loc.column), (3, 14));
         assert_eq!(d.file.as_deref(), Some("p.json"));
         assert!(d.message.contains("`Alow`"));
-        let lower = error(&stmt(r#"{"Effect":"allow","Action":"ssm:SendCommand","Resource":"*"}"#), "unknown-effect");
+        let lower = error(
+            &stmt(r#"{"Effect":"allow","Action":"ssm:SendCommand","Resource":"*"}"#),
+            "unknown-effect",
+        );
         assert!(lower.message.contains("case-sensitive"));
     }
 
     #[test]
     fn action_and_resource_presence_rules() {
-        let both = error(&stmt(r#"{"Effect":"Allow","Action":"ssm:A","NotAction":"ssm:B","Resource":"*"}"#), "both-elements");
+        let both = error(
+            &stmt(r#"{"Effect":"Allow","Action":"ssm:A","NotAction":"ssm:B","Resource":"*"}"#),
+            "both-elements",
+        );
         assert_eq!(both.path, "$.Statement[0].NotAction");
-        let neither = error(&stmt(r#"{"Effect":"Allow","Resource":"*"}"#), "missing-element");
+        let neither = error(
+            &stmt(r#"{"Effect":"Allow","Resource":"*"}"#),
+            "missing-element",
+        );
         assert!(neither.message.contains("`Action`"));
-        let no_resource = error(&stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand"}"#), "missing-element");
+        let no_resource = error(
+            &stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand"}"#),
+            "missing-element",
+        );
         assert!(no_resource.message.contains("`Resource`"));
         assert_eq!(no_resource.path, "$.Statement[0]");
     }
@@ -894,27 +971,60 @@ mod tests {
     #[test]
     fn malformed_condition_values_are_errors() {
         let cases = [
-            (r#"{"IpAddress":{"aws:SourceIp":"203.0.113.0/33"}}"#, "$.Statement[0].Condition.IpAddress[\"aws:SourceIp\"]"),
-            (r#"{"DateLessThan":{"aws:CurrentTime":"next tuesday"}}"#, "$.Statement[0].Condition.DateLessThan[\"aws:CurrentTime\"]"),
-            (r#"{"NumericLessThan":{"aws:MultiFactorAuthAge":["60","sixty"]}}"#, "$.Statement[0].Condition.NumericLessThan[\"aws:MultiFactorAuthAge\"][1]"),
-            (r#"{"Bool":{"aws:SecureTransport":"yes"}}"#, "$.Statement[0].Condition.Bool[\"aws:SecureTransport\"]"),
-            (r#"{"BinaryEquals":{"custom:blob":"not base64!"}}"#, "$.Statement[0].Condition.BinaryEquals[\"custom:blob\"]"),
-            (r#"{"Null":{"aws:TokenIssueTime":"maybe"}}"#, "$.Statement[0].Condition.Null[\"aws:TokenIssueTime\"]"),
+            (
+                r#"{"IpAddress":{"aws:SourceIp":"203.0.113.0/33"}}"#,
+                "$.Statement[0].Condition.IpAddress[\"aws:SourceIp\"]",
+            ),
+            (
+                r#"{"DateLessThan":{"aws:CurrentTime":"next tuesday"}}"#,
+                "$.Statement[0].Condition.DateLessThan[\"aws:CurrentTime\"]",
+            ),
+            (
+                r#"{"NumericLessThan":{"aws:MultiFactorAuthAge":["60","sixty"]}}"#,
+                "$.Statement[0].Condition.NumericLessThan[\"aws:MultiFactorAuthAge\"][1]",
+            ),
+            (
+                r#"{"Bool":{"aws:SecureTransport":"yes"}}"#,
+                "$.Statement[0].Condition.Bool[\"aws:SecureTransport\"]",
+            ),
+            (
+                r#"{"BinaryEquals":{"custom:blob":"not base64!"}}"#,
+                "$.Statement[0].Condition.BinaryEquals[\"custom:blob\"]",
+            ),
+            (
+                r#"{"Null":{"aws:TokenIssueTime":"maybe"}}"#,
+                "$.Statement[0].Condition.Null[\"aws:TokenIssueTime\"]",
+            ),
         ];
         for (cond, path) in cases {
-            let d = error(&stmt(&format!(r#"{{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{cond}}}"#)), "malformed-value");
+            let d = error(
+                &stmt(&format!(
+                    r#"{{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{cond}}}"#
+                )),
+                "malformed-value",
+            );
             assert_eq!(d.path, path, "{cond}");
         }
     }
 
     #[test]
     fn operator_errors() {
-        let body = |op: &str| stmt(&format!(r#"{{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{{"{op}":{{"aws:SourceVpce":"true"}}}}}}"#));
+        let body = |op: &str| {
+            stmt(&format!(
+                r#"{{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{{"{op}":{{"aws:SourceVpce":"true"}}}}}}"#
+            ))
+        };
         let d = error(&body("StringEqualz"), "unknown-operator");
         assert_eq!(d.path, "$.Statement[0].Condition.StringEqualz");
         // IAM condition operators: IfExists may not be added to Null.
-        assert!(error(&body("NullIfExists"), "unknown-operator").message.contains("Null"));
-        assert!(error(&body("ForEveryValue:StringEquals"), "unknown-operator").message.contains("ForEveryValue"));
+        assert!(error(&body("NullIfExists"), "unknown-operator")
+            .message
+            .contains("Null"));
+        assert!(
+            error(&body("ForEveryValue:StringEquals"), "unknown-operator")
+                .message
+                .contains("ForEveryValue")
+        );
         let w = warnings(&body("stringequals"));
         assert!(w.iter().any(|d| d.code == "operator-case"));
     }
@@ -926,20 +1036,36 @@ mod tests {
             {"Sid":"Dup","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"NumericEquals":{"aws:x":"${aws:username}"}}},
             {"Sid":"Dup","Effect":"Allow","Action":[],"Resource":"*"}]}"#;
         let codes: Vec<&str> = errors(text).iter().map(|d| d.code).collect();
-        for code in ["invalid-version", "unknown-element", "invalid-sid", "invalid-action", "invalid-resource", "variable-not-supported", "empty-list"] {
+        for code in [
+            "invalid-version",
+            "unknown-element",
+            "invalid-sid",
+            "invalid-action",
+            "invalid-resource",
+            "variable-not-supported",
+            "empty-list",
+        ] {
             assert!(codes.contains(&code), "{code} not in {codes:?}");
         }
     }
 
     #[test]
     fn duplicate_sids_are_rejected() {
-        let d = error(&stmt(r#"{"Sid":"A","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*"},{"Sid":"A","Effect":"Deny","Action":"ssm:SendCommand","Resource":"*"}"#), "duplicate-sid");
+        let d = error(
+            &stmt(
+                r#"{"Sid":"A","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*"},{"Sid":"A","Effect":"Deny","Action":"ssm:SendCommand","Resource":"*"}"#,
+            ),
+            "duplicate-sid",
+        );
         assert_eq!(d.path, "$.Statement[1].Sid");
     }
 
     #[test]
     fn invalid_json_reports_line_and_column() {
-        let d = error("{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [,]\n}", "invalid-json");
+        let d = error(
+            "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [,]\n}",
+            "invalid-json",
+        );
         let loc = d.location.unwrap();
         assert_eq!((loc.line, loc.column), (3, 17));
     }
@@ -947,21 +1073,30 @@ mod tests {
     #[test]
     fn variables_only_after_the_fifth_colon() {
         // IAM policy variables: in Resource, variables go only in the resource part of the ARN.
-        let d = error(&stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ec2:${aws:RequestedRegion}:1:instance/*"}"#), "invalid-resource");
+        let d = error(
+            &stmt(
+                r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ec2:${aws:RequestedRegion}:1:instance/*"}"#,
+            ),
+            "invalid-resource",
+        );
         assert!(d.message.contains("fifth colon"));
         assert!(Policy::parse(&stmt(r#"{"Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}"#), None).is_ok());
     }
 
     #[test]
     fn principal_is_ignored_with_a_warning() {
-        let w = warnings(&stmt(r#"{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"ssm:SendCommand","Resource":"*"}"#));
+        let w = warnings(&stmt(
+            r#"{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"ssm:SendCommand","Resource":"*"}"#,
+        ));
         let d = w.iter().find(|d| d.code == "principal-ignored").unwrap();
         assert_eq!(d.path, "$.Statement[0].Principal");
     }
 
     #[test]
     fn missing_version_warns() {
-        let w = warnings(r#"{"Statement":{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#);
+        let w = warnings(
+            r#"{"Statement":{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#,
+        );
         let codes: Vec<_> = w.iter().map(|d| d.code).collect();
         assert!(codes.contains(&"missing-version"));
         assert!(codes.contains(&"variables-need-2012-10-17"));
@@ -975,40 +1110,72 @@ mod tests {
 
     #[test]
     fn lint_resource_tag_with_documents() {
-        let text = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":["arn:aws:ec2:*:*:instance/*","arn:aws:ssm:*::document/AWS-RunShellScript"],"Condition":{"StringLike":{"ssm:resourceTag/Finance":["WebServers"]}}}"#);
+        let text = stmt(
+            r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":["arn:aws:ec2:*:*:instance/*","arn:aws:ssm:*::document/AWS-RunShellScript"],"Condition":{"StringLike":{"ssm:resourceTag/Finance":["WebServers"]}}}"#,
+        );
         let w = warnings(&text);
-        let d = w.iter().find(|d| d.code == "resource-tag-on-document").unwrap();
-        assert_eq!(d.path, "$.Statement[0].Condition.StringLike[\"ssm:resourceTag/Finance\"]");
+        let d = w
+            .iter()
+            .find(|d| d.code == "resource-tag-on-document")
+            .unwrap();
+        assert_eq!(
+            d.path,
+            "$.Statement[0].Condition.StringLike[\"ssm:resourceTag/Finance\"]"
+        );
         // Split into two statements: no warning.
-        let split = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"StringLike":{"ssm:resourceTag/Finance":"WebServers"}}},{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*::document/AWS-RunShellScript"}"#);
+        let split = stmt(
+            r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"StringLike":{"ssm:resourceTag/Finance":"WebServers"}}},{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*::document/AWS-RunShellScript"}"#,
+        );
         assert!(!lint_codes(&split).contains(&"resource-tag-on-document"));
         // `Resource: *` covers documents too.
-        let star = stmt(r#"{"Effect":"Allow","Action":"ssm:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/Env":"dev"}}}"#);
+        let star = stmt(
+            r#"{"Effect":"Allow","Action":"ssm:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/Env":"dev"}}}"#,
+        );
         assert!(lint_codes(&star).contains(&"resource-tag-on-document"));
     }
 
     #[test]
     fn lint_missing_via_aws_service() {
-        let only_vpce = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}}"#);
+        let only_vpce = stmt(
+            r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}}"#,
+        );
         let w = warnings(&only_vpce);
-        let d = w.iter().find(|d| d.code == "missing-via-aws-service").unwrap();
-        assert_eq!(d.path, "$.Statement[0].Condition.StringEquals[\"aws:SourceVpce\"]");
-        let paired = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}},{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"true"}}}"#);
+        let d = w
+            .iter()
+            .find(|d| d.code == "missing-via-aws-service")
+            .unwrap();
+        assert_eq!(
+            d.path,
+            "$.Statement[0].Condition.StringEquals[\"aws:SourceVpce\"]"
+        );
+        let paired = stmt(
+            r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}},{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"true"}}}"#,
+        );
         assert!(!lint_codes(&paired).contains(&"missing-via-aws-service"));
     }
 
     #[test]
     fn lint_instance_arn_with_ssm_service() {
-        let text = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:us-east-1:111122223333:instance/*"}"#);
+        let text = stmt(
+            r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:us-east-1:111122223333:instance/*"}"#,
+        );
         assert!(lint_codes(&text).contains(&"instance-arn-service"));
-        let ok = stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:us-east-1:111122223333:managed-instance/*"}"#);
+        let ok = stmt(
+            r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:us-east-1:111122223333:managed-instance/*"}"#,
+        );
         assert!(!lint_codes(&ok).contains(&"instance-arn-service"));
     }
 
     #[test]
     fn lint_unknown_ssm_actions() {
-        let w = warnings(&stmt(r#"{"Effect":"Allow","Action":["ssm:SendComand","ssm:Start*","ssm:Frobnicate*","ec2:Whatever"],"Resource":"*"}"#));
-        let msgs: Vec<&str> = w.iter().filter(|d| d.code == "unknown-action").map(|d| d.message.as_str()).collect();
+        let w = warnings(&stmt(
+            r#"{"Effect":"Allow","Action":["ssm:SendComand","ssm:Start*","ssm:Frobnicate*","ec2:Whatever"],"Resource":"*"}"#,
+        ));
+        let msgs: Vec<&str> = w
+            .iter()
+            .filter(|d| d.code == "unknown-action")
+            .map(|d| d.message.as_str())
+            .collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert!(msgs[0].contains("did you mean `ssm:SendCommand`"));
         assert!(msgs[1].contains("ssm:Frobnicate*"));
@@ -1016,8 +1183,15 @@ mod tests {
 
     #[test]
     fn lint_condition_keys() {
-        let w = lint_codes(&stmt(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpcee":"v","aws:TagKeys":"Env"},"ForAllValues:StringEquals":{"aws:SourceVpce":"v"},"ArnLike":{"aws:SourceArn":"arn:aws:sns:*"}}}"#));
-        for code in ["unknown-condition-key", "multivalued-without-set-operator", "set-operator-on-single-valued-key", "arn-value-segments"] {
+        let w = lint_codes(&stmt(
+            r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpcee":"v","aws:TagKeys":"Env"},"ForAllValues:StringEquals":{"aws:SourceVpce":"v"},"ArnLike":{"aws:SourceArn":"arn:aws:sns:*"}}}"#,
+        ));
+        for code in [
+            "unknown-condition-key",
+            "multivalued-without-set-operator",
+            "set-operator-on-single-valued-key",
+            "arn-value-segments",
+        ] {
             assert!(w.contains(&code), "{code} not in {w:?}");
         }
         // Unknown keys are accepted (a warning, not an error).
@@ -1032,8 +1206,20 @@ mod tests {
             any::<bool>().prop_map(serde_json::Value::Bool),
             any::<i64>().prop_map(|n| serde_json::json!(n)),
             prop::sample::select(vec![
-                "Allow", "Deny", "2012-10-17", "*", "ssm:SendCommand", "arn:aws:ec2:*:*:instance/*",
-                "${aws:username}", "${", "203.0.113.0/24", "true", "2020-01-01", "", "é", "a:b:c:d:e:f",
+                "Allow",
+                "Deny",
+                "2012-10-17",
+                "*",
+                "ssm:SendCommand",
+                "arn:aws:ec2:*:*:instance/*",
+                "${aws:username}",
+                "${",
+                "203.0.113.0/24",
+                "true",
+                "2020-01-01",
+                "",
+                "é",
+                "a:b:c:d:e:f",
             ])
             .prop_map(|s| serde_json::Value::String(s.to_string())),
             ".{0,12}".prop_map(serde_json::Value::String),
@@ -1044,16 +1230,34 @@ mod tests {
                 prop::collection::vec(
                     (
                         prop::sample::select(vec![
-                            "Version", "Statement", "Effect", "Action", "NotAction", "Resource",
-                            "NotResource", "Condition", "Sid", "Principal", "StringEquals",
-                            "ForAnyValue:StringLike", "NullIfExists", "IpAddress", "DateLessThan",
-                            "aws:SourceIp", "ssm:resourceTag/Env", "Bool", "Id", "x",
+                            "Version",
+                            "Statement",
+                            "Effect",
+                            "Action",
+                            "NotAction",
+                            "Resource",
+                            "NotResource",
+                            "Condition",
+                            "Sid",
+                            "Principal",
+                            "StringEquals",
+                            "ForAnyValue:StringLike",
+                            "NullIfExists",
+                            "IpAddress",
+                            "DateLessThan",
+                            "aws:SourceIp",
+                            "ssm:resourceTag/Env",
+                            "Bool",
+                            "Id",
+                            "x",
                         ]),
                         inner,
                     ),
                     0..6
                 )
-                .prop_map(|kv| serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+                .prop_map(|kv| serde_json::Value::Object(
+                    kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
             ]
         })
     }
