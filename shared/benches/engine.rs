@@ -33,23 +33,52 @@ fn request(caller: &Caller, intent: &Intent, resource: &str, tags: &[(&str, &str
     r
 }
 
-/// A policy of about 10 KB: many statements with conditions of every family.
-fn ten_kb_policy() -> String {
+/// A 10 KB condition-dense policy: every statement tests tags, source IP, time and MFA.
+fn condition_dense_policy() -> String {
+    let mut statements = vec![r#"{"Sid":"ViaService","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"true"}}}"#.to_string()];
+    grow_to_10kb(&mut statements, |i| {
+        format!(
+            r#"{{"Sid":"S{i}","Effect":"{effect}","Action":["ssm:SendCommand","ssm:StartSession","ssm:Get*"],
+"Resource":["arn:aws:ec2:us-east-1:111122223333:instance/*","arn:aws:ec2:us-west-2:111122223333:instance/*"],
+"Condition":{{"StringEquals":{{"ssm:resourceTag/Team{i}":["web","api"]}},"IpAddress":{{"aws:SourceIp":["203.0.113.0/24","2001:DB8::/32"]}},
+"DateLessThan":{{"aws:CurrentTime":"2027-01-01T00:00:00Z"}},"Bool":{{"aws:MultiFactorAuthPresent":"true"}}}}}}"#,
+            effect = if i % 5 == 4 { "Deny" } else { "Allow" }
+        )
+    })
+}
+
+/// A 10 KB policy shaped like AWS managed policies: long action lists, ARN patterns, a few
+/// tag conditions.
+fn action_heavy_policy() -> String {
+    let actions = [
+        "Describe*", "Get*", "List*", "SendCommand", "StartSession", "ResumeSession",
+        "TerminateSession", "CancelCommand", "CreateAssociation", "UpdateAssociation",
+        "DeleteAssociation", "PutParameter", "GetParameter", "GetParameters",
+        "GetParametersByPath", "LabelParameterVersion", "AddTagsToResource",
+        "RemoveTagsFromResource", "StartAutomationExecution", "StopAutomationExecution",
+    ]
+    .map(|a| format!("\"ssm:{a}\""))
+    .join(",");
     let mut statements = Vec::new();
+    grow_to_10kb(&mut statements, |i| {
+        if i % 2 == 0 {
+            format!(
+                r#"{{"Sid":"Ops{i}","Effect":"Allow","Action":[{actions}],"Resource":["arn:aws:ssm:*:111122223333:document/*","arn:aws:ssm:*::document/AWS-*","arn:aws:ec2:*:111122223333:instance/*","arn:aws:ssm:*:111122223333:managed-instance/*","arn:aws:ssm:*:111122223333:parameter/app/{i}/*"]}}"#
+            )
+        } else {
+            format!(
+                r#"{{"Sid":"Tagged{i}","Effect":"Allow","Action":["ssm:SendCommand","ssm:StartSession"],"Resource":"arn:aws:ec2:*:*:instance/*","Condition":{{"StringEquals":{{"ssm:resourceTag/Team":"team{i}"}}}}}}"#
+            )
+        }
+    })
+}
+
+fn grow_to_10kb(statements: &mut Vec<String>, next: impl Fn(usize) -> String) -> String {
     let mut i = 0;
     loop {
-        statements.push(format!(
-            r#"{{"Sid":"S{i}","Effect":"{effect}","Action":["ssm:SendCommand","ssm:StartSession","ssm:Get*"],
-"Resource":["arn:aws:ec2:us-east-1:111122223333:instance/*","arn:aws:ssm:us-east-1::document/AWS-Run*"],
-"Condition":{{"StringEquals":{{"ssm:resourceTag/Team{i}":["web","api"]}},"IpAddress":{{"aws:SourceIp":["203.0.113.0/24","2001:DB8::/32"]}},
-"DateLessThan":{{"aws:CurrentTime":"2027-01-01T00:00:00Z"}},"Bool":{{"aws:ViaAWSService":"false"}}}}}}"#,
-            effect = if i % 5 == 4 { "Deny" } else { "Allow" }
-        ));
+        statements.push(next(i));
         i += 1;
-        let text = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
-            statements.join(",")
-        );
+        let text = format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, statements.join(","));
         if text.len() >= 10 * 1024 {
             return text;
         }
@@ -131,21 +160,25 @@ fn benches(c: &mut Criterion) {
         b.iter(|| intent.resolve(black_box(&junior)).policies.len())
     });
 
-    let big = ten_kb_policy();
-    assert!(
-        big.len() >= 10 * 1024 && big.len() < 11 * 1024,
-        "{}",
-        big.len()
-    );
-    c.bench_function("parse_10kb_policy", |b| {
-        b.iter(|| Policy::parse(black_box(&big), None).unwrap())
-    });
+    let mut group = c.benchmark_group("parse_10kb_policy");
+    for (name, text) in [("action_heavy", action_heavy_policy()), ("condition_dense", condition_dense_policy())] {
+        assert!(text.len() >= 10 * 1024 && text.len() < 11 * 1024, "{}", text.len());
+        let parsed = Policy::check(&text, None).unwrap();
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        group.bench_function(name, |b| b.iter(|| Policy::parse(black_box(&text), None).unwrap()));
+        group.bench_function(format!("{name}_with_lints"), |b| {
+            b.iter(|| Policy::check(black_box(&text), None).unwrap())
+        });
+    }
+    group.finish();
 
-    let adversarial = Pattern::new(&format!("{}b", "*a".repeat(32)), Flavor::Glob, false);
+    // Adversarial wildcards: a long literal piece between stars (substring search), and `?`
+    // items that force the bit-parallel NFA. Both must stay linear in the text.
     let text = "a".repeat(2048);
-    c.bench_function("wildcard_adversarial_2kb", |b| {
-        b.iter(|| adversarial.matches(black_box(&text)))
-    });
+    let long_piece = Pattern::new(&format!("*{}b*", "a".repeat(64)), Flavor::Glob, false);
+    c.bench_function("wildcard_adversarial_2kb/substring", |b| b.iter(|| long_piece.matches(black_box(&text))));
+    let nfa = Pattern::new(&format!("{}b", "*a?".repeat(20)), Flavor::Glob, false);
+    c.bench_function("wildcard_adversarial_2kb/nfa", |b| b.iter(|| nfa.matches(black_box(&text))));
 }
 
 criterion_group!(engine, benches);

@@ -1,6 +1,7 @@
 //! Diagnostics: validation errors and lint warnings that name the JSON path, the source file
 //! and the line and column.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -68,7 +69,8 @@ pub fn render(diags: &[Diagnostic]) -> String {
 pub struct SourceText<'a> {
     pub file: Option<&'a str>,
     pub text: &'a str,
-    index: LineIndex,
+    /// Built on the first diagnostic: valid documents never pay for it.
+    index: OnceCell<LineIndex>,
 }
 
 impl<'a> SourceText<'a> {
@@ -76,12 +78,14 @@ impl<'a> SourceText<'a> {
         SourceText {
             file,
             text,
-            index: LineIndex::new(text),
+            index: OnceCell::new(),
         }
     }
 
     pub fn locate(&self, span: Span) -> LineCol {
-        self.index.locate(self.text, span.start)
+        self.index
+            .get_or_init(|| LineIndex::new(self.text))
+            .locate(self.text, span.start)
     }
 }
 

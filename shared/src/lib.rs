@@ -9,6 +9,7 @@ pub mod diag;
 pub mod eval;
 pub mod intent;
 pub mod json;
+pub mod onemany;
 pub mod policy;
 pub mod principal;
 pub mod simulate;

@@ -79,6 +79,63 @@ pub fn items(tokens: &[Token], flavor: Flavor) -> Vec<Item> {
     out
 }
 
+/// The literal pieces between stars, when every star may match anything under `flavor` and
+/// there is no `?`; `None` otherwise.
+fn segments(pattern: &str, flavor: Flavor) -> Option<Box<[(usize, usize)]>> {
+    let bytes = pattern.as_bytes();
+    let mut ranges = Vec::with_capacity(4);
+    let mut segment = 0usize;
+    let mut start = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'?' => return None,
+            b'*' => {
+                let segment_last = matches!(bytes.get(i + 1), None | Some(b':'));
+                let free = flavor == Flavor::Glob
+                    || segment >= 5
+                    || (flavor == Flavor::ResourceArn && segment_last);
+                if !free {
+                    return None;
+                }
+                ranges.push((start, i));
+                start = i + 1;
+            }
+            b':' => segment += 1,
+            _ => {}
+        }
+    }
+    ranges.push((start, bytes.len()));
+    Some(ranges.into_boxed_slice())
+}
+
+/// Glob matching of literal pieces separated by unrestricted stars: the first piece anchors at
+/// the start, the last at the end, and the middle ones are found leftmost-first (which is
+/// optimal when stars match anything).
+fn match_segments(source: &str, ranges: &[(usize, usize)], text: &str) -> bool {
+    let piece = |&(a, b): &(usize, usize)| source.get(a..b).unwrap_or_default();
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return false;
+    };
+    let (head, tail) = (piece(first), piece(last));
+    if ranges.len() < 2 || text.len() < head.len() + tail.len() {
+        return false;
+    }
+    if !text.starts_with(head) || !text.ends_with(tail) {
+        return false;
+    }
+    let Some(mut rest) = text.get(head.len()..text.len() - tail.len()) else {
+        return false;
+    };
+    for r in ranges.get(1..ranges.len() - 1).unwrap_or_default() {
+        let p = piece(r);
+        match rest.find(p) {
+            Some(i) => rest = rest.get(i + p.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    true
+}
+
 /// [`items`] straight from a pattern string (no policy variables involved).
 fn items_of_str(pattern: &str, flavor: Flavor) -> Vec<Item> {
     let mut out = Vec::with_capacity(pattern.len());
@@ -140,6 +197,10 @@ enum Shape {
     /// The source's first `n` bytes followed by one `*` that may match anything (ASCII when
     /// the pattern ignores case).
     SourcePrefix(usize),
+    /// Stars that may all match anything, no `?`, case-sensitive: literal pieces of the source
+    /// (byte ranges), matched as prefix, suffix and leftmost occurrences in between. `str::find`
+    /// is the two-way algorithm, so matching stays linear in the text.
+    Segments(Box<[(usize, usize)]>),
     /// No wildcard at all.
     Exact(String),
     /// A literal followed by one `*` that may match anything.
@@ -181,6 +242,15 @@ impl Pattern {
                 }
             }
             Some(_) => {}
+        }
+        if !ignore_case {
+            if let Some(ranges) = segments(pattern, flavor) {
+                return Pattern {
+                    source: pattern.to_string(),
+                    ignore_case,
+                    shape: Shape::Segments(ranges),
+                };
+            }
         }
         Self::from_items(pattern, items_of_str(pattern, flavor), ignore_case)
     }
@@ -257,6 +327,7 @@ impl Pattern {
     /// `text` is ASCII when `ignore_case` (or already folded).
     fn matches_folded(&self, text: &str) -> bool {
         match &self.shape {
+            Shape::Segments(ranges) => match_segments(&self.source, ranges, text),
             Shape::SourceExact => {
                 if self.ignore_case {
                     self.source.eq_ignore_ascii_case(text)

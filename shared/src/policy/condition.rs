@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::context::{ContextValue, RequestContext};
+use crate::onemany::OneOrMany;
 use crate::template::{tokens_to_string, Template, Unresolved};
 use crate::values::{self, Cidr, EpochMillis};
 use crate::wildcard::{Flavor, Pattern};
@@ -230,13 +231,13 @@ pub enum BoolValue {
 /// The policy values of one condition, typed by the operator family.
 #[derive(Debug, Clone)]
 pub enum Values {
-    Text(Vec<TextValue>),
-    Numeric(Vec<f64>),
-    Date(Vec<EpochMillis>),
-    Bool(Vec<BoolValue>),
-    Binary(Vec<Vec<u8>>),
-    Ip(Vec<Cidr>),
-    Null(Vec<bool>),
+    Text(OneOrMany<TextValue>),
+    Numeric(OneOrMany<f64>),
+    Date(OneOrMany<EpochMillis>),
+    Bool(OneOrMany<BoolValue>),
+    Binary(OneOrMany<Vec<u8>>),
+    Ip(OneOrMany<Cidr>),
+    Null(OneOrMany<bool>),
 }
 
 /// One `operator: { key: values }` test.
@@ -248,7 +249,7 @@ pub struct Condition {
     /// Lowercased key, for lookups.
     pub key_lower: String,
     /// The values as written (for explanations).
-    pub raw_values: Vec<String>,
+    pub raw_values: OneOrMany<String>,
     pub values: Values,
 }
 
@@ -313,7 +314,7 @@ impl Condition {
         match &self.values {
             Values::Text(vals) => vals
                 .iter()
-                .zip(&self.raw_values)
+                .zip(self.raw_values.iter())
                 .any(|(pv, raw)| text_matches(base, pv, raw, v, ctx, missing)),
             Values::Numeric(nums) => values::parse_number(v)
                 .is_some_and(|x| nums.iter().any(|&p| compare(base, x.partial_cmp(&p)))),

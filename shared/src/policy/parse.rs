@@ -5,6 +5,7 @@ use super::condition::{self, BaseOp, BoolValue, Condition, Family, Operator, Val
 use super::{lint, Effect, Matcher, Policy, ResourcePattern, Statement, Version};
 use crate::diag::Reporter;
 use crate::json::{Json, JsonKind, Member, Span};
+use crate::onemany::OneOrMany;
 use crate::template::Template;
 use crate::values;
 use crate::wildcard::{Flavor, Pattern};
@@ -691,7 +692,7 @@ fn parse_values(
     v: &Json,
     variables: bool,
     r: &mut Reporter,
-) -> Option<(Vec<String>, Values)> {
+) -> Option<(OneOrMany<String>, Values)> {
     let items: &[Json] = match &v.kind {
         JsonKind::Array(items) => items,
         _ => std::slice::from_ref(v),
@@ -713,16 +714,15 @@ fn parse_values(
     let is_array = matches!(v.kind, JsonKind::Array(_));
     let base = op.base;
     let family = base.family();
-    let mut raw = Vec::with_capacity(items.len());
+    let mut raw = OneOrMany::new();
     let mut ok = true;
-    let cap = |f: Family| if f == family { items.len() } else { 0 };
-    let mut text_vals = Vec::with_capacity(cap(Family::String).max(cap(Family::Arn)));
-    let mut nums = Vec::with_capacity(cap(Family::Numeric));
-    let mut dates = Vec::with_capacity(cap(Family::Date));
-    let mut bools = Vec::with_capacity(cap(Family::Bool));
-    let mut blobs = Vec::with_capacity(cap(Family::Binary));
-    let mut cidrs = Vec::with_capacity(cap(Family::Ip));
-    let mut nulls = Vec::with_capacity(cap(Family::Null));
+    let mut text_vals = OneOrMany::new();
+    let mut nums = OneOrMany::new();
+    let mut dates = OneOrMany::new();
+    let mut bools = OneOrMany::new();
+    let mut blobs = OneOrMany::new();
+    let mut cidrs = OneOrMany::new();
+    let mut nulls = OneOrMany::new();
     for (i, item) in items.iter().enumerate() {
         let mi = is_array.then(|| r.path.index(i));
         let Some(text) = scalar_text(item) else {
@@ -785,8 +785,10 @@ fn parse_values(
                 }
             },
             Family::Bool => {
-                let template = Template::parse(&text, variables && text.contains("${"));
-                if template.has_variables() {
+                let template = (variables && text.contains("${"))
+                    .then(|| Template::parse(&text, true))
+                    .filter(Template::has_variables);
+                if let Some(template) = template {
                     r.warn(
                         "variable-in-bool",
                         item.span,
