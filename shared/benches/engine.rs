@@ -51,11 +51,26 @@ fn condition_dense_policy() -> String {
 /// tag conditions.
 fn action_heavy_policy() -> String {
     let actions = [
-        "Describe*", "Get*", "List*", "SendCommand", "StartSession", "ResumeSession",
-        "TerminateSession", "CancelCommand", "CreateAssociation", "UpdateAssociation",
-        "DeleteAssociation", "PutParameter", "GetParameter", "GetParameters",
-        "GetParametersByPath", "LabelParameterVersion", "AddTagsToResource",
-        "RemoveTagsFromResource", "StartAutomationExecution", "StopAutomationExecution",
+        "Describe*",
+        "Get*",
+        "List*",
+        "SendCommand",
+        "StartSession",
+        "ResumeSession",
+        "TerminateSession",
+        "CancelCommand",
+        "CreateAssociation",
+        "UpdateAssociation",
+        "DeleteAssociation",
+        "PutParameter",
+        "GetParameter",
+        "GetParameters",
+        "GetParametersByPath",
+        "LabelParameterVersion",
+        "AddTagsToResource",
+        "RemoveTagsFromResource",
+        "StartAutomationExecution",
+        "StopAutomationExecution",
     ]
     .map(|a| format!("\"ssm:{a}\""))
     .join(",");
@@ -78,7 +93,10 @@ fn grow_to_10kb(statements: &mut Vec<String>, next: impl Fn(usize) -> String) ->
     loop {
         statements.push(next(i));
         i += 1;
-        let text = format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, statements.join(","));
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+            statements.join(",")
+        );
         if text.len() >= 10 * 1024 {
             return text;
         }
@@ -161,11 +179,20 @@ fn benches(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("parse_10kb_policy");
-    for (name, text) in [("action_heavy", action_heavy_policy()), ("condition_dense", condition_dense_policy())] {
-        assert!(text.len() >= 10 * 1024 && text.len() < 11 * 1024, "{}", text.len());
+    for (name, text) in [
+        ("action_heavy", action_heavy_policy()),
+        ("condition_dense", condition_dense_policy()),
+    ] {
+        assert!(
+            text.len() >= 10 * 1024 && text.len() < 11 * 1024,
+            "{}",
+            text.len()
+        );
         let parsed = Policy::check(&text, None).unwrap();
         assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
-        group.bench_function(name, |b| b.iter(|| Policy::parse(black_box(&text), None).unwrap()));
+        group.bench_function(name, |b| {
+            b.iter(|| Policy::parse(black_box(&text), None).unwrap())
+        });
         group.bench_function(format!("{name}_with_lints"), |b| {
             b.iter(|| Policy::check(black_box(&text), None).unwrap())
         });
@@ -176,9 +203,13 @@ fn benches(c: &mut Criterion) {
     // items that force the bit-parallel NFA. Both must stay linear in the text.
     let text = "a".repeat(2048);
     let long_piece = Pattern::new(&format!("*{}b*", "a".repeat(64)), Flavor::Glob, false);
-    c.bench_function("wildcard_adversarial_2kb/substring", |b| b.iter(|| long_piece.matches(black_box(&text))));
+    c.bench_function("wildcard_adversarial_2kb/substring", |b| {
+        b.iter(|| long_piece.matches(black_box(&text)))
+    });
     let nfa = Pattern::new(&format!("{}b", "*a?".repeat(20)), Flavor::Glob, false);
-    c.bench_function("wildcard_adversarial_2kb/nfa", |b| b.iter(|| nfa.matches(black_box(&text))));
+    c.bench_function("wildcard_adversarial_2kb/nfa", |b| {
+        b.iter(|| nfa.matches(black_box(&text)))
+    });
 }
 
 criterion_group!(engine, benches);

@@ -1,0 +1,497 @@
+//! End-to-end tests of the `tagwatch` binary: exit codes, output contracts, error messages.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn tagwatch(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .args(args)
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// A scratch directory unique to one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tagwatch-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+const FINANCE: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "Documents", "Effect": "Allow", "Action": "ssm:SendCommand",
+     "Resource": "arn:aws:ssm:*::document/AWS-RunShellScript"},
+    {"Sid": "WebServers", "Effect": "Allow", "Action": "ssm:SendCommand",
+     "Resource": "arn:aws:ec2:*:*:instance/*",
+     "Condition": {"StringLike": {"ssm:resourceTag/Finance": ["WebServers"]}}}
+  ]
+}"#;
+
+#[test]
+fn check_accepts_the_bundled_intent() {
+    let o = tagwatch(&["check", "--policy", "examples/intent.json"], None);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("examples/intent.json: valid (0 errors, 0 warnings)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn check_lists_every_error_with_file_line_and_path() {
+    let dir = scratch("check-errors");
+    let file = dir.join("bad.json");
+    std::fs::write(
+        &file,
+        "{\"Version\": \"2012-10-17\",\n \"Statement\": [\n  {\"Effect\": \"Alow\", \"Action\": \"ssm:SendCommand\", \"Resource\": \"*\"},\n  {\"Effect\": \"Allow\", \"Action\": \"ssm:SendCommand\", \"Resource\": \"*\",\n   \"Condition\": {\"IpAddress\": {\"aws:SourceIp\": \"10.0.0.0/40\"}}}]}",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let o = tagwatch(&["check", "--iam-policy", path], None);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("{path}:3:14: error[unknown-effect]")),
+        "{out}"
+    );
+    assert!(out.contains("(at $.Statement[0].Effect)"), "{out}");
+    assert!(out.contains("error[malformed-value]"), "{out}");
+    assert!(
+        out.contains(r#"(at $.Statement[1].Condition.IpAddress["aws:SourceIp"])"#),
+        "{out}"
+    );
+    assert!(out.contains("invalid (2 errors"), "{out}");
+}
+
+#[test]
+fn check_warns_about_pitfalls_but_passes() {
+    let dir = scratch("check-lints");
+    let file = dir.join("lints.json");
+    std::fs::write(
+        &file,
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["ssm:SendCommand","ssm:SendComand"],"Resource":["arn:aws:ssm:*:*:instance/*","arn:aws:ssm:*::document/AWS-RunShellScript"],
+             "Condition":{"StringEquals":{"ssm:resourceTag/Env":"dev","aws:SourceVpce":"vpce-1"}}},
+            {"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*::document/AWS-RunShellScript","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1"}}}]}"#,
+    )
+    .unwrap();
+    let o = tagwatch(
+        &[
+            "check",
+            "--iam-policy",
+            file.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report = &json_lines(&stdout(&o))[0];
+    assert_eq!(report["valid"], true);
+    let codes: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    for code in [
+        "unknown-action",
+        "instance-arn-service",
+        "resource-tag-on-document",
+        "missing-via-aws-service",
+    ] {
+        assert!(codes.contains(&code), "{code} not in {codes:?}");
+    }
+}
+
+#[test]
+fn check_of_a_missing_file_is_bad_input() {
+    let o = tagwatch(&["check", "--policy", "does/not/exist.json"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read `does/not/exist.json`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn simulate_batch_prints_one_line_per_request_in_order() {
+    let dir = scratch("batch");
+    let policy = dir.join("finance.json");
+    std::fs::write(&policy, FINANCE).unwrap();
+    let requests = [
+        r#"{"action":"ssm:SendCommand","resource":"arn:aws:ec2:us-east-1:111122223333:instance/i-1","context":{"ssm:resourceTag/Finance":"WebServers"}}"#,
+        "",
+        r#"{"action":"ssm:SendCommand","resource":"arn:aws:ec2:us-east-1:111122223333:instance/i-2","tags":{"Finance":"Payroll"}}"#,
+        r#"{"action":"ssm:SendCommand","resource":"arn:aws:ssm:us-east-1::document/AWS-RunShellScript"}"#,
+    ]
+    .join("\n");
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--iam-policy",
+            policy.to_str().unwrap(),
+            "--requests",
+            "-",
+        ],
+        Some(&requests),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["decision"], "allow");
+    assert_eq!(lines[0]["statements"][0]["sid"], "WebServers");
+    assert_eq!(lines[0]["statements"][0]["index"], 1);
+    assert_eq!(lines[1]["decision"], "implicit_deny");
+    assert!(lines[1]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("statement 2 (Sid WebServers) matched action and resource but ssm:resourceTag/Finance was `Payroll`, not `WebServers`"));
+    assert_eq!(lines[1]["statements"], serde_json::json!([]));
+    assert_eq!(lines[2]["decision"], "allow");
+    assert_eq!(
+        lines[2]["resource"],
+        "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"
+    );
+}
+
+#[test]
+fn simulate_through_the_intent() {
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--policy",
+            "examples/intent.json",
+            "--requests",
+            "examples/requests.jsonl",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines = json_lines(&stdout(&o));
+    let decisions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            "allow",
+            "implicit_deny",
+            "allow",
+            "implicit_deny",
+            "allow",
+            "explicit_deny",
+            "implicit_deny",
+            "implicit_deny"
+        ]
+    );
+    assert_eq!(
+        lines[0]["principal"]["entries"],
+        serde_json::json!(["junior-engineers", "ops-deny-guard"])
+    );
+    assert_eq!(lines[5]["statements"][0]["sid"], "NoQuarantinedHosts");
+    assert_eq!(
+        lines[5]["statements"][0]["policy"],
+        "ops-deny-guard/policies[0]"
+    );
+    assert_eq!(lines[7]["principal"]["unlisted"], false);
+}
+
+#[test]
+fn simulate_single_request_from_flags() {
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--policy",
+            "examples/intent.json",
+            "--principal",
+            "arn:aws:sts::111122223333:assumed-role/LeadEngineer/bob",
+            "--action",
+            "ssm:StartSession",
+            "--resource",
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-9",
+            "--tag",
+            "Environment=productionServer",
+            "--context",
+            "aws:SourceIp=203.0.113.7",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let line = &json_lines(&stdout(&o))[0];
+    assert_eq!(line["decision"], "allow");
+    assert_eq!(line["statements"][0]["sid"], "TestAndProductionServers");
+
+    let text = tagwatch(
+        &[
+            "simulate",
+            "--policy",
+            "examples/intent.json",
+            "--principal",
+            "arn:aws:sts::111122223333:assumed-role/Stranger/x",
+            "--action",
+            "ssm:StartSession",
+            "--resource",
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-9",
+            "--format",
+            "text",
+        ],
+        None,
+    );
+    let out = stdout(&text);
+    assert!(
+        out.starts_with(
+            "DENY (implicit)  ssm:StartSession on arn:aws:ec2:us-east-1:111122223333:instance/i-9"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("caller: arn:aws:sts::111122223333:assumed-role/Stranger/x (ops-deny-guard)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn simulate_unlisted_caller_says_so() {
+    let dir = scratch("unlisted");
+    let intent = dir.join("intent.json");
+    std::fs::write(
+        &intent,
+        format!(r#"{{"principals":[{{"name":"web","match":"arn:aws:iam::111122223333:role/Web","policies":[{FINANCE}]}}],"unlisted":"violation"}}"#),
+    )
+    .unwrap();
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--policy",
+            intent.to_str().unwrap(),
+            "--principal",
+            "arn:aws:iam::111122223333:user/mallory",
+            "--action",
+            "ssm:SendCommand",
+            "--resource",
+            "arn:aws:ec2:us-east-1:1:instance/i-1",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let line = &json_lines(&stdout(&o))[0];
+    assert_eq!(line["decision"], "implicit_deny");
+    assert_eq!(line["principal"]["unlisted"], true);
+    assert_eq!(line["principal"]["unlisted_policy"], "violation");
+    assert!(line["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("matches no intent entry"));
+}
+
+#[test]
+fn malformed_request_line_fails_whole_batch_with_location() {
+    let dir = scratch("malformed");
+    let policy = dir.join("finance.json");
+    std::fs::write(&policy, FINANCE).unwrap();
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(
+        &requests,
+        "{\"action\":\"ssm:SendCommand\",\"resource\":\"arn:aws:ec2:us-east-1:1:instance/i-1\"}\n{\"action\":\"ssm:SendCommand\",\"resource\":42}\n{\"action\": \n",
+    )
+    .unwrap();
+    let req = requests.to_str().unwrap();
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--iam-policy",
+            policy.to_str().unwrap(),
+            "--requests",
+            req,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "", "no partial output");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{req}:2:40: error[invalid-field]")),
+        "{err}"
+    );
+    assert!(err.contains("(at $.resource)"), "{err}");
+    assert!(
+        err.contains(&format!("{req}:3:")) && err.contains("invalid-json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn intent_simulation_needs_a_principal() {
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--policy",
+            "examples/intent.json",
+            "--requests",
+            "-",
+        ],
+        Some(r#"{"action":"ssm:SendCommand","resource":"arn:aws:ec2:us-east-1:1:instance/i-1"}"#),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing-principal"), "{}", stderr(&o));
+    let bad = tagwatch(
+        &[
+            "simulate",
+            "--policy",
+            "examples/intent.json",
+            "--principal",
+            "bob",
+            "--action",
+            "ssm:SendCommand",
+            "--resource",
+            "arn:aws:ec2:us-east-1:1:instance/i-1",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("`bob` is not a caller ARN"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn invalid_policy_or_flags_are_bad_input() {
+    let dir = scratch("invalid");
+    let policy = dir.join("p.json");
+    std::fs::write(
+        &policy,
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:SendCommand"}}"#,
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--iam-policy",
+            p,
+            "--action",
+            "ssm:SendCommand",
+            "--resource",
+            "*",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing-element"), "{}", stderr(&o));
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--iam-policy",
+            "examples/policies/junior-engineers.json",
+            "--action",
+            "ssm:SendCommand",
+            "--resource",
+            "*",
+            "--context",
+            "novalue",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--context `novalue`: expected KEY=VALUE"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--iam-policy",
+            "examples/policies/junior-engineers.json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn repeated_context_keys_are_multivalued() {
+    let dir = scratch("multi");
+    let policy = dir.join("p.json");
+    std::fs::write(
+        &policy,
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:AddTagsToResource","Resource":"*","Condition":{"ForAllValues:StringEquals":{"aws:TagKeys":["Env","Team"]}}}}"#,
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let run = |keys: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "--iam-policy",
+            p,
+            "--action",
+            "ssm:AddTagsToResource",
+            "--resource",
+            "arn:aws:ec2:us-east-1:1:instance/i-1",
+            "--format",
+            "json",
+        ];
+        let ctx: Vec<String> = keys.iter().map(|k| format!("aws:TagKeys={k}")).collect();
+        for c in &ctx {
+            args.push("--context");
+            args.push(c);
+        }
+        let o = tagwatch(&args, None);
+        json_lines(&stdout(&o))[0]["decision"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(run(&["Env", "Team"]), "allow");
+    assert_eq!(run(&["Env", "Owner"]), "implicit_deny");
+}
