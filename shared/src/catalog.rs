@@ -4,6 +4,7 @@
 //! Systems Manager" (the programmatic `ssm.json`), and the IAM User Guide page "AWS global
 //! condition context keys". Names only; refresh them when AWS adds actions.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
@@ -572,6 +573,9 @@ struct Index {
     actions_exact: FastMap<&'static str, ()>,
     /// Lowercased ssm action names, sorted.
     actions: Vec<String>,
+    /// Strings policies repeat endlessly (`ssm:SendCommand`, `aws:SourceIp`, their lowercase
+    /// forms), shared instead of allocated per policy.
+    interned: FastMap<String, ()>,
 }
 
 fn index() -> &'static Index {
@@ -589,7 +593,21 @@ fn index() -> &'static Index {
         }
         let mut actions: Vec<String> = SSM_ACTIONS.iter().map(|a| a.to_ascii_lowercase()).collect();
         actions.sort();
+        let mut interned = FastMap::default();
+        let exact_keys = GLOBAL_KEYS
+            .iter()
+            .map(|k| k.name)
+            .chain(SSM_CONDITION_KEYS.iter().copied())
+            .filter(|k| !k.ends_with('/'));
+        for k in exact_keys {
+            interned.insert(k.to_string(), ());
+            interned.insert(k.to_ascii_lowercase(), ());
+        }
+        for a in SSM_ACTIONS {
+            interned.insert(format!("ssm:{a}"), ());
+        }
         Index {
+            interned,
             global,
             global_families,
             service: SSM_CONDITION_KEYS
@@ -601,6 +619,22 @@ fn index() -> &'static Index {
             actions,
         }
     })
+}
+
+/// A shared copy of `text` when it is a known action or condition key name (exact spelling).
+pub fn interned(text: &str) -> Option<&'static str> {
+    index()
+        .interned
+        .get_key_value(text)
+        .map(|(k, _)| k.as_str())
+}
+
+/// `text` as a shared string when known, otherwise an owned copy.
+pub fn intern(text: &str) -> Cow<'static, str> {
+    match interned(text) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(text.to_string()),
+    }
 }
 
 /// The lowercased tag-key family `key` belongs to, if any (`aws:principaltag/`...).
@@ -721,6 +755,11 @@ mod tests {
         assert!(!is_known_key("aws:PrincipalTag/"));
         assert!(is_known_key("ssm:SessionDocumentAccessCheck"));
         assert!(global_key("aws:RequestTag/x").is_some());
+        assert_eq!(interned("ssm:SendCommand"), Some("ssm:SendCommand"));
+        assert_eq!(interned("aws:sourceip"), Some("aws:sourceip"));
+        assert_eq!(interned("ssm:Sendcommand"), None);
+        assert!(matches!(intern("aws:SourceVpce"), Cow::Borrowed(_)));
+        assert!(matches!(intern("acme:Thing"), Cow::Owned(_)));
         assert!(ssm_action_matching("Send*"));
         assert!(ssm_action_matching("send*"));
         assert!(ssm_action_matching("*Session"));

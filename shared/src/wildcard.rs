@@ -14,6 +14,8 @@
 //! Matching strips the literal prefix and suffix, then runs a bit-parallel NFA over the middle,
 //! so adversarial patterns such as `*a*a*a*...b` cost O(text × ⌈items/64⌉), never exponential.
 
+use std::borrow::Cow;
+
 /// One element of a compiled pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
@@ -185,7 +187,7 @@ fn item_accepts(item: Item, c: char) -> bool {
 /// A compiled wildcard pattern.
 #[derive(Debug, Clone)]
 pub struct Pattern {
-    source: String,
+    source: Cow<'static, str>,
     ignore_case: bool,
     shape: Shape,
 }
@@ -231,7 +233,7 @@ impl Pattern {
                 let arn_segment = flavor == Flavor::ArnCondition && head.matches(':').count() < 5;
                 if !arn_segment && (!ignore_case || head.is_ascii()) {
                     return Pattern {
-                        source: pattern.to_string(),
+                        source: Cow::Owned(pattern.to_string()),
                         ignore_case,
                         shape: if head.is_empty() {
                             Shape::Anything
@@ -246,7 +248,7 @@ impl Pattern {
         if !ignore_case {
             if let Some(ranges) = segments(pattern, flavor) {
                 return Pattern {
-                    source: pattern.to_string(),
+                    source: Cow::Owned(pattern.to_string()),
                     ignore_case,
                     shape: Shape::Segments(ranges),
                 };
@@ -259,7 +261,7 @@ impl Pattern {
     pub fn literal(text: &str, ignore_case: bool) -> Self {
         if !ignore_case || text.is_ascii() {
             return Pattern {
-                source: text.to_string(),
+                source: crate::catalog::intern(text),
                 ignore_case,
                 shape: Shape::SourceExact,
             };
@@ -270,7 +272,7 @@ impl Pattern {
             text.to_string()
         };
         Pattern {
-            source: text.to_string(),
+            source: Cow::Owned(text.to_string()),
             ignore_case,
             shape: Shape::Exact(folded),
         }
@@ -299,7 +301,7 @@ impl Pattern {
             _ => false,
         });
         Pattern {
-            source: source.to_string(),
+            source: Cow::Owned(source.to_string()),
             ignore_case,
             shape: Shape::build(items),
         }
@@ -332,7 +334,7 @@ impl Pattern {
                 if self.ignore_case {
                     self.source.eq_ignore_ascii_case(text)
                 } else {
-                    self.source.as_str() == text
+                    self.source == text
                 }
             }
             Shape::SourcePrefix(n) => {

@@ -2,6 +2,7 @@
 //! Creating a condition with multiple context keys or values; Single-valued vs. multivalued
 //! context keys).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::context::{ContextValue, RequestContext};
@@ -245,9 +246,9 @@ pub enum Values {
 pub struct Condition {
     pub operator: Operator,
     /// The key as written.
-    pub key: String,
+    pub key: Cow<'static, str>,
     /// Lowercased key, for lookups.
-    pub key_lower: String,
+    pub key_lower: Cow<'static, str>,
     /// The values as written (for explanations).
     pub raw_values: OneOrMany<String>,
     pub values: Values,

@@ -544,6 +544,22 @@ fn compile_resource(res: &str, variables: bool) -> Result<ResourcePattern, Strin
     })
 }
 
+/// The lowercase form of a condition key, shared when it is a known key.
+fn intern_lower(key: &str) -> std::borrow::Cow<'static, str> {
+    let mut buf = [0u8; 64];
+    if let Some(dst) = buf.get_mut(..key.len()) {
+        dst.copy_from_slice(key.as_bytes());
+        dst.make_ascii_lowercase();
+        let shared = std::str::from_utf8(dst)
+            .ok()
+            .and_then(crate::catalog::interned);
+        if let Some(s) = shared {
+            return std::borrow::Cow::Borrowed(s);
+        }
+    }
+    std::borrow::Cow::Owned(key.to_ascii_lowercase())
+}
+
 fn scalar_text(v: &Json) -> Option<String> {
     match &v.kind {
         JsonKind::String(s) => Some(s.to_string()),
@@ -675,8 +691,8 @@ fn parse_keys(
         match parse_values(op, &km.value, variables, r) {
             Some((raw_values, values)) if ok => out.push(Condition {
                 operator: op,
-                key: km.key.to_string(),
-                key_lower: km.key.to_ascii_lowercase(),
+                key: crate::catalog::intern(&km.key),
+                key_lower: intern_lower(&km.key),
                 raw_values,
                 values,
             }),
