@@ -89,6 +89,21 @@ impl<'a> SourceText<'a> {
     }
 }
 
+/// The diagnostic for a JSON syntax error in `source`.
+pub fn syntax_error(source: &SourceText<'_>, e: &crate::json::SyntaxError) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        code: "invalid-json",
+        file: source.file.map(str::to_string),
+        path: "$".to_string(),
+        location: Some(source.locate(Span {
+            start: e.offset,
+            end: e.offset,
+        })),
+        message: format!("invalid JSON: {}", e.message),
+    }
+}
+
 /// A JSON path under construction: push a segment, recurse, truncate back.
 #[derive(Debug, Clone, Default)]
 pub struct JsonPath(String);

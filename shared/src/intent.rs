@@ -19,7 +19,7 @@
 use serde::Serialize;
 
 use crate::diag::{self, Diagnostic, JsonPath, Reporter, Severity, SourceText};
-use crate::json::{self, Json, JsonKind, Span};
+use crate::json::{self, Json, JsonKind};
 use crate::policy::{parse_policy_json, NamedPolicy, Parsed};
 use crate::principal::Caller;
 use crate::wildcard::{Flavor, Pattern};
@@ -145,17 +145,7 @@ impl Intent {
             Ok(j) => j,
             Err(e) => {
                 return Err(IntentError {
-                    diagnostics: vec![Diagnostic {
-                        severity: Severity::Error,
-                        code: "invalid-json",
-                        file: file.map(str::to_string),
-                        path: "$".to_string(),
-                        location: Some(source.locate(Span {
-                            start: e.offset,
-                            end: e.offset,
-                        })),
-                        message: format!("invalid JSON: {}", e.message),
-                    }],
+                    diagnostics: vec![diag::syntax_error(&source, &e)],
                 })
             }
         };

@@ -193,19 +193,8 @@ impl Policy {
         let json = match crate::json::parse(text) {
             Ok(j) => j,
             Err(e) => {
-                let location = source.locate(crate::json::Span {
-                    start: e.offset,
-                    end: e.offset,
-                });
                 return Err(PolicyError {
-                    diagnostics: vec![Diagnostic {
-                        severity: diag::Severity::Error,
-                        code: "invalid-json",
-                        file: file.map(str::to_string),
-                        path: "$".to_string(),
-                        location: Some(location),
-                        message: format!("invalid JSON: {}", e.message),
-                    }],
+                    diagnostics: vec![diag::syntax_error(&source, &e)],
                 });
             }
         };

@@ -4,8 +4,8 @@
 //! `aws:ResourceTag/Env`) and `"principal": "arn:..."` (when simulating through an intent).
 
 use crate::context::Request;
-use crate::diag::{Diagnostic, JsonPath, Reporter, Severity, SourceText};
-use crate::json::{self, Json, JsonKind, Span};
+use crate::diag::{Diagnostic, JsonPath, Reporter, SourceText};
+use crate::json::{self, Json, JsonKind};
 
 /// One parsed request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,17 +43,7 @@ pub fn parse_request_line(
     let json = match json::parse(text) {
         Ok(j) => j,
         Err(e) => {
-            let d = Diagnostic {
-                severity: Severity::Error,
-                code: "invalid-json",
-                file: file.map(str::to_string),
-                path: "$".to_string(),
-                location: Some(source.locate(Span {
-                    start: e.offset,
-                    end: e.offset,
-                })),
-                message: format!("invalid JSON: {}", e.message),
-            };
+            let d = crate::diag::syntax_error(&source, &e);
             return Err(vec![relocate(d)]);
         }
     };

@@ -33,6 +33,26 @@ fn resource_tag_conditions(s: &Statement) -> impl Iterator<Item = &super::condit
     })
 }
 
+/// Warns at `Statement[i].Condition.<op>.<key>` of a policy-level lint.
+fn warn_at_condition(
+    r: &mut Reporter,
+    statements_json: &Json,
+    s: &Statement,
+    c: &super::condition::Condition,
+    code: &'static str,
+    msg: String,
+) {
+    let json = statement_json(statements_json, s.index);
+    let mark = r.path.as_str().len();
+    if matches!(statements_json.kind, JsonKind::Array(_)) {
+        r.path.index(s.index);
+    }
+    let op = c.operator.to_string();
+    let span = condition_span(json, &op, &c.key);
+    with_path(r, &["Condition", &op, &c.key], |r| r.warn(code, span, msg));
+    r.path.truncate(mark);
+}
+
 fn statement_json<'j>(statements_json: &'j Json<'j>, index: usize) -> &'j Json<'j> {
     match &statements_json.kind {
         JsonKind::Array(items) => items.get(index).unwrap_or(statements_json),
@@ -262,29 +282,16 @@ fn resource_tags_on_documents(policy: &Policy, statements_json: &Json, r: &mut R
         if !(names_documents || (covers_documents && !documents_allowed_elsewhere)) {
             continue;
         }
-        let json = statement_json(statements_json, s.index);
-        let mark = r.path.as_str().len();
-        if matches!(statements_json.kind, JsonKind::Array(_)) {
-            r.path.index(s.index);
-        }
         for c in resource_tag_conditions(s) {
-            let op = c.operator.to_string();
-            let span = condition_span(json, &op, &c.key);
-            with_path(r, &["Condition", &op, &c.key], |r| {
-                r.warn(
-                    "resource-tag-on-document",
-                    span,
-                    format!(
-                        "`{}` is tested in a statement that also covers document ARNs; {action} \
-                         authorises the document separately and documents (AWS-owned ones at \
-                         least) carry no such tag, so the document check fails; allow the \
-                         documents in a statement of their own",
-                        c.key
-                    ),
-                );
-            });
+            let msg = format!(
+                "`{}` is tested in a statement that also covers document ARNs; {action} \
+                 authorises the document separately and documents (AWS-owned ones at least) \
+                 carry no such tag, so the document check fails; allow the documents in a \
+                 statement of their own",
+                c.key
+            );
+            warn_at_condition(r, statements_json, s, c, "resource-tag-on-document", msg);
         }
-        r.path.truncate(mark);
     }
 }
 
@@ -307,27 +314,14 @@ fn via_aws_service(policy: &Policy, statements_json: &Json, r: &mut Reporter) {
         }) else {
             continue;
         };
-        let json = statement_json(statements_json, s.index);
-        let mark = r.path.as_str().len();
-        if matches!(statements_json.kind, JsonKind::Array(_)) {
-            r.path.index(s.index);
-        }
-        let op = c.operator.to_string();
-        let span = condition_span(json, &op, &c.key);
-        with_path(r, &["Condition", &op, &c.key], |r| {
-            r.warn(
-                "missing-via-aws-service",
-                span,
-                format!(
-                    "{} limits ssm:SendCommand by `{}` but no statement allows the \
-                     `\"Bool\": {{\"aws:ViaAWSService\": \"true\"}}` case; the Run Command setup \
-                     guide requires it when SendCommand is limited by global condition keys, \
-                     because Systems Manager makes calls on the caller's behalf",
-                    s.describe(),
-                    c.key
-                ),
-            );
-        });
-        r.path.truncate(mark);
+        let msg = format!(
+            "{} limits ssm:SendCommand by `{}` but no statement allows the \
+             `\"Bool\": {{\"aws:ViaAWSService\": \"true\"}}` case; the Run Command setup guide \
+             requires it when SendCommand is limited by global condition keys, because Systems \
+             Manager makes calls on the caller's behalf",
+            s.describe(),
+            c.key
+        );
+        warn_at_condition(r, statements_json, s, c, "missing-via-aws-service", msg);
     }
 }
