@@ -293,7 +293,20 @@ fn parse_intent(
     let mut principals = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let m = r.path.index(i);
-        if let Some(entry) = parse_entry(item, r, load, extra) {
+        let (before, before_extra) = (r.diagnostics.len(), extra.len());
+        let entry = parse_entry(item, r, load, extra);
+        // Name the entry in everything reported about it (paths give only its index).
+        if let Some(name) = item.get("name").and_then(Json::as_str) {
+            let new = r
+                .diagnostics
+                .iter_mut()
+                .skip(before)
+                .chain(extra.iter_mut().skip(before_extra));
+            for d in new {
+                d.message = format!("{} (principal entry `{name}`)", d.message);
+            }
+        }
+        if let Some(entry) = entry {
             if principals
                 .iter()
                 .any(|p: &PrincipalEntry| p.name == entry.name)
