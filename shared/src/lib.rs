@@ -5,16 +5,20 @@
 
 pub mod catalog;
 pub mod context;
+pub mod correlate;
 pub mod diag;
 pub mod eval;
+pub mod event;
 pub mod intent;
 pub mod json;
 pub mod onemany;
 pub mod policy;
 pub mod principal;
 pub mod simulate;
+pub mod tags;
 pub mod template;
 pub mod values;
+pub mod verdict;
 pub mod wildcard;
 
 pub use context::{ContextValue, Request, RequestContext};

@@ -1,0 +1,340 @@
+//! Correlation state: what has been seen, which commands are known, which invocations wait for
+//! their command, and AccessDenied windows per caller.
+//!
+//! [`CorrelationStore`] is the port; [`MemoryStore`] keeps everything in memory, bounded by an
+//! event-time TTL (state older than the newest event time minus the TTL is evicted; evicted
+//! parked invocations are handed back so they are reported, never forgotten).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::event::{Activity, StatusChange};
+
+/// An invocation whose SendCommand record has not been seen yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    pub command_id: String,
+    pub instance_id: String,
+    /// The status event that named it.
+    pub status: Arc<StatusChange>,
+}
+
+/// AccessDenied calls of one caller within the spike window, and whether an episode is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DenialWindow {
+    /// Event times (ms) and event ids, sorted by time.
+    pub calls: VecDeque<(i64, String)>,
+    /// True while the caller is at or above the threshold (one spike finding per episode).
+    pub in_episode: bool,
+}
+
+/// The correlation port.
+pub trait CorrelationStore {
+    /// Records an event id; false when it was seen before (a redelivery).
+    fn first_sighting(&mut self, event_id: &str, event_ms: i64) -> bool;
+    /// Remembers a SendCommand so that its invocations can be evaluated later.
+    fn put_command(&mut self, activity: Arc<Activity>);
+    /// The SendCommand record of a command id.
+    fn command(&self, command_id: &str) -> Option<Arc<Activity>>;
+    /// Claims the evaluation of one (command, instance) pair; false when it was claimed before.
+    fn claim(&mut self, command_id: &str, instance_id: &str, event_ms: i64) -> bool;
+    /// Parks an invocation until its command's record arrives.
+    fn park(&mut self, parked: Parked);
+    /// Takes the invocations parked for a command.
+    fn unpark(&mut self, command_id: &str) -> Vec<Parked>;
+    /// Evicts state older than the TTL behind `now_ms`; returns expired parked invocations.
+    fn expire(&mut self, now_ms: i64) -> Vec<Parked>;
+    /// Takes every parked invocation (end of input).
+    fn drain_parked(&mut self) -> Vec<Parked>;
+    /// The AccessDenied window of a caller.
+    fn denials(&mut self, caller: &str) -> &mut DenialWindow;
+}
+
+/// In-memory correlation state with an event-time TTL.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    ttl_ms: i64,
+    newest_ms: i64,
+    seen: HashSet<String>,
+    commands: HashMap<String, Arc<Activity>>,
+    claimed: HashSet<(String, String)>,
+    parked: HashMap<String, Vec<Parked>>,
+    denials: HashMap<String, DenialWindow>,
+    /// Expiry index: event time to the keys created then.
+    by_time: BTreeMap<i64, Vec<Key>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Seen(String),
+    Command(String),
+    Claim(String, String),
+    Parked(String),
+    Denials(String),
+}
+
+impl MemoryStore {
+    /// A store that keeps state for `ttl_ms` of event time.
+    pub fn new(ttl_ms: i64) -> Self {
+        MemoryStore {
+            ttl_ms,
+            newest_ms: i64::MIN,
+            ..MemoryStore::default()
+        }
+    }
+
+    fn index(&mut self, event_ms: i64, key: Key) {
+        self.newest_ms = self.newest_ms.max(event_ms);
+        self.by_time.entry(event_ms).or_default().push(key);
+    }
+
+    /// Number of entries held (for tests and the flat-memory check).
+    pub fn len(&self) -> usize {
+        self.seen.len()
+            + self.commands.len()
+            + self.claimed.len()
+            + self.parked.values().map(Vec::len).sum::<usize>()
+            + self.denials.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl CorrelationStore for MemoryStore {
+    fn first_sighting(&mut self, event_id: &str, event_ms: i64) -> bool {
+        if self.seen.contains(event_id) {
+            return false;
+        }
+        self.seen.insert(event_id.to_string());
+        self.index(event_ms, Key::Seen(event_id.to_string()));
+        true
+    }
+
+    fn put_command(&mut self, activity: Arc<Activity>) {
+        let Some(id) = activity.command_id.clone() else {
+            return;
+        };
+        let ms = activity.event_epoch_ms;
+        self.commands.insert(id.clone(), activity);
+        self.index(ms, Key::Command(id));
+    }
+
+    fn command(&self, command_id: &str) -> Option<Arc<Activity>> {
+        self.commands.get(command_id).cloned()
+    }
+
+    fn claim(&mut self, command_id: &str, instance_id: &str, event_ms: i64) -> bool {
+        let key = (command_id.to_string(), instance_id.to_string());
+        if self.claimed.contains(&key) {
+            return false;
+        }
+        self.claimed.insert(key.clone());
+        self.index(event_ms, Key::Claim(key.0, key.1));
+        true
+    }
+
+    fn park(&mut self, parked: Parked) {
+        let ms = parked.status.event_epoch_ms;
+        let id = parked.command_id.clone();
+        let list = self.parked.entry(id.clone()).or_default();
+        if !list.iter().any(|p| p.instance_id == parked.instance_id) {
+            list.push(parked);
+            self.index(ms, Key::Parked(id));
+        }
+    }
+
+    fn unpark(&mut self, command_id: &str) -> Vec<Parked> {
+        self.parked.remove(command_id).unwrap_or_default()
+    }
+
+    fn expire(&mut self, now_ms: i64) -> Vec<Parked> {
+        let now = now_ms.max(self.newest_ms);
+        let cutoff = now.saturating_sub(self.ttl_ms);
+        let mut expired = Vec::new();
+        let keep = self.by_time.split_off(&cutoff);
+        let old = std::mem::replace(&mut self.by_time, keep);
+        for key in old.into_values().flatten() {
+            match key {
+                Key::Seen(id) => {
+                    self.seen.remove(&id);
+                }
+                Key::Command(id) => {
+                    self.commands.remove(&id);
+                }
+                Key::Claim(c, i) => {
+                    self.claimed.remove(&(c, i));
+                }
+                Key::Parked(id) => {
+                    if let Some(list) = self.parked.remove(&id) {
+                        expired.extend(list);
+                    }
+                }
+                Key::Denials(caller) => {
+                    let newest = self.denials.get_mut(&caller).and_then(|w| {
+                        while w.calls.front().is_some_and(|(t, _)| *t < cutoff) {
+                            w.calls.pop_front();
+                        }
+                        w.calls.back().map(|(t, _)| *t)
+                    });
+                    match newest {
+                        // Still active: look again when its newest call expires.
+                        Some(t) => self
+                            .by_time
+                            .entry(t)
+                            .or_default()
+                            .push(Key::Denials(caller)),
+                        None => {
+                            self.denials.remove(&caller);
+                        }
+                    }
+                }
+            }
+        }
+        expired
+    }
+
+    fn drain_parked(&mut self) -> Vec<Parked> {
+        let mut all: Vec<Parked> = self.parked.drain().flat_map(|(_, v)| v).collect();
+        all.sort_by(|a, b| {
+            (a.status.event_epoch_ms, &a.command_id, &a.instance_id).cmp(&(
+                b.status.event_epoch_ms,
+                &b.command_id,
+                &b.instance_id,
+            ))
+        });
+        all
+    }
+
+    fn denials(&mut self, caller: &str) -> &mut DenialWindow {
+        if !self.denials.contains_key(caller) {
+            let ms = self.newest_ms;
+            self.index(ms, Key::Denials(caller.to_string()));
+        }
+        self.denials.entry(caller.to_string()).or_default()
+    }
+}
+
+/// Records an AccessDenied call in a caller's window and says whether a spike episode starts:
+/// the count of calls within `window_ms` up to this one reached `threshold` while no episode
+/// was open. An episode closes (re-arms) when a call finds the count below the threshold.
+/// Calls may arrive out of order; the window is kept sorted by event time.
+pub fn record_denial(
+    w: &mut DenialWindow,
+    event_id: &str,
+    event_ms: i64,
+    window_ms: i64,
+    threshold: u32,
+) -> bool {
+    if w.calls.iter().any(|(_, id)| id == event_id) {
+        return false;
+    }
+    let pos = w.calls.partition_point(|(t, _)| *t <= event_ms);
+    w.calls.insert(pos, (event_ms, event_id.to_string()));
+    let newest = w.calls.back().map_or(event_ms, |(t, _)| *t);
+    while w
+        .calls
+        .front()
+        .is_some_and(|(t, _)| *t <= newest - window_ms)
+    {
+        w.calls.pop_front();
+    }
+    let count = busiest_window(w, event_ms, window_ms);
+    if count >= threshold as usize {
+        if w.in_episode {
+            return false;
+        }
+        w.in_episode = true;
+        true
+    } else {
+        w.in_episode = false;
+        false
+    }
+}
+
+/// The most calls any `window_ms`-long window containing `event_ms` holds (late calls can
+/// complete a burst that ended before them).
+pub fn busiest_window(w: &DenialWindow, event_ms: i64, window_ms: i64) -> usize {
+    let times: Vec<i64> = w
+        .calls
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t > event_ms - window_ms && *t < event_ms + window_ms)
+        .collect();
+    let mut best = 0;
+    let mut start = 0;
+    for (end, &t) in times.iter().enumerate() {
+        while times.get(start).is_some_and(|&s| s <= t - window_ms) {
+            start += 1;
+        }
+        let covers_event = times.get(start).is_some_and(|&s| s <= event_ms) && t >= event_ms;
+        if covers_event {
+            best = best.max(end + 1 - start);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spike_once_per_episode_then_rearm() {
+        let mut w = DenialWindow::default();
+        let s = 1000;
+        // threshold 3 in 60 s
+        assert!(!record_denial(&mut w, "a", 0, 60 * s, 3));
+        assert!(!record_denial(&mut w, "b", 10 * s, 60 * s, 3));
+        assert!(
+            record_denial(&mut w, "c", 20 * s, 60 * s, 3),
+            "third call in the window opens an episode"
+        );
+        assert!(
+            !record_denial(&mut w, "d", 30 * s, 60 * s, 3),
+            "once per episode"
+        );
+        assert!(
+            !record_denial(&mut w, "c", 20 * s, 60 * s, 3),
+            "a redelivered call is not counted"
+        );
+        // Quiet period: the next call finds the window below the threshold and re-arms.
+        assert!(!record_denial(&mut w, "e", 200 * s, 60 * s, 3));
+        assert!(!w.in_episode);
+        assert!(!record_denial(&mut w, "f", 210 * s, 60 * s, 3));
+        assert!(
+            record_denial(&mut w, "g", 220 * s, 60 * s, 3),
+            "a new episode"
+        );
+    }
+
+    #[test]
+    fn out_of_order_calls_count_by_event_time() {
+        let mut w = DenialWindow::default();
+        let s = 1000;
+        assert!(!record_denial(&mut w, "late", 50 * s, 60 * s, 3));
+        assert!(!record_denial(&mut w, "early", 5 * s, 60 * s, 3));
+        assert!(record_denial(&mut w, "mid", 30 * s, 60 * s, 3));
+        assert_eq!(
+            w.calls.iter().map(|(t, _)| *t / s).collect::<Vec<_>>(),
+            [5, 30, 50]
+        );
+    }
+
+    #[test]
+    fn claims_dedup_and_ttl() {
+        let mut st = MemoryStore::new(60_000);
+        assert!(st.first_sighting("e1", 0));
+        assert!(!st.first_sighting("e1", 0));
+        assert!(st.claim("c1", "i-1", 0));
+        assert!(!st.claim("c1", "i-1", 10));
+        assert!(st.claim("c1", "i-2", 10));
+        assert_eq!(st.expire(1_000_000), vec![]);
+        assert!(
+            st.first_sighting("e1", 1_000_000),
+            "forgotten after the TTL"
+        );
+        assert!(st.claim("c1", "i-1", 1_000_000));
+    }
+}

@@ -1,0 +1,828 @@
+//! Event normalisation: EventBridge events and raw CloudTrail records in, activities out.
+//!
+//! Parsing is lenient on purpose: real records omit fields (`requestID`, `userAgent`,
+//! `responseElements`), add new ones, and status events carry parameter maps of arrays. Only
+//! what a verdict needs is required; a missing required field is a [`EventError`] naming the
+//! JSON path, never a panic and never a silent drop.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::values;
+
+/// The two calls tagwatch watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    #[serde(rename = "ssm:SendCommand")]
+    SendCommand,
+    #[serde(rename = "ssm:StartSession")]
+    StartSession,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::SendCommand => "ssm:SendCommand",
+            Action::StartSession => "ssm:StartSession",
+        }
+    }
+}
+
+/// Who made the call, as CloudTrail's `userIdentity` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    /// `userIdentity.type`: `IAMUser`, `AssumedRole`, `FederatedUser`, `Root`, `AWSService`...
+    pub identity_type: String,
+    /// `userIdentity.arn` exactly as recorded (absent for some service callers).
+    pub arn: Option<String>,
+    /// The role behind an assumed-role session (`sessionContext.sessionIssuer.arn`).
+    pub role_arn: Option<String>,
+    pub account: Option<String>,
+    /// `userIdentity.userName` (IAM users).
+    pub user_name: Option<String>,
+    /// `userIdentity.principalId` (`aws:userid`).
+    pub principal_id: Option<String>,
+    /// `sessionContext.attributes.mfaAuthenticated`, when recorded.
+    pub mfa: Option<bool>,
+    /// `userIdentity.invokedBy`: the AWS service that made the call on the caller's behalf.
+    pub invoked_by: Option<String>,
+}
+
+impl Caller {
+    /// The identities intent `match` patterns are compared with: user ARN or session ARN, and
+    /// the role ARN behind a session.
+    pub fn identities(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = Vec::with_capacity(2);
+        if let Some(a) = &self.arn {
+            ids.push(a);
+        }
+        if let Some(r) = self
+            .role_arn
+            .as_deref()
+            .filter(|r| Some(*r) != self.arn.as_deref())
+        {
+            ids.push(r);
+        }
+        ids
+    }
+}
+
+/// What AWS did with the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Allowed,
+    /// `AccessDenied` / `AccessDeniedException`.
+    Denied {
+        code: String,
+        message: Option<String>,
+        /// The resource named by the error message ("... on resource: ARN ..."), if any.
+        resource: Option<String>,
+    },
+    /// Any other error: the call failed for a reason that is not authorisation.
+    Failed {
+        code: String,
+        message: Option<String>,
+    },
+}
+
+/// The kind of resource IAM authorises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Document,
+    Instance,
+    ManagedNode,
+}
+
+/// One resource of an activity, with its ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceRef {
+    pub kind: ResourceKind,
+    /// Instance or node id (`i-...`, `mi-...`) or document name.
+    pub id: String,
+    pub arn: String,
+}
+
+/// A SendCommand or StartSession call, normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activity {
+    pub event_id: String,
+    /// `eventTime` as recorded.
+    pub event_time: String,
+    pub event_epoch_ms: i64,
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+    pub action: Action,
+    pub caller: Caller,
+    /// `sourceIPAddress` (an IP, or a service name such as `ssm.amazonaws.com`).
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub vpc_endpoint: Option<String>,
+    /// CloudTrail records `tlsDetails` for calls over TLS.
+    pub tls: bool,
+    pub outcome: Outcome,
+    pub command_id: Option<String>,
+    pub session_id: Option<String>,
+    /// The document (SendCommand; StartSession when the request names one).
+    pub document: Option<ResourceRef>,
+    /// Instances and managed nodes named by the request.
+    pub targets: Vec<ResourceRef>,
+    /// Tag targets (`tag:Env` = values) of a SendCommand; CloudTrail names no instance for
+    /// them, the status events do.
+    pub tag_targets: Vec<(String, Vec<String>)>,
+}
+
+impl Activity {
+    /// Every resource IAM authorises for this call: the document first, then the targets.
+    pub fn resources(&self) -> impl Iterator<Item = &ResourceRef> {
+        self.document.iter().chain(self.targets.iter())
+    }
+}
+
+/// Which SSM status notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusKind {
+    /// "EC2 Command Status-change Notification" (instances in `resources`).
+    Command,
+    /// "EC2 Command Invocation Status-change Notification" (one instance).
+    Invocation,
+}
+
+/// An SSM command / invocation status change: which instances a command reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusChange {
+    pub kind: StatusKind,
+    /// EventBridge `id`.
+    pub event_id: String,
+    pub event_time: String,
+    pub event_epoch_ms: i64,
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+    pub command_id: String,
+    pub document_name: Option<String>,
+    pub status: Option<String>,
+    /// Instances and managed nodes the command ran on.
+    pub targets: Vec<ResourceRef>,
+}
+
+/// Why an event is not evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    /// An SSM API call other than SendCommand / StartSession.
+    OtherSsmCall(String),
+    /// A CloudTrail record of another service.
+    OtherService(String),
+    /// An EventBridge event of another type.
+    OtherEventType(String),
+}
+
+/// One input event, normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Activity(Box<Activity>),
+    Status(StatusChange),
+    Skipped(Skip),
+}
+
+/// An event that cannot be processed: what is wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} (at {path})")]
+pub struct EventError {
+    /// JSON path of the offending element, e.g. `$.detail.userIdentity`.
+    pub path: String,
+    pub reason: String,
+}
+
+fn err(path: &str, reason: impl Into<String>) -> EventError {
+    EventError {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn required<'v>(v: &'v Value, key: &str, base: &str) -> Result<&'v str, EventError> {
+    match v.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(other) => Err(err(
+            &format!("{base}.{key}"),
+            format!("expected a non-empty string, found {}", type_name(other)),
+        )),
+        None => Err(err(&format!("{base}.{key}"), format!("missing `{key}`"))),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
+const COMMAND_STATUS: &str = "EC2 Command Status-change Notification";
+const INVOCATION_STATUS: &str = "EC2 Command Invocation Status-change Notification";
+
+/// Normalises one event: an EventBridge event (as delivered to Lambda) or a raw CloudTrail
+/// record (as inside a log file's `Records`).
+pub fn normalize(v: &Value) -> Result<Event, EventError> {
+    if !v.is_object() {
+        return Err(err(
+            "$",
+            format!("expected an event object, found {}", type_name(v)),
+        ));
+    }
+    if let Some(detail_type) = v.get("detail-type") {
+        let Some(detail_type) = detail_type.as_str() else {
+            return Err(err("$.detail-type", "expected a string"));
+        };
+        return match detail_type {
+            CLOUDTRAIL_API_CALL => {
+                let detail = v
+                    .get("detail")
+                    .filter(|d| d.is_object())
+                    .ok_or_else(|| err("$.detail", "missing the CloudTrail record"))?;
+                normalize_record(detail, "$.detail")
+            }
+            COMMAND_STATUS => normalize_status(v, StatusKind::Command),
+            INVOCATION_STATUS => normalize_status(v, StatusKind::Invocation),
+            other => Ok(Event::Skipped(Skip::OtherEventType(other.to_string()))),
+        };
+    }
+    if v.get("eventSource").is_some() || v.get("eventName").is_some() {
+        return normalize_record(v, "$");
+    }
+    Err(err(
+        "$",
+        "neither an EventBridge event (`detail-type`) nor a CloudTrail record (`eventSource`)",
+    ))
+}
+
+/// Epoch milliseconds of an ISO 8601 event time.
+fn epoch_ms(time: &str, path: &str) -> Result<i64, EventError> {
+    values::parse_date(time).ok_or_else(|| err(path, format!("`{time}` is not an ISO 8601 time")))
+}
+
+fn partition_of(arn: Option<&str>, region: &str) -> String {
+    if let Some(p) = arn
+        .and_then(|a| a.split(':').nth(1))
+        .filter(|p| !p.is_empty())
+    {
+        return p.to_string();
+    }
+    if region.starts_with("cn-") {
+        "aws-cn".to_string()
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov".to_string()
+    } else {
+        "aws".to_string()
+    }
+}
+
+/// The ARN IAM authorises for a document name: AWS-owned documents (`AWS-*`, `Amazon*`) have
+/// no account, the account's own do, and a shared document is given by ARN.
+pub fn document_arn(name: &str, partition: &str, region: &str, account: &str) -> ResourceRef {
+    if name.starts_with("arn:") {
+        let id = name.rsplit('/').next().unwrap_or(name).to_string();
+        return ResourceRef {
+            kind: ResourceKind::Document,
+            id,
+            arn: name.to_string(),
+        };
+    }
+    let owner = if name.starts_with("AWS-") || name.starts_with("Amazon") {
+        ""
+    } else {
+        account
+    };
+    ResourceRef {
+        kind: ResourceKind::Document,
+        id: name.to_string(),
+        arn: format!("arn:{partition}:ssm:{region}:{owner}:document/{name}"),
+    }
+}
+
+/// The ARN of an instance (`i-...`, an ec2 resource) or managed node (`mi-...`, an ssm
+/// resource). An ARN is accepted as given.
+pub fn target_arn(id: &str, partition: &str, region: &str, account: &str) -> ResourceRef {
+    if id.starts_with("arn:") {
+        let short = id.rsplit('/').next().unwrap_or(id);
+        // Status events name managed nodes with ec2-style ARNs; IAM authorises the ssm one.
+        if short.starts_with("mi-") && !id.contains(":managed-instance/") {
+            return target_arn(short, partition, region, account);
+        }
+        let kind = if id.contains(":managed-instance/") {
+            ResourceKind::ManagedNode
+        } else {
+            ResourceKind::Instance
+        };
+        return ResourceRef {
+            kind,
+            id: short.to_string(),
+            arn: id.to_string(),
+        };
+    }
+    if id.starts_with("mi-") {
+        ResourceRef {
+            kind: ResourceKind::ManagedNode,
+            id: id.to_string(),
+            arn: format!("arn:{partition}:ssm:{region}:{account}:managed-instance/{id}"),
+        }
+    } else {
+        ResourceRef {
+            kind: ResourceKind::Instance,
+            id: id.to_string(),
+            arn: format!("arn:{partition}:ec2:{region}:{account}:instance/{id}"),
+        }
+    }
+}
+
+/// The resource an AccessDenied message names: "... on resource: ARN because ..." or
+/// "... on resource: ARN with an explicit deny ...".
+pub fn denied_resource(message: &str) -> Option<String> {
+    let rest = message.split_once("on resource: ")?.1;
+    let arn: String = rest
+        .split_whitespace()
+        .next()?
+        .trim_end_matches(['.', ','])
+        .to_string();
+    arn.starts_with("arn:").then_some(arn)
+}
+
+fn caller(ui: &Value, base: &str) -> Result<Caller, EventError> {
+    if !ui.is_object() {
+        return Err(err(
+            base,
+            format!("expected an object, found {}", type_name(ui)),
+        ));
+    }
+    let identity_type = str_at(ui, "type").unwrap_or("Unknown").to_string();
+    let session = ui.get("sessionContext");
+    let issuer = session.and_then(|s| s.get("sessionIssuer"));
+    let mfa = session
+        .and_then(|s| s.get("attributes"))
+        .and_then(|a| a.get("mfaAuthenticated"))
+        .and_then(|m| match m {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => values::parse_bool(s),
+            _ => None,
+        });
+    Ok(Caller {
+        identity_type,
+        arn: str_at(ui, "arn").map(str::to_string),
+        role_arn: issuer
+            .filter(|i| str_at(i, "type") == Some("Role"))
+            .and_then(|i| str_at(i, "arn"))
+            .map(str::to_string),
+        account: str_at(ui, "accountId").map(str::to_string),
+        user_name: str_at(ui, "userName").map(str::to_string),
+        principal_id: str_at(ui, "principalId").map(str::to_string),
+        mfa,
+        invoked_by: str_at(ui, "invokedBy").map(str::to_string),
+    })
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
+    let source = str_at(r, "eventSource").unwrap_or_default();
+    if source != "ssm.amazonaws.com" {
+        return Ok(Event::Skipped(Skip::OtherService(source.to_string())));
+    }
+    let name = required(r, "eventName", base)?;
+    let action = match name {
+        "SendCommand" => Action::SendCommand,
+        "StartSession" => Action::StartSession,
+        other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
+    };
+    let event_id = required(r, "eventID", base)?.to_string();
+    let event_time = required(r, "eventTime", base)?.to_string();
+    let event_epoch_ms = epoch_ms(&event_time, &format!("{base}.eventTime"))?;
+    let region = required(r, "awsRegion", base)?.to_string();
+    let ui_path = format!("{base}.userIdentity");
+    let ui = r
+        .get("userIdentity")
+        .ok_or_else(|| err(&ui_path, "missing `userIdentity`: the caller is unknown"))?;
+    let caller = caller(ui, &ui_path)?;
+    let account = str_at(r, "recipientAccountId")
+        .map(str::to_string)
+        .or_else(|| caller.account.clone())
+        .ok_or_else(|| {
+            err(
+                &format!("{base}.recipientAccountId"),
+                "missing both `recipientAccountId` and `userIdentity.accountId`",
+            )
+        })?;
+    let partition = partition_of(caller.arn.as_deref(), &region);
+
+    let outcome = match str_at(r, "errorCode") {
+        None => Outcome::Allowed,
+        Some(code) => {
+            let message = str_at(r, "errorMessage").map(str::to_string);
+            if code == "AccessDenied" || code == "AccessDeniedException" {
+                Outcome::Denied {
+                    code: code.to_string(),
+                    resource: message.as_deref().and_then(denied_resource),
+                    message,
+                }
+            } else {
+                Outcome::Failed {
+                    code: code.to_string(),
+                    message,
+                }
+            }
+        }
+    };
+
+    let req = r.get("requestParameters").filter(|v| v.is_object());
+    let resp = r.get("responseElements").filter(|v| v.is_object());
+    let req_path = format!("{base}.requestParameters");
+    let mut activity = Activity {
+        event_id,
+        event_time,
+        event_epoch_ms,
+        account: account.clone(),
+        region: region.clone(),
+        partition: partition.clone(),
+        action,
+        caller,
+        source_ip: str_at(r, "sourceIPAddress").map(str::to_string),
+        user_agent: str_at(r, "userAgent").map(str::to_string),
+        vpc_endpoint: str_at(r, "vpcEndpointId").map(str::to_string),
+        tls: r.get("tlsDetails").is_some_and(Value::is_object),
+        outcome,
+        command_id: None,
+        session_id: None,
+        document: None,
+        targets: Vec::new(),
+        tag_targets: Vec::new(),
+    };
+    let Some(req) = req else {
+        return Err(err(
+            &req_path,
+            "missing `requestParameters`: the resources are unknown",
+        ));
+    };
+    match action {
+        Action::SendCommand => {
+            let doc = required(req, "documentName", &req_path)?;
+            activity.document = Some(document_arn(doc, &partition, &region, &account));
+            let mut ids = string_list(req.get("instanceIds"));
+            if let Some(Value::Array(targets)) = req.get("targets") {
+                for t in targets {
+                    let key = str_at(t, "key").unwrap_or_default();
+                    let values = string_list(t.get("values"));
+                    if key.eq_ignore_ascii_case("InstanceIds") {
+                        ids.extend(values);
+                    } else {
+                        activity.tag_targets.push((key.to_string(), values));
+                    }
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            activity.targets = ids
+                .iter()
+                .filter(|id| seen.insert(id.as_str()))
+                .map(|id| target_arn(id, &partition, &region, &account))
+                .collect();
+            activity.command_id = resp
+                .and_then(|r| r.get("command"))
+                .and_then(|c| str_at(c, "commandId"))
+                .map(str::to_string);
+        }
+        Action::StartSession => {
+            let target = required(req, "target", &req_path)?;
+            activity.targets = vec![target_arn(target, &partition, &region, &account)];
+            activity.document =
+                str_at(req, "documentName").map(|d| document_arn(d, &partition, &region, &account));
+            activity.session_id = resp
+                .and_then(|r| str_at(r, "sessionId"))
+                .map(str::to_string);
+        }
+    }
+    Ok(Event::Activity(Box::new(activity)))
+}
+
+fn normalize_status(v: &Value, kind: StatusKind) -> Result<Event, EventError> {
+    let event_id = required(v, "id", "$")?.to_string();
+    let event_time = required(v, "time", "$")?.to_string();
+    let event_epoch_ms = epoch_ms(&event_time, "$.time")?;
+    let region = required(v, "region", "$")?.to_string();
+    let account = required(v, "account", "$")?.to_string();
+    let detail = v
+        .get("detail")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| err("$.detail", "missing the status detail"))?;
+    let command_id = required(detail, "command-id", "$.detail")?.to_string();
+    let resources = string_list(v.get("resources"));
+    let partition = partition_of(resources.first().map(String::as_str), &region);
+    let mut ids: Vec<String> = resources;
+    if kind == StatusKind::Invocation {
+        if let Some(instance) = str_at(detail, "instance-id") {
+            if !ids
+                .iter()
+                .any(|r| r == instance || r.ends_with(&format!("/{instance}")))
+            {
+                ids.push(instance.to_string());
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let targets: Vec<ResourceRef> = ids
+        .iter()
+        .map(|id| target_arn(id, &partition, &region, &account))
+        .filter(|t| seen.insert(t.id.clone()))
+        .collect();
+    if targets.is_empty() && kind == StatusKind::Invocation {
+        return Err(err(
+            "$.detail.instance-id",
+            "the invocation names no instance",
+        ));
+    }
+    Ok(Event::Status(StatusChange {
+        kind,
+        event_id,
+        event_time,
+        event_epoch_ms,
+        account,
+        region,
+        partition,
+        command_id,
+        document_name: str_at(detail, "document-name").map(str::to_string),
+        status: str_at(detail, "status").map(str::to_string),
+        targets,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(event_name: &str, req: Value, resp: Value) -> Value {
+        json!({
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": "AROAEXAMPLEID:alice",
+                "arn": "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice",
+                "accountId": "111122223333",
+                "sessionContext": {
+                    "sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/JuniorEngineer", "userName": "JuniorEngineer"},
+                    "attributes": {"creationDate": "2026-11-20T08:00:00Z", "mfaAuthenticated": "false"}
+                }
+            },
+            "eventTime": "2026-11-20T09:08:56Z",
+            "eventSource": "ssm.amazonaws.com",
+            "eventName": event_name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.10",
+            "requestParameters": req,
+            "responseElements": resp,
+            "eventID": "11111111-2222-3333-4444-555555555555",
+            "recipientAccountId": "111122223333",
+            "tlsDetails": {"tlsVersion": "TLSv1.3"}
+        })
+    }
+
+    fn activity(v: &Value) -> Activity {
+        match normalize(v).unwrap() {
+            Event::Activity(a) => *a,
+            other => panic!("not an activity: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn send_command_resources_and_caller() {
+        let r = record(
+            "SendCommand",
+            json!({"documentName": "AWS-RunShellScript", "instanceIds": ["i-0a1", "mi-0b2", "i-0a1"], "parameters": "HIDDEN_DUE_TO_SECURITY_REASONS"}),
+            json!({"command": {"commandId": "c-1", "status": "Pending"}}),
+        );
+        let a = activity(&r);
+        assert_eq!(a.action, Action::SendCommand);
+        assert_eq!(
+            a.document.as_ref().unwrap().arn,
+            "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"
+        );
+        let arns: Vec<&str> = a.targets.iter().map(|t| t.arn.as_str()).collect();
+        assert_eq!(
+            arns,
+            [
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1",
+                "arn:aws:ssm:us-east-1:111122223333:managed-instance/mi-0b2"
+            ],
+            "duplicates removed, managed nodes are ssm resources"
+        );
+        assert_eq!(a.command_id.as_deref(), Some("c-1"));
+        assert_eq!(
+            a.caller.role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/JuniorEngineer")
+        );
+        assert_eq!(a.caller.mfa, Some(false));
+        assert!(a.tls);
+        assert_eq!(a.outcome, Outcome::Allowed);
+        assert_eq!(a.event_epoch_ms, 1_795_165_736_000);
+    }
+
+    #[test]
+    fn documents_owned_by_aws_the_account_or_shared() {
+        assert_eq!(
+            document_arn("AmazonCloudWatch-ManageAgent", "aws", "eu-west-1", "1").arn,
+            "arn:aws:ssm:eu-west-1::document/AmazonCloudWatch-ManageAgent"
+        );
+        assert_eq!(
+            document_arn("Ops-Restart", "aws", "eu-west-1", "1").arn,
+            "arn:aws:ssm:eu-west-1:1:document/Ops-Restart"
+        );
+        let shared = document_arn(
+            "arn:aws:ssm:us-east-1:999988887777:document/Shared",
+            "aws",
+            "us-east-1",
+            "1",
+        );
+        assert_eq!(
+            shared.arn,
+            "arn:aws:ssm:us-east-1:999988887777:document/Shared"
+        );
+        assert_eq!(shared.id, "Shared");
+    }
+
+    #[test]
+    fn tag_targets_name_no_instance() {
+        let r = record(
+            "SendCommand",
+            json!({"documentName": "AWS-RunShellScript", "targets": [{"key": "tag:Env", "values": ["prod"]}, {"key": "InstanceIds", "values": ["i-9"]}]}),
+            json!({"command": {"commandId": "c-2"}}),
+        );
+        let a = activity(&r);
+        assert_eq!(
+            a.tag_targets,
+            vec![("tag:Env".to_string(), vec!["prod".to_string()])]
+        );
+        assert_eq!(a.targets.len(), 1, "InstanceIds targets are instances");
+    }
+
+    #[test]
+    fn access_denied_names_the_resource() {
+        let mut r = record(
+            "SendCommand",
+            json!({"documentName": "AWS-RunShellScript", "instanceIds": ["i-2"]}),
+            Value::Null,
+        );
+        r["errorCode"] = json!("AccessDenied");
+        r["errorMessage"] = json!("User: arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice is not authorized to perform: ssm:SendCommand on resource: arn:aws:ec2:us-east-1:111122223333:instance/i-2 because no identity-based policy allows the ssm:SendCommand action");
+        let a = activity(&r);
+        match a.outcome {
+            Outcome::Denied { code, resource, .. } => {
+                assert_eq!(code, "AccessDenied");
+                assert_eq!(
+                    resource.as_deref(),
+                    Some("arn:aws:ec2:us-east-1:111122223333:instance/i-2")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.command_id, None);
+        assert_eq!(
+            denied_resource("... on resource: arn:aws:ssm:us-east-1::document/AWS-RunShellScript with an explicit deny in a service control policy").as_deref(),
+            Some("arn:aws:ssm:us-east-1::document/AWS-RunShellScript")
+        );
+        assert_eq!(denied_resource("no resource here"), None);
+    }
+
+    #[test]
+    fn other_errors_are_failures_not_denials() {
+        let mut r = record(
+            "SendCommand",
+            json!({"documentName": "AWS-RunShellScript", "instanceIds": ["i-2"]}),
+            Value::Null,
+        );
+        r["errorCode"] = json!("InvalidInstanceId");
+        assert!(matches!(activity(&r).outcome, Outcome::Failed { .. }));
+    }
+
+    #[test]
+    fn start_session_target_and_document() {
+        let r = record(
+            "StartSession",
+            json!({"target": "i-0a1", "documentName": "SSM-SessionManagerRunShell"}),
+            json!({"sessionId": "alice-0a1b2c3d4e5f6a7b8", "tokenValue": "Value hidden due to security reasons."}),
+        );
+        let a = activity(&r);
+        assert_eq!(
+            a.targets[0].arn,
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1"
+        );
+        assert_eq!(
+            a.document.unwrap().arn,
+            "arn:aws:ssm:us-east-1:111122223333:document/SSM-SessionManagerRunShell"
+        );
+        assert_eq!(a.session_id.as_deref(), Some("alice-0a1b2c3d4e5f6a7b8"));
+    }
+
+    #[test]
+    fn envelopes_and_skips() {
+        let r = record(
+            "SendCommand",
+            json!({"documentName": "AWS-RunShellScript", "instanceIds": ["i-1"]}),
+            json!({}),
+        );
+        let env = json!({"version": "0", "id": "e-1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ssm", "detail": r});
+        assert!(matches!(normalize(&env), Ok(Event::Activity(_))));
+        let other = record("PutParameter", json!({"name": "x"}), json!({}));
+        assert_eq!(
+            normalize(&other).unwrap(),
+            Event::Skipped(Skip::OtherSsmCall("PutParameter".into()))
+        );
+        let s3 = json!({"eventSource": "s3.amazonaws.com", "eventName": "PutBucketTagging"});
+        assert_eq!(
+            normalize(&s3).unwrap(),
+            Event::Skipped(Skip::OtherService("s3.amazonaws.com".into()))
+        );
+        let odd = json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}});
+        assert!(matches!(
+            normalize(&odd),
+            Ok(Event::Skipped(Skip::OtherEventType(_)))
+        ));
+    }
+
+    #[test]
+    fn malformed_events_name_the_path() {
+        let mut r = record(
+            "SendCommand",
+            json!({"documentName": "AWS-RunShellScript"}),
+            json!({}),
+        );
+        r.as_object_mut().unwrap().remove("userIdentity");
+        let env = json!({"detail-type": "AWS API Call via CloudTrail", "detail": r});
+        let e = normalize(&env).unwrap_err();
+        assert_eq!(e.path, "$.detail.userIdentity");
+        let no_req = record("SendCommand", Value::Null, Value::Null);
+        assert_eq!(normalize(&no_req).unwrap_err().path, "$.requestParameters");
+        let bad_time = {
+            let mut r = record("StartSession", json!({"target": "i-1"}), json!({}));
+            r["eventTime"] = json!("yesterday");
+            r
+        };
+        assert_eq!(normalize(&bad_time).unwrap_err().path, "$.eventTime");
+        assert_eq!(normalize(&json!([1])).unwrap_err().path, "$");
+        assert_eq!(normalize(&json!({"hello": 1})).unwrap_err().path, "$");
+    }
+
+    #[test]
+    fn status_events_with_parameter_arrays() {
+        let cmd = json!({
+            "version": "0", "id": "s-1", "detail-type": "EC2 Command Status-change Notification", "source": "aws.ssm",
+            "account": "111122223333", "time": "2026-11-20T09:09:30Z", "region": "us-east-1",
+            "resources": ["arn:aws:ec2:us-east-1:111122223333:instance/i-2", "arn:aws:ec2:us-east-1:111122223333:instance/i-3"],
+            "detail": {"command-id": "c-2", "document-name": "AWS-RunShellScript", "expire-after": "2026-11-20T11:09:30Z",
+                       "parameters": {"commands": ["uptime"], "executionTimeout": ["3600"]}, "requested-date-time": "2026-11-20T09:08:56Z", "status": "Success"}
+        });
+        let Event::Status(s) = normalize(&cmd).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.kind, StatusKind::Command);
+        assert_eq!(
+            s.targets.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            ["i-2", "i-3"]
+        );
+        let inv = json!({
+            "version": "0", "id": "s-2", "detail-type": "EC2 Command Invocation Status-change Notification", "source": "aws.ssm",
+            "account": "111122223333", "time": "2026-11-20T09:09:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:ec2:us-east-1:111122223333:instance/mi-0123"],
+            "detail": {"command-id": "c-2", "document-name": "AWS-RunShellScript", "instance-id": "mi-0123", "status": "InProgress"}
+        });
+        let Event::Status(s) = normalize(&inv).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.targets.len(), 1, "the instance-id repeats the resource");
+        assert_eq!(
+            s.targets[0].arn,
+            "arn:aws:ssm:us-east-1:111122223333:managed-instance/mi-0123"
+        );
+        let no_cmd = json!({"id": "s-3", "detail-type": "EC2 Command Invocation Status-change Notification", "time": "2026-11-20T09:09:00Z", "region": "us-east-1", "account": "1", "detail": {}});
+        assert_eq!(normalize(&no_cmd).unwrap_err().path, "$.detail.command-id");
+    }
+}

@@ -1,0 +1,179 @@
+//! Resource tags: the `TagLookup` port and the inventory file.
+//!
+//! A resource absent from the lookup is *unknown*, not untagged: a decision that depends on its
+//! tags cannot be made, and the verdict says so (`unevaluated`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::diag::{self, Diagnostic, JsonPath, Reporter, SourceText};
+use crate::event::{ResourceKind, ResourceRef};
+use crate::json::{self, JsonKind};
+
+/// Tags of one resource.
+pub type TagSet = BTreeMap<String, String>;
+
+/// Where resource tags come from (an inventory file here; EC2/SSM APIs in Lambda, gathered
+/// before the decision).
+pub trait TagLookup {
+    /// The tags of an instance or managed node; `None` when unknown.
+    fn tags(&self, id: &str) -> Option<&TagSet>;
+}
+
+/// Tags of a resource as evaluation sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tags<'a> {
+    Known(&'a TagSet),
+    /// Known to carry no tags (AWS-owned documents, documents absent from the inventory).
+    None,
+    Unknown,
+}
+
+/// The tags of `resource`: instances and managed nodes through the lookup (unknown when
+/// absent); documents by name, untagged when absent (AWS-owned documents carry no tags).
+pub fn tags_of<'a>(lookup: &'a dyn TagLookup, resource: &ResourceRef) -> Tags<'a> {
+    match (lookup.tags(&resource.id), resource.kind) {
+        (Some(t), _) => Tags::Known(t),
+        (None, ResourceKind::Document) => Tags::None,
+        (None, _) => Tags::Unknown,
+    }
+}
+
+/// An inventory file: `{"i-0123...": {"Env": "prod"}, "mi-0abc...": {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    resources: HashMap<String, TagSet>,
+}
+
+/// Why an inventory file was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", diag::render(.diagnostics))]
+pub struct InventoryError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Inventory {
+    /// Parses an inventory; every malformed entry is reported with its path and position.
+    pub fn parse(text: &str, file: Option<&str>) -> Result<Inventory, InventoryError> {
+        let source = SourceText::new(file, text);
+        let root = json::parse(text).map_err(|e| InventoryError {
+            diagnostics: vec![diag::syntax_error(&source, &e)],
+        })?;
+        let mut r = Reporter::new(&source, JsonPath::root());
+        let Some(members) = root.as_object() else {
+            r.error(
+                "not-an-object",
+                root.span,
+                "an inventory maps resource ids to tag objects".to_string(),
+            );
+            return Err(InventoryError {
+                diagnostics: r.diagnostics,
+            });
+        };
+        let mut resources = HashMap::with_capacity(members.len());
+        for m in members {
+            let mark = r.path.key(&m.key);
+            match &m.value.kind {
+                JsonKind::Object(tags) => {
+                    let mut set = TagSet::new();
+                    for t in tags {
+                        match t.value.as_str() {
+                            Some(v) => {
+                                set.insert(t.key.to_string(), v.to_string());
+                            }
+                            None => {
+                                let m2 = r.path.key(&t.key);
+                                r.error(
+                                    "invalid-tag",
+                                    t.value.span,
+                                    format!("tag `{}` must have a string value", t.key),
+                                );
+                                r.path.truncate(m2);
+                            }
+                        }
+                    }
+                    resources.insert(m.key.to_string(), set);
+                }
+                _ => r.error(
+                    "invalid-resource",
+                    m.value.span,
+                    format!(
+                        "`{}` must map to an object of tags, found {}",
+                        m.key,
+                        m.value.type_name()
+                    ),
+                ),
+            }
+            r.path.truncate(mark);
+        }
+        if r.has_errors() {
+            return Err(InventoryError {
+                diagnostics: r.diagnostics,
+            });
+        }
+        Ok(Inventory { resources })
+    }
+
+    /// Adds or replaces a resource's tags.
+    pub fn insert(&mut self, id: impl Into<String>, tags: TagSet) {
+        self.resources.insert(id.into(), tags);
+    }
+
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+impl TagLookup for Inventory {
+    fn tags(&self, id: &str) -> Option<&TagSet> {
+        self.resources.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{document_arn, target_arn};
+
+    #[test]
+    fn parses_and_looks_up() {
+        let inv = Inventory::parse(r#"{"i-1": {"Env": "prod"}, "mi-2": {}}"#, None).unwrap();
+        assert_eq!(inv.len(), 2);
+        let i1 = target_arn("i-1", "aws", "us-east-1", "1");
+        match tags_of(&inv, &i1) {
+            Tags::Known(t) => assert_eq!(t.get("Env").map(String::as_str), Some("prod")),
+            other => panic!("{other:?}"),
+        }
+        let mi2 = target_arn("mi-2", "aws", "us-east-1", "1");
+        assert!(
+            matches!(tags_of(&inv, &mi2), Tags::Known(t) if t.is_empty()),
+            "known, untagged"
+        );
+        let missing = target_arn("i-9", "aws", "us-east-1", "1");
+        assert_eq!(
+            tags_of(&inv, &missing),
+            Tags::Unknown,
+            "absent is unknown, not untagged"
+        );
+        let doc = document_arn("AWS-RunShellScript", "aws", "us-east-1", "1");
+        assert_eq!(tags_of(&inv, &doc), Tags::None);
+    }
+
+    #[test]
+    fn errors_name_the_entry() {
+        let e = Inventory::parse(
+            "{\"i-1\": {\"Env\": 3},\n \"i-2\": \"prod\"}",
+            Some("inv.json"),
+        )
+        .unwrap_err();
+        assert_eq!(e.diagnostics.len(), 2);
+        assert_eq!(e.diagnostics[0].path, "$[\"i-1\"].Env");
+        assert_eq!(e.diagnostics[1].path, "$[\"i-2\"]");
+        assert_eq!(e.diagnostics[1].location.unwrap().line, 2);
+        assert!(Inventory::parse("[1]", None).is_err());
+        assert!(Inventory::parse("{", None).is_err());
+    }
+}

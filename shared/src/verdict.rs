@@ -1,0 +1,678 @@
+//! From normalised events to findings: evaluate every resource of every activity against the
+//! caller's intended policies, join status events to their SendCommand, count AccessDenied
+//! spikes, and never drop a fact silently.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::context::{Request, RequestContext};
+use crate::correlate::{record_denial, CorrelationStore, Parked};
+use crate::eval::{evaluate, StatementRef, Verdict};
+use crate::event::{Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange};
+use crate::intent::{Intent, Resolution, Unlisted};
+use crate::tags::{tags_of, TagLookup, Tags};
+use crate::values;
+
+/// The finding kinds (the contract of tagwatch's output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// AWS allowed it, the intent does not.
+    Violation,
+    /// AWS denied the call.
+    AccessDenied,
+    /// A caller reached the spike threshold of AccessDenied calls.
+    AccessDeniedSpike,
+    /// A needed fact is missing (unknown tags, a command never seen).
+    Unevaluated,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Violation => "violation",
+            FindingKind::AccessDenied => "access_denied",
+            FindingKind::AccessDeniedSpike => "access_denied_spike",
+            FindingKind::Unevaluated => "unevaluated",
+        }
+    }
+}
+
+/// How urgently a person should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingSeverity {
+    High,
+    Medium,
+    Low,
+}
+
+/// What AWS did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actual {
+    Allowed,
+    Denied,
+}
+
+/// One finding, serialised as one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: FindingSeverity,
+    /// Deterministic: the same event (or the same command and instance) gives the same id.
+    pub finding_id: String,
+    pub event_id: String,
+    pub event_time: String,
+    pub account: String,
+    pub region: String,
+    /// `userIdentity.arn` exactly as recorded (null when the record has none).
+    pub principal: Option<String>,
+    /// The first intent entry matching the caller (null when unlisted or unknown).
+    pub principal_entry: Option<String>,
+    pub action: Option<String>,
+    /// The resource ARN (null for spikes).
+    pub resource: Option<String>,
+    /// The document ARN of the call.
+    pub document: Option<String>,
+    pub command_id: Option<String>,
+    pub session_id: Option<String>,
+    /// What the intent decides (null when the decision could not be made).
+    pub intended: Option<Verdict>,
+    pub actual: Actual,
+    pub statements: Vec<StatementRef>,
+    /// One sentence a person can act on.
+    pub reason: String,
+    /// Context keys the decision depended on that the event could not tell.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_keys: Vec<String>,
+    /// AccessDenied: the error code and message as recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Spikes: the AccessDenied calls counted in the window, and the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denied_calls: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
+}
+
+/// Counters a run reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// SendCommand / StartSession records seen (including redeliveries).
+    pub activities: u64,
+    pub status_events: u64,
+    /// Events of other calls, services or types.
+    pub skipped: u64,
+    /// Redelivered events (same event id), processed once.
+    pub duplicates: u64,
+    /// Calls of callers the intent ignores (`unlisted: "ignore"`).
+    pub ignored: u64,
+    /// Calls that failed for reasons other than authorisation.
+    pub failed_calls: u64,
+    /// Resources evaluated, and those the intent allows.
+    pub resources_evaluated: u64,
+    pub compliant: u64,
+    pub violations: u64,
+    pub access_denied: u64,
+    pub spikes: u64,
+    pub unevaluated: u64,
+}
+
+impl Stats {
+    fn count(&mut self, f: &Finding) {
+        match f.kind {
+            FindingKind::Violation => self.violations += 1,
+            FindingKind::AccessDenied => self.access_denied += 1,
+            FindingKind::AccessDeniedSpike => self.spikes += 1,
+            FindingKind::Unevaluated => self.unevaluated += 1,
+        }
+    }
+}
+
+/// A stable 128-bit id (two FNV-1a style hashes with different seeds and primes), hex.
+pub fn finding_id(parts: &[&str]) -> String {
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
+    for p in parts {
+        for byte in p.bytes().chain(std::iter::once(0x1f)) {
+            a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            b = (b ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    format!("{a:016x}{b:016x}")
+}
+
+/// Context keys the record always settles: when one of these is absent, it is absent in the
+/// request too (not unknown).
+const SETTLED: &[&str] = &[
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principaltype",
+    "aws:userid",
+    "aws:username",
+    "aws:sourceip",
+    "aws:sourcevpce",
+    "aws:viaawsservice",
+    "aws:requestedregion",
+    "aws:currenttime",
+    "aws:epochtime",
+];
+
+/// The request context of an activity, without resource tags: the principal, network and
+/// time keys (IAM global condition context keys), from the CloudTrail record.
+pub fn activity_context(a: &Activity) -> RequestContext {
+    let mut ctx = RequestContext::new();
+    let c = &a.caller;
+    let principal_type = match c.identity_type.as_str() {
+        "IAMUser" => Some("User"),
+        "AssumedRole" => Some("AssumedRole"),
+        "FederatedUser" => Some("FederatedUser"),
+        "Root" => Some("Account"),
+        _ => None,
+    };
+    let principal_arn = if c.identity_type == "AssumedRole" {
+        c.role_arn.as_deref().or(c.arn.as_deref())
+    } else {
+        c.arn.as_deref()
+    };
+    if let Some(arn) = principal_arn {
+        ctx.insert("aws:PrincipalArn", arn);
+    }
+    if let Some(acct) = &c.account {
+        ctx.insert("aws:PrincipalAccount", acct.as_str());
+    }
+    if let Some(t) = principal_type {
+        ctx.insert("aws:PrincipalType", t);
+    }
+    if let Some(id) = &c.principal_id {
+        ctx.insert("aws:userid", id.as_str());
+    }
+    if c.identity_type == "IAMUser" {
+        if let Some(name) = &c.user_name {
+            ctx.insert("aws:username", name.as_str());
+        }
+    }
+    if let Some(ip) = a
+        .source_ip
+        .as_deref()
+        .filter(|ip| values::parse_ip(ip).is_some())
+    {
+        ctx.insert("aws:SourceIp", ip);
+    }
+    if let Some(vpce) = &a.vpc_endpoint {
+        ctx.insert("aws:SourceVpce", vpce.as_str());
+    }
+    let via_service = c.invoked_by.is_some()
+        || a.source_ip
+            .as_deref()
+            .is_some_and(|s| s.ends_with(".amazonaws.com"));
+    ctx.insert(
+        "aws:ViaAWSService",
+        if via_service { "true" } else { "false" },
+    );
+    ctx.insert("aws:RequestedRegion", a.region.as_str());
+    ctx.insert("aws:CurrentTime", values::format_date(a.event_epoch_ms));
+    ctx.insert(
+        "aws:EpochTime",
+        (a.event_epoch_ms.div_euclid(1000)).to_string(),
+    );
+    if let Some(mfa) = c.mfa {
+        ctx.insert(
+            "aws:MultiFactorAuthPresent",
+            if mfa { "true" } else { "false" },
+        );
+    }
+    if a.tls {
+        ctx.insert("aws:SecureTransport", "true");
+    }
+    ctx
+}
+
+/// Processes events into findings with correlation state `S`.
+#[derive(Debug)]
+pub struct Watcher<'i, S> {
+    intent: &'i Intent,
+    store: S,
+    pub stats: Stats,
+}
+
+/// A short name for people: `alice (JuniorEngineer)`, `mallory`, or the ARN.
+fn who(a: &Activity) -> String {
+    let arn = a.caller.arn.as_deref().unwrap_or("an unknown caller");
+    if let Some(rest) = arn.split(":assumed-role/").nth(1) {
+        if let Some((role, session)) = rest.split_once('/') {
+            return format!("{session} ({role})");
+        }
+    }
+    if let Some(name) = &a.caller.user_name {
+        return name.clone();
+    }
+    arn.to_string()
+}
+
+fn describe_tags(tags: Tags<'_>) -> String {
+    match tags {
+        Tags::Known(t) if !t.is_empty() => {
+            let list: Vec<String> = t.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(" ({})", list.join(", "))
+        }
+        Tags::Known(_) | Tags::None => " (no tags)".to_string(),
+        Tags::Unknown => String::new(),
+    }
+}
+
+impl<'i, S: CorrelationStore> Watcher<'i, S> {
+    pub fn new(intent: &'i Intent, store: S) -> Self {
+        Watcher {
+            intent,
+            store,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The correlation state (for inspection and tests).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Processes one event; returns its findings (possibly none).
+    pub fn handle(&mut self, event: &Event, tags: &dyn TagLookup) -> Vec<Finding> {
+        let mut out = match event {
+            Event::Skipped(_) => {
+                self.stats.skipped += 1;
+                Vec::new()
+            }
+            Event::Activity(a) => {
+                self.stats.activities += 1;
+                self.activity(a, tags)
+            }
+            Event::Status(s) => {
+                self.stats.status_events += 1;
+                self.status(s, tags)
+            }
+        };
+        for f in &out {
+            self.stats.count(f);
+        }
+        out.shrink_to_fit();
+        out
+    }
+
+    /// End of input: invocations whose SendCommand never arrived become `unevaluated`.
+    pub fn finish(&mut self) -> Vec<Finding> {
+        let parked = self.store.drain_parked();
+        let out: Vec<Finding> = parked
+            .iter()
+            .map(|p| self.orphan(p, "never arrived"))
+            .collect();
+        for f in &out {
+            self.stats.count(f);
+        }
+        out
+    }
+
+    fn expire(&mut self, now_ms: i64) -> Vec<Finding> {
+        let expired = self.store.expire(now_ms);
+        expired
+            .iter()
+            .map(|p| self.orphan(p, "did not arrive within the correlation window"))
+            .collect()
+    }
+
+    fn orphan(&self, p: &Parked, why: &str) -> Finding {
+        let s = &p.status;
+        let resource = s.targets.iter().find(|t| t.id == p.instance_id);
+        Finding {
+            kind: FindingKind::Unevaluated,
+            severity: FindingSeverity::Medium,
+            finding_id: finding_id(&["invocation", &p.command_id, &p.instance_id]),
+            event_id: s.event_id.clone(),
+            event_time: s.event_time.clone(),
+            account: s.account.clone(),
+            region: s.region.clone(),
+            principal: None,
+            principal_entry: None,
+            action: Some(Action::SendCommand.as_str().to_string()),
+            resource: resource.map(|r| r.arn.clone()),
+            document: s.document_name.as_ref().map(|d| {
+                crate::event::document_arn(d, &s.partition, &s.region, &s.account).arn
+            }),
+            command_id: Some(p.command_id.clone()),
+            session_id: None,
+            intended: None,
+            actual: Actual::Allowed,
+            statements: Vec::new(),
+            reason: format!(
+                "command {} ran on {} but its SendCommand record {why}, so the caller is unknown and the run could not be checked against the intent",
+                p.command_id, p.instance_id
+            ),
+            unknown_keys: Vec::new(),
+            error_code: None,
+            error_message: None,
+            denied_calls: None,
+            window_seconds: None,
+        }
+    }
+
+    fn activity(&mut self, a: &Activity, tags: &dyn TagLookup) -> Vec<Finding> {
+        if !self.store.first_sighting(&a.event_id, a.event_epoch_ms) {
+            self.stats.duplicates += 1;
+            return Vec::new();
+        }
+        let mut out = self.expire(a.event_epoch_ms);
+        let resolution = self.intent.resolve_identities(&a.caller.identities());
+        let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
+        match &a.outcome {
+            Outcome::Failed { .. } => self.stats.failed_calls += 1,
+            Outcome::Denied { .. } if ignored => self.stats.ignored += 1,
+            Outcome::Denied {
+                code,
+                message,
+                resource,
+            } => {
+                out.extend(self.denied(
+                    a,
+                    &resolution,
+                    tags,
+                    code,
+                    message.as_deref(),
+                    resource.as_deref(),
+                ));
+            }
+            Outcome::Allowed => {
+                let shared = Arc::new(a.clone());
+                if let Some(cmd) = &a.command_id {
+                    for t in &a.targets {
+                        self.store.claim(cmd, &t.id, a.event_epoch_ms);
+                    }
+                    self.store.put_command(Arc::clone(&shared));
+                }
+                if ignored {
+                    self.stats.ignored += 1;
+                } else {
+                    for r in a.resources() {
+                        out.extend(self.evaluate(a, r, &resolution, tags, &a.event_id));
+                    }
+                }
+                if let Some(cmd) = &a.command_id {
+                    for p in self.store.unpark(cmd) {
+                        if self
+                            .store
+                            .claim(cmd, &p.instance_id, p.status.event_epoch_ms)
+                            && !ignored
+                        {
+                            if let Some(t) = p.status.targets.iter().find(|t| t.id == p.instance_id)
+                            {
+                                out.extend(self.evaluate(a, t, &resolution, tags, &a.event_id));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn status(&mut self, s: &StatusChange, tags: &dyn TagLookup) -> Vec<Finding> {
+        if !self.store.first_sighting(&s.event_id, s.event_epoch_ms) {
+            self.stats.duplicates += 1;
+            return Vec::new();
+        }
+        let mut out = self.expire(s.event_epoch_ms);
+        let shared = Arc::new(s.clone());
+        match self.store.command(&s.command_id) {
+            Some(a) => {
+                let resolution = self.intent.resolve_identities(&a.caller.identities());
+                let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
+                for t in &s.targets {
+                    if self.store.claim(&s.command_id, &t.id, s.event_epoch_ms) && !ignored {
+                        out.extend(self.evaluate(&a, t, &resolution, tags, &a.event_id));
+                    }
+                }
+            }
+            None => {
+                for t in &s.targets {
+                    self.store.park(Parked {
+                        command_id: s.command_id.clone(),
+                        instance_id: t.id.clone(),
+                        status: Arc::clone(&shared),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn base_finding(
+        &self,
+        a: &Activity,
+        kind: FindingKind,
+        resolution: &Resolution<'_>,
+    ) -> Finding {
+        Finding {
+            kind,
+            severity: FindingSeverity::Low,
+            finding_id: String::new(),
+            event_id: a.event_id.clone(),
+            event_time: a.event_time.clone(),
+            account: a.account.clone(),
+            region: a.region.clone(),
+            principal: a.caller.arn.clone(),
+            principal_entry: resolution.entries.first().map(|e| e.name.clone()),
+            action: Some(a.action.as_str().to_string()),
+            resource: None,
+            document: a.document.as_ref().map(|d| d.arn.clone()),
+            command_id: a.command_id.clone(),
+            session_id: a.session_id.clone(),
+            intended: None,
+            actual: Actual::Allowed,
+            statements: Vec::new(),
+            reason: String::new(),
+            unknown_keys: Vec::new(),
+            error_code: None,
+            error_message: None,
+            denied_calls: None,
+            window_seconds: None,
+        }
+    }
+
+    /// The intent's decision on one resource of an activity.
+    fn decide(
+        &self,
+        a: &Activity,
+        r: &ResourceRef,
+        resolution: &Resolution<'_>,
+        tags: Tags<'_>,
+    ) -> (crate::eval::DecisionReport, Vec<String>) {
+        let mut request = Request {
+            action: a.action.as_str().to_string(),
+            resource: r.arn.clone(),
+            context: activity_context(a),
+        };
+        if let Tags::Known(t) = tags {
+            request
+                .context
+                .set_resource_tags(t.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        resolution.fill_context(&mut request.context);
+        let decision = evaluate(&resolution.policies, &request);
+        let unknown: Vec<String> = decision
+            .missing_keys
+            .iter()
+            .filter(|k| {
+                let lower = k.to_ascii_lowercase();
+                let tag_key =
+                    lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/");
+                !(SETTLED.contains(&lower.as_str()) || (tag_key && tags != Tags::Unknown))
+            })
+            .cloned()
+            .collect();
+        (decision.report(&resolution.policies, &request), unknown)
+    }
+
+    fn evaluate(
+        &mut self,
+        a: &Activity,
+        r: &ResourceRef,
+        resolution: &Resolution<'_>,
+        lookup: &dyn TagLookup,
+        event_id: &str,
+    ) -> Option<Finding> {
+        self.stats.resources_evaluated += 1;
+        let tags = tags_of(lookup, r);
+        let key = match (&a.command_id, r.kind) {
+            (Some(cmd), ResourceKind::Instance | ResourceKind::ManagedNode) => {
+                finding_id(&["invocation", cmd, &r.id])
+            }
+            _ => finding_id(&["resource", event_id, &r.arn]),
+        };
+        if tags == Tags::Unknown {
+            let mut f = self.base_finding(a, FindingKind::Unevaluated, resolution);
+            f.severity = FindingSeverity::Medium;
+            f.finding_id = key;
+            f.resource = Some(r.arn.clone());
+            f.reason = format!(
+                "{} ran {} on {}, whose tags are unknown (not in the inventory); cannot tell whether the intent allows it",
+                who(a),
+                a.action.as_str(),
+                r.id
+            );
+            return Some(f);
+        }
+        let (report, unknown) = self.decide(a, r, resolution, tags);
+        if report.decision == Verdict::Allow {
+            self.stats.compliant += 1;
+            return None;
+        }
+        let mut f = self.base_finding(a, FindingKind::Violation, resolution);
+        f.severity = FindingSeverity::High;
+        f.finding_id = key;
+        f.resource = Some(r.arn.clone());
+        f.intended = Some(report.decision);
+        f.statements = report.statements;
+        let what = match (a.action, r.kind) {
+            (Action::SendCommand, ResourceKind::Document) => format!("used document {}", r.id),
+            (Action::SendCommand, _) => format!(
+                "ran {} on {}{}",
+                a.document.as_ref().map_or("a command", |d| d.id.as_str()),
+                r.id,
+                describe_tags(tags)
+            ),
+            (Action::StartSession, ResourceKind::Document) => {
+                format!("started a session with document {}", r.id)
+            }
+            (Action::StartSession, _) => {
+                format!("started a session on {}{}", r.id, describe_tags(tags))
+            }
+        };
+        let unlisted = if resolution.is_unlisted() {
+            "; the caller matches no intent entry"
+        } else {
+            ""
+        };
+        f.reason = format!(
+            "{} {what} outside intent{unlisted}: {}",
+            who(a),
+            report.explanation
+        );
+        f.unknown_keys = unknown;
+        Some(f)
+    }
+
+    fn denied(
+        &mut self,
+        a: &Activity,
+        resolution: &Resolution<'_>,
+        lookup: &dyn TagLookup,
+        code: &str,
+        message: Option<&str>,
+        resource: Option<&str>,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut f = self.base_finding(a, FindingKind::AccessDenied, resolution);
+        f.finding_id = finding_id(&["access_denied", &a.event_id]);
+        f.actual = Actual::Denied;
+        f.error_code = Some(code.to_string());
+        f.error_message = message.map(str::to_string);
+        // The intended decision on the resource AWS named, or on the first resource.
+        let named = resource.and_then(|arn| a.resources().find(|r| r.arn == arn));
+        let target = named.or_else(|| a.targets.first()).or(a.document.as_ref());
+        f.resource = resource
+            .map(str::to_string)
+            .or_else(|| target.map(|t| t.arn.clone()));
+        let on = f.resource.as_deref().unwrap_or("its resources");
+        match target {
+            Some(t) if tags_of(lookup, t) != Tags::Unknown => {
+                let (report, unknown) = self.decide(a, t, resolution, tags_of(lookup, t));
+                f.intended = Some(report.decision);
+                f.statements = report.statements;
+                f.unknown_keys = unknown;
+                let intent = if report.decision == Verdict::Allow {
+                    "the intent allows it, so access is narrower than intended"
+                } else {
+                    "the intent denies it too"
+                };
+                f.reason = format!(
+                    "AWS denied {} {} on {on} ({code}); {intent}: {}",
+                    who(a),
+                    a.action.as_str(),
+                    report.explanation
+                );
+            }
+            _ => {
+                f.reason = format!(
+                    "AWS denied {} {} on {on} ({code}); the intended decision is unknown because the resource's tags are unknown",
+                    who(a),
+                    a.action.as_str()
+                );
+            }
+        }
+        out.push(f);
+
+        // Spike detection per caller, on event time.
+        let caller = a
+            .caller
+            .arn
+            .clone()
+            .unwrap_or_else(|| "unknown".to_string());
+        let spike = self.intent.spike;
+        let window_ms = i64::try_from(spike.window_seconds)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
+        let window = self.store.denials(&caller);
+        if record_denial(
+            window,
+            &a.event_id,
+            a.event_epoch_ms,
+            window_ms,
+            spike.threshold,
+        ) {
+            let first = window
+                .calls
+                .iter()
+                .find(|(t, _)| *t > a.event_epoch_ms - window_ms)
+                .map(|(_, id)| id.clone())
+                .unwrap_or_else(|| a.event_id.clone());
+            let count = crate::correlate::busiest_window(window, a.event_epoch_ms, window_ms);
+            let mut s = self.base_finding(a, FindingKind::AccessDeniedSpike, resolution);
+            s.severity = FindingSeverity::High;
+            s.finding_id = finding_id(&["spike", &caller, &first]);
+            s.actual = Actual::Denied;
+            s.resource = None;
+            s.denied_calls = Some(count);
+            s.window_seconds = Some(spike.window_seconds);
+            s.reason = format!(
+                "{} made {count} AccessDenied calls within {} s (threshold {}): someone is probing or a policy broke",
+                who(a),
+                spike.window_seconds,
+                spike.threshold
+            );
+            out.push(s);
+        }
+        out
+    }
+}

@@ -1,0 +1,365 @@
+//! The bundled `events/` fixtures through the core: normalisation, verdicts and correlation,
+//! with the `examples/` intent and inventory. Each fixture's expected findings are spelled out.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+
+use tagwatch_core::correlate::MemoryStore;
+use tagwatch_core::event::{normalize, Event};
+use tagwatch_core::tags::Inventory;
+use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
+use tagwatch_core::{Intent, Verdict};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn intent() -> Intent {
+    let dir = root().join("examples");
+    let text = std::fs::read_to_string(dir.join("intent.json")).unwrap();
+    let mut load = |p: &str| {
+        std::fs::read_to_string(dir.join(p))
+            .map(|t| (p.to_string(), t))
+            .map_err(|e| e.to_string())
+    };
+    Intent::parse(&text, Some("examples/intent.json"), &mut load)
+        .unwrap()
+        .value
+}
+
+fn inventory() -> Inventory {
+    let text = std::fs::read_to_string(root().join("examples/inventory.json")).unwrap();
+    Inventory::parse(&text, None).unwrap()
+}
+
+fn event(name: &str) -> Event {
+    let text = std::fs::read_to_string(root().join("events").join(name)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    normalize(&v).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+const A1: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60001";
+const A2: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60002";
+const A3: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60003";
+const A9: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60009";
+const COMMAND_X: &str = "e500bddf-37b0-4307-8f0f-4c3c2052e52b";
+
+/// Runs fixtures in order through one watcher, then ends the input.
+fn run(names: &[&str]) -> (Vec<Finding>, tagwatch_core::verdict::Stats) {
+    let intent = intent();
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let mut out = Vec::new();
+    for n in names {
+        out.extend(w.handle(&event(n), &inv));
+    }
+    out.extend(w.finish());
+    (out, w.stats.clone())
+}
+
+fn summary(findings: &[Finding]) -> Vec<(FindingKind, Option<String>, Option<Verdict>)> {
+    findings
+        .iter()
+        .map(|f| (f.kind, f.resource.clone(), f.intended))
+        .collect()
+}
+
+#[test]
+fn sendcommand_on_a_production_server_by_a_junior_is_a_violation() {
+    let (f, stats) = run(&["cloudtrail-sendcommand-instanceids.json"]);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            FindingKind::Violation,
+            Some(A2.into()),
+            Some(Verdict::ImplicitDeny)
+        )]
+    );
+    assert_eq!(
+        stats.resources_evaluated, 3,
+        "the document and both instances"
+    );
+    assert_eq!(stats.compliant, 2);
+    let v = &f[0];
+    assert_eq!(
+        v.principal.as_deref(),
+        Some("arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice")
+    );
+    assert_eq!(v.principal_entry.as_deref(), Some("junior-engineers"));
+    assert_eq!(
+        v.document.as_deref(),
+        Some("arn:aws:ssm:us-east-1::document/AWS-RunShellScript")
+    );
+    assert_eq!(v.action.as_deref(), Some("ssm:SendCommand"));
+    assert!(v.command_id.is_some());
+    assert!(v.reason.starts_with("alice (JuniorEngineer) ran AWS-RunShellScript on i-0a1b2c3d4e5f60002 (Environment=productionServer, Name=prod-web-1) outside intent"), "{}", v.reason);
+    assert!(
+        v.reason
+            .contains("ssm:resourceTag/Environment was `productionServer`, not `testServer`"),
+        "{}",
+        v.reason
+    );
+    let json = serde_json::to_value(v).unwrap();
+    for field in [
+        "kind",
+        "severity",
+        "finding_id",
+        "event_id",
+        "event_time",
+        "account",
+        "region",
+        "principal",
+        "principal_entry",
+        "action",
+        "resource",
+        "document",
+        "command_id",
+        "session_id",
+        "intended",
+        "actual",
+        "statements",
+        "reason",
+    ] {
+        assert!(json.get(field).is_some(), "finding lacks `{field}`: {json}");
+    }
+    assert_eq!(json["kind"], "violation");
+    assert_eq!(json["actual"], "allowed");
+    assert_eq!(json["intended"], "implicit_deny");
+    assert!(
+        !json.to_string().contains("HIDDEN_DUE_TO_SECURITY_REASONS"),
+        "never include command parameters"
+    );
+}
+
+#[test]
+fn customer_document_and_quarantine_deny_through_a_vpc_endpoint() {
+    let (f, _) = run(&["cloudtrail-sendcommand-vpc-endpoint.json"]);
+    let s = summary(&f);
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(
+        s[0],
+        (
+            FindingKind::Violation,
+            Some("arn:aws:ssm:us-east-1:111122223333:document/Ops-RestartNginx".into()),
+            Some(Verdict::ImplicitDeny)
+        )
+    );
+    assert_eq!(
+        s[1],
+        (
+            FindingKind::Violation,
+            Some(A3.into()),
+            Some(Verdict::ExplicitDeny)
+        )
+    );
+    assert_eq!(
+        f[1].statements[0].sid.as_deref(),
+        Some("NoQuarantinedHosts")
+    );
+}
+
+#[test]
+fn calls_within_intent_produce_no_findings() {
+    for name in [
+        "cloudtrail-sendcommand-via-aws-service.json",
+        "cloudtrail-sendcommand-managed-node.json",
+        "cloudtrail-startsession-allowed.json",
+        "cloudtrail-startsession-raw-record.json",
+    ] {
+        let (f, stats) = run(&[name]);
+        assert!(f.is_empty(), "{name}: {:?}", summary(&f));
+        assert!(stats.compliant >= 1, "{name}");
+    }
+}
+
+#[test]
+fn unknown_instance_tags_are_unevaluated() {
+    let (f, _) = run(&["cloudtrail-sendcommand-unknown-instance.json"]);
+    assert_eq!(
+        summary(&f),
+        vec![(FindingKind::Unevaluated, Some(A9.into()), None)]
+    );
+    assert!(f[0].reason.contains("tags are unknown"), "{}", f[0].reason);
+}
+
+#[test]
+fn access_denied_findings_carry_the_intended_decision() {
+    let (f, _) = run(&["cloudtrail-sendcommand-access-denied.json"]);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            FindingKind::AccessDenied,
+            Some(A2.into()),
+            Some(Verdict::ImplicitDeny)
+        )]
+    );
+    assert_eq!(f[0].error_code.as_deref(), Some("AccessDenied"));
+    assert_eq!(serde_json::to_value(&f[0]).unwrap()["actual"], "denied");
+
+    let (f, _) = run(&["cloudtrail-sendcommand-access-denied-exception.json"]);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            FindingKind::AccessDenied,
+            Some("arn:aws:ssm:us-east-1::document/AWS-RunShellScript".into()),
+            Some(Verdict::ImplicitDeny)
+        )]
+    );
+    assert_eq!(f[0].principal_entry, None, "mallory is unlisted");
+
+    let (f, _) = run(&["cloudtrail-startsession-denied.json"]);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            FindingKind::AccessDenied,
+            Some(A3.into()),
+            Some(Verdict::ExplicitDeny)
+        )]
+    );
+}
+
+#[test]
+fn tag_target_command_is_evaluated_from_status_events_in_either_order() {
+    let cloudtrail = "cloudtrail-sendcommand-tag-targets.json";
+    let statuses = [
+        "ssm-command-invocation-status-change-inprogress.json",
+        "ssm-command-invocation-status-change-success.json",
+        "ssm-command-status-change-success.json",
+    ];
+    let mut first: Vec<&str> = vec![cloudtrail];
+    first.extend(statuses);
+    let mut last: Vec<&str> = statuses.to_vec();
+    last.push(cloudtrail);
+    let (a, _) = run(&first);
+    let (b, _) = run(&last);
+    // i-...60002 (production) is allowed for leads; i-...60003 is quarantined: exactly one
+    // violation, whatever the order and however many status changes arrive.
+    assert_eq!(
+        summary(&a),
+        vec![(
+            FindingKind::Violation,
+            Some(A3.into()),
+            Some(Verdict::ExplicitDeny)
+        )]
+    );
+    assert_eq!(summary(&b), summary(&a));
+    assert_eq!(
+        a[0].finding_id, b[0].finding_id,
+        "finding ids do not depend on arrival order"
+    );
+    assert_eq!(a[0].command_id.as_deref(), Some(COMMAND_X));
+    assert_eq!(
+        a[0].principal.as_deref(),
+        Some("arn:aws:sts::111122223333:assumed-role/LeadEngineer/bob")
+    );
+}
+
+#[test]
+fn a_status_event_without_its_command_is_unevaluated_at_the_end() {
+    let (f, _) = run(&["ssm-command-invocation-status-change-orphan.json"]);
+    assert_eq!(
+        summary(&f),
+        vec![(FindingKind::Unevaluated, Some(A1.into()), None)]
+    );
+    assert!(f[0].reason.contains("never arrived"), "{}", f[0].reason);
+}
+
+#[test]
+fn redelivered_events_yield_their_findings_once() {
+    let (f, stats) = run(&[
+        "cloudtrail-sendcommand-instanceids.json",
+        "cloudtrail-sendcommand-instanceids.json",
+    ]);
+    assert_eq!(f.len(), 1);
+    assert_eq!(stats.duplicates, 1);
+}
+
+#[test]
+fn other_calls_are_skipped_and_counted() {
+    let (f, stats) = run(&["cloudtrail-other-putparameter.json"]);
+    assert!(f.is_empty());
+    assert_eq!(stats.skipped, 1);
+}
+
+#[test]
+fn a_cloudtrail_log_file_mixes_services() {
+    let text =
+        std::fs::read_to_string(root().join("events/cloudtrail-logfile-mixed.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let intent = intent();
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let mut out = Vec::new();
+    for r in v["Records"].as_array().unwrap() {
+        out.extend(w.handle(&normalize(r).unwrap(), &inv));
+    }
+    out.extend(w.finish());
+    assert_eq!(w.stats.skipped, 7, "{:?}", w.stats);
+    assert_eq!(w.stats.activities, 3);
+    assert_eq!(
+        summary(&out),
+        vec![(
+            FindingKind::AccessDenied,
+            Some(A2.into()),
+            Some(Verdict::ImplicitDeny)
+        )]
+    );
+}
+
+#[test]
+fn malformed_fixtures_are_errors_with_a_path() {
+    let text = std::fs::read_to_string(
+        root().join("events/malformed/sendcommand-missing-useridentity.json"),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let e = normalize(&v).unwrap_err();
+    assert_eq!(e.path, "$.detail.userIdentity");
+}
+
+#[test]
+fn spikes_are_reported_once_per_episode() {
+    let intent = {
+        let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[]}],"spike":{"threshold":3,"window_seconds":60}}"#;
+        Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
+            .unwrap()
+            .value
+    };
+    let inv = inventory();
+    let base: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/cloudtrail-sendcommand-access-denied.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let mut spikes = Vec::new();
+    // Five denials 10 s apart, then a quiet hour, then three more.
+    let times = [
+        "09:00:00", "09:00:10", "09:00:20", "09:00:30", "09:00:40", "10:00:00", "10:00:10",
+        "10:00:20",
+    ];
+    for (i, t) in times.iter().enumerate() {
+        let mut e = base.clone();
+        e["detail"]["eventID"] = serde_json::json!(format!("denied-{i}"));
+        e["detail"]["eventTime"] = serde_json::json!(format!("2026-11-20T{t}Z"));
+        for f in w.handle(&normalize(&e).unwrap(), &inv) {
+            if f.kind == FindingKind::AccessDeniedSpike {
+                spikes.push(f);
+            }
+        }
+    }
+    assert_eq!(spikes.len(), 2, "one per episode");
+    assert_eq!(spikes[0].event_time, "2026-11-20T09:00:20Z");
+    assert_eq!(spikes[0].denied_calls, Some(3));
+    assert_eq!(spikes[0].resource, None);
+    assert_eq!(spikes[1].event_time, "2026-11-20T10:00:20Z");
+    assert_ne!(spikes[0].finding_id, spikes[1].finding_id);
+}
