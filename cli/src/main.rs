@@ -6,6 +6,7 @@
 mod check;
 mod input;
 mod output;
+mod replay;
 mod simulate;
 
 use std::io::Write;
@@ -28,6 +29,8 @@ enum Command {
     Check(CheckArgs),
     /// Decide requests against an IAM policy or an intent file.
     Simulate(SimulateArgs),
+    /// Replay CloudTrail archives and SSM events against the intent; findings on stdout.
+    Replay(replay::ReplayArgs),
 }
 
 /// Output format.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args, &mut out),
         Command::Simulate(args) => simulate::run(&args, &mut out),
+        Command::Replay(args) => replay::run(&args, &mut out),
     };
     let _ = out.flush();
     match result {

@@ -229,6 +229,14 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> 
                     writeln!(out, "  caller: {} ({entries})", p.arn).map_err(w)?;
                 }
                 writeln!(out, "  {}", report.explanation).map_err(w)?;
+                if !report.missing_keys.is_empty() {
+                    writeln!(
+                        out,
+                        "  absent from the request: {}",
+                        report.missing_keys.join(", ")
+                    )
+                    .map_err(w)?;
+                }
                 for s in &report.statements {
                     let sid = s
                         .sid

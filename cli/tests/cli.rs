@@ -495,3 +495,157 @@ fn repeated_context_keys_are_multivalued() {
     assert_eq!(run(&["Env", "Team"]), "allow");
     assert_eq!(run(&["Env", "Owner"]), "implicit_deny");
 }
+
+// ---- replay ---------------------------------------------------------------------------------
+
+fn replay(extra: &[&str], paths: &[&str], stdin: Option<&str>) -> Output {
+    let mut args = vec![
+        "replay",
+        "--policy",
+        "examples/intent.json",
+        "--inventory",
+        "examples/inventory.json",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(paths);
+    tagwatch(&args, stdin)
+}
+
+fn kinds(findings: &[serde_json::Value]) -> Vec<String> {
+    let mut k: Vec<String> = findings
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn replay_of_the_bundled_events() {
+    let o = replay(&[], &["events/"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let findings = json_lines(&stdout(&o));
+    let k = kinds(&findings);
+    assert_eq!(k.iter().filter(|k| *k == "violation").count(), 4, "{k:?}");
+    assert_eq!(
+        k.iter().filter(|k| *k == "access_denied").count(),
+        4,
+        "{k:?}"
+    );
+    assert_eq!(k.iter().filter(|k| *k == "unevaluated").count(), 2, "{k:?}");
+    let err = stderr(&o);
+    for bad in [
+        "events/malformed/corrupt.json.gz",
+        "events/malformed/not-json.json",
+        "events/malformed/sendcommand-missing-useridentity.json",
+    ] {
+        assert!(
+            err.contains(bad) && err.contains("malformed"),
+            "{bad} not reported: {err}"
+        );
+    }
+    assert!(err.contains("(at $.detail.userIdentity)"), "{err}");
+    assert!(err.contains("3 malformed"), "{err}");
+    assert!(
+        err.contains(
+            "findings: 4 violation, 4 access_denied, 0 access_denied_spike, 2 unevaluated"
+        ),
+        "{err}"
+    );
+    // Finding ids are unique and deterministic.
+    let again = json_lines(&stdout(&replay(&[], &["events/"], None)));
+    let ids = |f: &[serde_json::Value]| {
+        f.iter()
+            .map(|x| x["finding_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&findings), ids(&again));
+    let mut unique = ids(&findings);
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), findings.len());
+}
+
+#[test]
+fn replay_exit_codes() {
+    let o = replay(
+        &["--fail-on", "violation"],
+        &["events/cloudtrail-sendcommand-instanceids.json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = replay(
+        &["--fail-on", "violation"],
+        &["events/cloudtrail-startsession-allowed.json"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = replay(
+        &["--strict"],
+        &[
+            "events/malformed/not-json.json",
+            "events/cloudtrail-startsession-allowed.json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = replay(&[], &["events/no-such-file.json"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("events/no-such-file.json"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn replay_reads_gzip_log_files_like_their_plain_twins() {
+    let plain = json_lines(&stdout(&replay(
+        &[],
+        &["events/cloudtrail-logfile-mixed.json"],
+        None,
+    )));
+    let gz = json_lines(&stdout(&replay(
+        &[],
+        &["events/cloudtrail-logfile-mixed.json.gz"],
+        None,
+    )));
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain, gz);
+    let o = replay(&[], &["events/cloudtrail-logfile-mixed.json.gz"], None);
+    assert!(stderr(&o).contains("10 events read"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("7 skipped"), "{}", stderr(&o));
+}
+
+#[test]
+fn replay_reads_json_lines_from_stdin_with_line_numbers() {
+    let one = |name: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo().join("events").join(name)).unwrap(),
+        )
+        .unwrap();
+        v.to_string()
+    };
+    let input = [
+        one("cloudtrail-sendcommand-tag-targets.json"),
+        "{\"broken\": ".to_string(),
+        one("ssm-command-status-change-success.json"),
+        one("ssm-command-invocation-status-change-success.json"),
+    ]
+    .join("\n");
+    let o = replay(&["--format", "table"], &["-"], Some(&input));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("KIND"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("violation")).count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains("i-0a1b2c3d4e5f60003"), "{out}");
+    assert!(
+        stderr(&o).contains("<stdin>:2: malformed: invalid JSON"),
+        "{}",
+        stderr(&o)
+    );
+}

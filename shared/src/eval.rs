@@ -160,7 +160,7 @@ impl Decision {
             }
         };
         let target = format!("{} on {}", request.action, request.resource);
-        let mut out = match self.verdict {
+        match self.verdict {
             Verdict::Allow | Verdict::ExplicitDeny => {
                 let deciders: Vec<_> = self
                     .deciding
@@ -237,14 +237,7 @@ impl Decision {
                     text
                 }
             }
-        };
-        if !self.missing_keys.is_empty() {
-            out.push_str(&format!(
-                " [absent from the request: {}]",
-                self.missing_keys.join(", ")
-            ));
         }
-        out
     }
 }
 

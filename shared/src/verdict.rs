@@ -254,6 +254,18 @@ fn who(a: &Activity) -> String {
     arn.to_string()
 }
 
+/// Says which keys the decision depended on that the event cannot tell, if any.
+fn unknown_note(keys: &[String]) -> String {
+    if keys.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the decision depended on {}, which the event cannot tell)",
+            keys.join(", ")
+        )
+    }
+}
+
 fn describe_tags(tags: Tags<'_>) -> String {
     match tags {
         Tags::Known(t) if !t.is_empty() => {
@@ -575,9 +587,10 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             ""
         };
         f.reason = format!(
-            "{} {what} outside intent{unlisted}: {}",
+            "{} {what} outside intent{unlisted}: {}{}",
             who(a),
-            report.explanation
+            report.explanation,
+            unknown_note(&unknown)
         );
         f.unknown_keys = unknown;
         Some(f)
@@ -617,10 +630,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                     "the intent denies it too"
                 };
                 f.reason = format!(
-                    "AWS denied {} {} on {on} ({code}); {intent}: {}",
+                    "AWS denied {} {} on {on} ({code}); {intent}: {}{}",
                     who(a),
                     a.action.as_str(),
-                    report.explanation
+                    report.explanation,
+                    unknown_note(&f.unknown_keys)
                 );
             }
             _ => {

@@ -1,0 +1,519 @@
+//! `tagwatch replay`: CloudTrail archives, EventBridge events and JSON lines through the core,
+//! findings on stdout, a summary on stderr.
+//!
+//! Streaming: files are read line by line (a CloudTrail log file is one line), records that do
+//! not mention SSM are skipped before a full parse, findings are written as they are found, and
+//! correlation state is bounded by an event-time window.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use tagwatch_core::correlate::MemoryStore;
+use tagwatch_core::event::normalize;
+use tagwatch_core::tags::Inventory;
+use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
+
+use crate::input::{self, InputError};
+
+/// Output format of findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplayFormat {
+    /// One JSON finding per line.
+    Jsonl,
+    /// A table for people.
+    Table,
+}
+
+/// Finding kinds for `--fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Violation,
+    AccessDenied,
+    AccessDeniedSpike,
+    Unevaluated,
+}
+
+impl FailOn {
+    fn kind(self) -> FindingKind {
+        match self {
+            FailOn::Violation => FindingKind::Violation,
+            FailOn::AccessDenied => FindingKind::AccessDenied,
+            FailOn::AccessDeniedSpike => FindingKind::AccessDeniedSpike,
+            FailOn::Unevaluated => FindingKind::Unevaluated,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Intent file (JSON).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Inventory of resource tags: {"i-0123...": {"Env": "prod"}, ...}. Resources absent from
+    /// it have unknown tags.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Findings format.
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Jsonl)]
+    format: ReplayFormat,
+    /// Exit 1 when a finding of this kind is found (repeatable).
+    #[arg(long = "fail-on", value_enum, value_name = "KIND")]
+    fail_on: Vec<FailOn>,
+    /// Exit 2 when any input is malformed (otherwise reported, counted and skipped).
+    #[arg(long)]
+    strict: bool,
+    /// How long (seconds of event time) a SendCommand and its status events wait for each
+    /// other before the status event is reported unevaluated.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    correlation_window: u64,
+    /// Files (.json, .jsonl, .json.gz, CloudTrail log files), directories (recursive), or `-`
+    /// for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+}
+
+/// A CloudTrail log file, records kept raw so that irrelevant ones are never fully parsed.
+#[derive(Deserialize)]
+struct LogFile<'a> {
+    #[serde(borrow, rename = "Records")]
+    records: Vec<&'a RawValue>,
+}
+
+/// Counters of the input side.
+#[derive(Debug, Default)]
+struct Counts {
+    files: u64,
+    read: u64,
+    prefiltered: u64,
+    malformed: u64,
+}
+
+struct Run<'i, W: Write> {
+    watcher: Watcher<'i, MemoryStore>,
+    inventory: &'i Inventory,
+    out: W,
+    format: ReplayFormat,
+    counts: Counts,
+    table_header: bool,
+    fail_kinds: Vec<FindingKind>,
+    failed_kind_seen: bool,
+    progress: Option<Progress>,
+}
+
+/// Bytes read so far of the current input (compressed bytes for .gz).
+#[derive(Clone, Default)]
+struct ByteCounter(Rc<Cell<u64>>);
+
+struct Counting<R> {
+    inner: R,
+    counter: ByteCounter,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.0.set(self.counter.0.get() + n as u64);
+        Ok(n)
+    }
+}
+
+struct Progress {
+    total_bytes: u64,
+    done_bytes: u64,
+    counter: ByteCounter,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn tick(&mut self, events: u64, force: bool) {
+        if !force && self.last.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        self.last = Instant::now();
+        let done = self.done_bytes + self.counter.0.get();
+        let pct = if self.total_bytes == 0 {
+            100.0
+        } else {
+            (done as f64 * 100.0 / self.total_bytes as f64).min(100.0)
+        };
+        let rate = events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let width = 30usize;
+        let filled = ((pct / 100.0) * width as f64) as usize;
+        let bar: String = "#".repeat(filled) + &"-".repeat(width - filled.min(width));
+        eprint!("\r[{bar}] {pct:5.1}%  {events} events  {rate:.0}/s ");
+    }
+}
+
+fn expand(paths: &[String]) -> Result<Vec<Option<PathBuf>>, InputError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p == "-" {
+            out.push(None);
+            continue;
+        }
+        let path = PathBuf::from(p);
+        if path.is_dir() {
+            let mut files = Vec::new();
+            walk(&path, &mut files)?;
+            files.sort();
+            out.extend(files.into_iter().map(Some));
+        } else if path.exists() {
+            out.push(Some(path));
+        } else {
+            return Err(InputError::Read {
+                path: p.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| InputError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| InputError::Read {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, files)?;
+        } else {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let is_input = name.ends_with(".json")
+                || name.ends_with(".jsonl")
+                || name.ends_with(".json.gz")
+                || name.ends_with(".jsonl.gz")
+                || name.ends_with(".gz");
+            if is_input && !name.starts_with('.') {
+                files.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens an input, decompressing gzip (detected by its magic bytes, whatever the name).
+fn open(path: Option<&Path>, counter: &ByteCounter) -> std::io::Result<Box<dyn BufRead>> {
+    let raw: Box<dyn Read> = match path {
+        None => Box::new(std::io::stdin()),
+        Some(p) => Box::new(File::open(p)?),
+    };
+    let mut buffered = BufReader::with_capacity(
+        256 * 1024,
+        Counting {
+            inner: raw,
+            counter: counter.clone(),
+        },
+    );
+    let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    if gz {
+        Ok(Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        )))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}
+
+/// Could this text be an SSM event? (Cheap test before a full parse.)
+fn mentions_ssm(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, b"ssm.amazonaws.com").is_some()
+        || memchr::memmem::find(bytes, b"aws.ssm").is_some()
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+impl<W: Write> Run<'_, W> {
+    fn malformed(&mut self, origin: &str, reason: &str) {
+        self.counts.malformed += 1;
+        if self.progress.is_some() {
+            eprint!("\r");
+        }
+        eprintln!("{origin}: malformed: {reason}");
+    }
+
+    fn emit(&mut self, findings: Vec<Finding>) -> std::io::Result<()> {
+        for f in findings {
+            if self.fail_kinds.contains(&f.kind) {
+                self.failed_kind_seen = true;
+            }
+            match self.format {
+                ReplayFormat::Jsonl => {
+                    serde_json::to_writer(&mut self.out, &f)?;
+                    self.out.write_all(b"\n")?;
+                }
+                ReplayFormat::Table => self.table_row(&f)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn table_row(&mut self, f: &Finding) -> std::io::Result<()> {
+        if !self.table_header {
+            self.table_header = true;
+            writeln!(
+                self.out,
+                "{:<20} {:<20} {:<32} {:<17} {:<28} {:<14} REASON",
+                "KIND", "TIME", "PRINCIPAL", "ACTION", "RESOURCE", "INTENDED"
+            )?;
+        }
+        let short = |s: Option<&str>, n: usize| -> String {
+            let s = s.unwrap_or("-");
+            let tail = s.rsplit(['/', ':']).next().unwrap_or(s);
+            let t = if s.contains("assumed-role/") {
+                s.split("assumed-role/").nth(1).unwrap_or(s)
+            } else {
+                tail
+            };
+            t.chars().take(n).collect()
+        };
+        let intended = f.intended.map_or("-", |v| v.as_str());
+        writeln!(
+            self.out,
+            "{:<20} {:<20} {:<32} {:<17} {:<28} {:<14} {}",
+            f.kind.as_str(),
+            f.event_time.chars().take(20).collect::<String>(),
+            short(f.principal.as_deref(), 32),
+            f.action.as_deref().unwrap_or("-"),
+            short(f.resource.as_deref(), 28),
+            intended,
+            f.reason
+        )
+    }
+
+    fn value(&mut self, v: &Value, origin: &dyn Fn() -> String) -> std::io::Result<()> {
+        self.counts.read += 1;
+        match normalize(v) {
+            Ok(event) => {
+                let findings = self.watcher.handle(&event, self.inventory);
+                self.emit(findings)
+            }
+            Err(e) => {
+                self.malformed(&origin(), &e.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    fn raw_record(&mut self, raw: &RawValue, origin: &dyn Fn() -> String) -> std::io::Result<()> {
+        if !mentions_ssm(raw.get().as_bytes()) {
+            self.counts.read += 1;
+            self.counts.prefiltered += 1;
+            self.watcher.stats.skipped += 1;
+            return Ok(());
+        }
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(v) => self.value(&v, origin),
+            Err(e) => {
+                self.counts.read += 1;
+                self.malformed(&origin(), &format!("invalid JSON: {e}"));
+                Ok(())
+            }
+        }
+    }
+
+    /// One complete JSON text: a CloudTrail log file, an event or a record.
+    fn document(&mut self, text: &[u8], origin: &dyn Fn() -> String) -> std::io::Result<()> {
+        if memchr::memmem::find(text, b"\"Records\"").is_some() {
+            if let Ok(log) = serde_json::from_slice::<LogFile<'_>>(text) {
+                for (i, raw) in log.records.iter().enumerate() {
+                    self.raw_record(raw, &|| format!("{}: Records[{i}]", origin()))?;
+                }
+                return Ok(());
+            }
+        }
+        if !mentions_ssm(text) {
+            self.counts.read += 1;
+            // Not SSM at all; still reject text that is not JSON.
+            if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_err() {
+                let reason = serde_json::from_slice::<Value>(text).err().map_or_else(
+                    || "invalid JSON".to_string(),
+                    |e| format!("invalid JSON: {e}"),
+                );
+                self.malformed(&origin(), &reason);
+            } else {
+                self.counts.prefiltered += 1;
+                self.watcher.stats.skipped += 1;
+            }
+            return Ok(());
+        }
+        match serde_json::from_slice::<Value>(text) {
+            Ok(v) => self.value(&v, origin),
+            Err(e) => {
+                self.counts.read += 1;
+                self.malformed(&origin(), &format!("invalid JSON: {e}"));
+                Ok(())
+            }
+        }
+    }
+
+    fn input(&mut self, path: Option<&Path>) -> std::io::Result<()> {
+        self.counts.files += 1;
+        let name = path.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string());
+        let counter = self
+            .progress
+            .as_ref()
+            .map(|p| p.counter.clone())
+            .unwrap_or_default();
+        counter.0.set(0);
+        let mut reader = match open(path, &counter) {
+            Ok(r) => r,
+            Err(e) => {
+                self.malformed(&name, &format!("cannot read: {e}"));
+                return Ok(());
+            }
+        };
+        let mut line = Vec::with_capacity(64 * 1024);
+        let mut line_no = 0usize;
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    self.malformed(
+                        &format!("{name}:{}", line_no + 1),
+                        &format!("cannot read: {e}"),
+                    );
+                    break;
+                }
+            }
+            line_no += 1;
+            let text = trim(&line);
+            if text.is_empty() {
+                continue;
+            }
+            // A multi-line document (a pretty-printed event): the first line does not parse on
+            // its own, so read the whole file as one JSON text.
+            if line_no == 1 && !text.ends_with(b"}") {
+                let mut rest = line.clone();
+                if let Err(e) = reader.read_to_end(&mut rest) {
+                    self.malformed(&name, &format!("cannot read: {e}"));
+                    break;
+                }
+                let whole = trim(&rest);
+                let origin = name.clone();
+                self.document(whole, &|| origin.clone())?;
+                break;
+            }
+            let origin = format!("{name}:{line_no}");
+            self.document(text, &|| origin.clone())?;
+            if let Some(p) = self.progress.as_mut() {
+                p.tick(self.counts.read, false);
+            }
+        }
+        if let Some(p) = self.progress.as_mut() {
+            p.done_bytes += counter.0.get();
+        }
+        Ok(())
+    }
+}
+
+/// Runs `replay`; returns the exit code.
+pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
+    let started = Instant::now();
+    let intent = input::load_intent(&args.policy, false)?.value;
+    let inventory = match &args.inventory {
+        Some(p) => {
+            let name = p.display().to_string();
+            let text = input::read_text(&name)?;
+            Inventory::parse(&text, Some(&name)).map_err(|e| InputError::Invalid(e.diagnostics))?
+        }
+        None => Inventory::default(),
+    };
+    let inputs = expand(&args.paths)?;
+    let total_bytes: u64 = inputs
+        .iter()
+        .flatten()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress =
+        (std::io::stderr().is_terminal() && total_bytes > 32 * 1024 * 1024).then(|| Progress {
+            total_bytes,
+            done_bytes: 0,
+            counter: ByteCounter::default(),
+            started,
+            last: Instant::now(),
+        });
+    let window_ms = i64::try_from(args.correlation_window)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000);
+    let mut run = Run {
+        watcher: Watcher::new(&intent, MemoryStore::new(window_ms)),
+        inventory: &inventory,
+        out: std::io::BufWriter::with_capacity(64 * 1024, out),
+        format: args.format,
+        counts: Counts::default(),
+        table_header: false,
+        fail_kinds: args.fail_on.iter().map(|f| f.kind()).collect(),
+        failed_kind_seen: false,
+        progress,
+    };
+    let w = |e: std::io::Error| InputError::Read {
+        path: "<stdout>".to_string(),
+        source: e,
+    };
+    for input in &inputs {
+        run.input(input.as_deref()).map_err(w)?;
+    }
+    let tail = run.watcher.finish();
+    run.emit(tail).map_err(w)?;
+    run.out.flush().map_err(w)?;
+    if let Some(p) = run.progress.as_mut() {
+        p.tick(run.counts.read, true);
+        eprintln!();
+    }
+    let stats = &run.watcher.stats;
+    let elapsed = started.elapsed().as_secs_f64();
+    let relevant = stats.activities + stats.status_events;
+    eprintln!(
+        "tagwatch replay: {} events read from {} input{} ({relevant} relevant, {} skipped, {} malformed, {} duplicates) in {elapsed:.2} s ({:.0} events/s)",
+        run.counts.read,
+        run.counts.files,
+        if run.counts.files == 1 { "" } else { "s" },
+        stats.skipped,
+        run.counts.malformed,
+        stats.duplicates,
+        run.counts.read as f64 / elapsed.max(1e-9),
+    );
+    eprintln!(
+        "findings: {} violation, {} access_denied, {} access_denied_spike, {} unevaluated; {} of {} resources within intent",
+        stats.violations, stats.access_denied, stats.spikes, stats.unevaluated, stats.compliant, stats.resources_evaluated
+    );
+    if args.strict && run.counts.malformed > 0 {
+        return Ok(2);
+    }
+    Ok(if run.failed_kind_seen { 1 } else { 0 })
+}
