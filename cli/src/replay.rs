@@ -10,9 +10,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use memchr::memmem;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -236,10 +238,26 @@ fn open(path: Option<&Path>, counter: &ByteCounter) -> std::io::Result<Box<dyn B
     }
 }
 
-/// Could this text be an SSM event? (Cheap test before a full parse.)
+/// Could this text be an SSM event? (Cheap test before a full parse: SSM CloudTrail records
+/// name `ssm.amazonaws.com`, SSM EventBridge events `aws.ssm`.)
 fn mentions_ssm(bytes: &[u8]) -> bool {
-    memchr::memmem::find(bytes, b"ssm.amazonaws.com").is_some()
-        || memchr::memmem::find(bytes, b"aws.ssm").is_some()
+    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| memmem::Finder::new(b"ssm"));
+    finder.find_iter(bytes).any(|at| {
+        bytes
+            .get(at + 3..)
+            .is_some_and(|rest| rest.starts_with(b".amazonaws.com"))
+            || at
+                .checked_sub(4)
+                .and_then(|from| bytes.get(from..at))
+                .is_some_and(|before| before == b"aws.")
+    })
+}
+
+/// The first line of a file that does not end a JSON object starts a multi-line document.
+fn is_partial_document(first_line: &[u8]) -> bool {
+    let t = trim(first_line);
+    !t.is_empty() && !t.ends_with(b"}")
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -345,26 +363,31 @@ impl<W: Write> Run<'_, W> {
 
     /// One complete JSON text: a CloudTrail log file, an event or a record.
     fn document(&mut self, text: &[u8], origin: &dyn Fn() -> String) -> std::io::Result<()> {
-        if memchr::memmem::find(text, b"\"Records\"").is_some() {
-            if let Ok(log) = serde_json::from_slice::<LogFile<'_>>(text) {
-                for (i, raw) in log.records.iter().enumerate() {
-                    self.raw_record(raw, &|| format!("{}: Records[{i}]", origin()))?;
+        // CloudTrail writes log files as `{"Records":[...]}` on one line.
+        let log_file = trim(text.get(1..).unwrap_or_default()).starts_with(b"\"Records\"");
+        if log_file {
+            match serde_json::from_slice::<LogFile<'_>>(text) {
+                Ok(log) => {
+                    for (i, raw) in log.records.iter().enumerate() {
+                        self.raw_record(raw, &|| format!("{}: Records[{i}]", origin()))?;
+                    }
                 }
-                return Ok(());
+                Err(e) => {
+                    self.counts.read += 1;
+                    self.malformed(&origin(), &format!("invalid CloudTrail log file: {e}"));
+                }
             }
+            return Ok(());
         }
         if !mentions_ssm(text) {
+            // Irrelevant: skipped without a full parse. Text that cannot be a JSON object is
+            // still reported.
             self.counts.read += 1;
-            // Not SSM at all; still reject text that is not JSON.
-            if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_err() {
-                let reason = serde_json::from_slice::<Value>(text).err().map_or_else(
-                    || "invalid JSON".to_string(),
-                    |e| format!("invalid JSON: {e}"),
-                );
-                self.malformed(&origin(), &reason);
-            } else {
+            if text.first() == Some(&b'{') && text.last() == Some(&b'}') {
                 self.counts.prefiltered += 1;
                 self.watcher.stats.skipped += 1;
+            } else {
+                self.malformed(&origin(), "not a JSON object");
             }
             return Ok(());
         }
@@ -376,6 +399,15 @@ impl<W: Write> Run<'_, W> {
                 Ok(())
             }
         }
+    }
+
+    /// One line of a JSON-lines input (or a one-line CloudTrail log file).
+    fn line(&mut self, name: &str, line_no: usize, line: &[u8]) -> std::io::Result<()> {
+        let text = trim(line);
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.document(text, &|| format!("{name}:{line_no}"))
     }
 
     fn input(&mut self, path: Option<&Path>) -> std::io::Result<()> {
@@ -394,13 +426,13 @@ impl<W: Write> Run<'_, W> {
                 return Ok(());
             }
         };
-        let mut line = Vec::with_capacity(64 * 1024);
+        // Lines are handled in place in the reader's buffer; only a line that straddles two
+        // buffer fills is copied.
+        let mut partial: Vec<u8> = Vec::new();
         let mut line_no = 0usize;
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            let buf = match reader.fill_buf() {
+                Ok(b) => b,
                 Err(e) => {
                     self.malformed(
                         &format!("{name}:{}", line_no + 1),
@@ -408,27 +440,53 @@ impl<W: Write> Run<'_, W> {
                     );
                     break;
                 }
+            };
+            if buf.is_empty() {
+                if !partial.is_empty() {
+                    line_no += 1;
+                    let line = std::mem::take(&mut partial);
+                    self.line(&name, line_no, &line)?;
+                }
+                break;
             }
-            line_no += 1;
-            let text = trim(&line);
-            if text.is_empty() {
+            let Some(nl) = memchr::memchr(b'\n', buf) else {
+                partial.extend_from_slice(buf);
+                let n = buf.len();
+                reader.consume(n);
                 continue;
-            }
-            // A multi-line document (a pretty-printed event): the first line does not parse on
-            // its own, so read the whole file as one JSON text.
-            if line_no == 1 && !text.ends_with(b"}") {
-                let mut rest = line.clone();
-                if let Err(e) = reader.read_to_end(&mut rest) {
+            };
+            line_no += 1;
+            let whole_document = if partial.is_empty() {
+                let line = buf.get(..nl).unwrap_or_default();
+                let multi = line_no == 1 && is_partial_document(line);
+                if !multi {
+                    self.line(&name, line_no, line)?;
+                }
+                multi
+            } else {
+                partial.extend_from_slice(buf.get(..nl).unwrap_or_default());
+                let multi = line_no == 1 && is_partial_document(&partial);
+                if !multi {
+                    let line = std::mem::take(&mut partial);
+                    self.line(&name, line_no, &line)?;
+                }
+                multi
+            };
+            if whole_document {
+                // A multi-line document (a pretty-printed event or log file): read the whole
+                // file as one JSON text.
+                let mut all = std::mem::take(&mut partial);
+                all.extend_from_slice(buf.get(..=nl).unwrap_or_default());
+                reader.consume(nl + 1);
+                if let Err(e) = reader.read_to_end(&mut all) {
                     self.malformed(&name, &format!("cannot read: {e}"));
                     break;
                 }
-                let whole = trim(&rest);
                 let origin = name.clone();
-                self.document(whole, &|| origin.clone())?;
+                self.document(trim(&all), &|| origin.clone())?;
                 break;
             }
-            let origin = format!("{name}:{line_no}");
-            self.document(text, &|| origin.clone())?;
+            reader.consume(nl + 1);
             if let Some(p) = self.progress.as_mut() {
                 p.tick(self.counts.read, false);
             }

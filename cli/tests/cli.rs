@@ -644,7 +644,7 @@ fn replay_reads_json_lines_from_stdin_with_line_numbers() {
     );
     assert!(out.contains("i-0a1b2c3d4e5f60003"), "{out}");
     assert!(
-        stderr(&o).contains("<stdin>:2: malformed: invalid JSON"),
+        stderr(&o).contains("<stdin>:2: malformed: not a JSON object"),
         "{}",
         stderr(&o)
     );
