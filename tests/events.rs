@@ -363,3 +363,30 @@ fn spikes_are_reported_once_per_episode() {
     assert_eq!(spikes[1].event_time, "2026-11-20T10:00:20Z");
     assert_ne!(spikes[0].finding_id, spikes[1].finding_id);
 }
+
+#[test]
+fn findings_name_the_keys_the_event_cannot_tell() {
+    // An intent that conditions on the caller's organisation: CloudTrail does not record it,
+    // so the violation says the decision depended on an unknowable key.
+    let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[
+        {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
+          "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-exampleorgid"}}}]}]}]}"#;
+    let intent = Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
+        .unwrap()
+        .value;
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let f = w.handle(&event("cloudtrail-sendcommand-managed-node.json"), &inv);
+    assert!(!f.is_empty());
+    for finding in &f {
+        assert_eq!(finding.kind, FindingKind::Violation);
+        assert_eq!(finding.unknown_keys, vec!["aws:PrincipalOrgID".to_string()]);
+        assert!(
+            finding
+                .reason
+                .contains("depended on aws:PrincipalOrgID, which the event cannot tell"),
+            "{}",
+            finding.reason
+        );
+    }
+}
