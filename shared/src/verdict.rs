@@ -293,7 +293,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
 
     /// Processes one event; returns its findings (possibly none).
     pub fn handle(&mut self, event: &Event, tags: &dyn TagLookup) -> Vec<Finding> {
-        let mut out = match event {
+        let out = match event {
             Event::Skipped(_) => {
                 self.stats.skipped += 1;
                 Vec::new()
@@ -310,7 +310,6 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         for f in &out {
             self.stats.count(f);
         }
-        out.shrink_to_fit();
         out
     }
 
