@@ -141,7 +141,8 @@ impl Intent {
         lints: bool,
     ) -> Result<Parsed<Intent>, IntentError> {
         let source = SourceText::new(file, text);
-        let root = match json::parse(text) {
+        let arena = json::Bump::with_capacity(text.len());
+        let root = match json::parse(text, &arena) {
             Ok(j) => j,
             Err(e) => {
                 return Err(IntentError {

@@ -3,10 +3,13 @@
 //! `serde_json` forgets where a value came from once parsed; policy validation must point at
 //! the offending element by JSON path *and* line/column, so the core parses documents itself.
 //! The parser is strict RFC 8259 JSON, iterative in spirit (recursion is bounded by
-//! [`MAX_DEPTH`]), and never panics on any input.
+//! [`MAX_DEPTH`]), and never panics on any input. The tree lives in a bump arena owned by the
+//! caller: strings borrow from the source text (escaped ones are copied into the arena) and
+//! containers are arena slices, so a document costs a handful of allocations, not one per node.
 
-use std::borrow::Cow;
 use std::fmt;
+
+pub use bumpalo::Bump;
 
 /// Deepest nesting accepted; deeper input is rejected instead of exhausting the stack.
 pub const MAX_DEPTH: usize = 128;
@@ -32,15 +35,15 @@ pub enum JsonKind<'a> {
     Null,
     Bool(bool),
     Number(&'a str),
-    String(Cow<'a, str>),
-    Array(Vec<Json<'a>>),
-    Object(Vec<Member<'a>>),
+    String(&'a str),
+    Array(&'a [Json<'a>]),
+    Object(&'a [Member<'a>]),
 }
 
 /// One `"key": value` pair of an object, in source order (duplicates are kept).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member<'a> {
-    pub key: Cow<'a, str>,
+    pub key: &'a str,
     pub key_span: Span,
     pub value: Json<'a>,
 }
@@ -69,13 +72,13 @@ impl<'a> Json<'a> {
     /// The string content, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
-            JsonKind::String(s) => Some(s.as_ref()),
+            JsonKind::String(s) => Some(s),
             _ => None,
         }
     }
 
     /// The members, if this is an object.
-    pub fn as_object(&self) -> Option<&[Member<'a>]> {
+    pub fn as_object(&self) -> Option<&'a [Member<'a>]> {
         match &self.kind {
             JsonKind::Object(m) => Some(m),
             _ => None,
@@ -83,7 +86,7 @@ impl<'a> Json<'a> {
     }
 
     /// First member named exactly `key`.
-    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+    pub fn get(&self, key: &str) -> Option<&'a Json<'a>> {
         self.as_object()?
             .iter()
             .find(|m| m.key == key)
@@ -110,9 +113,10 @@ impl<'a> Json<'a> {
     }
 }
 
-/// Parses one JSON document; anything but whitespace after it is an error.
-pub fn parse(text: &str) -> Result<Json<'_>, SyntaxError> {
+/// Parses one JSON document into `arena`; anything but whitespace after it is an error.
+pub fn parse<'a>(text: &'a str, arena: &'a Bump) -> Result<Json<'a>, SyntaxError> {
     let mut p = Parser {
+        arena,
         bytes: text.as_bytes(),
         text,
         pos: 0,
@@ -129,6 +133,7 @@ pub fn parse(text: &str) -> Result<Json<'_>, SyntaxError> {
 }
 
 struct Parser<'a> {
+    arena: &'a Bump,
     bytes: &'a [u8],
     text: &'a str,
     pos: usize,
@@ -210,7 +215,7 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(JsonKind::Array(Vec::new()));
+            return Ok(JsonKind::Array(&[]));
         }
         let base = self.items.len();
         loop {
@@ -222,7 +227,7 @@ impl<'a> Parser<'a> {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    let items: Vec<Json<'a>> = self.items.drain(base..).collect();
+                    let items = self.arena.alloc_slice_fill_iter(self.items.drain(base..));
                     return Ok(JsonKind::Array(items));
                 }
                 None => return Err(self.err("unexpected end of input inside an array")),
@@ -236,7 +241,7 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(JsonKind::Object(Vec::new()));
+            return Ok(JsonKind::Object(&[]));
         }
         let base = self.members.len();
         loop {
@@ -267,7 +272,7 @@ impl<'a> Parser<'a> {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    let members: Vec<Member<'a>> = self.members.drain(base..).collect();
+                    let members = self.arena.alloc_slice_fill_iter(self.members.drain(base..));
                     return Ok(JsonKind::Object(members));
                 }
                 None => return Err(self.err("unexpected end of input inside an object")),
@@ -328,7 +333,7 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
-    fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
+    fn string(&mut self) -> Result<&'a str, SyntaxError> {
         self.pos += 1; // opening quote
         let start = self.pos;
         let run = self
@@ -341,12 +346,11 @@ impl<'a> Parser<'a> {
             if self.bytes.get(start + n) == Some(&b'"') {
                 self.pos = start + n + 1;
                 // INVARIANT: the run stops at an ASCII quote, so it ends on a char boundary.
-                return Ok(Cow::Borrowed(
-                    self.text.get(start..start + n).unwrap_or_default(),
-                ));
+                return Ok(self.text.get(start..start + n).unwrap_or_default());
             }
         }
-        self.string_escaped().map(Cow::Owned)
+        let owned = self.string_escaped()?;
+        Ok(self.arena.alloc_str(&owned))
     }
 
     /// The slow path: a string with escapes (the position is just after the opening quote).
@@ -464,7 +468,8 @@ mod tests {
     #[test]
     fn parses_nested_values_with_spans() {
         let text = r#" {"a": [1, -2.5e3, "x\u00e9\n"], "b": {"c": null, "d": true}} "#;
-        let v = parse(text).unwrap();
+        let arena = Bump::new();
+        let v = parse(text, &arena).unwrap();
         let a = v.get("a").unwrap();
         assert_eq!(
             &text[a.span.start..a.span.end],
@@ -485,15 +490,17 @@ mod tests {
 
     #[test]
     fn surrogate_pairs_decode() {
-        let v = parse(r#""\ud83d\ude00""#).unwrap();
+        let arena = Bump::new();
+        let v = parse(r#""\ud83d\ude00""#, &arena).unwrap();
         assert_eq!(v.as_str(), Some("😀"));
-        assert!(parse(r#""\ud83d""#).is_err());
-        assert!(parse(r#""\ude00""#).is_err());
+        assert!(parse(r#""\ud83d""#, &arena).is_err());
+        assert!(parse(r#""\ude00""#, &arena).is_err());
     }
 
     #[test]
     fn keeps_duplicate_keys_in_order() {
-        let v = parse(r#"{"k": 1, "k": 2}"#).unwrap();
+        let arena = Bump::new();
+        let v = parse(r#"{"k": 1, "k": 2}"#, &arena).unwrap();
         let members = v.as_object().unwrap();
         assert_eq!(members.len(), 2);
         assert_eq!(members[1].value.kind, JsonKind::Number("2"));
@@ -513,7 +520,7 @@ mod tests {
             ("-", 1),
             ("1.", 2),
         ] {
-            let e = parse(text).unwrap_err();
+            let e = parse(text, &Bump::new()).unwrap_err();
             assert_eq!(e.offset, offset, "{text:?}: {e}");
         }
     }
@@ -521,7 +528,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let text = "[".repeat(100_000);
-        let e = parse(&text).unwrap_err();
+        let e = parse(&text, &Bump::new()).unwrap_err();
         assert!(e.message.contains("nesting"), "{e}");
     }
 
@@ -539,7 +546,7 @@ mod tests {
     #[test]
     fn to_value_round_trips() {
         let text = r#"{"a":[1,2.5,"s",null,false],"b":{}}"#;
-        let v = parse(text).unwrap().to_value();
+        let v = parse(text, &Bump::new()).unwrap().to_value();
         assert_eq!(v, serde_json::from_str::<serde_json::Value>(text).unwrap());
     }
 }

@@ -40,7 +40,8 @@ pub fn parse_request_line(
         }
         d
     };
-    let json = match json::parse(text) {
+    let arena = json::Bump::new();
+    let json = match json::parse(text, &arena) {
         Ok(j) => j,
         Err(e) => {
             let d = crate::diag::syntax_error(&source, &e);

@@ -55,7 +55,8 @@ impl Inventory {
     /// Parses an inventory; every malformed entry is reported with its path and position.
     pub fn parse(text: &str, file: Option<&str>) -> Result<Inventory, InventoryError> {
         let source = SourceText::new(file, text);
-        let root = json::parse(text).map_err(|e| InventoryError {
+        let arena = json::Bump::new();
+        let root = json::parse(text, &arena).map_err(|e| InventoryError {
             diagnostics: vec![diag::syntax_error(&source, &e)],
         })?;
         let mut r = Reporter::new(&source, JsonPath::root());
@@ -75,7 +76,7 @@ impl Inventory {
             match &m.value.kind {
                 JsonKind::Object(tags) => {
                     let mut set = TagSet::new();
-                    for t in tags {
+                    for t in tags.iter() {
                         match t.value.as_str() {
                             Some(v) => {
                                 set.insert(t.key.to_string(), v.to_string());
