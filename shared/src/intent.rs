@@ -193,8 +193,8 @@ const ENTRY_FIELDS: &[&str] = &["name", "match", "policies", "principal_tags", "
 
 fn unknown_fields(obj: &Json, known: &[&str], what: &str, r: &mut Reporter) {
     for m in obj.as_object().unwrap_or_default() {
-        if !known.contains(&m.key.as_ref()) {
-            let mark = r.path.key(&m.key);
+        if !known.contains(&m.key) {
+            let mark = r.path.key(m.key);
             r.error(
                 "unknown-field",
                 m.key_span,
@@ -450,7 +450,7 @@ fn parse_entry(
                         match mem.value.as_str() {
                             Some(v) => tags.push((mem.key.to_string(), v.to_string())),
                             None => {
-                                let m2 = r.path.key(&mem.key);
+                                let m2 = r.path.key(mem.key);
                                 r.error(
                                     "invalid-principal-tag",
                                     mem.value.span,

@@ -98,8 +98,8 @@ fn parse_spec(json: &Json, r: &mut Reporter) -> Option<RequestSpec> {
         return None;
     };
     for m in members {
-        if !FIELDS.contains(&m.key.as_ref()) {
-            let mark = r.path.key(&m.key);
+        if !FIELDS.contains(&m.key) {
+            let mark = r.path.key(m.key);
             r.error(
                 "unknown-field",
                 m.key_span,
@@ -131,12 +131,12 @@ fn parse_spec(json: &Json, r: &mut Reporter) -> Option<RequestSpec> {
             ),
             Some(entries) => {
                 for e in entries {
-                    let m = r.path.key(&e.key);
+                    let m = r.path.key(e.key);
                     match &e.value.kind {
                         JsonKind::Array(items) => {
                             let vals: Option<Vec<String>> = items.iter().map(scalar).collect();
                             match vals {
-                                Some(v) => request.context.insert_multi(&e.key, v),
+                                Some(v) => request.context.insert_multi(e.key, v),
                                 None => r.error(
                                     "invalid-context",
                                     e.value.span,
@@ -145,7 +145,7 @@ fn parse_spec(json: &Json, r: &mut Reporter) -> Option<RequestSpec> {
                             }
                         }
                         _ => match scalar(&e.value) {
-                            Some(v) => request.context.insert(&e.key, v),
+                            Some(v) => request.context.insert(e.key, v),
                             None => r.error(
                                 "invalid-context",
                                 e.value.span,
@@ -174,9 +174,9 @@ fn parse_spec(json: &Json, r: &mut Reporter) -> Option<RequestSpec> {
                 let mut pairs = Vec::new();
                 for e in entries {
                     match e.value.as_str() {
-                        Some(v) => pairs.push((e.key.as_ref(), v)),
+                        Some(v) => pairs.push((e.key, v)),
                         None => {
-                            let m = r.path.key(&e.key);
+                            let m = r.path.key(e.key);
                             r.error(
                                 "invalid-tags",
                                 e.value.span,

@@ -72,7 +72,7 @@ impl Inventory {
         };
         let mut resources = HashMap::with_capacity(members.len());
         for m in members {
-            let mark = r.path.key(&m.key);
+            let mark = r.path.key(m.key);
             match &m.value.kind {
                 JsonKind::Object(tags) => {
                     let mut set = TagSet::new();
@@ -82,7 +82,7 @@ impl Inventory {
                                 set.insert(t.key.to_string(), v.to_string());
                             }
                             None => {
-                                let m2 = r.path.key(&t.key);
+                                let m2 = r.path.key(t.key);
                                 r.error(
                                     "invalid-tag",
                                     t.value.span,

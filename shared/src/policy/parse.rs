@@ -33,7 +33,7 @@ fn fields<'j, const N: usize>(
 ) -> [Option<&'j Json<'j>>; N] {
     let mut slots: [Option<&'j Json<'j>>; N] = [None; N];
     for m in members {
-        let key: &str = &m.key;
+        let key: &str = m.key;
         match known.iter().position(|k| *k == key) {
             Some(i) => match slots.get_mut(i) {
                 Some(slot @ None) => *slot = Some(&m.value),
@@ -219,7 +219,7 @@ fn string_list<'j>(
     r: &mut Reporter,
 ) -> Option<Vec<(&'j str, Span)>> {
     match &v.kind {
-        JsonKind::String(s) => Some(vec![(s.as_ref(), v.span)]),
+        JsonKind::String(s) => Some(vec![(s, v.span)]),
         JsonKind::Array(items) => {
             if items.is_empty() {
                 r.error(
@@ -588,7 +588,7 @@ fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<C
     let mut out = Vec::with_capacity(count);
     let mut ok = true;
     for (i, op_member) in ops.iter().enumerate() {
-        let m = r.path.key(&op_member.key);
+        let m = r.path.key(op_member.key);
         if ops.iter().take(i).any(|p| p.key == op_member.key) {
             r.error(
                 "duplicate-operator",
@@ -600,13 +600,13 @@ fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<C
             );
             ok = false;
         }
-        match Operator::parse(&op_member.key) {
+        match Operator::parse(op_member.key) {
             Err(e) => {
                 r.error("unknown-operator", op_member.key_span, e.to_string());
                 ok = false;
             }
             Ok(op) => {
-                if !op.spelled_as(&op_member.key) {
+                if !op.spelled_as(op_member.key) {
                     r.warn(
                         "operator-case",
                         op_member.key_span,
@@ -661,11 +661,11 @@ fn parse_keys(
     }
     let mut ok = true;
     for (i, km) in keys.iter().enumerate() {
-        let m = r.path.key(&km.key);
+        let m = r.path.key(km.key);
         if keys
             .iter()
             .take(i)
-            .any(|p| p.key.eq_ignore_ascii_case(&km.key))
+            .any(|p| p.key.eq_ignore_ascii_case(km.key))
         {
             r.error(
                 "duplicate-key",
@@ -691,8 +691,8 @@ fn parse_keys(
         match parse_values(op, &km.value, variables, r) {
             Some((raw_values, values)) if ok => out.push(Condition {
                 operator: op,
-                key: crate::catalog::intern(&km.key),
-                key_lower: intern_lower(&km.key),
+                key: crate::catalog::intern(km.key),
+                key_lower: intern_lower(km.key),
                 raw_values,
                 values,
             }),
