@@ -104,74 +104,84 @@ pub fn syntax_error(source: &SourceText<'_>, e: &crate::json::SyntaxError) -> Di
     }
 }
 
-/// A JSON path under construction: push a segment, recurse, truncate back.
+/// A JSON path under construction: push a segment, recurse, truncate back. Segments borrow
+/// the document's keys; the path is rendered only when a diagnostic needs it.
 #[derive(Debug, Clone, Default)]
-pub struct JsonPath(String);
+pub struct JsonPath<'a>(Vec<Seg<'a>>);
 
-impl JsonPath {
+#[derive(Debug, Clone)]
+enum Seg<'a> {
+    Key(&'a str),
+    Owned(String),
+    Index(usize),
+}
+
+fn render_key(out: &mut String, key: &str) {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        out.push('.');
+        out.push_str(key);
+        return;
+    }
+    out.push_str("[\"");
+    for c in key.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str("\"]");
+}
+
+impl<'a> JsonPath<'a> {
     pub fn root() -> Self {
-        JsonPath("$".to_string())
+        JsonPath(Vec::with_capacity(8))
     }
 
-    /// Appends `.key` (or `["key"]` when the key is not a plain identifier) and returns the
-    /// length to truncate back to.
-    pub fn key(&mut self, key: &str) -> usize {
-        let len = self.0.len();
-        if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            self.0.push('.');
-            self.0.push_str(key);
-        } else {
-            self.0.push_str("[\"");
-            if !key.contains(|c: char| c == '"' || c == '\\' || u32::from(c) < 0x20) {
-                self.0.push_str(key);
-                self.0.push_str("\"]");
-                return len;
-            }
-            for c in key.chars() {
-                match c {
-                    '"' => self.0.push_str("\\\""),
-                    '\\' => self.0.push_str("\\\\"),
-                    c if u32::from(c) < 0x20 => {
-                        let _ = write!(self.0, "\\u{:04x}", u32::from(c));
-                    }
-                    c => self.0.push(c),
+    /// Appends `.key` (`["key"]` when the key is not a plain identifier); returns the mark to
+    /// truncate back to.
+    pub fn key(&mut self, key: &'a str) -> usize {
+        self.0.push(Seg::Key(key));
+        self.0.len() - 1
+    }
+
+    /// Like [`JsonPath::key`] for a key that does not outlive the call.
+    pub fn key_owned(&mut self, key: &str) -> usize {
+        self.0.push(Seg::Owned(key.to_string()));
+        self.0.len() - 1
+    }
+
+    /// Appends `[index]`; returns the mark to truncate back to.
+    pub fn index(&mut self, index: usize) -> usize {
+        self.0.push(Seg::Index(index));
+        self.0.len() - 1
+    }
+
+    pub fn truncate(&mut self, mark: usize) {
+        self.0.truncate(mark);
+    }
+
+    /// The current mark (depth).
+    pub fn mark(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `$.Statement[1].Condition["ssm:resourceTag/Finance"]`.
+    pub fn render(&self) -> String {
+        let mut out = String::from("$");
+        for seg in &self.0 {
+            match seg {
+                Seg::Key(k) => render_key(&mut out, k),
+                Seg::Owned(k) => render_key(&mut out, k),
+                Seg::Index(i) => {
+                    let _ = write!(out, "[{i}]");
                 }
             }
-            self.0.push_str("\"]");
         }
-        len
-    }
-
-    /// Appends `[index]` and returns the length to truncate back to.
-    pub fn index(&mut self, index: usize) -> usize {
-        let len = self.0.len();
-        self.0.push('[');
-        let mut digits = [0u8; 20];
-        let mut n = index;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
-        }
-        for d in digits.get(i..).unwrap_or_default() {
-            self.0.push(char::from(*d));
-        }
-        self.0.push(']');
-        len
-    }
-
-    pub fn truncate(&mut self, len: usize) {
-        self.0.truncate(len);
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+        out
     }
 }
 
@@ -179,14 +189,14 @@ impl JsonPath {
 #[derive(Debug)]
 pub struct Reporter<'s, 'a> {
     pub source: &'s SourceText<'a>,
-    pub path: JsonPath,
+    pub path: JsonPath<'a>,
     pub diagnostics: Vec<Diagnostic>,
     /// Run the pitfall lints (`tagwatch check`), not only validation.
     pub lints: bool,
 }
 
 impl<'s, 'a> Reporter<'s, 'a> {
-    pub fn new(source: &'s SourceText<'a>, path: JsonPath) -> Self {
+    pub fn new(source: &'s SourceText<'a>, path: JsonPath<'a>) -> Self {
         Reporter {
             source,
             path,
@@ -202,7 +212,7 @@ impl<'s, 'a> Reporter<'s, 'a> {
             severity,
             code,
             file: self.source.file.map(str::to_string),
-            path: self.path.as_str().to_string(),
+            path: self.path.render(),
             location,
             message,
         });
@@ -232,19 +242,23 @@ mod tests {
         let mut p = JsonPath::root();
         let a = p.key("Statement");
         let before = p.index(1234567);
-        assert_eq!(p.as_str().get(before..), Some("[1234567]"));
-        p.truncate(before);
-        p.index(0);
+        assert_eq!(p.render(), "$.Statement[1234567]");
         p.truncate(before);
         p.index(2);
         p.key("Condition");
         p.key("ssm:resourceTag/Finance");
         assert_eq!(
-            p.as_str(),
+            p.render(),
             r#"$.Statement[2].Condition["ssm:resourceTag/Finance"]"#
         );
+        p.key_owned("a\"b\\c\n");
+        assert!(
+            p.render().ends_with(r#"["a\"b\\c\u000a"]"#),
+            "{}",
+            p.render()
+        );
         p.truncate(a);
-        assert_eq!(p.as_str(), "$");
+        assert_eq!(p.render(), "$");
     }
 
     #[test]

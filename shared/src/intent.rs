@@ -191,7 +191,7 @@ impl Intent {
 const TOP_FIELDS: &[&str] = &["principals", "unlisted", "spike", "description"];
 const ENTRY_FIELDS: &[&str] = &["name", "match", "policies", "principal_tags", "description"];
 
-fn unknown_fields(obj: &Json, known: &[&str], what: &str, r: &mut Reporter) {
+fn unknown_fields<'j>(obj: &'j Json<'j>, known: &[&str], what: &str, r: &mut Reporter<'_, 'j>) {
     for m in obj.as_object().unwrap_or_default() {
         if !known.contains(&m.key) {
             let mark = r.path.key(m.key);
@@ -213,9 +213,9 @@ fn unknown_fields(obj: &Json, known: &[&str], what: &str, r: &mut Reporter) {
     }
 }
 
-fn parse_intent(
-    root: &Json,
-    r: &mut Reporter,
+fn parse_intent<'j>(
+    root: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
     load: &mut PolicyLoader<'_>,
     extra: &mut Vec<Diagnostic>,
 ) -> Option<Intent> {
@@ -340,7 +340,7 @@ fn positive_int(v: &Json) -> Option<u64> {
     }
 }
 
-fn parse_spike(v: &Json, r: &mut Reporter) -> SpikeSettings {
+fn parse_spike<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> SpikeSettings {
     let mut s = SpikeSettings::default();
     if v.as_object().is_none() {
         r.error(
@@ -378,9 +378,9 @@ fn parse_spike(v: &Json, r: &mut Reporter) -> SpikeSettings {
     s
 }
 
-fn parse_entry(
-    item: &Json,
-    r: &mut Reporter,
+fn parse_entry<'j>(
+    item: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
     load: &mut PolicyLoader<'_>,
     extra: &mut Vec<Diagnostic>,
 ) -> Option<PrincipalEntry> {
@@ -502,7 +502,7 @@ fn parse_entry(
     })
 }
 
-fn parse_match(m: &Json, label: &str, r: &mut Reporter) -> Option<Vec<Pattern>> {
+fn parse_match<'j>(m: &'j Json<'j>, label: &str, r: &mut Reporter<'_, 'j>) -> Option<Vec<Pattern>> {
     let items: Vec<&Json> = match &m.kind {
         JsonKind::String(_) => vec![m],
         JsonKind::Array(items) if !items.is_empty() => items.iter().collect(),
@@ -541,10 +541,10 @@ fn parse_match(m: &Json, label: &str, r: &mut Reporter) -> Option<Vec<Pattern>> 
     ok.then_some(out)
 }
 
-fn parse_policies(
-    p: &Json,
+fn parse_policies<'j>(
+    p: &'j Json<'j>,
     label: &str,
-    r: &mut Reporter,
+    r: &mut Reporter<'_, 'j>,
     load: &mut PolicyLoader<'_>,
     extra: &mut Vec<Diagnostic>,
 ) -> Option<Vec<NamedPolicy>> {

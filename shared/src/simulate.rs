@@ -56,7 +56,11 @@ pub fn parse_request_line(
     }
 }
 
-fn required_string(json: &Json, field: &str, r: &mut Reporter) -> Option<String> {
+fn required_string<'j>(
+    json: &'j Json<'j>,
+    field: &'j str,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<String> {
     match json.get(field) {
         None => {
             r.error(
@@ -85,7 +89,7 @@ fn required_string(json: &Json, field: &str, r: &mut Reporter) -> Option<String>
     }
 }
 
-fn parse_spec(json: &Json, r: &mut Reporter) -> Option<RequestSpec> {
+fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<RequestSpec> {
     let Some(members) = json.as_object() else {
         r.error(
             "not-an-object",

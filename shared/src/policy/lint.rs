@@ -34,16 +34,16 @@ fn resource_tag_conditions(s: &Statement) -> impl Iterator<Item = &super::condit
 }
 
 /// Warns at `Statement[i].Condition.<op>.<key>` of a policy-level lint.
-fn warn_at_condition(
-    r: &mut Reporter,
-    statements_json: &Json,
+fn warn_at_condition<'j>(
+    r: &mut Reporter<'_, 'j>,
+    statements_json: &'j Json<'j>,
     s: &Statement,
     c: &super::condition::Condition,
     code: &'static str,
     msg: String,
 ) {
     let json = statement_json(statements_json, s.index);
-    let mark = r.path.as_str().len();
+    let mark = r.path.mark();
     if matches!(statements_json.kind, JsonKind::Array(_)) {
         r.path.index(s.index);
     }
@@ -80,16 +80,21 @@ fn condition_span(json: &Json, op: &str, key: &str) -> Span {
 }
 
 fn with_path<F: FnOnce(&mut Reporter)>(r: &mut Reporter, keys: &[&str], f: F) {
-    let mark = r.path.as_str().len();
+    let mark = r.path.mark();
     for k in keys {
-        r.path.key(k);
+        r.path.key_owned(k);
     }
     f(r);
     r.path.truncate(mark);
 }
 
 /// Lints one compiled statement (`json` is its source object).
-pub(super) fn statement_lints(s: &Statement, json: &Json, version: Version, r: &mut Reporter) {
+pub(super) fn statement_lints<'j>(
+    s: &Statement,
+    json: &'j Json<'j>,
+    version: Version,
+    r: &mut Reporter<'_, 'j>,
+) {
     let action_elem = if s.actions.negated {
         "NotAction"
     } else {
@@ -244,7 +249,11 @@ pub(super) fn statement_lints(s: &Statement, json: &Json, version: Version, r: &
 }
 
 /// Lints that need the whole policy.
-pub(super) fn policy_lints(policy: &Policy, statements_json: &Json, r: &mut Reporter) {
+pub(super) fn policy_lints<'j>(
+    policy: &Policy,
+    statements_json: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
+) {
     resource_tags_on_documents(policy, statements_json, r);
     via_aws_service(policy, statements_json, r);
 }
@@ -254,7 +263,11 @@ pub(super) fn policy_lints(policy: &Policy, statements_json: &Json, r: &mut Repo
 /// tags, so the document check fails. Warned when the statement names documents itself, or
 /// covers them (`"Resource": "*"`) while no other statement allows the AWS-owned documents
 /// without a tag condition (the shape AWS's setup guide uses).
-fn resource_tags_on_documents(policy: &Policy, statements_json: &Json, r: &mut Reporter) {
+fn resource_tags_on_documents<'j>(
+    policy: &Policy,
+    statements_json: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
+) {
     let runs = |s: &Statement, action: &str| s.effect == Effect::Allow && s.covers_action(action);
     for s in &policy.statements {
         let Some(action) = ["ssm:SendCommand", "ssm:StartSession"]
@@ -296,7 +309,7 @@ fn resource_tags_on_documents(policy: &Policy, statements_json: &Json, r: &mut R
 }
 
 /// SendCommand limited by network-origin keys without the `aws:ViaAWSService` alternative.
-fn via_aws_service(policy: &Policy, statements_json: &Json, r: &mut Reporter) {
+fn via_aws_service<'j>(policy: &Policy, statements_json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) {
     let sends = |s: &&Statement| s.effect == Effect::Allow && s.covers_action("ssm:SendCommand");
     let has_via_service = policy.statements.iter().filter(sends).any(|s| {
         s.conditions

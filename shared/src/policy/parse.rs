@@ -29,11 +29,11 @@ fn fields<'j, const N: usize>(
     members: &'j [Member<'j>],
     known: &[&str; N],
     what: &str,
-    r: &mut Reporter,
+    r: &mut Reporter<'_, 'j>,
 ) -> [Option<&'j Json<'j>>; N] {
     let mut slots: [Option<&'j Json<'j>>; N] = [None; N];
     for m in members {
-        let key: &str = m.key;
+        let key: &'j str = m.key;
         match known.iter().position(|k| *k == key) {
             Some(i) => match slots.get_mut(i) {
                 Some(slot @ None) => *slot = Some(&m.value),
@@ -67,7 +67,7 @@ fn fields<'j, const N: usize>(
 }
 
 /// Parses a policy document; `None` (with errors reported) when it is not valid.
-pub fn parse_policy_json(json: &Json, r: &mut Reporter) -> Option<Policy> {
+pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Policy> {
     let Some(members) = json.as_object() else {
         r.error(
             "not-an-object",
@@ -216,7 +216,7 @@ fn shown(v: &Json) -> String {
 fn string_list<'j>(
     v: &'j Json<'j>,
     element: &str,
-    r: &mut Reporter,
+    r: &mut Reporter<'_, 'j>,
 ) -> Option<Vec<(&'j str, Span)>> {
     match &v.kind {
         JsonKind::String(s) => Some(vec![(s, v.span)]),
@@ -270,7 +270,7 @@ fn pick<'j>(
     obj: &'j Json<'j>,
     (positive, p): (&'static str, Option<&'j Json<'j>>),
     (negative, n): (&'static str, Option<&'j Json<'j>>),
-    r: &mut Reporter,
+    r: &mut Reporter<'_, 'j>,
 ) -> Option<(&'static str, &'j Json<'j>)> {
     match (p, n) {
         (Some(p), None) => Some((positive, p)),
@@ -296,11 +296,11 @@ fn pick<'j>(
     }
 }
 
-fn parse_statement(
-    json: &Json,
+fn parse_statement<'j>(
+    json: &'j Json<'j>,
     index: usize,
     version: Version,
-    r: &mut Reporter,
+    r: &mut Reporter<'_, 'j>,
 ) -> Option<Statement> {
     let Some(members) = json.as_object() else {
         r.error(
@@ -569,7 +569,11 @@ fn scalar_text(v: &Json) -> Option<String> {
     }
 }
 
-fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<Condition>> {
+fn parse_conditions<'j>(
+    c: &'j Json<'j>,
+    variables: bool,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<Vec<Condition>> {
     let Some(ops) = c.as_object() else {
         r.error(
             "invalid-condition",
@@ -634,11 +638,11 @@ fn parse_conditions(c: &Json, variables: bool, r: &mut Reporter) -> Option<Vec<C
 }
 
 /// Parses `{key: values}` under one operator into `out`; false when anything was invalid.
-fn parse_keys(
+fn parse_keys<'j>(
     op: Operator,
-    v: &Json,
+    v: &'j Json<'j>,
     variables: bool,
-    r: &mut Reporter,
+    r: &mut Reporter<'_, 'j>,
     out: &mut Vec<Condition>,
 ) -> bool {
     let Some(keys) = v.as_object() else {
@@ -703,11 +707,11 @@ fn parse_keys(
     ok
 }
 
-fn parse_values(
+fn parse_values<'j>(
     op: Operator,
-    v: &Json,
+    v: &'j Json<'j>,
     variables: bool,
-    r: &mut Reporter,
+    r: &mut Reporter<'_, 'j>,
 ) -> Option<(OneOrMany<String>, Values)> {
     let items: &[Json] = match &v.kind {
         JsonKind::Array(items) => items,
