@@ -580,6 +580,8 @@ struct Index {
     /// Strings policies repeat endlessly (`ssm:SendCommand`, `aws:SourceIp`, their lowercase
     /// forms), shared instead of allocated per policy.
     interned: FastMap<String, ()>,
+    /// Known condition keys as AWS spells them, with their lowercase forms.
+    keys: FastMap<&'static str, String>,
 }
 
 fn index() -> &'static Index {
@@ -603,15 +605,18 @@ fn index() -> &'static Index {
             .map(|k| k.name)
             .chain(SSM_CONDITION_KEYS.iter().copied())
             .filter(|k| !k.ends_with('/'));
+        let mut keys = FastMap::default();
         for k in exact_keys {
             interned.insert(k.to_string(), ());
             interned.insert(k.to_ascii_lowercase(), ());
+            keys.insert(k, k.to_ascii_lowercase());
         }
         for a in SSM_ACTIONS {
             interned.insert(format!("ssm:{a}"), ());
         }
         Index {
             interned,
+            keys,
             global,
             global_families,
             service: SSM_CONDITION_KEYS
@@ -631,6 +636,14 @@ pub fn interned(text: &str) -> Option<&'static str> {
         .interned
         .get_key_value(text)
         .map(|(k, _)| k.as_str())
+}
+
+/// A known condition key (exact spelling) and its lowercase form, both shared.
+pub fn interned_key(key: &str) -> Option<(&'static str, &'static str)> {
+    index()
+        .keys
+        .get_key_value(key)
+        .map(|(k, lower)| (*k, lower.as_str()))
 }
 
 /// `text` as a shared string when known, otherwise an owned copy.
@@ -763,6 +776,11 @@ mod tests {
         assert_eq!(interned("aws:sourceip"), Some("aws:sourceip"));
         assert_eq!(interned("ssm:Sendcommand"), None);
         assert!(matches!(intern("aws:SourceVpce"), Cow::Borrowed(_)));
+        assert_eq!(
+            interned_key("aws:SourceVpce"),
+            Some(("aws:SourceVpce", "aws:sourcevpce"))
+        );
+        assert_eq!(interned_key("aws:sourcevpce"), None, "exact spelling only");
         assert!(matches!(intern("acme:Thing"), Cow::Owned(_)));
         assert!(ssm_action_matching("Send*"));
         assert!(ssm_action_matching("send*"));

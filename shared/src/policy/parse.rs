@@ -9,6 +9,7 @@ use crate::onemany::OneOrMany;
 use crate::template::Template;
 use crate::values;
 use crate::wildcard::{Flavor, Pattern};
+use std::borrow::Cow;
 
 const POLICY_ELEMENTS: &[&str; 3] = &["Version", "Id", "Statement"];
 const STATEMENT_ELEMENTS: &[&str; 9] = &[
@@ -544,20 +545,15 @@ fn compile_resource(res: &str, variables: bool) -> Result<ResourcePattern, Strin
     })
 }
 
-/// The lowercase form of a condition key, shared when it is a known key.
-fn intern_lower(key: &str) -> std::borrow::Cow<'static, str> {
-    let mut buf = [0u8; 64];
-    if let Some(dst) = buf.get_mut(..key.len()) {
-        dst.copy_from_slice(key.as_bytes());
-        dst.make_ascii_lowercase();
-        let shared = std::str::from_utf8(dst)
-            .ok()
-            .and_then(crate::catalog::interned);
-        if let Some(s) = shared {
-            return std::borrow::Cow::Borrowed(s);
-        }
+/// A condition key and its lowercase form, shared when the key is a known one.
+fn key_pair(key: &str) -> (Cow<'static, str>, Cow<'static, str>) {
+    match crate::catalog::interned_key(key) {
+        Some((k, lower)) => (Cow::Borrowed(k), Cow::Borrowed(lower)),
+        None => (
+            Cow::Owned(key.to_string()),
+            Cow::Owned(key.to_ascii_lowercase()),
+        ),
     }
-    std::borrow::Cow::Owned(key.to_ascii_lowercase())
 }
 
 fn scalar_text(v: &Json) -> Option<String> {
@@ -693,13 +689,16 @@ fn parse_keys<'j>(
             ok = false;
         }
         match parse_values(op, &km.value, variables, r) {
-            Some((raw_values, values)) if ok => out.push(Condition {
-                operator: op,
-                key: crate::catalog::intern(km.key),
-                key_lower: intern_lower(km.key),
-                raw_values,
-                values,
-            }),
+            Some((raw_values, values)) if ok => {
+                let (key, key_lower) = key_pair(km.key);
+                out.push(Condition {
+                    operator: op,
+                    key,
+                    key_lower,
+                    raw_values,
+                    values,
+                });
+            }
             _ => ok = false,
         }
         r.path.truncate(m);
