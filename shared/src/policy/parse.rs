@@ -214,13 +214,14 @@ fn shown(v: &Json) -> String {
 }
 
 /// A string or an array of strings; errors name the offending item.
+/// The items of a string or an array of strings (validated: every item is a string).
 fn string_list<'j>(
     v: &'j Json<'j>,
     element: &str,
     r: &mut Reporter<'_, 'j>,
-) -> Option<Vec<(&'j str, Span)>> {
+) -> Option<StringList<'j>> {
     match &v.kind {
-        JsonKind::String(s) => Some(vec![(s, v.span)]),
+        JsonKind::String(_) => Some(StringList(std::slice::from_ref(v))),
         JsonKind::Array(items) => {
             if items.is_empty() {
                 r.error(
@@ -230,27 +231,23 @@ fn string_list<'j>(
                 );
                 return None;
             }
-            let mut out = Vec::with_capacity(items.len());
             let mut ok = true;
             for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) => out.push((s, item.span)),
-                    None => {
-                        let m = r.path.index(i);
-                        r.error(
-                            "not-a-string",
-                            item.span,
-                            format!(
-                                "`{element}` entries must be strings, found {}",
-                                item.type_name()
-                            ),
-                        );
-                        r.path.truncate(m);
-                        ok = false;
-                    }
+                if item.as_str().is_none() {
+                    let m = r.path.index(i);
+                    r.error(
+                        "not-a-string",
+                        item.span,
+                        format!(
+                            "`{element}` entries must be strings, found {}",
+                            item.type_name()
+                        ),
+                    );
+                    r.path.truncate(m);
+                    ok = false;
                 }
             }
-            ok.then_some(out)
+            ok.then_some(StringList(items))
         }
         _ => {
             r.error(
@@ -263,6 +260,21 @@ fn string_list<'j>(
             );
             None
         }
+    }
+}
+
+/// JSON values known to be strings.
+struct StringList<'j>(&'j [Json<'j>]);
+
+impl<'j> StringList<'j> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'j str, Span)> + '_ {
+        self.0
+            .iter()
+            .map(|j| (j.as_str().unwrap_or_default(), j.span))
     }
 }
 
@@ -410,7 +422,7 @@ fn parse_statement<'j>(
             let mut patterns = Vec::with_capacity(list.len());
             let mut ok = true;
             for (i, (a, span)) in list.iter().enumerate() {
-                let valid = *a == "*"
+                let valid = a == "*"
                     || a.split_once(':').is_some_and(|(svc, act)| {
                         !svc.is_empty()
                             && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -421,7 +433,7 @@ fn parse_statement<'j>(
                     let mi = (list.len() > 1 || matches!(v.kind, JsonKind::Array(_))).then(|| r.path.index(i));
                     r.error(
                         "invalid-action",
-                        *span,
+                        span,
                         format!("action `{a}` must be `*` or `service:action` (for example `ssm:SendCommand`)"),
                     );
                     if let Some(mi) = mi {
@@ -457,7 +469,7 @@ fn parse_statement<'j>(
                 match compile_resource(res, variables) {
                     Ok(p) => patterns.push(p),
                     Err(msg) => {
-                        r.error("invalid-resource", *span, msg);
+                        r.error("invalid-resource", span, msg);
                         ok = false;
                     }
                 }
