@@ -141,7 +141,7 @@ impl Intent {
         lints: bool,
     ) -> Result<Parsed<Intent>, IntentError> {
         let source = SourceText::new(file, text);
-        let arena = json::Bump::with_capacity(text.len());
+        let arena = json::Bump::with_capacity(text.len() * 6);
         let root = match json::parse(text, &arena) {
             Ok(j) => j,
             Err(e) => {

@@ -190,7 +190,7 @@ impl Policy {
         lints: bool,
     ) -> Result<Parsed<Policy>, PolicyError> {
         let source = diag::SourceText::new(file, text);
-        let arena = crate::json::Bump::with_capacity(text.len() * 2);
+        let arena = crate::json::Bump::with_capacity(text.len() * 6);
         let json = match crate::json::parse(text, &arena) {
             Ok(j) => j,
             Err(e) => {
