@@ -444,24 +444,12 @@ fn parse_entry<'j>(
             let mark = r.path.key("principal_tags");
             let out = match t.as_object() {
                 Some(members) => {
-                    let mut tags = Vec::new();
-                    let mut ok = true;
-                    for mem in members {
-                        match mem.value.as_str() {
-                            Some(v) => tags.push((mem.key.to_string(), v.to_string())),
-                            None => {
-                                let m2 = r.path.key(mem.key);
-                                r.error(
-                                    "invalid-principal-tag",
-                                    mem.value.span,
-                                    format!("tag `{}` must have a string value", mem.key),
-                                );
-                                r.path.truncate(m2);
-                                ok = false;
-                            }
-                        }
-                    }
-                    ok.then_some(tags)
+                    crate::tags::tag_pairs(members, "invalid-principal-tag", r).map(|pairs| {
+                        pairs
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect()
+                    })
                 }
                 None => {
                     r.error(

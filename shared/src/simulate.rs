@@ -175,21 +175,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
                 ),
             ),
             Some(entries) => {
-                let mut pairs = Vec::new();
-                for e in entries {
-                    match e.value.as_str() {
-                        Some(v) => pairs.push((e.key, v)),
-                        None => {
-                            let m = r.path.key(e.key);
-                            r.error(
-                                "invalid-tags",
-                                e.value.span,
-                                format!("tag `{}` must have a string value", e.key),
-                            );
-                            r.path.truncate(m);
-                        }
-                    }
-                }
+                let pairs = crate::tags::tag_pairs(entries, "invalid-tags", r).unwrap_or_default();
                 request.context.set_resource_tags(pairs);
             }
         }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::diag::{self, Diagnostic, JsonPath, Reporter, SourceText};
 use crate::event::{ResourceKind, ResourceRef};
-use crate::json::{self, JsonKind};
+use crate::json::{self, JsonKind, Member};
 
 /// Tags of one resource.
 pub type TagSet = BTreeMap<String, String>;
@@ -36,6 +36,33 @@ pub fn tags_of<'a>(lookup: &'a dyn TagLookup, resource: &ResourceRef) -> Tags<'a
         (None, ResourceKind::Document) => Tags::None,
         (None, _) => Tags::Unknown,
     }
+}
+
+/// The `"key": "value"` pairs of a tag object; every non-string value is reported (with
+/// `code`) and makes the result `None`.
+pub(crate) fn tag_pairs<'j>(
+    members: &'j [Member<'j>],
+    code: &'static str,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<Vec<(&'j str, &'j str)>> {
+    let mut pairs = Vec::with_capacity(members.len());
+    let mut ok = true;
+    for m in members {
+        match m.value.as_str() {
+            Some(v) => pairs.push((m.key, v)),
+            None => {
+                let mark = r.path.key(m.key);
+                r.error(
+                    code,
+                    m.value.span,
+                    format!("tag `{}` must have a string value", m.key),
+                );
+                r.path.truncate(mark);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(pairs)
 }
 
 /// An inventory file: `{"i-0123...": {"Env": "prod"}, "mi-0abc...": {...}}`.
@@ -75,23 +102,11 @@ impl Inventory {
             let mark = r.path.key(m.key);
             match &m.value.kind {
                 JsonKind::Object(tags) => {
-                    let mut set = TagSet::new();
-                    for t in tags.iter() {
-                        match t.value.as_str() {
-                            Some(v) => {
-                                set.insert(t.key.to_string(), v.to_string());
-                            }
-                            None => {
-                                let m2 = r.path.key(t.key);
-                                r.error(
-                                    "invalid-tag",
-                                    t.value.span,
-                                    format!("tag `{}` must have a string value", t.key),
-                                );
-                                r.path.truncate(m2);
-                            }
-                        }
-                    }
+                    let set: TagSet = tag_pairs(tags, "invalid-tag", &mut r)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
                     resources.insert(m.key.to_string(), set);
                 }
                 _ => r.error(
