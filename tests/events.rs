@@ -390,3 +390,42 @@ fn findings_name_the_keys_the_event_cannot_tell() {
         );
     }
 }
+
+#[test]
+fn parked_invocations_expire_into_unevaluated_findings() {
+    // With a one-minute correlation window, a status event whose command record has not come
+    // by the time event time moves two hours on is reported, not kept forever.
+    let intent = intent();
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(60_000));
+    let mut out = w.handle(
+        &event("ssm-command-invocation-status-change-orphan.json"),
+        &inv,
+    );
+    assert!(out.is_empty(), "parked, not yet reported");
+    let mut v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("events/cloudtrail-sendcommand-unknown-instance.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    v["detail"]["eventTime"] = serde_json::json!("2026-11-20T13:00:00Z");
+    let later = w.handle(&normalize(&v).unwrap(), &inv);
+    out.extend(later);
+    let expired: Vec<&Finding> = out
+        .iter()
+        .filter(|f| {
+            f.reason
+                .contains("did not arrive within the correlation window")
+        })
+        .collect();
+    assert_eq!(expired.len(), 1, "{:?}", summary(&out));
+    assert_eq!(expired[0].resource.as_deref(), Some(A1));
+    assert!(w.finish().is_empty(), "reported once");
+    assert!(
+        w.store().len() <= 8,
+        "state stays bounded: {}",
+        w.store().len()
+    );
+}
