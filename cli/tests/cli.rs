@@ -649,3 +649,37 @@ fn replay_reads_json_lines_from_stdin_with_line_numbers() {
         stderr(&o)
     );
 }
+
+#[test]
+fn replay_reads_pretty_printed_log_files_and_gzipped_json_lines() {
+    let dir = scratch("replay-shapes");
+    let log: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events/cloudtrail-logfile-mixed.json")).unwrap(),
+    )
+    .unwrap();
+    let pretty = dir.join("pretty.json");
+    std::fs::write(&pretty, serde_json::to_string_pretty(&log).unwrap()).unwrap();
+    // The same records as JSON lines, gzip-compressed, with a name that does not say so.
+    let lines: Vec<String> = log["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    let gz = dir.join("records.jsonl.gz");
+    {
+        use flate2::write::GzEncoder;
+        let mut e = GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        e.write_all(lines.join("\n").as_bytes()).unwrap();
+        e.finish().unwrap();
+    }
+    let a = json_lines(&stdout(&replay(&[], &[pretty.to_str().unwrap()], None)));
+    let b = json_lines(&stdout(&replay(&[], &[gz.to_str().unwrap()], None)));
+    assert_eq!(a.len(), 1);
+    assert_eq!(a, b);
+    let o = replay(&[], &[gz.to_str().unwrap()], None);
+    assert!(stderr(&o).contains("10 events read"), "{}", stderr(&o));
+}

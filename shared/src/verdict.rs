@@ -491,14 +491,17 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         }
     }
 
-    /// The intent's decision on one resource of an activity.
+    /// The intent's decision on one resource of an activity, and the keys it depended on that
+    /// the event cannot tell. The report (with its explanation) is built only when asked for or
+    /// when the intent does not allow: compliant resources are the common case.
     fn decide(
         &self,
         a: &Activity,
         r: &ResourceRef,
         resolution: &Resolution<'_>,
         tags: Tags<'_>,
-    ) -> (crate::eval::DecisionReport, Vec<String>) {
+        report_allow: bool,
+    ) -> Option<(crate::eval::DecisionReport, Vec<String>)> {
         let mut request = Request {
             action: a.action.as_str().to_string(),
             resource: r.arn.clone(),
@@ -511,6 +514,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         }
         resolution.fill_context(&mut request.context);
         let decision = evaluate(&resolution.policies, &request);
+        if decision.verdict == Verdict::Allow && !report_allow {
+            return None;
+        }
         let unknown: Vec<String> = decision
             .missing_keys
             .iter()
@@ -522,7 +528,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             })
             .cloned()
             .collect();
-        (decision.report(&resolution.policies, &request), unknown)
+        Some((decision.report(&resolution.policies, &request), unknown))
     }
 
     fn evaluate(
@@ -554,11 +560,10 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             );
             return Some(f);
         }
-        let (report, unknown) = self.decide(a, r, resolution, tags);
-        if report.decision == Verdict::Allow {
+        let Some((report, unknown)) = self.decide(a, r, resolution, tags, false) else {
             self.stats.compliant += 1;
             return None;
-        }
+        };
         let mut f = self.base_finding(a, FindingKind::Violation, resolution);
         f.severity = FindingSeverity::High;
         f.finding_id = key;
@@ -617,9 +622,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             .map(str::to_string)
             .or_else(|| target.map(|t| t.arn.clone()));
         let on = f.resource.as_deref().unwrap_or("its resources");
-        match target {
-            Some(t) if tags_of(lookup, t) != Tags::Unknown => {
-                let (report, unknown) = self.decide(a, t, resolution, tags_of(lookup, t));
+        let decided = target
+            .filter(|t| tags_of(lookup, t) != Tags::Unknown)
+            .and_then(|t| self.decide(a, t, resolution, tags_of(lookup, t), true));
+        match decided {
+            Some((report, unknown)) => {
                 f.intended = Some(report.decision);
                 f.statements = report.statements;
                 f.unknown_keys = unknown;
@@ -636,7 +643,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                     unknown_note(&f.unknown_keys)
                 );
             }
-            _ => {
+            None => {
                 f.reason = format!(
                     "AWS denied {} {} on {on} ({code}); the intended decision is unknown because the resource's tags are unknown",
                     who(a),
