@@ -291,6 +291,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         &self.store
     }
 
+    /// Gives the correlation state back (to persist what the decisions changed).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// Processes one event; returns its findings (possibly none).
     pub fn handle(&mut self, event: &Event, tags: &dyn TagLookup) -> Vec<Finding> {
         let out = match event {

@@ -1,0 +1,299 @@
+//! Gather, decide, persist: correlation for stores that cannot be called synchronously.
+//!
+//! A Lambda function cannot hold correlation state in memory between invocations. It gathers
+//! the state one event needs (its command's record, parked invocations, the caller's
+//! AccessDenied window) into a [`JournalStore`], lets the core decide, and then writes back the
+//! [`Change`]s with conditional writes. A claim that fails there (another invocation evaluated
+//! the same command and instance first) drops the matching finding, so retries and races never
+//! duplicate one.
+
+use std::sync::Arc;
+
+use crate::correlate::{CorrelationStore, DenialWindow, MemoryStore, Parked};
+use crate::event::Activity;
+
+/// One state change the core made while deciding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An event id seen for the first time.
+    Sighted { event_id: String, event_ms: i64 },
+    /// A SendCommand record to remember for its status events.
+    Command(Arc<Activity>),
+    /// The evaluation of a (command, instance) pair was claimed.
+    Claimed {
+        command_id: String,
+        instance_id: String,
+        event_ms: i64,
+    },
+    /// An invocation waits for its command's record.
+    Parked(Parked),
+    /// Invocations that waited for this command were taken.
+    Unparked {
+        command_id: String,
+        instance_ids: Vec<String>,
+    },
+    /// A caller's AccessDenied window after the decision.
+    Denials {
+        caller: String,
+        window: DenialWindow,
+    },
+}
+
+/// A [`CorrelationStore`] over gathered state that records what the decision changed.
+#[derive(Debug)]
+pub struct JournalStore {
+    inner: MemoryStore,
+    changes: Vec<Change>,
+    denial_callers: Vec<String>,
+}
+
+impl Default for JournalStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JournalStore {
+    /// An empty store; gathered state is added with the `preload_` methods. Nothing expires:
+    /// the backing store's TTL and the sweep take care of age.
+    pub fn new() -> Self {
+        JournalStore {
+            inner: MemoryStore::new(i64::MAX),
+            changes: Vec::new(),
+            denial_callers: Vec::new(),
+        }
+    }
+
+    /// Gathered: a SendCommand record.
+    pub fn preload_command(&mut self, activity: Arc<Activity>) {
+        self.inner.put_command(activity);
+    }
+
+    /// Gathered: an event id already processed.
+    pub fn preload_sighting(&mut self, event_id: &str, event_ms: i64) {
+        self.inner.first_sighting(event_id, event_ms);
+    }
+
+    /// Gathered: a claimed (command, instance) pair.
+    pub fn preload_claim(&mut self, command_id: &str, instance_id: &str, event_ms: i64) {
+        self.inner.claim(command_id, instance_id, event_ms);
+    }
+
+    /// Gathered: an invocation parked earlier.
+    pub fn preload_parked(&mut self, parked: Parked) {
+        self.inner.park(parked);
+    }
+
+    /// Gathered: a caller's AccessDenied window.
+    pub fn preload_denials(&mut self, caller: &str, window: DenialWindow) {
+        *self.inner.denials(caller) = window;
+    }
+
+    /// The changes since the last call, AccessDenied windows last, in their final state.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let mut out = std::mem::take(&mut self.changes);
+        for caller in std::mem::take(&mut self.denial_callers) {
+            let window = self.inner.denials(&caller).clone();
+            out.push(Change::Denials { caller, window });
+        }
+        out
+    }
+}
+
+impl CorrelationStore for JournalStore {
+    fn first_sighting(&mut self, event_id: &str, event_ms: i64) -> bool {
+        let first = self.inner.first_sighting(event_id, event_ms);
+        if first {
+            self.changes.push(Change::Sighted {
+                event_id: event_id.to_string(),
+                event_ms,
+            });
+        }
+        first
+    }
+
+    fn put_command(&mut self, activity: Arc<Activity>) {
+        if activity.command_id.is_some() {
+            self.changes.push(Change::Command(Arc::clone(&activity)));
+        }
+        self.inner.put_command(activity);
+    }
+
+    fn command(&self, command_id: &str) -> Option<Arc<Activity>> {
+        self.inner.command(command_id)
+    }
+
+    fn claim(&mut self, command_id: &str, instance_id: &str, event_ms: i64) -> bool {
+        let first = self.inner.claim(command_id, instance_id, event_ms);
+        if first {
+            self.changes.push(Change::Claimed {
+                command_id: command_id.to_string(),
+                instance_id: instance_id.to_string(),
+                event_ms,
+            });
+        }
+        first
+    }
+
+    fn park(&mut self, parked: Parked) {
+        self.changes.push(Change::Parked(parked.clone()));
+        self.inner.park(parked);
+    }
+
+    fn unpark(&mut self, command_id: &str) -> Vec<Parked> {
+        let taken = self.inner.unpark(command_id);
+        if !taken.is_empty() {
+            self.changes.push(Change::Unparked {
+                command_id: command_id.to_string(),
+                instance_ids: taken.iter().map(|p| p.instance_id.clone()).collect(),
+            });
+        }
+        taken
+    }
+
+    fn expire(&mut self, now_ms: i64) -> Vec<Parked> {
+        self.inner.expire(now_ms)
+    }
+
+    fn drain_parked(&mut self) -> Vec<Parked> {
+        self.inner.drain_parked()
+    }
+
+    fn denials(&mut self, caller: &str) -> &mut DenialWindow {
+        if !self.denial_callers.iter().any(|c| c == caller) {
+            self.denial_callers.push(caller.to_string());
+        }
+        self.inner.denials(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{normalize, Event};
+    use crate::intent::Intent;
+    use crate::tags::Inventory;
+    use crate::verdict::{FindingKind, Watcher};
+    use serde_json::json;
+
+    fn intent() -> Intent {
+        let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[
+            {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
+             "Condition":{"StringEqualsIfExists":{"ssm:resourceTag/Env":"test"}}}]}]}],"spike":{"threshold":2,"window_seconds":60}}"#;
+        Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
+            .unwrap()
+            .value
+    }
+
+    fn send_command(event_id: &str, time: &str, error: bool) -> Event {
+        let mut r = json!({
+            "eventSource": "ssm.amazonaws.com", "eventName": "SendCommand", "eventID": event_id,
+            "eventTime": time, "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice",
+                "accountId": "111122223333", "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/JuniorEngineer"}}},
+            "requestParameters": {"documentName": "AWS-RunShellScript", "targets": [{"key": "tag:Env", "values": ["prod"]}]},
+            "responseElements": {"command": {"commandId": "cmd-1"}}
+        });
+        if error {
+            r["errorCode"] = json!("AccessDenied");
+            r["responseElements"] = serde_json::Value::Null;
+        }
+        normalize(&r).unwrap()
+    }
+
+    fn invocation(id: &str, instance: &str) -> Event {
+        normalize(&json!({
+            "id": id, "detail-type": "EC2 Command Invocation Status-change Notification", "source": "aws.ssm",
+            "account": "111122223333", "time": "2026-11-20T09:00:30Z", "region": "us-east-1",
+            "resources": [format!("arn:aws:ec2:us-east-1:111122223333:instance/{instance}")],
+            "detail": {"command-id": "cmd-1", "instance-id": instance, "status": "Success"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn status_first_then_command_across_two_invocations() {
+        let intent = intent();
+        let mut inv = Inventory::default();
+        inv.insert("i-1", [("Env".to_string(), "prod".to_string())].into());
+        // Invocation 1 (status watcher): no command record gathered -> parked.
+        let mut w = Watcher::new(&intent, JournalStore::new());
+        assert!(w.handle(&invocation("s-1", "i-1"), &inv).is_empty());
+        let changes = w.into_store().take_changes();
+        let parked: Vec<&Parked> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Parked(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(parked.len(), 1);
+        // Invocation 2 (CloudTrail watcher): the parked invocation is gathered and finished.
+        let mut store = JournalStore::new();
+        store.preload_parked(parked[0].clone());
+        let mut w = Watcher::new(&intent, store);
+        let findings = w.handle(&send_command("e-1", "2026-11-20T09:00:00Z", false), &inv);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].kind, FindingKind::Violation);
+        let changes = w.into_store().take_changes();
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::Command(a) if a.command_id.as_deref() == Some("cmd-1"))));
+        assert!(changes.iter().any(
+            |c| matches!(c, Change::Unparked { instance_ids, .. } if instance_ids == &["i-1"])
+        ));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Change::Claimed { instance_id, .. } if instance_id == "i-1")));
+    }
+
+    #[test]
+    fn gathered_claims_and_sightings_prevent_duplicates() {
+        let intent = intent();
+        let mut inv = Inventory::default();
+        inv.insert("i-1", [("Env".to_string(), "prod".to_string())].into());
+        let activity = match send_command("e-1", "2026-11-20T09:00:00Z", false) {
+            Event::Activity(a) => a,
+            _ => panic!(),
+        };
+        let mut store = JournalStore::new();
+        store.preload_command(Arc::from(*activity));
+        store.preload_claim("cmd-1", "i-1", 0);
+        let mut w = Watcher::new(&intent, store);
+        assert!(
+            w.handle(&invocation("s-2", "i-1"), &inv).is_empty(),
+            "already claimed"
+        );
+        let mut store = JournalStore::new();
+        store.preload_sighting("e-1", 0);
+        let mut w = Watcher::new(&intent, store);
+        assert!(w
+            .handle(&send_command("e-1", "2026-11-20T09:00:00Z", false), &inv)
+            .is_empty());
+        assert_eq!(w.stats.duplicates, 1);
+    }
+
+    #[test]
+    fn denial_windows_are_gathered_and_written_back() {
+        let intent = intent();
+        let inv = Inventory::default();
+        let caller = "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
+        let mut w = Watcher::new(&intent, JournalStore::new());
+        let first = w.handle(&send_command("d-1", "2026-11-20T09:00:00Z", true), &inv);
+        assert_eq!(first.len(), 1);
+        let window = match w.into_store().take_changes().pop() {
+            Some(Change::Denials { caller: c, window }) if c == caller => window,
+            other => panic!("{other:?}"),
+        };
+        let mut store = JournalStore::new();
+        store.preload_denials(caller, window);
+        let mut w = Watcher::new(&intent, store);
+        let second = w.handle(&send_command("d-2", "2026-11-20T09:00:10Z", true), &inv);
+        assert!(
+            second
+                .iter()
+                .any(|f| f.kind == FindingKind::AccessDeniedSpike),
+            "{second:?}"
+        );
+    }
+}
