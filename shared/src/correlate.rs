@@ -20,7 +20,7 @@ pub struct Parked {
 }
 
 /// AccessDenied calls of one caller within the spike window, and whether an episode is open.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DenialWindow {
     /// Event times (ms) and event ids, sorted by time.
     pub calls: VecDeque<(i64, String)>,

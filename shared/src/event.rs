@@ -5,13 +5,13 @@
 //! what a verdict needs is required; a missing required field is a [`EventError`] naming the
 //! JSON path, never a panic and never a silent drop.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::values;
 
 /// The two calls tagwatch watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     #[serde(rename = "ssm:SendCommand")]
     SendCommand,
@@ -29,7 +29,7 @@ impl Action {
 }
 
 /// Who made the call, as CloudTrail's `userIdentity` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     /// `userIdentity.type`: `IAMUser`, `AssumedRole`, `FederatedUser`, `Root`, `AWSService`...
     pub identity_type: String,
@@ -68,7 +68,7 @@ impl Caller {
 }
 
 /// What AWS did with the call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     Allowed,
@@ -87,7 +87,7 @@ pub enum Outcome {
 }
 
 /// The kind of resource IAM authorises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     Document,
@@ -96,7 +96,7 @@ pub enum ResourceKind {
 }
 
 /// One resource of an activity, with its ARN.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceRef {
     pub kind: ResourceKind,
     /// Instance or node id (`i-...`, `mi-...`) or document name.
@@ -105,7 +105,7 @@ pub struct ResourceRef {
 }
 
 /// A SendCommand or StartSession call, normalised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
     pub event_id: String,
     /// `eventTime` as recorded.
@@ -142,7 +142,7 @@ impl Activity {
 }
 
 /// Which SSM status notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusKind {
     /// "EC2 Command Status-change Notification" (instances in `resources`).
@@ -152,7 +152,7 @@ pub enum StatusKind {
 }
 
 /// An SSM command / invocation status change: which instances a command reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
     pub kind: StatusKind,
     /// EventBridge `id`.
@@ -170,7 +170,7 @@ pub struct StatusChange {
 }
 
 /// Why an event is not evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Skip {
     /// An SSM API call other than SendCommand / StartSession.

@@ -1,0 +1,326 @@
+//! Correlation state in one DynamoDB table (partition key `pk`, sort key `sk`, TTL attribute
+//! `expires_at`):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | an event id already processed | `event#<id>` | `seen` |
+//! | a SendCommand record | `command#<id>` | `record` |
+//! | an evaluated (command, instance) pair | `command#<id>` | `claim#<instance>` |
+//! | an invocation waiting for its command | `command#<id>` | `parked#<instance>` |
+//! | a caller's AccessDenied window | `caller#<arn>` | `denials` |
+//! | a finding already reported | `finding#<id>` | `reported` |
+//!
+//! Sightings, claims and reported findings are conditional puts, so a redelivered event or a
+//! retried invocation produces nothing new.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use tagwatch_core::correlate::{DenialWindow, Parked};
+use tagwatch_core::event::{Activity, Event, StatusChange};
+use tagwatch_core::journal::{Change, JournalStore};
+
+use crate::AdapterError;
+
+/// The DynamoDB correlation adapter.
+#[derive(Debug, Clone)]
+pub struct DynamoCorrelation {
+    client: Client,
+    table: String,
+    /// How long items live (seconds), through the table's TTL attribute.
+    ttl_seconds: i64,
+}
+
+/// What persisting a journal found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Persisted {
+    /// The event had been processed before (its sighting already existed).
+    pub duplicate_event: bool,
+    /// (command, instance) pairs another invocation claimed first: their findings are not ours.
+    pub lost_claims: Vec<(String, String)>,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn text<'i>(item: &'i Item, key: &str) -> Option<&'i str> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn is_conditional_failure<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+impl DynamoCorrelation {
+    pub fn new(client: Client, table: impl Into<String>, ttl_seconds: i64) -> Self {
+        DynamoCorrelation {
+            client,
+            table: table.into(),
+            ttl_seconds,
+        }
+    }
+
+    fn expiry(&self, event_ms: i64) -> AttributeValue {
+        AttributeValue::N((event_ms / 1000 + self.ttl_seconds).to_string())
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, AdapterError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("DynamoDB GetItem", e))?;
+        Ok(out.item)
+    }
+
+    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, AdapterError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk));
+            req = if prefix.is_empty() {
+                req.key_condition_expression("pk = :pk")
+            } else {
+                req.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let out = req
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("DynamoDB Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(item: &Item, key: &str) -> Result<T, AdapterError> {
+        let raw = text(item, "json").ok_or_else(|| AdapterError::Corrupt {
+            key: key.to_string(),
+            reason: "no `json` attribute".to_string(),
+        })?;
+        serde_json::from_str(raw).map_err(|e| AdapterError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Gathers the state one event's decision needs.
+    pub async fn gather(&self, event: &Event) -> Result<JournalStore, AdapterError> {
+        let mut store = JournalStore::new();
+        match event {
+            Event::Skipped(_) => {}
+            Event::Activity(a) => {
+                if self
+                    .get(&format!("event#{}", a.event_id), "seen")
+                    .await?
+                    .is_some()
+                {
+                    store.preload_sighting(&a.event_id, a.event_epoch_ms);
+                }
+                if let Some(cmd) = &a.command_id {
+                    self.gather_command(cmd, &mut store, false).await?;
+                }
+                if let (tagwatch_core::event::Outcome::Denied { .. }, Some(caller)) =
+                    (&a.outcome, &a.caller.arn)
+                {
+                    let key = format!("caller#{caller}");
+                    if let Some(item) = self.get(&key, "denials").await? {
+                        let window: DenialWindow = Self::json(&item, &key)?;
+                        store.preload_denials(caller, window);
+                    }
+                }
+            }
+            Event::Status(st) => {
+                if self
+                    .get(&format!("event#{}", st.event_id), "seen")
+                    .await?
+                    .is_some()
+                {
+                    store.preload_sighting(&st.event_id, st.event_epoch_ms);
+                }
+                self.gather_command(&st.command_id, &mut store, true)
+                    .await?;
+            }
+        }
+        Ok(store)
+    }
+
+    async fn gather_command(
+        &self,
+        cmd: &str,
+        store: &mut JournalStore,
+        record: bool,
+    ) -> Result<(), AdapterError> {
+        let pk = format!("command#{cmd}");
+        for item in self.query_prefix(&pk, "").await? {
+            let sk = text(&item, "sk").unwrap_or_default();
+            if sk == "record" && record {
+                let activity: Activity = Self::json(&item, &pk)?;
+                store.preload_command(Arc::new(activity));
+            } else if let Some(instance) = sk.strip_prefix("claim#") {
+                store.preload_claim(cmd, instance, 0);
+            } else if let Some(instance) = sk.strip_prefix("parked#") {
+                let status: StatusChange = Self::json(&item, &pk)?;
+                store.preload_parked(Parked {
+                    command_id: cmd.to_string(),
+                    instance_id: instance.to_string(),
+                    status: Arc::new(status),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn put(&self, item: Item, conditional: bool) -> Result<bool, AdapterError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        if conditional {
+            req = req.condition_expression("attribute_not_exists(pk)");
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional && is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(AdapterError::aws("DynamoDB PutItem", e)),
+        }
+    }
+
+    fn item(&self, pk: String, sk: String, event_ms: i64) -> Item {
+        HashMap::from([
+            ("pk".to_string(), s(pk)),
+            ("sk".to_string(), s(sk)),
+            ("expires_at".to_string(), self.expiry(event_ms)),
+        ])
+    }
+
+    /// Writes back what a decision changed. State writes come before the sighting, so a retry
+    /// after a partial failure decides again from the same state.
+    pub async fn persist(&self, changes: Vec<Change>) -> Result<Persisted, AdapterError> {
+        let mut result = Persisted::default();
+        let mut sightings = Vec::new();
+        for change in changes {
+            match change {
+                Change::Sighted { event_id, event_ms } => sightings.push((event_id, event_ms)),
+                Change::Command(a) => {
+                    let Some(cmd) = &a.command_id else { continue };
+                    let mut item =
+                        self.item(format!("command#{cmd}"), "record".into(), a.event_epoch_ms);
+                    item.insert(
+                        "json".into(),
+                        s(serde_json::to_string(&*a).unwrap_or_default()),
+                    );
+                    self.put(item, false).await?;
+                }
+                Change::Claimed {
+                    command_id,
+                    instance_id,
+                    event_ms,
+                } => {
+                    let item = self.item(
+                        format!("command#{command_id}"),
+                        format!("claim#{instance_id}"),
+                        event_ms,
+                    );
+                    let mut req = self
+                        .client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(item));
+                    req = req.condition_expression("attribute_not_exists(sk)");
+                    match req.send().await {
+                        Ok(_) => {}
+                        Err(e) if is_conditional_failure(&e) => {
+                            result.lost_claims.push((command_id, instance_id))
+                        }
+                        Err(e) => return Err(AdapterError::aws("DynamoDB PutItem", e)),
+                    }
+                }
+                Change::Parked(p) => {
+                    let mut item = self.item(
+                        format!("command#{}", p.command_id),
+                        format!("parked#{}", p.instance_id),
+                        p.status.event_epoch_ms,
+                    );
+                    item.insert(
+                        "json".into(),
+                        s(serde_json::to_string(&*p.status).unwrap_or_default()),
+                    );
+                    item.insert(
+                        "parked_at".into(),
+                        AttributeValue::N((p.status.event_epoch_ms / 1000).to_string()),
+                    );
+                    self.put(item, false).await?;
+                }
+                Change::Unparked {
+                    command_id,
+                    instance_ids,
+                } => {
+                    for instance in instance_ids {
+                        self.client
+                            .delete_item()
+                            .table_name(&self.table)
+                            .key("pk", s(format!("command#{command_id}")))
+                            .key("sk", s(format!("parked#{instance}")))
+                            .send()
+                            .await
+                            .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
+                    }
+                }
+                Change::Denials { caller, window } => {
+                    let newest = window.calls.back().map_or(0, |(t, _)| *t);
+                    let mut item = self.item(format!("caller#{caller}"), "denials".into(), newest);
+                    item.insert(
+                        "json".into(),
+                        s(serde_json::to_string(&window).unwrap_or_default()),
+                    );
+                    self.put(item, false).await?;
+                }
+            }
+        }
+        for (event_id, event_ms) in sightings {
+            let item = self.item(format!("event#{event_id}"), "seen".into(), event_ms);
+            if !self.put(item, true).await? {
+                result.duplicate_event = true;
+            }
+        }
+        Ok(result)
+    }
+
+    /// Records a finding as reported; false when it was reported before.
+    pub async fn claim_finding(
+        &self,
+        finding_id: &str,
+        event_ms: i64,
+    ) -> Result<bool, AdapterError> {
+        let item = self.item(format!("finding#{finding_id}"), "reported".into(), event_ms);
+        self.put(item, true).await
+    }
+}

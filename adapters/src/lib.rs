@@ -1,0 +1,50 @@
+//! tagwatch's AWS adapters: the edges behind the core's ports, with real SDK calls.
+//!
+//! - [`dynamo::DynamoCorrelation`]: correlation, idempotency and AccessDenied windows in one
+//!   DynamoDB table (gather before the decision, persist the journal after it);
+//! - [`logs::FindingsLog`]: findings as JSON log events in a CloudWatch Logs group;
+//! - [`bus::FindingsBus`]: alert findings on an EventBridge bus;
+//! - [`tags::Ec2Tags`]: instance tags from EC2 `DescribeTags`, cached for a short time.
+//!
+//! Clients are built once (at cold start) from an [`aws_config::SdkConfig`]; `AWS_ENDPOINT_URL`
+//! points every client at a local emulator in tests.
+
+pub mod bus;
+pub mod dynamo;
+pub mod logs;
+pub mod tags;
+
+/// Why an AWS call failed. Transient failures (throttling, 5xx, network) make the invocation
+/// fail so that Lambda retries it; the message names the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("{operation} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("stored item `{key}` is not readable: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl AdapterError {
+    /// Wraps an SDK error with the operation it came from (the full error chain is kept in the
+    /// message; SDK error types never reach the core).
+    pub fn aws<E: std::error::Error>(operation: &'static str, e: E) -> Self {
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        AdapterError::Aws { operation, message }
+    }
+}
+
+/// Loads the SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}

@@ -1,0 +1,447 @@
+//! The adapters against moto's server over real HTTP, through the real Rust SDK. Each test
+//! starts its own `moto_server` on a free loopback port (`pip install 'moto[server]'`; `.ci/run`
+//! installs it) and stops it when done.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use tagwatch_aws::bus::FindingsBus;
+use tagwatch_aws::dynamo::DynamoCorrelation;
+use tagwatch_aws::logs::FindingsLog;
+use tagwatch_aws::tags::Ec2Tags;
+use tagwatch_core::event::{normalize, Event};
+use tagwatch_core::tags::Inventory;
+use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
+use tagwatch_core::Intent;
+
+/// A moto server for one test, stopped on drop.
+struct Moto {
+    url: String,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn moto() -> Moto {
+    let port = free_port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): pip install 'moto[server]'"));
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto_server did not start on {url}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Moto { url, child }
+}
+
+async fn config(url: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(url)
+        .load()
+        .await
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn event(name: &str) -> Event {
+    let text = std::fs::read_to_string(root().join("events").join(name)).unwrap();
+    normalize(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn intent() -> Intent {
+    let dir = root().join("examples");
+    let text = std::fs::read_to_string(dir.join("intent.json")).unwrap();
+    let mut load = |p: &str| {
+        std::fs::read_to_string(dir.join(p))
+            .map(|t| (p.to_string(), t))
+            .map_err(|e| e.to_string())
+    };
+    Intent::parse(&text, None, &mut load).unwrap().value
+}
+
+fn inventory() -> Inventory {
+    Inventory::parse(
+        &std::fs::read_to_string(root().join("examples/inventory.json")).unwrap(),
+        None,
+    )
+    .unwrap()
+}
+
+async fn create_table(conf: &SdkConfig, table: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(conf);
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    ddb.create_table()
+        .table_name(table)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// One Lambda-style invocation: gather, decide, persist, keep the findings the store agrees
+/// are ours.
+async fn invoke(
+    store: &DynamoCorrelation,
+    intent: &Intent,
+    inv: &Inventory,
+    e: &Event,
+) -> Vec<Finding> {
+    let journal = store.gather(e).await.unwrap();
+    let mut w = Watcher::new(intent, journal);
+    let findings = w.handle(e, inv);
+    let persisted = store.persist(w.into_store().take_changes()).await.unwrap();
+    if persisted.duplicate_event {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for f in findings {
+        if store.claim_finding(&f.finding_id, 0).await.unwrap() {
+            out.push(f);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn dynamodb_correlation_in_either_order_and_without_duplicates() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let (intent, inv) = (intent(), inventory());
+
+    // The invocation status arrives before the tag-Targets SendCommand record: parked.
+    let status = event("ssm-command-invocation-status-change-inprogress.json");
+    assert!(invoke(&store, &intent, &inv, &status).await.is_empty());
+    // A second status for another instance of the same command, also parked.
+    let command_status = event("ssm-command-status-change-success.json");
+    assert!(invoke(&store, &intent, &inv, &command_status)
+        .await
+        .is_empty());
+
+    // The CloudTrail record arrives: the parked invocations are finished; the quarantined
+    // instance is a violation, the production one is within intent for leads.
+    let record = event("cloudtrail-sendcommand-tag-targets.json");
+    let found = invoke(&store, &intent, &inv, &record).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, FindingKind::Violation);
+    assert!(found[0]
+        .resource
+        .as_deref()
+        .unwrap()
+        .ends_with("i-0a1b2c3d4e5f60003"));
+
+    // Redeliveries and later status changes produce nothing new.
+    assert!(invoke(&store, &intent, &inv, &record).await.is_empty());
+    let success = event("ssm-command-invocation-status-change-success.json");
+    assert!(invoke(&store, &intent, &inv, &success).await.is_empty());
+    assert!(invoke(&store, &intent, &inv, &command_status)
+        .await
+        .is_empty());
+
+    // A plain violation, and the same event again.
+    let direct = event("cloudtrail-sendcommand-instanceids.json");
+    assert_eq!(invoke(&store, &intent, &inv, &direct).await.len(), 1);
+    assert!(invoke(&store, &intent, &inv, &direct).await.is_empty());
+}
+
+#[tokio::test]
+async fn access_denied_windows_survive_between_invocations() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let intent = {
+        let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[]}],"spike":{"threshold":3,"window_seconds":300}}"#;
+        Intent::parse(text, None, &mut |_: &str| Err("none".to_string()))
+            .unwrap()
+            .value
+    };
+    let inv = inventory();
+    let base: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/cloudtrail-sendcommand-access-denied.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut spikes = 0;
+    for i in 0..5 {
+        let mut e = base.clone();
+        e["detail"]["eventID"] = serde_json::json!(format!("burst-{i}"));
+        e["detail"]["eventTime"] = serde_json::json!(format!("2026-11-20T09:00:{:02}Z", i * 10));
+        let found = invoke(&store, &intent, &inv, &normalize(&e).unwrap()).await;
+        spikes += found
+            .iter()
+            .filter(|f| f.kind == FindingKind::AccessDeniedSpike)
+            .count();
+    }
+    assert_eq!(
+        spikes, 1,
+        "one spike per episode across separate invocations"
+    );
+}
+
+fn finding(kind: FindingKind, id: &str) -> Finding {
+    let intent = intent();
+    let mut w = Watcher::new(&intent, tagwatch_core::correlate::MemoryStore::new(0));
+    let mut f = w
+        .handle(
+            &event("cloudtrail-sendcommand-instanceids.json"),
+            &inventory(),
+        )
+        .remove(0);
+    f.kind = kind;
+    f.finding_id = id.to_string();
+    f
+}
+
+#[tokio::test]
+async fn findings_reach_the_log_group() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    logs.create_log_group()
+        .log_group_name("/tagwatch/findings")
+        .send()
+        .await
+        .unwrap();
+    let sink = FindingsLog::open(logs.clone(), "/tagwatch/findings", "cloudtrail-watcher")
+        .await
+        .unwrap();
+    let sink_again =
+        FindingsLog::open(logs.clone(), "/tagwatch/findings", "cloudtrail-watcher").await;
+    assert!(sink_again.is_ok(), "an existing stream is fine");
+    sink.put(
+        &[
+            finding(FindingKind::Violation, "f-1"),
+            finding(FindingKind::AccessDenied, "f-2"),
+        ],
+        1_795_165_736_000,
+    )
+    .await
+    .unwrap();
+    let out = logs
+        .get_log_events()
+        .log_group_name("/tagwatch/findings")
+        .log_stream_name("cloudtrail-watcher")
+        .start_from_head(true)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = out
+        .events()
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(e.message().unwrap()).unwrap()["finding_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["f-1", "f-2"]);
+}
+
+#[tokio::test]
+async fn alerts_reach_an_sqs_queue_through_a_rule_on_the_bus() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    let eb = aws_sdk_eventbridge::Client::new(&conf);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    eb.create_event_bus()
+        .name("tagwatch-findings")
+        .send()
+        .await
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("oncall")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    eb.put_rule()
+        .name("violations")
+        .event_bus_name("tagwatch-findings")
+        .event_pattern(r#"{"source": ["tagwatch"], "detail-type": ["Tagwatch Violation"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule("violations")
+        .event_bus_name("tagwatch-findings")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let bus = FindingsBus::new(eb, "tagwatch-findings");
+    let sent = bus
+        .publish(&[
+            finding(FindingKind::Violation, "v-1"),
+            finding(FindingKind::AccessDenied, "d-1"),
+            finding(FindingKind::Unevaluated, "u-1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(sent, 2, "AccessDenied calls are not alerts");
+    let msgs = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<serde_json::Value> = msgs
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 1, "only the rule's detail-type: {bodies:?}");
+    assert_eq!(bodies[0]["source"], "tagwatch");
+    assert_eq!(bodies[0]["detail"]["finding_id"], "v-1");
+    assert_eq!(bodies[0]["detail"]["kind"], "violation");
+}
+
+#[tokio::test]
+async fn ec2_tags_for_running_instances() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let run = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(2)
+        .max_count(2)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(
+                    Tag::builder()
+                        .key("Environment")
+                        .value("productionServer")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = run
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect();
+    let tags = Ec2Tags::new(ec2, Duration::from_secs(60));
+    let mut wanted = ids.clone();
+    wanted.push("mi-0123456789abcdef0".to_string());
+    let inv = tags.gather(&wanted).await.unwrap();
+    use tagwatch_core::tags::TagLookup;
+    for id in &ids {
+        assert_eq!(
+            inv.tags(id).unwrap().get("Environment").map(String::as_str),
+            Some("productionServer")
+        );
+    }
+    assert!(
+        inv.tags("mi-0123456789abcdef0").is_none(),
+        "managed-node tags are unknown to EC2"
+    );
+    // Served from the cache the second time (same answer, even with the server gone).
+    drop(m);
+    let again = tags.gather(&ids).await.unwrap();
+    assert_eq!(again.len(), ids.len());
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_an_error_naming_the_operation() {
+    let port = free_port();
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let err = store
+        .gather(&event("cloudtrail-sendcommand-instanceids.json"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("DynamoDB GetItem failed"),
+        "{err}"
+    );
+}
