@@ -294,14 +294,40 @@ impl DynamoCorrelation {
                             .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
                     }
                 }
-                Change::Denials { caller, window } => {
+                Change::Denials { caller, mut window } => {
+                    // Optimistic concurrency: write only over the version that was gathered.
+                    let key = format!("caller#{caller}");
+                    let read_at = window.version;
+                    window.version = read_at + 1;
                     let newest = window.calls.back().map_or(0, |(t, _)| *t);
-                    let mut item = self.item(format!("caller#{caller}"), "denials".into(), newest);
+                    let mut item = self.item(key.clone(), "denials".into(), newest);
                     item.insert(
                         "json".into(),
                         s(serde_json::to_string(&window).unwrap_or_default()),
                     );
-                    self.put(item, false).await?;
+                    item.insert(
+                        "version".into(),
+                        AttributeValue::N(window.version.to_string()),
+                    );
+                    let out = self
+                        .client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk) OR version = :read_at")
+                        .expression_attribute_values(
+                            ":read_at",
+                            AttributeValue::N(read_at.to_string()),
+                        )
+                        .send()
+                        .await;
+                    match out {
+                        Ok(_) => {}
+                        Err(e) if is_conditional_failure(&e) => {
+                            return Err(AdapterError::Conflict { key })
+                        }
+                        Err(e) => return Err(AdapterError::aws("DynamoDB PutItem", e)),
+                    }
                 }
             }
         }
@@ -312,6 +338,63 @@ impl DynamoCorrelation {
             }
         }
         Ok(result)
+    }
+
+    /// Invocations parked before `cutoff_ms` (event time): their SendCommand record is overdue.
+    /// For the scheduled sweep; a scan, which suits a table holding a day of state.
+    pub async fn parked_before(&self, cutoff_ms: i64) -> Result<Vec<Parked>, AdapterError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :parked) AND parked_at < :cutoff")
+                .expression_attribute_values(":parked", s("parked#"))
+                .expression_attribute_values(
+                    ":cutoff",
+                    AttributeValue::N((cutoff_ms / 1000).to_string()),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("DynamoDB Scan", e))?;
+            for item in out.items.unwrap_or_default() {
+                let pk = text(&item, "pk").unwrap_or_default();
+                let sk = text(&item, "sk").unwrap_or_default();
+                let (Some(command_id), Some(instance_id)) =
+                    (pk.strip_prefix("command#"), sk.strip_prefix("parked#"))
+                else {
+                    continue;
+                };
+                let status: StatusChange = Self::json(&item, pk)?;
+                found.push(Parked {
+                    command_id: command_id.to_string(),
+                    instance_id: instance_id.to_string(),
+                    status: Arc::new(status),
+                });
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Removes parked invocations once they are reported.
+    pub async fn remove_parked(&self, parked: &[Parked]) -> Result<(), AdapterError> {
+        for p in parked {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("command#{}", p.command_id)))
+                .key("sk", s(format!("parked#{}", p.instance_id)))
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
+        }
+        Ok(())
     }
 
     /// Records a finding as reported; false when it was reported before.

@@ -23,6 +23,9 @@ pub enum AdapterError {
         operation: &'static str,
         message: String,
     },
+    /// Another invocation changed the same item first; retrying the invocation is safe.
+    #[error("`{key}` changed concurrently; retry")]
+    Conflict { key: String },
     #[error("stored item `{key}` is not readable: {reason}")]
     Corrupt { key: String, reason: String },
 }

@@ -445,3 +445,81 @@ async fn an_unreachable_endpoint_is_an_error_naming_the_operation() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_access_denied_windows_conflict_instead_of_losing_a_call() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let intent = intent();
+    let inv = inventory();
+    let denied = event("cloudtrail-sendcommand-access-denied.json");
+    let mut other: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events/cloudtrail-sendcommand-access-denied.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    other["detail"]["eventID"] = serde_json::json!("another-denial");
+    let other = normalize(&other).unwrap();
+    // Two invocations gather the same (empty) window, then both write back.
+    let (a, b) = (
+        store.gather(&denied).await.unwrap(),
+        store.gather(&other).await.unwrap(),
+    );
+    let mut wa = Watcher::new(&intent, a);
+    wa.handle(&denied, &inv);
+    let mut wb = Watcher::new(&intent, b);
+    wb.handle(&other, &inv);
+    store.persist(wa.into_store().take_changes()).await.unwrap();
+    let err = store
+        .persist(wb.into_store().take_changes())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tagwatch_aws::AdapterError::Conflict { .. }),
+        "{err}"
+    );
+    // The retry gathers the new window and succeeds, counting both calls.
+    assert!(invoke(&store, &intent, &inv, &other).await.len() == 1);
+}
+
+#[tokio::test]
+async fn the_sweep_reports_overdue_parked_invocations_once() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let (intent, inv) = (intent(), inventory());
+    let orphan = event("ssm-command-invocation-status-change-orphan.json");
+    assert!(
+        invoke(&store, &intent, &inv, &orphan).await.is_empty(),
+        "parked"
+    );
+    let Event::Status(status) = &orphan else {
+        panic!()
+    };
+    // Not overdue yet at its own time; overdue 15 minutes later.
+    assert!(store
+        .parked_before(status.event_epoch_ms)
+        .await
+        .unwrap()
+        .is_empty());
+    let overdue = store
+        .parked_before(status.event_epoch_ms + 15 * 60 * 1000 + 1000)
+        .await
+        .unwrap();
+    assert_eq!(overdue.len(), 1);
+    let mut w = Watcher::new(&intent, tagwatch_core::correlate::MemoryStore::new(0));
+    let findings = w.expired(&overdue);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].kind, FindingKind::Unevaluated);
+    assert!(findings[0]
+        .reason
+        .contains("did not arrive within the correlation window"));
+    store.remove_parked(&overdue).await.unwrap();
+    assert!(
+        store.parked_before(i64::MAX / 2).await.unwrap().is_empty(),
+        "reported once"
+    );
+}

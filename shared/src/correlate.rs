@@ -26,6 +26,10 @@ pub struct DenialWindow {
     pub calls: VecDeque<(i64, String)>,
     /// True while the caller is at or above the threshold (one spike finding per episode).
     pub in_episode: bool,
+    /// The stored version this window was read at (persistent stores use it for optimistic
+    /// concurrency; the core leaves it alone).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// The correlation port.

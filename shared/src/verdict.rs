@@ -331,6 +331,19 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         out
     }
 
+    /// `unevaluated` findings for invocations whose SendCommand record did not arrive in time
+    /// (the scheduled sweep of a persistent store).
+    pub fn expired(&mut self, parked: &[Parked]) -> Vec<Finding> {
+        let out: Vec<Finding> = parked
+            .iter()
+            .map(|p| self.orphan(p, "did not arrive within the correlation window"))
+            .collect();
+        for f in &out {
+            self.stats.count(f);
+        }
+        out
+    }
+
     fn expire(&mut self, now_ms: i64) -> Vec<Finding> {
         let expired = self.store.expire(now_ms);
         expired
