@@ -11,6 +11,7 @@
 
 pub mod bus;
 pub mod dynamo;
+pub mod intent;
 pub mod logs;
 pub mod tags;
 

@@ -523,3 +523,139 @@ async fn the_sweep_reports_overdue_parked_invocations_once() {
         "reported once"
     );
 }
+
+fn intent_clients(conf: &SdkConfig) -> tagwatch_aws::intent::IntentClients {
+    // moto serves S3 on path-style addresses.
+    let s3_conf = aws_sdk_s3::config::Builder::from(conf)
+        .force_path_style(true)
+        .build();
+    tagwatch_aws::intent::IntentClients {
+        ssm: aws_sdk_ssm::Client::new(conf),
+        s3: aws_sdk_s3::Client::from_conf(s3_conf),
+    }
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap()
+}
+
+#[tokio::test]
+async fn intent_from_ssm_parameters_with_sibling_policy_files() {
+    use tagwatch_aws::intent::{load_intent, IntentLoadError, IntentSource};
+    let m = moto();
+    let conf = config(&m.url).await;
+    let clients = intent_clients(&conf);
+    for (name, rel) in [
+        ("/tagwatch/intent", "examples/intent.json"),
+        (
+            "/tagwatch/policies/junior-engineers.json",
+            "examples/policies/junior-engineers.json",
+        ),
+        (
+            "/tagwatch/policies/lead-engineers.json",
+            "examples/policies/lead-engineers.json",
+        ),
+    ] {
+        clients
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(read(rel))
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (intent, warnings) = load_intent(
+        &IntentSource::parse("ssm:/tagwatch/intent").unwrap(),
+        &clients,
+    )
+    .await
+    .unwrap();
+    assert_eq!(intent.principals.len(), 3);
+    assert_eq!(
+        intent.principals[0].policies[0].name,
+        "ssm:/tagwatch/policies/junior-engineers.json"
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    // An invalid intent fails the cold start with the path and the parameter named.
+    clients
+        .ssm
+        .put_parameter()
+        .name("/tagwatch/broken")
+        .value(r#"{"principals":[{"name":"x","match":"arn:aws:iam::1:role/X","policies":[{"Version":"2012-10-17","Statement":{"Effect":"Alow","Action":"ssm:SendCommand","Resource":"*"}}]}]}"#)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let err = load_intent(
+        &IntentSource::parse("ssm:/tagwatch/broken").unwrap(),
+        &clients,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, IntentLoadError::Invalid(_)));
+    let text = err.to_string();
+    assert!(
+        text.contains("ssm:/tagwatch/broken:1:") && text.contains("unknown-effect"),
+        "{text}"
+    );
+    let missing = load_intent(
+        &IntentSource::parse("ssm:/tagwatch/none").unwrap(),
+        &clients,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        missing.to_string().starts_with("SSM GetParameter failed"),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn intent_from_an_s3_object() {
+    use tagwatch_aws::intent::{load_intent, IntentSource};
+    let m = moto();
+    let conf = config(&m.url).await;
+    let clients = intent_clients(&conf);
+    clients
+        .s3
+        .create_bucket()
+        .bucket("tagwatch-config")
+        .send()
+        .await
+        .unwrap();
+    for (key, rel) in [
+        ("prod/intent.json", "examples/intent.json"),
+        (
+            "prod/policies/junior-engineers.json",
+            "examples/policies/junior-engineers.json",
+        ),
+        (
+            "prod/policies/lead-engineers.json",
+            "examples/policies/lead-engineers.json",
+        ),
+    ] {
+        clients
+            .s3
+            .put_object()
+            .bucket("tagwatch-config")
+            .key(key)
+            .body(read(rel).into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let (intent, _) = load_intent(
+        &IntentSource::parse("s3://tagwatch-config/prod/intent.json").unwrap(),
+        &clients,
+    )
+    .await
+    .unwrap();
+    assert_eq!(intent.principals.len(), 3);
+    assert_eq!(
+        intent.principals[1].policies[0].name,
+        "s3://tagwatch-config/prod/policies/lead-engineers.json"
+    );
+}
