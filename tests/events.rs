@@ -7,44 +7,12 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-
 use tagwatch_core::correlate::MemoryStore;
-use tagwatch_core::event::{normalize, Event};
-use tagwatch_core::tags::Inventory;
+use tagwatch_core::event::normalize;
 use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
 use tagwatch_core::{Intent, Verdict};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn intent() -> Intent {
-    let dir = root().join("examples");
-    let text = std::fs::read_to_string(dir.join("intent.json")).unwrap();
-    let mut load = |p: &str| {
-        std::fs::read_to_string(dir.join(p))
-            .map(|t| (p.to_string(), t))
-            .map_err(|e| e.to_string())
-    };
-    Intent::parse(&text, Some("examples/intent.json"), &mut load)
-        .unwrap()
-        .value
-}
-
-fn inventory() -> Inventory {
-    let text = std::fs::read_to_string(root().join("examples/inventory.json")).unwrap();
-    Inventory::parse(&text, None).unwrap()
-}
-
-fn event(name: &str) -> Event {
-    let text = std::fs::read_to_string(root().join("events").join(name)).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    normalize(&v).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use tagwatch_tests::{event, event_json, intent, inventory, root};
 
 const A1: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60001";
 const A2: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60002";
@@ -334,11 +302,7 @@ fn spikes_are_reported_once_per_episode() {
             .value
     };
     let inv = inventory();
-    let base: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("events/cloudtrail-sendcommand-access-denied.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let base: serde_json::Value = event_json("cloudtrail-sendcommand-access-denied.json");
     let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
     let mut spikes = Vec::new();
     // Five denials 10 s apart, then a quiet hour, then three more.
@@ -403,13 +367,7 @@ fn parked_invocations_expire_into_unevaluated_findings() {
         &inv,
     );
     assert!(out.is_empty(), "parked, not yet reported");
-    let mut v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            root().join("events/cloudtrail-sendcommand-unknown-instance.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let mut v: serde_json::Value = event_json("cloudtrail-sendcommand-unknown-instance.json");
     v["detail"]["eventTime"] = serde_json::json!("2026-11-20T13:00:00Z");
     let later = w.handle(&normalize(&v).unwrap(), &inv);
     out.extend(later);

@@ -1,6 +1,56 @@
-//! Cross-crate tests for tagwatch.
+//! Cross-crate tests for tagwatch, and the fixture loaders they share.
 //!
-//! The tests live beside this (empty) library: `scenarios.rs` runs the JSON scenarios in
-//! `scenarios/`, which hold the evaluator to the IAM policies the AWS Systems Manager
-//! documentation gives for restricting Run Command and Session Manager. The file format is
-//! described at the top of `scenarios.rs`.
+//! The tests live beside this library: `scenarios.rs` runs the JSON scenarios in `scenarios/`,
+//! which hold the evaluator to the IAM policies the AWS Systems Manager documentation gives for
+//! restricting Run Command and Session Manager (the file format is described at its top), and
+//! `events.rs` runs every sample in `events/` through the core. The AWS adapters' tests use the
+//! same loaders.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use tagwatch_core::event::{normalize, Event};
+use tagwatch_core::tags::Inventory;
+use tagwatch_core::Intent;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The text of a file under the repository root.
+pub fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// `examples/intent.json` with its policy files.
+pub fn intent() -> Intent {
+    let dir = root().join("examples");
+    let text = std::fs::read_to_string(dir.join("intent.json")).unwrap();
+    let mut load = |p: &str| {
+        std::fs::read_to_string(dir.join(p))
+            .map(|t| (p.to_string(), t))
+            .map_err(|e| e.to_string())
+    };
+    Intent::parse(&text, Some("examples/intent.json"), &mut load)
+        .unwrap()
+        .value
+}
+
+/// `examples/inventory.json`.
+pub fn inventory() -> Inventory {
+    Inventory::parse(&read("examples/inventory.json"), None).unwrap()
+}
+
+/// The raw JSON of a file in `events/`.
+pub fn event_json(name: &str) -> serde_json::Value {
+    serde_json::from_str(&read(&format!("events/{name}"))).unwrap()
+}
+
+/// A file in `events/`, normalised.
+pub fn event(name: &str) -> Event {
+    normalize(&event_json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}

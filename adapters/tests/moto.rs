@@ -73,36 +73,7 @@ async fn config(url: &str) -> SdkConfig {
         .await
 }
 
-fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn event(name: &str) -> Event {
-    let text = std::fs::read_to_string(root().join("events").join(name)).unwrap();
-    normalize(&serde_json::from_str(&text).unwrap()).unwrap()
-}
-
-fn intent() -> Intent {
-    let dir = root().join("examples");
-    let text = std::fs::read_to_string(dir.join("intent.json")).unwrap();
-    let mut load = |p: &str| {
-        std::fs::read_to_string(dir.join(p))
-            .map(|t| (p.to_string(), t))
-            .map_err(|e| e.to_string())
-    };
-    Intent::parse(&text, None, &mut load).unwrap().value
-}
-
-fn inventory() -> Inventory {
-    Inventory::parse(
-        &std::fs::read_to_string(root().join("examples/inventory.json")).unwrap(),
-        None,
-    )
-    .unwrap()
-}
+use tagwatch_tests::{event, event_json, intent, inventory, read};
 
 async fn create_table(conf: &SdkConfig, table: &str) {
     use aws_sdk_dynamodb::types::{
@@ -215,11 +186,7 @@ async fn access_denied_windows_survive_between_invocations() {
             .value
     };
     let inv = inventory();
-    let base: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("events/cloudtrail-sendcommand-access-denied.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let base: serde_json::Value = event_json("cloudtrail-sendcommand-access-denied.json");
     let mut spikes = 0;
     for i in 0..5 {
         let mut e = base.clone();
@@ -455,11 +422,7 @@ async fn concurrent_access_denied_windows_conflict_instead_of_losing_a_call() {
     let intent = intent();
     let inv = inventory();
     let denied = event("cloudtrail-sendcommand-access-denied.json");
-    let mut other: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("events/cloudtrail-sendcommand-access-denied.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let mut other: serde_json::Value = event_json("cloudtrail-sendcommand-access-denied.json");
     other["detail"]["eventID"] = serde_json::json!("another-denial");
     let other = normalize(&other).unwrap();
     // Two invocations gather the same (empty) window, then both write back.
@@ -533,10 +496,6 @@ fn intent_clients(conf: &SdkConfig) -> tagwatch_aws::intent::IntentClients {
         ssm: aws_sdk_ssm::Client::new(conf),
         s3: aws_sdk_s3::Client::from_conf(s3_conf),
     }
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(root().join(rel)).unwrap()
 }
 
 #[tokio::test]
