@@ -245,7 +245,7 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     }
     let trimmed = s.trim().trim_end_matches('=');
     let pad = s.trim().len() - trimmed.len();
-    if pad > 2 || (pad > 0 && (trimmed.len() + pad) % 4 != 0) || trimmed.len() % 4 == 1 {
+    if pad > 2 || (pad > 0 && !(trimmed.len() + pad).is_multiple_of(4)) || trimmed.len() % 4 == 1 {
         return None;
     }
     let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
