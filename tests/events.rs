@@ -295,14 +295,8 @@ fn malformed_fixtures_are_errors_with_a_path() {
 
 #[test]
 fn spikes_are_reported_once_per_episode() {
-    let intent = {
-        let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[]}],"spike":{"threshold":3,"window_seconds":60}}"#;
-        Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
-            .unwrap()
-            .value
-    };
+    let intent = tagwatch_tests::spike_intent(60);
     let inv = inventory();
-    let base: serde_json::Value = event_json("cloudtrail-sendcommand-access-denied.json");
     let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
     let mut spikes = Vec::new();
     // Five denials 10 s apart, then a quiet hour, then three more.
@@ -311,10 +305,8 @@ fn spikes_are_reported_once_per_episode() {
         "10:00:20",
     ];
     for (i, t) in times.iter().enumerate() {
-        let mut e = base.clone();
-        e["detail"]["eventID"] = serde_json::json!(format!("denied-{i}"));
-        e["detail"]["eventTime"] = serde_json::json!(format!("2026-11-20T{t}Z"));
-        for f in w.handle(&normalize(&e).unwrap(), &inv) {
+        let e = tagwatch_tests::denied_at(&format!("denied-{i}"), t);
+        for f in w.handle(&e, &inv) {
             if f.kind == FindingKind::AccessDeniedSpike {
                 spikes.push(f);
             }

@@ -5,7 +5,12 @@
 //! restricting Run Command and Session Manager (the file format is described at its top), and
 //! `events.rs` runs every sample in `events/` through the core. The AWS adapters' tests use the
 //! same loaders.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -53,4 +58,24 @@ pub fn event_json(name: &str) -> serde_json::Value {
 /// A file in `events/`, normalised.
 pub fn event(name: &str) -> Event {
     normalize(&event_json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// An intent where only junior engineers are listed (with no policies) and spikes trip at
+/// three AccessDenied calls within `window_seconds`.
+pub fn spike_intent(window_seconds: u64) -> Intent {
+    let text = format!(
+        r#"{{"principals":[{{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[]}}],"spike":{{"threshold":3,"window_seconds":{window_seconds}}}}}"#
+    );
+    Intent::parse(&text, None, &mut |_: &str| Err("no files".to_string()))
+        .unwrap()
+        .value
+}
+
+/// The AccessDenied SendCommand sample with its own event id and time (`HH:MM:SS` on the
+/// sample's day).
+pub fn denied_at(event_id: &str, time: &str) -> Event {
+    let mut e = event_json("cloudtrail-sendcommand-access-denied.json");
+    e["detail"]["eventID"] = serde_json::json!(event_id);
+    e["detail"]["eventTime"] = serde_json::json!(format!("2026-11-20T{time}Z"));
+    normalize(&e).unwrap()
 }

@@ -179,20 +179,12 @@ async fn access_denied_windows_survive_between_invocations() {
     let conf = config(&m.url).await;
     create_table(&conf, "tagwatch").await;
     let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
-    let intent = {
-        let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[]}],"spike":{"threshold":3,"window_seconds":300}}"#;
-        Intent::parse(text, None, &mut |_: &str| Err("none".to_string()))
-            .unwrap()
-            .value
-    };
+    let intent = tagwatch_tests::spike_intent(300);
     let inv = inventory();
-    let base: serde_json::Value = event_json("cloudtrail-sendcommand-access-denied.json");
     let mut spikes = 0;
     for i in 0..5 {
-        let mut e = base.clone();
-        e["detail"]["eventID"] = serde_json::json!(format!("burst-{i}"));
-        e["detail"]["eventTime"] = serde_json::json!(format!("2026-11-20T09:00:{:02}Z", i * 10));
-        let found = invoke(&store, &intent, &inv, &normalize(&e).unwrap()).await;
+        let e = tagwatch_tests::denied_at(&format!("burst-{i}"), &format!("09:00:{:02}", i * 10));
+        let found = invoke(&store, &intent, &inv, &e).await;
         spikes += found
             .iter()
             .filter(|f| f.kind == FindingKind::AccessDeniedSpike)
