@@ -74,8 +74,15 @@ pub fn spike_intent(window_seconds: u64) -> Intent {
 /// The AccessDenied SendCommand sample with its own event id and time (`HH:MM:SS` on the
 /// sample's day).
 pub fn denied_at(event_id: &str, time: &str) -> Event {
+    normalize(&denied_json_at(event_id, time)).unwrap()
+}
+
+/// [`denied_at`] as the EventBridge JSON a function receives (the envelope `id` is the event
+/// id too).
+pub fn denied_json_at(event_id: &str, time: &str) -> serde_json::Value {
     let mut e = event_json("cloudtrail-sendcommand-access-denied.json");
+    e["id"] = serde_json::json!(format!("eb-{event_id}"));
     e["detail"]["eventID"] = serde_json::json!(event_id);
     e["detail"]["eventTime"] = serde_json::json!(format!("2026-11-20T{time}Z"));
-    normalize(&e).unwrap()
+    e
 }

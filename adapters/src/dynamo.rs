@@ -8,10 +8,14 @@
 //! | an evaluated (command, instance) pair | `command#<id>` | `claim#<instance>` |
 //! | an invocation waiting for its command | `command#<id>` | `parked#<instance>` |
 //! | a caller's AccessDenied window | `caller#<arn>` | `denials` |
-//! | a finding already reported | `finding#<id>` | `reported` |
+//! | a finding staged for delivery (outbox) | `event#<id>` | `finding#<finding id>` |
+//! | the sinks a finding reached | `finding#<id>` | `delivered` (string set `sinks`) |
 //!
-//! Sightings, claims and reported findings are conditional puts, so a redelivered event or a
-//! retried invocation produces nothing new.
+//! Sightings and claims are conditional puts, so a redelivered event or a retried invocation
+//! decides nothing new. Findings are staged in their event's outbox before any state is written
+//! and marked per sink after each sink accepted them, so a retry after a partial failure
+//! delivers what is missing and nothing twice (a crash between a sink's acceptance and its mark
+//! can repeat that one sink's delivery: at least once, never lost).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use aws_sdk_dynamodb::Client;
 use tagwatch_core::correlate::{DenialWindow, Parked};
 use tagwatch_core::event::{Activity, Event, StatusChange};
 use tagwatch_core::journal::{Change, JournalStore};
+use tagwatch_core::verdict::Finding;
 
 use crate::AdapterError;
 
@@ -382,28 +387,111 @@ impl DynamoCorrelation {
         }
     }
 
-    /// Removes parked invocations once they are reported.
-    pub async fn remove_parked(&self, parked: &[Parked]) -> Result<(), AdapterError> {
-        for p in parked {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("command#{}", p.command_id)))
-                .key("sk", s(format!("parked#{}", p.instance_id)))
-                .send()
-                .await
-                .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
+    /// Takes a parked invocation for the sweep: deletes it and says whether it was still there
+    /// (false when the CloudTrail watcher finished it meanwhile).
+    pub async fn take_parked(&self, parked: &Parked) -> Result<bool, AdapterError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("command#{}", parked.command_id)))
+            .key("sk", s(format!("parked#{}", parked.instance_id)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Stages findings in the outbox of the event (or sweep) that produced them, before any
+    /// state is written: a retry of the same event delivers what an earlier attempt staged.
+    pub async fn stage(&self, event_id: &str, findings: &[Finding]) -> Result<(), AdapterError> {
+        for f in findings {
+            let mut item = self.item(
+                format!("event#{event_id}"),
+                format!("finding#{}", f.finding_id),
+                now_ms(),
+            );
+            item.insert(
+                "json".into(),
+                s(serde_json::to_string(f).unwrap_or_default()),
+            );
+            self.put(item, false).await?;
         }
         Ok(())
     }
 
-    /// Records a finding as reported; false when it was reported before.
-    pub async fn claim_finding(
-        &self,
-        finding_id: &str,
-        event_ms: i64,
-    ) -> Result<bool, AdapterError> {
-        let item = self.item(format!("finding#{finding_id}"), "reported".into(), event_ms);
-        self.put(item, true).await
+    /// Removes a staged finding (the sweep's, when the invocation was finished meanwhile).
+    pub async fn unstage(&self, event_id: &str, finding_id: &str) -> Result<(), AdapterError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("event#{event_id}")))
+            .key("sk", s(format!("finding#{finding_id}")))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
+        Ok(())
     }
+
+    /// The findings staged for an event, in finding-id order.
+    pub async fn staged(&self, event_id: &str) -> Result<Vec<Finding>, AdapterError> {
+        let pk = format!("event#{event_id}");
+        let mut out = Vec::new();
+        for item in self.query_prefix(&pk, "finding#").await? {
+            out.push(Self::json(&item, &pk)?);
+        }
+        Ok(out)
+    }
+
+    /// The sinks each finding has already reached (finding ids absent from the map reached
+    /// none).
+    pub async fn delivered(
+        &self,
+        finding_ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, AdapterError> {
+        let mut out = HashMap::new();
+        for id in finding_ids {
+            if let Some(item) = self.get(&format!("finding#{id}"), "delivered").await? {
+                let sinks = item
+                    .get("sinks")
+                    .and_then(|v| v.as_ss().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                out.insert(id.clone(), sinks);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that these findings reached `sink` (an atomic set add, so marks from concurrent
+    /// invocations never overwrite each other).
+    pub async fn mark_delivered(
+        &self,
+        finding_ids: &[String],
+        sink: &str,
+    ) -> Result<(), AdapterError> {
+        let expires = self.expiry(now_ms());
+        for id in finding_ids {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("finding#{id}")))
+                .key("sk", s("delivered"))
+                .update_expression("ADD sinks :sink SET expires_at = :exp")
+                .expression_attribute_values(":sink", AttributeValue::Ss(vec![sink.to_string()]))
+                .expression_attribute_values(":exp", expires.clone())
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("DynamoDB UpdateItem", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Wall-clock milliseconds (outbox and delivery items live from when they are written).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -64,7 +64,8 @@ impl IntentSource {
         Ok(IntentSource::File(path.to_string()))
     }
 
-    fn display(&self) -> String {
+    /// The source as written (`ssm:/NAME`, `s3://BUCKET/KEY` or the path).
+    pub fn display(&self) -> String {
         match self {
             IntentSource::Ssm(n) => format!("ssm:{n}"),
             IntentSource::S3 { bucket, key } => format!("s3://{bucket}/{key}"),

@@ -4,7 +4,9 @@
 //!   DynamoDB table (gather before the decision, persist the journal after it);
 //! - [`logs::FindingsLog`]: findings as JSON log events in a CloudWatch Logs group;
 //! - [`bus::FindingsBus`]: alert findings on an EventBridge bus;
-//! - [`tags::Ec2Tags`]: instance tags from EC2 `DescribeTags`, cached for a short time.
+//! - [`tags::LiveTags`]: instance tags from EC2 `DescribeTags` and managed-node tags from SSM
+//!   `ListTagsForResource`, cached for a short time;
+//! - [`quarantine::Quarantine`]: malformed or unexpected events kept on an SQS queue.
 //!
 //! Clients are built once (at cold start) from an [`aws_config::SdkConfig`]; `AWS_ENDPOINT_URL`
 //! points every client at a local emulator in tests.
@@ -13,6 +15,7 @@ pub mod bus;
 pub mod dynamo;
 pub mod intent;
 pub mod logs;
+pub mod quarantine;
 pub mod tags;
 
 /// Why an AWS call failed. Transient failures (throttling, 5xx, network) make the invocation
@@ -52,3 +55,12 @@ pub async fn load_config() -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+// The SDK crates, for the functions' cold-start wiring (one version across the workspace).
+pub use aws_sdk_cloudwatchlogs;
+pub use aws_sdk_dynamodb;
+pub use aws_sdk_ec2;
+pub use aws_sdk_eventbridge;
+pub use aws_sdk_s3;
+pub use aws_sdk_sqs;
+pub use aws_sdk_ssm;

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::logs::FindingsLog;
-use tagwatch_aws::tags::Ec2Tags;
+use tagwatch_aws::tags::LiveTags;
 use tagwatch_core::event::{normalize, Event};
 use tagwatch_core::tags::Inventory;
 use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
@@ -106,28 +106,38 @@ async fn create_table(conf: &SdkConfig, table: &str) {
         .unwrap();
 }
 
-/// One Lambda-style invocation: gather, decide, persist, keep the findings the store agrees
-/// are ours.
+/// One Lambda-style invocation: gather, decide, stage, persist, then take from the outbox what
+/// the log sink has not had yet.
 async fn invoke(
     store: &DynamoCorrelation,
     intent: &Intent,
     inv: &Inventory,
     e: &Event,
 ) -> Vec<Finding> {
+    let event_id = match e {
+        Event::Activity(a) => a.event_id.clone(),
+        Event::Status(s) => s.event_id.clone(),
+        Event::Skipped(_) => panic!("skipped"),
+    };
     let journal = store.gather(e).await.unwrap();
     let mut w = Watcher::new(intent, journal);
     let findings = w.handle(e, inv);
-    let persisted = store.persist(w.into_store().take_changes()).await.unwrap();
-    if persisted.duplicate_event {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for f in findings {
-        if store.claim_finding(&f.finding_id, 0).await.unwrap() {
-            out.push(f);
-        }
-    }
-    out
+    store.stage(&event_id, &findings).await.unwrap();
+    store.persist(w.into_store().take_changes()).await.unwrap();
+    let staged = store.staged(&event_id).await.unwrap();
+    let ids: Vec<String> = staged.iter().map(|f| f.finding_id.clone()).collect();
+    let marks = store.delivered(&ids).await.unwrap();
+    let new: Vec<Finding> = staged
+        .into_iter()
+        .filter(|f| {
+            !marks
+                .get(&f.finding_id)
+                .is_some_and(|s| s.iter().any(|s| s == "log"))
+        })
+        .collect();
+    let new_ids: Vec<String> = new.iter().map(|f| f.finding_id.clone()).collect();
+    store.mark_delivered(&new_ids, "log").await.unwrap();
+    new
 }
 
 #[tokio::test]
@@ -363,7 +373,7 @@ async fn ec2_tags_for_running_instances() {
         .iter()
         .map(|i| i.instance_id().unwrap().to_string())
         .collect();
-    let tags = Ec2Tags::new(ec2, Duration::from_secs(60));
+    let tags = LiveTags::new(ec2, Duration::from_secs(60));
     let mut wanted = ids.clone();
     wanted.push("mi-0123456789abcdef0".to_string());
     let inv = tags.gather(&wanted).await.unwrap();
@@ -472,11 +482,93 @@ async fn the_sweep_reports_overdue_parked_invocations_once() {
     assert!(findings[0]
         .reason
         .contains("did not arrive within the correlation window"));
-    store.remove_parked(&overdue).await.unwrap();
+    assert!(store.take_parked(&overdue[0]).await.unwrap());
+    assert!(
+        !store.take_parked(&overdue[0]).await.unwrap(),
+        "a second sweep (or the CloudTrail watcher) finds it gone"
+    );
     assert!(
         store.parked_before(i64::MAX / 2).await.unwrap().is_empty(),
         "reported once"
     );
+}
+
+#[tokio::test]
+async fn the_outbox_and_per_sink_delivery_marks() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let a = finding(FindingKind::Violation, "f-a");
+    let b = finding(FindingKind::AccessDenied, "f-b");
+    store.stage("e-1", &[a.clone(), b.clone()]).await.unwrap();
+    // Staging again (a retry) changes nothing.
+    store.stage("e-1", std::slice::from_ref(&a)).await.unwrap();
+    let staged = store.staged("e-1").await.unwrap();
+    assert_eq!(
+        staged,
+        vec![a.clone(), b.clone()],
+        "round-trips the finding contract"
+    );
+    assert!(store.staged("e-2").await.unwrap().is_empty());
+    let ids = vec!["f-a".to_string(), "f-b".to_string()];
+    assert!(store.delivered(&ids).await.unwrap().is_empty());
+    store.mark_delivered(&ids, "log").await.unwrap();
+    store.mark_delivered(&ids[..1], "bus").await.unwrap();
+    store.mark_delivered(&ids[..1], "bus").await.unwrap();
+    let marks = store.delivered(&ids).await.unwrap();
+    let mut a_sinks = marks["f-a"].clone();
+    a_sinks.sort();
+    assert_eq!(a_sinks, ["bus", "log"]);
+    assert_eq!(marks["f-b"], ["log"]);
+    store.unstage("e-1", "f-b").await.unwrap();
+    assert_eq!(store.staged("e-1").await.unwrap(), vec![a]);
+    // Every item carries the TTL attribute.
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let items = ddb.scan().table_name("tagwatch").send().await.unwrap();
+    assert!(items.count() >= 3);
+    for item in items.items() {
+        assert!(item.contains_key("expires_at"), "{item:?}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_events_are_kept_on_the_quarantine_queue() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let url = sqs
+        .create_queue()
+        .queue_name("tagwatch-quarantine")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let q = tagwatch_aws::quarantine::Quarantine::new(sqs.clone(), &url);
+    let raw = read("events/malformed/sendcommand-missing-useridentity.json");
+    q.keep(&raw, "missing $.detail.userIdentity", "cloudtrail-watcher")
+        .await
+        .unwrap();
+    let got = sqs
+        .receive_message()
+        .queue_url(&url)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let msg = &got.messages()[0];
+    assert_eq!(msg.body(), Some(raw.as_str()));
+    let attrs = msg.message_attributes().unwrap();
+    assert_eq!(
+        attrs["reason"].string_value(),
+        Some("missing $.detail.userIdentity")
+    );
+    assert_eq!(attrs["function"].string_value(), Some("cloudtrail-watcher"));
+    // An oversized body is cut and says so, instead of failing forever.
+    let big = "x".repeat(300 * 1024);
+    q.keep(&big, "too big", "f").await.unwrap();
 }
 
 fn intent_clients(conf: &SdkConfig) -> tagwatch_aws::intent::IntentClients {

@@ -104,6 +104,14 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The instances of the parked invocations held (whose tags a decision may need).
+    pub fn parked_instances(&self) -> Vec<String> {
+        self.parked
+            .values()
+            .flatten()
+            .map(|p| p.instance_id.clone())
+            .collect()
+    }
 }
 
 impl CorrelationStore for MemoryStore {

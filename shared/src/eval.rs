@@ -6,14 +6,14 @@
 //! missing keys. [`Decision::report`] turns a decision into the serialisable result with its
 //! one-sentence explanation.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::context::{ContextValue, Request};
 use crate::policy::condition::{BaseOp, Condition, Family};
 use crate::policy::{Effect, NamedPolicy, Statement, StatementMatch};
 
 /// The three outcomes of IAM evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Allow,
@@ -93,7 +93,7 @@ pub fn evaluate(policies: &[&NamedPolicy], request: &Request) -> Decision {
 }
 
 /// A statement named in a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementRef {
     /// The policy's name (a file, or `<intent entry>/policies[i]`).
     pub policy: String,

@@ -89,6 +89,12 @@ impl JournalStore {
         *self.inner.denials(caller) = window;
     }
 
+    /// The instances of the gathered parked invocations: their tags are needed when the
+    /// command's record finishes them.
+    pub fn parked_instances(&self) -> Vec<String> {
+        self.inner.parked_instances()
+    }
+
     /// The changes since the last call, AccessDenied windows last, in their final state.
     pub fn take_changes(&mut self) -> Vec<Change> {
         let mut out = std::mem::take(&mut self.changes);

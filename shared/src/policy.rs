@@ -30,7 +30,7 @@ pub enum Version {
 }
 
 /// `Allow` or `Deny`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Effect {
     Allow,
     Deny,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::context::{Request, RequestContext};
 use crate::correlate::{record_denial, CorrelationStore, Parked};
@@ -15,7 +15,7 @@ use crate::tags::{tags_of, TagLookup, Tags};
 use crate::values;
 
 /// The finding kinds (the contract of tagwatch's output).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// AWS allowed it, the intent does not.
@@ -40,7 +40,7 @@ impl FindingKind {
 }
 
 /// How urgently a person should look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingSeverity {
     High,
@@ -49,7 +49,7 @@ pub enum FindingSeverity {
 }
 
 /// What AWS did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Actual {
     Allowed,
@@ -57,7 +57,7 @@ pub enum Actual {
 }
 
 /// One finding, serialised as one JSON line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
     pub severity: FindingSeverity,
@@ -85,7 +85,7 @@ pub struct Finding {
     /// One sentence a person can act on.
     pub reason: String,
     /// Context keys the decision depended on that the event could not tell.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_keys: Vec<String>,
     /// AccessDenied: the error code and message as recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,7 +358,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         Finding {
             kind: FindingKind::Unevaluated,
             severity: FindingSeverity::Medium,
-            finding_id: finding_id(&["invocation", &p.command_id, &p.instance_id]),
+            // Not the pair's own id: a record that arrives after the sweep must still be
+            // evaluated and reported under `invocation`.
+            finding_id: finding_id(&["overdue", &p.command_id, &p.instance_id]),
             event_id: s.event_id.clone(),
             event_time: s.event_time.clone(),
             account: s.account.clone(),

@@ -1,0 +1,265 @@
+//! The CloudTrail watcher: "AWS API Call via CloudTrail" events for `ssm:SendCommand` and
+//! `ssm:StartSession`, allowed or denied. Each is evaluated resource by resource against the
+//! intent with live tags; each SendCommand is recorded for its status events, and invocations
+//! parked waiting for it are finished; AccessDenied calls feed the caller's spike window.
+
+use serde_json::Value;
+use tagwatch_core::Intent;
+use tagwatch_lambda::config::Config;
+use tagwatch_lambda::pipeline::{watch, Accept, Failure, Outcome};
+use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, Quarantine, State, Tags};
+
+/// The function's name in metrics (`Function` dimension) and quarantined events.
+pub const FUNCTION: &str = "cloudtrail-watcher";
+
+pub async fn handle<S, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    intent: &Intent,
+    _config: &Config,
+    event: &Value,
+) -> Result<Outcome, Failure>
+where
+    S: State,
+    T: Tags,
+    L: FindingLog,
+    B: AlertBus,
+    Q: Quarantine,
+{
+    watch(ports, intent, FUNCTION, Accept::Activities, event).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tagwatch_core::verdict::FindingKind;
+    use tagwatch_lambda::fakes::{self, alerted_ids, logged, logged_ids, quarantined};
+    use tagwatch_tests::{denied_json_at, event_json, intent, inventory, spike_intent};
+
+    async fn run(p: &fakes::FakePorts, intent: &Intent, name: &str) -> Outcome {
+        handle(p, intent, &fakes::config(), &event_json(name))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_violation_is_logged_alerted_and_counted() {
+        let p = fakes::ports(inventory());
+        let o = run(&p, &intent(), "cloudtrail-sendcommand-instanceids.json").await;
+        let found = logged(&p);
+        // alice (junior) on 60001 (testServer) is in policy; 60002 (productionServer) is not.
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, FindingKind::Violation);
+        assert!(found[0]
+            .resource
+            .as_deref()
+            .unwrap()
+            .ends_with("i-0a1b2c3d4e5f60002"));
+        assert_eq!(alerted_ids(&p), logged_ids(&p));
+        assert_eq!(o.counts.violations, 1);
+        assert_eq!(o.counts.events_processed, 1);
+        assert_eq!(o.counts.malformed_events, 0);
+        // Both instances' tags were looked up, in one call.
+        let asked = p.tags.asked.lock().unwrap().clone();
+        assert_eq!(asked, ["i-0a1b2c3d4e5f60001", "i-0a1b2c3d4e5f60002"]);
+    }
+
+    #[tokio::test]
+    async fn a_compliant_call_reports_nothing() {
+        let p = fakes::ports(inventory());
+        let o = run(&p, &intent(), "cloudtrail-startsession-allowed.json").await;
+        assert!(logged(&p).is_empty(), "{:?}", logged(&p));
+        assert!(alerted_ids(&p).is_empty());
+        assert_eq!(o.counts.events_processed, 1);
+        assert_eq!(o.counts.violations + o.counts.unevaluated, 0);
+    }
+
+    #[tokio::test]
+    async fn the_same_event_twice_reports_once() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        run(&p, &i, "cloudtrail-sendcommand-instanceids.json").await;
+        let again = run(&p, &i, "cloudtrail-sendcommand-instanceids.json").await;
+        assert!(again.duplicate);
+        assert!(again.logged.is_empty() && again.alerted.is_empty());
+        assert_eq!(logged_ids(&p).len(), 1);
+        assert_eq!(alerted_ids(&p).len(), 1);
+        assert_eq!(
+            again.counts.violations, 0,
+            "metrics count new findings only"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_single_access_denied_is_logged_not_alerted() {
+        let p = fakes::ports(inventory());
+        let o = run(&p, &intent(), "cloudtrail-sendcommand-access-denied.json").await;
+        let found = logged(&p);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, FindingKind::AccessDenied);
+        assert!(alerted_ids(&p).is_empty());
+        assert_eq!(o.counts.access_denied, 1);
+    }
+
+    #[tokio::test]
+    async fn an_access_denied_burst_raises_one_spike() {
+        let p = fakes::ports(inventory());
+        let i = spike_intent(60);
+        for (n, t) in ["09:00:00", "09:00:10", "09:00:20", "09:00:30", "09:00:40"]
+            .iter()
+            .enumerate()
+        {
+            handle(
+                &p,
+                &i,
+                &fakes::config(),
+                &denied_json_at(&format!("d-{n}"), t),
+            )
+            .await
+            .unwrap();
+        }
+        let kinds: Vec<FindingKind> = logged(&p).iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k == FindingKind::AccessDenied)
+                .count(),
+            5
+        );
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k == FindingKind::AccessDeniedSpike)
+                .count(),
+            1
+        );
+        // Only the spike is an alert.
+        assert_eq!(alerted_ids(&p).len(), 1);
+        let spike = logged(&p)
+            .into_iter()
+            .find(|f| f.kind == FindingKind::AccessDeniedSpike)
+            .unwrap();
+        assert_eq!(spike.denied_calls, Some(3));
+    }
+
+    #[tokio::test]
+    async fn malformed_and_unexpected_events_are_quarantined_and_counted() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        let missing = event_json("malformed/sendcommand-missing-useridentity.json");
+        let o = handle(&p, &i, &fakes::config(), &missing).await.unwrap();
+        assert_eq!(o.counts.malformed_events, 1);
+        assert_eq!(o.counts.events_processed, 0);
+        let other = run(&p, &i, "cloudtrail-other-putparameter.json").await;
+        assert_eq!(other.counts.malformed_events, 1);
+        let status = run(&p, &i, "ssm-command-invocation-status-change-success.json").await;
+        assert_eq!(status.counts.malformed_events, 1);
+        let kept = quarantined(&p);
+        assert_eq!(kept.len(), 3);
+        assert!(
+            kept[0].1.contains("userIdentity"),
+            "the reason names the path: {}",
+            kept[0].1
+        );
+        assert!(kept[1].1.contains("PutParameter"), "{}", kept[1].1);
+        assert!(kept[2].1.contains("status-change"), "{}", kept[2].1);
+        assert!(kept.iter().all(|k| k.2 == FUNCTION));
+        // Kept as received, minus secrets, and still an event that parses.
+        let back: Value = serde_json::from_str(&kept[0].0).unwrap();
+        assert_eq!(back["id"], missing["id"]);
+        assert!(logged(&p).is_empty());
+    }
+
+    #[tokio::test]
+    async fn quarantined_events_lose_parameters_and_session_tokens() {
+        let p = fakes::ports(inventory());
+        let mut e = event_json("cloudtrail-startsession-allowed.json");
+        e["detail"]["eventName"] = Value::from("ResumeSession");
+        e["detail"]["responseElements"]["tokenValue"] = Value::from("SECRET-TOKEN");
+        e["detail"]["requestParameters"]["parameters"] =
+            serde_json::json!({"commands": ["echo SECRET-COMMAND"]});
+        handle(&p, &intent(), &fakes::config(), &e).await.unwrap();
+        let kept = quarantined(&p);
+        assert_eq!(kept.len(), 1);
+        assert!(!kept[0].0.contains("SECRET"), "{}", kept[0].0);
+        assert!(kept[0].0.contains("REDACTED-BY-TAGWATCH"));
+    }
+
+    #[tokio::test]
+    async fn without_a_quarantine_queue_a_malformed_event_fails_the_invocation() {
+        let mut p = fakes::ports(inventory());
+        p.quarantine = None;
+        let e = event_json("malformed/sendcommand-missing-useridentity.json");
+        let err = handle(&p, &intent(), &fakes::config(), &e)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "MalformedEvent");
+        assert!(err.to_string().contains("userIdentity"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_sink_fails_the_invocation_and_the_retry_delivers_without_duplicates() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        let e = event_json("cloudtrail-sendcommand-instanceids.json");
+        // The bus fails after the log accepted the finding.
+        p.bus.failing.set(true);
+        let err = handle(&p, &i, &fakes::config(), &e).await.unwrap_err();
+        assert_eq!(err.kind(), "TransientAwsError");
+        assert_eq!(logged_ids(&p).len(), 1);
+        assert!(alerted_ids(&p).is_empty());
+        p.bus.failing.set(false);
+        let retry = handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        assert!(retry.logged.is_empty(), "the log already has it");
+        assert_eq!(retry.alerted.len(), 1, "the bus gets it now");
+        assert_eq!(logged_ids(&p).len(), 1);
+        assert_eq!(alerted_ids(&p), logged_ids(&p));
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_staging_loses_nothing() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        let e = event_json("cloudtrail-sendcommand-instanceids.json");
+        p.state.failing_persist.set(true);
+        assert!(handle(&p, &i, &fakes::config(), &e).await.is_err());
+        assert!(
+            logged(&p).is_empty(),
+            "nothing is delivered before the state is written"
+        );
+        p.state.failing_persist.set(false);
+        handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        assert_eq!(logged_ids(&p).len(), 1);
+        assert_eq!(alerted_ids(&p).len(), 1);
+        // A third delivery (Lambda's own retry after a timeout, say) adds nothing.
+        handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        assert_eq!(logged_ids(&p).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unreachable_state_or_tags_fail_before_deciding() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        let e = event_json("cloudtrail-sendcommand-instanceids.json");
+        p.tags.failing.set(true);
+        assert!(handle(&p, &i, &fakes::config(), &e).await.is_err());
+        p.tags.failing.set(false);
+        p.state.failing.set(true);
+        assert!(handle(&p, &i, &fakes::config(), &e).await.is_err());
+        assert!(p.state.snapshot().seen.is_empty());
+        p.state.failing.set(false);
+        handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        assert_eq!(logged_ids(&p).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_send_command_is_recorded_for_its_status_events() {
+        let p = fakes::ports(inventory());
+        run(&p, &intent(), "cloudtrail-sendcommand-tag-targets.json").await;
+        let t = p.state.snapshot();
+        assert_eq!(t.commands.len(), 1);
+        assert!(t
+            .commands
+            .contains_key("e500bddf-37b0-4307-8f0f-4c3c2052e52b"));
+        assert!(logged(&p).is_empty(), "tag targets name no instance yet");
+    }
+}

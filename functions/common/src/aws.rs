@@ -1,0 +1,147 @@
+//! The ports over tagwatch's AWS adapters, and the cold-start wiring that builds them.
+
+use std::collections::HashMap;
+
+use tagwatch_aws::bus::FindingsBus;
+use tagwatch_aws::dynamo::{DynamoCorrelation, Persisted};
+use tagwatch_aws::intent::{load_intent, IntentClients, IntentLoadError, IntentSource};
+use tagwatch_aws::logs::FindingsLog;
+use tagwatch_aws::quarantine::Quarantine as QuarantineQueue;
+use tagwatch_aws::tags::LiveTags;
+use tagwatch_aws::{
+    aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_s3,
+    aws_sdk_sqs, aws_sdk_ssm, AdapterError,
+};
+use tagwatch_core::correlate::Parked;
+use tagwatch_core::event::Event;
+use tagwatch_core::journal::{Change, JournalStore};
+use tagwatch_core::tags::Inventory;
+use tagwatch_core::verdict::Finding;
+use tagwatch_core::Intent;
+
+use crate::config::Config;
+use crate::logging::now_ms;
+use crate::ports::{AlertBus, FindingLog, PortResult, Ports, Quarantine, State, Tags};
+
+/// The ports of a deployed function.
+pub type AwsPorts = Ports<DynamoCorrelation, LiveTags, FindingsLog, FindingsBus, QuarantineQueue>;
+
+impl State for DynamoCorrelation {
+    async fn gather(&self, event: &Event) -> PortResult<JournalStore> {
+        Ok(DynamoCorrelation::gather(self, event).await?)
+    }
+    async fn persist(&self, changes: Vec<Change>) -> PortResult<Persisted> {
+        Ok(DynamoCorrelation::persist(self, changes).await?)
+    }
+    async fn stage(&self, event_id: &str, findings: &[Finding]) -> PortResult<()> {
+        Ok(DynamoCorrelation::stage(self, event_id, findings).await?)
+    }
+    async fn unstage(&self, event_id: &str, finding_id: &str) -> PortResult<()> {
+        Ok(DynamoCorrelation::unstage(self, event_id, finding_id).await?)
+    }
+    async fn staged(&self, event_id: &str) -> PortResult<Vec<Finding>> {
+        Ok(DynamoCorrelation::staged(self, event_id).await?)
+    }
+    async fn delivered(&self, finding_ids: &[String]) -> PortResult<HashMap<String, Vec<String>>> {
+        Ok(DynamoCorrelation::delivered(self, finding_ids).await?)
+    }
+    async fn mark_delivered(&self, finding_ids: &[String], sink: &str) -> PortResult<()> {
+        Ok(DynamoCorrelation::mark_delivered(self, finding_ids, sink).await?)
+    }
+    async fn parked_before(&self, cutoff_ms: i64) -> PortResult<Vec<Parked>> {
+        Ok(DynamoCorrelation::parked_before(self, cutoff_ms).await?)
+    }
+    async fn take_parked(&self, parked: &Parked) -> PortResult<bool> {
+        Ok(DynamoCorrelation::take_parked(self, parked).await?)
+    }
+}
+
+impl Tags for LiveTags {
+    async fn gather(&self, ids: &[String]) -> PortResult<Inventory> {
+        Ok(LiveTags::gather(self, ids).await?)
+    }
+}
+
+impl FindingLog for FindingsLog {
+    async fn put(&self, findings: &[Finding]) -> PortResult<()> {
+        Ok(FindingsLog::put(self, findings, now_ms()).await?)
+    }
+}
+
+impl AlertBus for FindingsBus {
+    async fn publish(&self, findings: &[Finding]) -> PortResult<usize> {
+        Ok(FindingsBus::publish(self, findings).await?)
+    }
+}
+
+impl Quarantine for QuarantineQueue {
+    async fn keep(&self, raw: &str, reason: &str, function: &str) -> PortResult<()> {
+        Ok(QuarantineQueue::keep(self, raw, reason, function).await?)
+    }
+}
+
+/// Why a cold start failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ColdStartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Intent(#[from] IntentLoadError),
+    #[error(transparent)]
+    Aws(#[from] AdapterError),
+}
+
+/// The findings log stream of this execution environment: Lambda's own stream name is unique
+/// per environment, so concurrent environments never share a stream.
+fn stream_name(function: &str) -> String {
+    match std::env::var("AWS_LAMBDA_LOG_STREAM_NAME") {
+        Ok(s) if !s.is_empty() => format!("{function}/{s}"),
+        _ => format!(
+            "{function}/{}/{}",
+            crate::logging::rfc3339_ms(now_ms()).get(..10).unwrap_or(""),
+            std::process::id()
+        ),
+    }
+}
+
+/// Builds the clients and adapters and loads the intent, once per execution environment.
+pub async fn cold_start(
+    function: &str,
+    config: &Config,
+) -> Result<(AwsPorts, Intent), ColdStartError> {
+    let sdk = tagwatch_aws::load_config().await;
+    let source = IntentSource::parse(&config.intent)?;
+    let clients = IntentClients {
+        ssm: aws_sdk_ssm::Client::new(&sdk),
+        s3: aws_sdk_s3::Client::new(&sdk),
+    };
+    let (intent, warnings) = load_intent(&source, &clients).await?;
+    for w in &warnings {
+        tracing::warn!(source = source.display().as_str(), warning = %w, "intent warning");
+    }
+    let ttl = i64::try_from(config.state_ttl.as_secs()).unwrap_or(i64::MAX / 2000);
+    let state = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table, ttl);
+    let tags =
+        LiveTags::new(aws_sdk_ec2::Client::new(&sdk), config.tag_cache).with_ssm(clients.ssm);
+    let log = FindingsLog::open(
+        aws_sdk_cloudwatchlogs::Client::new(&sdk),
+        &config.findings_log_group,
+        stream_name(function),
+    )
+    .await?;
+    let bus = FindingsBus::new(aws_sdk_eventbridge::Client::new(&sdk), &config.findings_bus);
+    let quarantine = config
+        .quarantine_queue_url
+        .as_ref()
+        .map(|url| QuarantineQueue::new(aws_sdk_sqs::Client::new(&sdk), url));
+    Ok((
+        Ports {
+            state,
+            tags,
+            log,
+            bus,
+            quarantine,
+        },
+        intent,
+    ))
+}

@@ -1,0 +1,192 @@
+//! Configuration from the environment, read once at cold start.
+
+use std::time::Duration;
+
+/// Every setting a function reads. Names are the environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `TAGWATCH_INTENT`: `ssm:/NAME`, `s3://BUCKET/KEY`, or a file path (relative paths are
+    /// resolved against `LAMBDA_TASK_ROOT`, where a bundled intent lives).
+    pub intent: String,
+    /// `TAGWATCH_TABLE`: the DynamoDB table for correlation, idempotency and the outbox.
+    pub table: String,
+    /// `TAGWATCH_FINDINGS_LOG_GROUP`: the findings log group.
+    pub findings_log_group: String,
+    /// `TAGWATCH_FINDINGS_BUS`: the findings event bus (name or ARN).
+    pub findings_bus: String,
+    /// `TAGWATCH_QUARANTINE_QUEUE_URL` (optional): the SQS queue that keeps malformed or
+    /// unexpected events. Without it such an event fails the invocation, so that the function's
+    /// failure destination keeps it after Lambda's retries.
+    pub quarantine_queue_url: Option<String>,
+    /// `TAGWATCH_STATE_TTL_SECONDS` (default 3 days): how long correlation items live.
+    pub state_ttl: Duration,
+    /// `TAGWATCH_TAG_CACHE_SECONDS` (default 60): how long looked-up tags are reused.
+    pub tag_cache: Duration,
+    /// `TAGWATCH_PARK_DELAY_SECONDS` (default 900): how long the sweep waits for a parked
+    /// invocation's SendCommand record before reporting it `unevaluated`.
+    pub park_delay: Duration,
+    /// `POWERTOOLS_SERVICE_NAME` (default `tagwatch`): the `service` key of every log line.
+    pub service: String,
+    /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`).
+    pub log_level: tracing::Level,
+}
+
+/// A missing or invalid setting; the cold start fails with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let required = |k: &'static str| get(k).ok_or(ConfigError::Missing(k));
+        let seconds = |k: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            match get(k) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+                    _ => Err(ConfigError::Invalid {
+                        name: k,
+                        value: v,
+                        reason: "expected a positive whole number of seconds",
+                    }),
+                },
+            }
+        };
+        let mut intent = required("TAGWATCH_INTENT")?;
+        let is_remote = intent.starts_with("ssm:") || intent.starts_with("s3://");
+        let path = intent.strip_prefix("file:").unwrap_or(&intent).to_string();
+        if !is_remote && !path.starts_with('/') {
+            if let Some(root) = get("LAMBDA_TASK_ROOT") {
+                intent = format!("{}/{path}", root.trim_end_matches('/'));
+            }
+        }
+        let level_name = get("TAGWATCH_LOG_LEVEL")
+            .or_else(|| get("AWS_LAMBDA_LOG_LEVEL"))
+            .unwrap_or_else(|| "INFO".to_string());
+        let log_level = match level_name.trim().to_ascii_uppercase().as_str() {
+            "TRACE" => tracing::Level::TRACE,
+            "DEBUG" => tracing::Level::DEBUG,
+            "INFO" => tracing::Level::INFO,
+            "WARN" | "WARNING" => tracing::Level::WARN,
+            "ERROR" | "FATAL" => tracing::Level::ERROR,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "TAGWATCH_LOG_LEVEL",
+                    value: level_name,
+                    reason: "expected TRACE, DEBUG, INFO, WARN or ERROR",
+                })
+            }
+        };
+        Ok(Config {
+            intent,
+            table: required("TAGWATCH_TABLE")?,
+            findings_log_group: required("TAGWATCH_FINDINGS_LOG_GROUP")?,
+            findings_bus: required("TAGWATCH_FINDINGS_BUS")?,
+            quarantine_queue_url: get("TAGWATCH_QUARANTINE_QUEUE_URL"),
+            state_ttl: seconds("TAGWATCH_STATE_TTL_SECONDS", 3 * 86_400)?,
+            tag_cache: seconds("TAGWATCH_TAG_CACHE_SECONDS", 60)?,
+            park_delay: seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
+            service: get("POWERTOOLS_SERVICE_NAME").unwrap_or_else(|| "tagwatch".to_string()),
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        ("TAGWATCH_INTENT", "ssm:/tagwatch/intent"),
+        ("TAGWATCH_TABLE", "t"),
+        ("TAGWATCH_FINDINGS_LOG_GROUP", "/tagwatch/findings"),
+        ("TAGWATCH_FINDINGS_BUS", "tagwatch-findings"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(c.intent, "ssm:/tagwatch/intent");
+        assert_eq!(c.state_ttl, Duration::from_secs(259_200));
+        assert_eq!(c.tag_cache, Duration::from_secs(60));
+        assert_eq!(c.park_delay, Duration::from_secs(900));
+        assert_eq!(c.quarantine_queue_url, None);
+        assert_eq!(c.service, "tagwatch");
+        assert_eq!(c.log_level, tracing::Level::INFO);
+    }
+
+    #[test]
+    fn each_required_setting_is_named_when_missing() {
+        for (i, (name, _)) in BASE.iter().enumerate() {
+            let rest: Vec<(&str, &str)> = BASE
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| *p)
+                .collect();
+            let err = Config::from_lookup(env(&rest)).unwrap_err();
+            assert_eq!(err, ConfigError::Missing(name));
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn invalid_numbers_and_levels_are_named() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_PARK_DELAY_SECONDS", "15m"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(
+            err.contains("TAGWATCH_PARK_DELAY_SECONDS") && err.contains("15m"),
+            "{err}"
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_LOG_LEVEL", "loud"));
+        assert!(Config::from_lookup(env(&pairs)).is_err());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("AWS_LAMBDA_LOG_LEVEL", "debug"));
+        pairs.push(("TAGWATCH_PARK_DELAY_SECONDS", "60"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.log_level, tracing::Level::DEBUG);
+        assert_eq!(c.park_delay, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_bundled_intent_is_found_beside_the_function() {
+        let mut pairs = BASE.to_vec();
+        pairs[0] = ("TAGWATCH_INTENT", "intent.json");
+        pairs.push(("LAMBDA_TASK_ROOT", "/var/task"));
+        assert_eq!(
+            Config::from_lookup(env(&pairs)).unwrap().intent,
+            "/var/task/intent.json"
+        );
+        pairs[0] = ("TAGWATCH_INTENT", "s3://b/intent.json");
+        assert_eq!(
+            Config::from_lookup(env(&pairs)).unwrap().intent,
+            "s3://b/intent.json"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! JSON logs with the AWS Lambda Powertools key names (`level`, `location`, `message`,
+//! `timestamp`, `service`, `cold_start`, `function_name`, `function_memory_size`,
+//! `function_arn`, `function_request_id`, `xray_trace_id`), so Powertools-aware queries and
+//! dashboards work unchanged. Event fields are added as keys of their own.
+//!
+//! What is logged is chosen at the call sites: ids, kinds, counts and reasons, never an
+//! event's payload (command parameters and session tokens stay out of the logs).
+
+use std::fmt;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The invocation a log line belongs to.
+#[derive(Debug, Default, Clone)]
+struct Invocation {
+    request_id: Option<String>,
+    function_arn: Option<String>,
+    xray_trace_id: Option<String>,
+    cold_start: bool,
+    invocations: u64,
+}
+
+static CURRENT: Mutex<Invocation> = Mutex::new(Invocation {
+    request_id: None,
+    function_arn: None,
+    xray_trace_id: None,
+    cold_start: true,
+    invocations: 0,
+});
+
+/// Marks the start of an invocation: later lines carry its ids; `cold_start` is true only
+/// during the first.
+pub fn begin_invocation(request_id: &str, function_arn: &str, xray_trace_id: Option<&str>) {
+    let mut cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+    cur.invocations += 1;
+    cur.cold_start = cur.invocations == 1;
+    cur.request_id = Some(request_id.to_string());
+    cur.function_arn = Some(function_arn.to_string()).filter(|s| !s.is_empty());
+    cur.xray_trace_id = xray_trace_id.map(str::to_string);
+}
+
+/// The Powertools-style JSON line format.
+#[derive(Debug, Clone)]
+pub struct PowertoolsJson {
+    service: String,
+    function_name: Option<String>,
+    memory_size: Option<u64>,
+}
+
+impl PowertoolsJson {
+    pub fn new(service: &str) -> Self {
+        PowertoolsJson {
+            service: service.to_string(),
+            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
+            memory_size: std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .ok()
+                .and_then(|m| m.parse().ok()),
+        }
+    }
+
+    /// One log line (without the newline) for a message and its fields.
+    pub fn line(
+        &self,
+        level: &tracing::Level,
+        location: &str,
+        timestamp_ms: i64,
+        fields: Map<String, Value>,
+    ) -> String {
+        let cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Map::new();
+        out.insert("level".into(), Value::from(level.as_str()));
+        out.insert("location".into(), Value::from(location));
+        let mut fields = fields;
+        out.insert(
+            "message".into(),
+            fields.remove("message").unwrap_or(Value::from("")),
+        );
+        out.insert("timestamp".into(), Value::from(rfc3339_ms(timestamp_ms)));
+        out.insert("service".into(), Value::from(self.service.as_str()));
+        out.insert("cold_start".into(), Value::from(cur.cold_start));
+        if let Some(name) = &self.function_name {
+            out.insert("function_name".into(), Value::from(name.as_str()));
+        }
+        if let Some(m) = self.memory_size {
+            out.insert("function_memory_size".into(), Value::from(m));
+        }
+        if let Some(arn) = cur.function_arn {
+            out.insert("function_arn".into(), Value::from(arn));
+        }
+        if let Some(id) = cur.request_id {
+            out.insert("function_request_id".into(), Value::from(id));
+        }
+        if let Some(x) = cur.xray_trace_id {
+            out.insert("xray_trace_id".into(), Value::from(x));
+        }
+        for (k, v) in fields {
+            out.entry(k).or_insert(v);
+        }
+        Value::Object(out).to_string()
+    }
+}
+
+struct Fields(Map<String, Value>);
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_string(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().to_string(), Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), Value::from(format!("{value:?}")));
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for PowertoolsJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Fields(Map::new());
+        event.record(&mut fields);
+        let meta = event.metadata();
+        let location = format!(
+            "{}:{}",
+            meta.module_path().unwrap_or(meta.target()),
+            meta.line().unwrap_or(0)
+        );
+        writeln!(
+            writer,
+            "{}",
+            self.line(meta.level(), &location, now_ms(), fields.0)
+        )
+    }
+}
+
+/// Installs the JSON logger on stdout (once, at cold start).
+pub fn init(service: &str, level: tracing::Level) {
+    let _ = tracing_subscriber::fmt()
+        .event_format(PowertoolsJson::new(service))
+        .with_max_level(level)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+/// Wall-clock milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `2026-11-22T08:15:04.123Z` (Howard Hinnant's days-to-civil algorithm).
+pub fn rfc3339_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_335_304_123), "2026-11-22T08:15:04.123Z");
+    }
+
+    #[test]
+    fn lines_carry_the_powertools_keys_and_the_fields() {
+        let f = PowertoolsJson {
+            service: "tagwatch".into(),
+            function_name: Some("tagwatch-cloudtrail-watcher".into()),
+            memory_size: Some(128),
+        };
+        begin_invocation(
+            "req-1",
+            "arn:aws:lambda:us-east-1:1:function:f",
+            Some("Root=1-x"),
+        );
+        let mut fields = Map::new();
+        fields.insert("message".into(), Value::from("event quarantined"));
+        fields.insert("reason".into(), Value::from("malformed"));
+        // A field may not shadow a Powertools key.
+        fields.insert("service".into(), Value::from("other"));
+        let line = f.line(&tracing::Level::WARN, "m:1", 0, fields);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["message"], "event quarantined");
+        assert_eq!(v["service"], "tagwatch");
+        assert_eq!(v["function_request_id"], "req-1");
+        assert_eq!(v["function_arn"], "arn:aws:lambda:us-east-1:1:function:f");
+        assert_eq!(v["xray_trace_id"], "Root=1-x");
+        assert_eq!(v["function_name"], "tagwatch-cloudtrail-watcher");
+        assert_eq!(v["function_memory_size"], 128);
+        assert_eq!(v["reason"], "malformed");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000Z");
+        assert!(v["cold_start"].is_boolean());
+    }
+}

@@ -1,0 +1,129 @@
+//! What every function's `main` does: logs, configuration, cold start, then the Lambda
+//! runtime loop with an EMF metrics line per invocation.
+
+use std::future::Future;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+use tagwatch_core::outputs::emf_line;
+use tagwatch_core::Intent;
+
+use crate::aws::{cold_start, AwsPorts};
+use crate::config::Config;
+use crate::logging;
+use crate::pipeline::{Failure, Outcome};
+
+/// An invocation's error as Lambda reports it (`errorType` is the failure kind).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct InvocationError {
+    kind: &'static str,
+    message: String,
+}
+
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.kind.to_string(),
+            error_message: e.message,
+        }
+    }
+}
+
+/// The response of a successful invocation: a summary, never a finding's content.
+fn response(o: &Outcome) -> Value {
+    json!({
+        "event_id": o.event_id,
+        "logged": o.logged.len(),
+        "alerted": o.alerted.len(),
+        "duplicate": o.duplicate,
+        "quarantined": o.quarantined,
+    })
+}
+
+/// Runs a function: `handle` gets the ports, the intent, the configuration and the raw event.
+/// A failed cold start (configuration, intent, log stream) is logged and ends the process with
+/// an error, which Lambda reports as an init failure.
+pub async fn run<F, Fut>(function: &'static str, handle: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(&'static AwsPorts, &'static Intent, &'static Config, Value) -> Fut,
+    Fut: Future<Output = Result<Outcome, Failure>>,
+{
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            logging::init("tagwatch", tracing::Level::INFO);
+            tracing::error!(error = %e, "cold start failed: configuration");
+            return Err(e.into());
+        }
+    };
+    logging::init(&config.service, config.log_level);
+    let (ports, intent) = match cold_start(function, &config).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    tracing::info!(
+        function,
+        intent = config.intent.as_str(),
+        principals = intent.principals.len(),
+        "cold start complete"
+    );
+    // Built once and kept for the life of the execution environment.
+    let ports: &'static AwsPorts = Box::leak(Box::new(ports));
+    let intent: &'static Intent = Box::leak(Box::new(intent));
+    let config: &'static Config = Box::leak(Box::new(config));
+    let handle = &handle;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let ctx = &event.context;
+        logging::begin_invocation(
+            &ctx.request_id,
+            &ctx.invoked_function_arn,
+            ctx.xray_trace_id.as_deref(),
+        );
+        let result = handle(ports, intent, config, event.payload).await;
+        match result {
+            Ok(outcome) => {
+                println!(
+                    "{}",
+                    emf_line(
+                        function,
+                        &outcome.counts,
+                        logging::now_ms(),
+                        &[
+                            ("event_id", json!(outcome.event_id)),
+                            ("findings", json!(outcome.logged)),
+                        ],
+                    )
+                );
+                tracing::info!(
+                    event_id = outcome.event_id.as_str(),
+                    logged = outcome.logged.len(),
+                    alerted = outcome.alerted.len(),
+                    duplicate = outcome.duplicate,
+                    quarantined = outcome.quarantined.is_some(),
+                    "invocation complete"
+                );
+                Ok(response(&outcome))
+            }
+            Err(failure) => {
+                if let Failure::Unkept { .. } = failure {
+                    // Counted here: the failure destination keeps the event.
+                    let counts = tagwatch_core::outputs::MetricCounts {
+                        malformed_events: 1,
+                        ..Default::default()
+                    };
+                    println!("{}", emf_line(function, &counts, logging::now_ms(), &[]));
+                }
+                tracing::error!(kind = failure.kind(), error = %failure, "invocation failed; Lambda will retry");
+                Err(InvocationError {
+                    kind: failure.kind(),
+                    message: failure.to_string(),
+                })
+            }
+        }
+    }))
+    .await
+}

@@ -1,0 +1,158 @@
+//! The scheduled sweep: invocations parked longer than `TAGWATCH_PARK_DELAY_SECONDS` (default
+//! 15 minutes) whose SendCommand record never arrived are reported `unevaluated`, never
+//! forgotten. A record that arrives after the sweep is still evaluated and reported.
+
+use serde_json::Value;
+use tagwatch_core::Intent;
+use tagwatch_lambda::config::Config;
+use tagwatch_lambda::logging::now_ms;
+use tagwatch_lambda::pipeline::{sweep, Failure, Outcome};
+use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, State};
+
+/// The function's name in metrics (`Function` dimension).
+pub const FUNCTION: &str = "sweep";
+
+/// The outbox of a sweep invoked without an event id (by hand): shared by such runs, which is
+/// harmless because delivery marks keep sinks from getting a finding twice.
+pub const MANUAL_SWEEP: &str = "manual-sweep";
+
+pub async fn handle<S, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    intent: &Intent,
+    config: &Config,
+    event: &Value,
+) -> Result<Outcome, Failure>
+where
+    S: State,
+    L: FindingLog,
+    B: AlertBus,
+{
+    let delay_ms = i64::try_from(config.park_delay.as_millis()).unwrap_or(i64::MAX);
+    sweep_at(ports, intent, event, now_ms().saturating_sub(delay_ms)).await
+}
+
+/// Sweeps what was parked before `cutoff_ms`; the outbox is named by the scheduled event's id,
+/// so Lambda's retry of the same event delivers what an earlier attempt staged.
+pub async fn sweep_at<S, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    intent: &Intent,
+    event: &Value,
+    cutoff_ms: i64,
+) -> Result<Outcome, Failure>
+where
+    S: State,
+    L: FindingLog,
+    B: AlertBus,
+{
+    let id = event
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| MANUAL_SWEEP.to_string(), |id| format!("sweep-{id}"));
+    sweep(ports, intent, &id, cutoff_ms).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tagwatch_core::verdict::FindingKind;
+    use tagwatch_lambda::fakes::{self, alerted_ids, logged};
+    use tagwatch_lambda::pipeline::{watch, Accept};
+    use tagwatch_tests::{event_json, intent, inventory};
+
+    /// 2026-11-21T00:00:00Z: the fixtures' status events are all earlier.
+    const LATER: i64 = 1_795_219_200_000;
+
+    fn scheduled(id: &str) -> Value {
+        json!({"id": id, "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+    }
+
+    async fn status(p: &fakes::FakePorts, name: &str) {
+        watch(
+            p,
+            &intent(),
+            "status-watcher",
+            Accept::StatusChanges,
+            &event_json(name),
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn overdue_parked_invocations_are_reported_once() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        status(&p, "ssm-command-invocation-status-change-orphan.json").await;
+        assert_eq!(p.state.snapshot().parked.len(), 1);
+        // Not overdue yet: nothing.
+        let early = sweep_at(&p, &i, &scheduled("s-0"), 0).await.unwrap();
+        assert!(early.logged.is_empty());
+        let o = sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
+        assert_eq!(o.counts.unevaluated, 1);
+        let found = logged(&p);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, FindingKind::Unevaluated);
+        assert!(
+            found[0].reason.contains("did not arrive"),
+            "{}",
+            found[0].reason
+        );
+        assert_eq!(alerted_ids(&p).len(), 1, "unevaluated runs are alerts");
+        assert!(p.state.snapshot().parked.is_empty());
+        // The next run (and a retry of this one) finds nothing new.
+        sweep_at(&p, &i, &scheduled("s-2"), LATER).await.unwrap();
+        sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
+        assert_eq!(logged(&p).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_sweep_is_retried_without_losing_or_repeating() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        status(&p, "ssm-command-invocation-status-change-orphan.json").await;
+        p.log.failing.set(true);
+        assert!(sweep_at(&p, &i, &scheduled("s-1"), LATER).await.is_err());
+        assert!(
+            p.state.snapshot().parked.is_empty(),
+            "taken, but staged in the outbox"
+        );
+        p.log.failing.set(false);
+        let retry = sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
+        assert_eq!(retry.counts.unevaluated, 1);
+        assert_eq!(logged(&p).len(), 1);
+        assert_eq!(alerted_ids(&p).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_record_arriving_after_the_sweep_is_still_evaluated() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        // A status event for the instance-id command's run on 60002, long before its record.
+        let record = event_json("cloudtrail-sendcommand-instanceids.json");
+        let command = record["detail"]["responseElements"]["command"]["commandId"].clone();
+        let mut st = event_json("ssm-command-invocation-status-change-success.json");
+        st["detail"]["command-id"] = command;
+        st["detail"]["instance-id"] = json!("i-0a1b2c3d4e5f60002");
+        st["resources"] =
+            json!(["arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60002"]);
+        watch(&p, &i, "status-watcher", Accept::StatusChanges, &st)
+            .await
+            .unwrap();
+        sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
+        watch(&p, &i, "cloudtrail-watcher", Accept::Activities, &record)
+            .await
+            .unwrap();
+        let found = logged(&p);
+        let kinds: Vec<FindingKind> = found.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::Unevaluated, FindingKind::Violation]);
+        assert_ne!(found[0].finding_id, found[1].finding_id);
+        assert!(found[1]
+            .resource
+            .as_deref()
+            .unwrap()
+            .ends_with("i-0a1b2c3d4e5f60002"));
+        assert_eq!(alerted_ids(&p).len(), 2);
+    }
+}

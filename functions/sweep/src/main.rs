@@ -1,0 +1,14 @@
+//! Cold start (configuration, clients, intent) once, then one event per invocation.
+
+mod handler;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tagwatch_lambda::runtime::run(
+        handler::FUNCTION,
+        |ports, intent, config, event| async move {
+            handler::handle(ports, intent, config, &event).await
+        },
+    )
+    .await
+}
