@@ -86,3 +86,56 @@ pub fn denied_json_at(event_id: &str, time: &str) -> serde_json::Value {
     e["detail"]["eventTime"] = serde_json::json!(format!("2026-11-20T{time}Z"));
     e
 }
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on a loopback port.
+pub fn wait_for_port(port: u16, what: &str) {
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A moto server on loopback for one test (`pip install 'moto[server]'`; `.ci/run` installs
+/// it), stopped on drop.
+pub struct Moto {
+    pub url: String,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `moto_server -H 127.0.0.1 -p <free port>` and waits for it.
+pub fn moto() -> Moto {
+    let port = free_port();
+    let child = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): pip install 'moto[server]'"));
+    wait_for_port(port, "moto_server");
+    Moto {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        child,
+    }
+}

@@ -57,6 +57,7 @@ pub async fn load_config() -> aws_config::SdkConfig {
 }
 
 // The SDK crates, for the functions' cold-start wiring (one version across the workspace).
+pub use aws_config;
 pub use aws_sdk_cloudwatchlogs;
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_ec2;

@@ -1,6 +1,6 @@
 //! The adapters against moto's server over real HTTP, through the real Rust SDK. Each test
-//! starts its own `moto_server` on a free loopback port (`pip install 'moto[server]'`; `.ci/run`
-//! installs it) and stops it when done.
+//! starts its own `moto_server` on a free loopback port (`tagwatch_tests::moto`) and stops it
+//! when done.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,9 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -23,47 +21,6 @@ use tagwatch_core::tags::Inventory;
 use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
 
-/// A moto server for one test, stopped on drop.
-struct Moto {
-    url: String,
-    child: Child,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn moto() -> Moto {
-    let port = free_port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): pip install 'moto[server]'"));
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "moto_server did not start on {url}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Moto { url, child }
-}
-
 async fn config(url: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -73,7 +30,7 @@ async fn config(url: &str) -> SdkConfig {
         .await
 }
 
-use tagwatch_tests::{event, event_json, intent, inventory, read};
+use tagwatch_tests::{event, event_json, free_port, intent, inventory, moto, read};
 
 async fn create_table(conf: &SdkConfig, table: &str) {
     use aws_sdk_dynamodb::types::{
@@ -388,6 +345,13 @@ async fn ec2_tags_for_running_instances() {
         inv.tags("mi-0123456789abcdef0").is_none(),
         "managed-node tags are unknown to EC2"
     );
+    // Through SSM ListTagsForResource: a node SSM does not know (moto answers
+    // InvalidResourceId, as AWS does for a deregistered node) stays unknown, not untagged.
+    let with_ssm = LiveTags::new(aws_sdk_ec2::Client::new(&conf), Duration::from_secs(60))
+        .with_ssm(aws_sdk_ssm::Client::new(&conf));
+    let inv = with_ssm.gather(&wanted).await.unwrap();
+    assert!(inv.tags("mi-0123456789abcdef0").is_none());
+    assert_eq!(inv.len(), ids.len());
     // Served from the cache the second time (same answer, even with the server gone).
     drop(m);
     let again = tags.gather(&ids).await.unwrap();

@@ -42,8 +42,8 @@ fn response(o: &Outcome) -> Value {
 }
 
 /// Runs a function: `handle` gets the ports, the intent, the configuration and the raw event.
-/// A failed cold start (configuration, intent, log stream) is logged and ends the process with
-/// an error, which Lambda reports as an init failure.
+/// A failed cold start (configuration, intent, log stream) is logged as one JSON line and ends
+/// the process with exit status 1, which Lambda reports as an init failure.
 pub async fn run<F, Fut>(function: &'static str, handle: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(&'static AwsPorts, &'static Intent, &'static Config, Value) -> Fut,
@@ -54,7 +54,7 @@ where
         Err(e) => {
             logging::init("tagwatch", tracing::Level::INFO);
             tracing::error!(error = %e, "cold start failed: configuration");
-            return Err(e.into());
+            std::process::exit(1);
         }
     };
     logging::init(&config.service, config.log_level);
@@ -62,7 +62,7 @@ where
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
+            std::process::exit(1);
         }
     };
     tracing::info!(
