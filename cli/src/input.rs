@@ -21,6 +21,9 @@ pub enum InputError {
     Invalid(Vec<Diagnostic>),
     #[error("{0}")]
     Usage(String),
+    /// An AWS call failed (`--inventory-from-aws`).
+    #[error("{0}")]
+    Aws(String),
 }
 
 impl From<PolicyError> for InputError {

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tagwatch_core::correlate::MemoryStore;
-use tagwatch_core::event::normalize;
-use tagwatch_core::tags::Inventory;
+use tagwatch_core::event::{normalize, Event};
+use tagwatch_core::tags::{Inventory, TagLookup};
 use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
 
 use crate::input::{self, InputError};
@@ -63,6 +63,12 @@ pub struct ReplayArgs {
     /// it have unknown tags.
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// Look up live tags in AWS for instances (EC2 DescribeTags) and managed nodes (SSM
+    /// ListTagsForResource) that `--inventory` does not list. Credentials, region and endpoint
+    /// come from the standard AWS environment (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).
+    /// Tags are today's, not those at event time.
+    #[arg(long)]
+    inventory_from_aws: bool,
     /// Findings format.
     #[arg(long, value_enum, default_value_t = ReplayFormat::Jsonl)]
     format: ReplayFormat,
@@ -98,9 +104,74 @@ struct Counts {
     malformed: u64,
 }
 
+/// Live tag lookups for `--inventory-from-aws`: each id is asked once, when an event first
+/// names it.
+struct LiveInventory {
+    runtime: tokio::runtime::Runtime,
+    tags: tagwatch_aws::tags::LiveTags,
+    asked: std::collections::HashSet<String>,
+    /// The first AWS failure (the replay stops there).
+    failure: Option<String>,
+}
+
+impl LiveInventory {
+    fn new() -> Result<Self, InputError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| InputError::Aws(format!("cannot start the AWS client runtime: {e}")))?;
+        let sdk = runtime.block_on(tagwatch_aws::load_config());
+        let tags = tagwatch_aws::tags::LiveTags::new(
+            tagwatch_aws::aws_sdk_ec2::Client::new(&sdk),
+            Duration::from_secs(u64::MAX / 4),
+        )
+        .with_ssm(tagwatch_aws::aws_sdk_ssm::Client::new(&sdk));
+        Ok(LiveInventory {
+            runtime,
+            tags,
+            asked: std::collections::HashSet::new(),
+            failure: None,
+        })
+    }
+
+    /// Adds the tags of the event's instances and managed nodes not asked for before.
+    fn fill(&mut self, event: &Event, inventory: &mut Inventory) -> std::io::Result<()> {
+        let targets = match event {
+            Event::Activity(a) => &a.targets,
+            Event::Status(s) => &s.targets,
+            Event::Skipped(_) => return Ok(()),
+        };
+        let new: Vec<String> = targets
+            .iter()
+            .filter(|r| inventory.tags(&r.id).is_none() && !self.asked.contains(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.asked.extend(new.iter().cloned());
+        match self.runtime.block_on(self.tags.gather(&new)) {
+            Ok(found) => {
+                for id in &new {
+                    if let Some(t) = found.tags(id) {
+                        inventory.insert(id.clone(), t.clone());
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!("--inventory-from-aws: {e}");
+                self.failure = Some(message.clone());
+                Err(std::io::Error::other(message))
+            }
+        }
+    }
+}
+
 struct Run<'i, W: Write> {
     watcher: Watcher<'i, MemoryStore>,
-    inventory: &'i Inventory,
+    inventory: Inventory,
+    live: Option<LiveInventory>,
     out: W,
     format: ReplayFormat,
     counts: Counts,
@@ -334,7 +405,10 @@ impl<W: Write> Run<'_, W> {
         self.counts.read += 1;
         match normalize(v) {
             Ok(event) => {
-                let findings = self.watcher.handle(&event, self.inventory);
+                if let Some(live) = self.live.as_mut() {
+                    live.fill(&event, &mut self.inventory)?;
+                }
+                let findings = self.watcher.handle(&event, &self.inventory);
                 self.emit(findings)
             }
             Err(e) => {
@@ -530,7 +604,12 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         .saturating_mul(1000);
     let mut run = Run {
         watcher: Watcher::new(&intent, MemoryStore::new(window_ms)),
-        inventory: &inventory,
+        inventory,
+        live: if args.inventory_from_aws {
+            Some(LiveInventory::new()?)
+        } else {
+            None
+        },
         out: std::io::BufWriter::with_capacity(64 * 1024, out),
         format: args.format,
         counts: Counts::default(),
@@ -544,7 +623,12 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         source: e,
     };
     for input in &inputs {
-        run.input(input.as_deref()).map_err(w)?;
+        if let Err(e) = run.input(input.as_deref()) {
+            if let Some(failure) = run.live.as_mut().and_then(|l| l.failure.take()) {
+                return Err(InputError::Aws(failure));
+            }
+            return Err(w(e));
+        }
     }
     let tail = run.watcher.finish();
     run.emit(tail).map_err(w)?;

@@ -683,3 +683,114 @@ fn replay_reads_pretty_printed_log_files_and_gzipped_json_lines() {
     let o = replay(&[], &[gz.to_str().unwrap()], None);
     assert!(stderr(&o).contains("10 events read"), "{}", stderr(&o));
 }
+
+/// Tags the example inventory's instances in moto (the same ids as the fixtures).
+async fn tag_instances_in_moto(url: &str) {
+    use tagwatch_aws::aws_config::{self, BehaviorVersion, Region};
+    use tagwatch_aws::aws_sdk_ec2::{config::Credentials, types::Tag, Client};
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(url)
+        .load()
+        .await;
+    let ec2 = Client::new(&conf);
+    let inventory: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+        serde_json::from_str(
+            &std::fs::read_to_string(repo().join("examples/inventory.json")).unwrap(),
+        )
+        .unwrap();
+    for (id, tags) in inventory.iter().filter(|(id, _)| id.starts_with("i-")) {
+        let mut req = ec2.create_tags().resources(id);
+        for (k, v) in tags {
+            req = req.tags(Tag::builder().key(k).value(v).build());
+        }
+        req.send().await.unwrap();
+    }
+}
+
+fn replay_from_aws(endpoint: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "replay",
+        "--policy",
+        "examples/intent.json",
+        "--inventory-from-aws",
+    ];
+    args.extend_from_slice(extra);
+    args.push("events/");
+    Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .args(&args)
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replay_with_live_tags_from_aws() {
+    let moto = tagwatch_tests::moto();
+    tag_instances_in_moto(&moto.url).await;
+    let live = replay_from_aws(&moto.url, &[]);
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+    let file = replay(&[], &["events/"], None);
+    let by_resource = |o: &Output| {
+        let mut v: Vec<(String, String)> = json_lines(&stdout(o))
+            .iter()
+            .map(|f| {
+                (
+                    f["resource"].as_str().unwrap_or("-").to_string(),
+                    f["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (live, file) = (by_resource(&live), by_resource(&file));
+    // The instances both sources know give the same findings.
+    let known = |v: &[(String, String)]| -> Vec<(String, String)> {
+        v.iter()
+            .filter(|(r, _)| r.contains("i-0a1b2c3d4e5f6000") && !r.ends_with("60009"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(known(&live), known(&file));
+    assert!(!known(&live).is_empty());
+    // 60009 is in no inventory file (unknown there) but EC2 answers for it (no tags): the
+    // junior's run on an untagged instance is out of intent.
+    let of = |v: &[(String, String)], suffix: &str| -> Vec<String> {
+        v.iter()
+            .filter(|(r, _)| r.ends_with(suffix))
+            .map(|(_, k)| k.clone())
+            .collect()
+    };
+    assert_eq!(of(&file, "60009"), ["unevaluated"]);
+    assert_eq!(of(&live, "60009"), ["violation"]);
+    // The managed node is in the file; SSM (moto) does not know it, so live it is unknown.
+    assert!(of(&live, "mi-0123456789abcdef0")
+        .iter()
+        .all(|k| k == "unevaluated"));
+    assert!(!of(&live, "mi-0123456789abcdef0").is_empty());
+}
+
+#[test]
+fn replay_with_live_tags_fails_clearly_when_aws_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = replay_from_aws(&format!("http://127.0.0.1:{port}"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--inventory-from-aws") && err.contains("EC2 DescribeTags"),
+        "{err}"
+    );
+}
