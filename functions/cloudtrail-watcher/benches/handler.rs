@@ -1,0 +1,48 @@
+//! Warm handling cost per event, excluding AWS calls: the CloudTrail watcher's handler with the
+//! in-memory ports (parse the EventBridge event, gather, look up tags, decide, stage, persist,
+//! deliver). Run with `cargo bench -p cloudtrail-watcher`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../src/handler.rs"]
+mod handler;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tagwatch_lambda::fakes;
+use tagwatch_tests::{event_json, intent, inventory};
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let intent = intent();
+    let config = fakes::config();
+    let mut group = c.benchmark_group("cloudtrail-watcher");
+    for (name, file) in [
+        ("violation (2 instances)", "cloudtrail-sendcommand-instanceids.json"),
+        ("compliant session", "cloudtrail-startsession-allowed.json"),
+        ("access denied", "cloudtrail-sendcommand-access-denied.json"),
+    ] {
+        let template = event_json(file);
+        let id = template["detail"]["eventID"].as_str().unwrap().to_string();
+        let text = template.to_string();
+        let ports = fakes::ports(inventory());
+        let mut n = 0u64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // A new event id each time (a first delivery, never a duplicate), parsed from
+                // the payload text as the runtime does.
+                n += 1;
+                let payload = text.replace(&id, &format!("bench-{n:032}"));
+                let e: serde_json::Value = serde_json::from_str(&payload).unwrap();
+                let out = rt.block_on(handler::handle(&ports, &intent, &config, &e));
+                black_box(out.unwrap());
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
