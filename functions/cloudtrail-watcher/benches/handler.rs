@@ -1,15 +1,18 @@
-//! Warm handling cost per event, excluding AWS calls: the CloudTrail watcher's handler with the
-//! in-memory ports (parse the EventBridge event, gather, look up tags, decide, stage, persist,
-//! deliver). Run with `cargo bench -p cloudtrail-watcher`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "../src/handler.rs"]
-mod handler;
+//! Warm handling cost per event, excluding AWS calls: the CloudTrail watcher's pipeline (what
+//! its handler runs) with the in-memory ports: parse the payload, normalise, gather, look up
+//! tags, decide, stage, persist, deliver. Run with `cargo bench -p cloudtrail-watcher`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tagwatch_lambda::fakes;
+use tagwatch_lambda::pipeline::{watch, Accept};
 use tagwatch_tests::{event_json, intent, inventory};
 
 fn bench(c: &mut Criterion) {
@@ -17,10 +20,12 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let intent = intent();
-    let config = fakes::config();
     let mut group = c.benchmark_group("cloudtrail-watcher");
     for (name, file) in [
-        ("violation (2 instances)", "cloudtrail-sendcommand-instanceids.json"),
+        (
+            "violation (2 instances)",
+            "cloudtrail-sendcommand-instanceids.json",
+        ),
         ("compliant session", "cloudtrail-startsession-allowed.json"),
         ("access denied", "cloudtrail-sendcommand-access-denied.json"),
     ] {
@@ -36,7 +41,13 @@ fn bench(c: &mut Criterion) {
                 n += 1;
                 let payload = text.replace(&id, &format!("bench-{n:032}"));
                 let e: serde_json::Value = serde_json::from_str(&payload).unwrap();
-                let out = rt.block_on(handler::handle(&ports, &intent, &config, &e));
+                let out = rt.block_on(watch(
+                    &ports,
+                    &intent,
+                    "cloudtrail-watcher",
+                    Accept::Activities,
+                    &e,
+                ));
                 black_box(out.unwrap());
             })
         });
