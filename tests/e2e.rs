@@ -19,11 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
-use tagwatch_aws::aws_config::{self, BehaviorVersion, Region, SdkConfig};
-use tagwatch_aws::aws_sdk_dynamodb::config::Credentials;
+use tagwatch_aws::aws_config::SdkConfig;
 use tagwatch_aws::{
-    aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_sqs,
-    aws_sdk_ssm,
+    aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, aws_sdk_ssm,
 };
 use tagwatch_tests::{
     denied_json_at, event_json, free_port, moto, read, root, wait_for_port, Moto,
@@ -73,15 +71,6 @@ struct World {
     moto: Moto,
 }
 
-async fn sdk_config(url: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .endpoint_url(url)
-        .load()
-        .await
-}
-
 async fn queue(conf: &SdkConfig, name: &str) -> (String, String) {
     let sqs = aws_sdk_sqs::Client::new(conf);
     let url = sqs
@@ -107,32 +96,9 @@ async fn queue(conf: &SdkConfig, name: &str) -> (String, String) {
 
 /// The AWS side of a deployment, as `template.yaml` creates it, on moto.
 async fn provision(conf: &SdkConfig) -> (String, String) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let ddb = aws_sdk_dynamodb::Client::new(conf);
-    let mut create = ddb
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (name, kind) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
-        create = create
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(kind)
-                    .build()
-                    .unwrap(),
-            );
-    }
-    create.send().await.unwrap();
+    tagwatch_aws::testing::create_table(conf, TABLE)
+        .await
+        .unwrap();
     aws_sdk_cloudwatchlogs::Client::new(conf)
         .create_log_group()
         .log_group_name(LOG_GROUP)
@@ -187,23 +153,19 @@ async fn provision(conf: &SdkConfig) -> (String, String) {
             .unwrap();
     }
     // The instances' live tags (the example inventory's, on the fixtures' instance ids).
-    let ec2 = aws_sdk_ec2::Client::new(conf);
     let inventory: BTreeMap<String, BTreeMap<String, String>> =
         serde_json::from_str(&read("examples/inventory.json")).unwrap();
-    for (id, tags) in inventory.iter().filter(|(id, _)| id.starts_with("i-")) {
-        let mut req = ec2.create_tags().resources(id);
-        for (k, v) in tags {
-            req = req.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
-        }
-        req.send().await.unwrap();
-    }
+    let instances = inventory.iter().filter(|(id, _)| id.starts_with("i-"));
+    tagwatch_aws::testing::tag_resources(conf, instances.map(|(id, t)| (id.as_str(), t)))
+        .await
+        .unwrap();
     (alerts_url, quarantine_url)
 }
 
 impl World {
     async fn new() -> World {
         let moto = moto();
-        let conf = sdk_config(&moto.url).await;
+        let conf = tagwatch_aws::testing::config(&moto.url).await;
         let (alerts_url, quarantine_url) = provision(&conf).await;
         let dir = std::env::temp_dir().join(format!("tagwatch-e2e-{}", free_port()));
         std::fs::create_dir_all(&dir).unwrap();

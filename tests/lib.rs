@@ -139,3 +139,24 @@ pub fn moto() -> Moto {
         child,
     }
 }
+
+/// A function binary started without `TAGWATCH_TABLE` fails its cold start at once: exit
+/// status 1 and one JSON log line (Powertools keys) naming the missing setting.
+pub fn assert_cold_start_names_missing_setting(binary: &str) {
+    let out = std::process::Command::new(binary)
+        .env_clear()
+        .env("TAGWATCH_INTENT", "ssm:/tagwatch/intent")
+        .env("TAGWATCH_FINDINGS_LOG_GROUP", "/tagwatch/findings")
+        .env("TAGWATCH_FINDINGS_BUS", "tagwatch-findings")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["service"], "tagwatch");
+    assert!(
+        line["error"].as_str().unwrap().contains("TAGWATCH_TABLE"),
+        "{line}"
+    );
+}

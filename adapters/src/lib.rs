@@ -17,6 +17,8 @@ pub mod intent;
 pub mod logs;
 pub mod quarantine;
 pub mod tags;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// Why an AWS call failed. Transient failures (throttling, 5xx, network) make the invocation
 /// fail so that Lambda retries it; the message names the operation.

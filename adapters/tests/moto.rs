@@ -20,45 +20,14 @@ use tagwatch_core::event::{normalize, Event};
 use tagwatch_core::tags::Inventory;
 use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
-
-async fn config(url: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .endpoint_url(url)
-        .load()
-        .await
-}
-
 use tagwatch_tests::{event, event_json, free_port, intent, inventory, moto, read};
 
+async fn config(url: &str) -> SdkConfig {
+    tagwatch_aws::testing::config(url).await
+}
+
 async fn create_table(conf: &SdkConfig, table: &str) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let ddb = aws_sdk_dynamodb::Client::new(conf);
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(table)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
+    tagwatch_aws::testing::create_table(conf, table)
         .await
         .unwrap();
 }

@@ -686,27 +686,16 @@ fn replay_reads_pretty_printed_log_files_and_gzipped_json_lines() {
 
 /// Tags the example inventory's instances in moto (the same ids as the fixtures).
 async fn tag_instances_in_moto(url: &str) {
-    use tagwatch_aws::aws_config::{self, BehaviorVersion, Region};
-    use tagwatch_aws::aws_sdk_ec2::{config::Credentials, types::Tag, Client};
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .endpoint_url(url)
-        .load()
-        .await;
-    let ec2 = Client::new(&conf);
+    let conf = tagwatch_aws::testing::config(url).await;
     let inventory: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
         serde_json::from_str(
             &std::fs::read_to_string(repo().join("examples/inventory.json")).unwrap(),
         )
         .unwrap();
-    for (id, tags) in inventory.iter().filter(|(id, _)| id.starts_with("i-")) {
-        let mut req = ec2.create_tags().resources(id);
-        for (k, v) in tags {
-            req = req.tags(Tag::builder().key(k).value(v).build());
-        }
-        req.send().await.unwrap();
-    }
+    let instances = inventory.iter().filter(|(id, _)| id.starts_with("i-"));
+    tagwatch_aws::testing::tag_resources(&conf, instances.map(|(id, t)| (id.as_str(), t)))
+        .await
+        .unwrap();
 }
 
 fn replay_from_aws(endpoint: &str, extra: &[&str]) -> Output {
