@@ -144,7 +144,8 @@ def main():
                    AWS_LAMBDA_FUNCTION_VERSION="1",
                    AWS_ENDPOINT_URL=url, AWS_REGION="us-east-1",
                    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                   TAGWATCH_INTENT="ssm:/tagwatch/intent", TAGWATCH_TABLE="tagwatch",
+                   TAGWATCH_INTENT=os.environ.get("BENCH_INTENT", "ssm:/tagwatch/intent"),
+                   TAGWATCH_TABLE="tagwatch",
                    TAGWATCH_FINDINGS_LOG_GROUP="/tagwatch/findings",
                    TAGWATCH_FINDINGS_BUS="tagwatch-findings", TAGWATCH_LOG_LEVEL="WARN")
         started = time.perf_counter()

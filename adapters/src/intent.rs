@@ -174,14 +174,32 @@ pub async fn load_intent(
     clients: &IntentClients,
 ) -> Result<(Intent, Vec<tagwatch_core::Diagnostic>), IntentLoadError> {
     let text = fetch(source, clients).await?;
-    let mut files: HashMap<String, Result<(String, String), String>> = HashMap::new();
+    // Policy files are fetched concurrently: the cold start waits for the slowest, not the sum.
+    let mut tasks = tokio::task::JoinSet::new();
     for rel in references(&text) {
         let sibling = source.sibling(&rel);
-        let fetched = fetch(&sibling, clients)
-            .await
-            .map(|t| (sibling.display(), t))
-            .map_err(|e| e.to_string());
-        files.insert(rel, fetched);
+        let clients = clients.clone();
+        tasks.spawn(async move {
+            let fetched = fetch(&sibling, &clients)
+                .await
+                .map(|t| (sibling.display(), t))
+                .map_err(|e| e.to_string());
+            (rel, fetched)
+        });
+    }
+    let mut files: HashMap<String, Result<(String, String), String>> = HashMap::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((rel, fetched)) => {
+                files.insert(rel, fetched);
+            }
+            Err(e) => {
+                return Err(IntentLoadError::Aws(AdapterError::Aws {
+                    operation: "intent policy fetch",
+                    message: e.to_string(),
+                }))
+            }
+        }
     }
     let mut loader = |rel: &str| {
         files

@@ -252,6 +252,12 @@ pub fn record_denial(
     {
         w.calls.pop_front();
     }
+    // A storm of denials must not grow the window without bound (a DynamoDB item holds at most
+    // 400 KB): the newest calls are enough to compare any window with the threshold.
+    let cap = max_calls(threshold);
+    while w.calls.len() > cap {
+        w.calls.pop_front();
+    }
     let count = busiest_window(w, event_ms, window_ms);
     if count >= threshold as usize {
         if w.in_episode {
@@ -263,6 +269,12 @@ pub fn record_denial(
         w.in_episode = false;
         false
     }
+}
+
+/// How many calls a window keeps: twice the threshold (at least 16), so a count can always
+/// reach the threshold from the calls kept, whatever the storm.
+pub fn max_calls(threshold: u32) -> usize {
+    (threshold as usize).saturating_mul(2).max(16)
 }
 
 /// The most calls any `window_ms`-long window containing `event_ms` holds (late calls can
@@ -319,6 +331,21 @@ mod tests {
             record_denial(&mut w, "g", 220 * s, 60 * s, 3),
             "a new episode"
         );
+    }
+
+    #[test]
+    fn a_denial_storm_keeps_the_window_bounded_and_spikes_once() {
+        let mut w = DenialWindow::default();
+        let mut spikes = 0;
+        for i in 0..10_000i64 {
+            if record_denial(&mut w, &format!("e{i}"), i * 10, 300_000, 5) {
+                spikes += 1;
+            }
+            assert!(w.calls.len() <= max_calls(5));
+        }
+        assert_eq!(spikes, 1, "one episode: the storm never pauses");
+        assert_eq!(w.calls.len(), 16);
+        assert!(w.in_episode);
     }
 
     #[test]

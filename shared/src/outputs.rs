@@ -34,8 +34,8 @@ impl MetricCounts {
     }
 }
 
-/// One Embedded Metric Format line: the metrics above under [`NAMESPACE`], with the single
-/// low-cardinality dimension `Function`. High-cardinality facts (ARNs, ids) go in
+/// One Embedded Metric Format line: the metrics above under [`NAMESPACE`], per the single
+/// low-cardinality dimension `Function` and as an account-wide total (no dimension). High-cardinality facts (ARNs, ids) go in
 /// `properties`, which CloudWatch keeps searchable in the log but never turns into metrics.
 pub fn emf_line(
     function: &str,
@@ -58,7 +58,8 @@ pub fn emf_line(
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Function"]],
+                // Per function, and the account-wide total that alarms watch.
+                "Dimensions": [["Function"], []],
                 "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
             }],
         }),
@@ -124,7 +125,7 @@ mod tests {
         let v: Value = serde_json::from_str(&line).unwrap();
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "Tagwatch");
-        assert_eq!(cw["Dimensions"], json!([["Function"]]));
+        assert_eq!(cw["Dimensions"], json!([["Function"], []]));
         let names: Vec<&str> = cw["Metrics"]
             .as_array()
             .unwrap()

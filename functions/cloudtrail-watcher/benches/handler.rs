@@ -31,6 +31,10 @@ fn bench(c: &mut Criterion) {
     ] {
         let template = event_json(file);
         let id = template["detail"]["eventID"].as_str().unwrap().to_string();
+        // SendCommand ids are unique per call too.
+        let command = template["detail"]["responseElements"]["command"]["commandId"]
+            .as_str()
+            .map(str::to_string);
         let text = template.to_string();
         let ports = fakes::ports(inventory());
         let mut n = 0u64;
@@ -39,7 +43,10 @@ fn bench(c: &mut Criterion) {
                 // A new event id each time (a first delivery, never a duplicate), parsed from
                 // the payload text as the runtime does.
                 n += 1;
-                let payload = text.replace(&id, &format!("bench-{n:032}"));
+                let mut payload = text.replace(&id, &format!("bench-{n:032}"));
+                if let Some(c) = &command {
+                    payload = payload.replace(c, &format!("cmd-{n:032}"));
+                }
                 let e: serde_json::Value = serde_json::from_str(&payload).unwrap();
                 let out = rt.block_on(watch(
                     &ports,

@@ -115,7 +115,24 @@ pub async fn cold_start(
         ssm: aws_sdk_ssm::Client::new(&sdk),
         s3: aws_sdk_s3::Client::new(&sdk),
     };
-    let (intent, warnings) = load_intent(&source, &clients).await?;
+    // The intent and the findings log stream are independent: fetch both at once.
+    let log_client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let (loaded, log) = tokio::join!(
+        load_intent(&source, &clients),
+        FindingsLog::open(
+            log_client,
+            &config.findings_log_group,
+            stream_name(function)
+        )
+    );
+    let (mut intent, warnings) = loaded?;
+    if let Some(t) = config.spike_threshold {
+        intent.spike.threshold = t;
+    }
+    if let Some(w) = config.spike_window_seconds {
+        intent.spike.window_seconds = w;
+    }
+    let log = log?;
     for w in &warnings {
         tracing::warn!(source = source.display().as_str(), warning = %w, "intent warning");
     }
@@ -123,12 +140,6 @@ pub async fn cold_start(
     let state = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table, ttl);
     let tags =
         LiveTags::new(aws_sdk_ec2::Client::new(&sdk), config.tag_cache).with_ssm(clients.ssm);
-    let log = FindingsLog::open(
-        aws_sdk_cloudwatchlogs::Client::new(&sdk),
-        &config.findings_log_group,
-        stream_name(function),
-    )
-    .await?;
     let bus = FindingsBus::new(aws_sdk_eventbridge::Client::new(&sdk), &config.findings_bus);
     let quarantine = config
         .quarantine_queue_url

@@ -25,6 +25,11 @@ pub struct Config {
     /// `TAGWATCH_PARK_DELAY_SECONDS` (default 900): how long the sweep waits for a parked
     /// invocation's SendCommand record before reporting it `unevaluated`.
     pub park_delay: Duration,
+    /// `TAGWATCH_SPIKE_THRESHOLD` (optional; unset or 0 keeps the intent's `spike.threshold`).
+    pub spike_threshold: Option<u32>,
+    /// `TAGWATCH_SPIKE_WINDOW_SECONDS` (optional; unset or 0 keeps the intent's
+    /// `spike.window_seconds`).
+    pub spike_window_seconds: Option<u64>,
     /// `POWERTOOLS_SERVICE_NAME` (default `tagwatch`): the `service` key of every log line.
     pub service: String,
     /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`).
@@ -67,6 +72,29 @@ impl Config {
                 },
             }
         };
+        let count = |k: &'static str| -> Result<Option<u64>, ConfigError> {
+            match get(k) {
+                None => Ok(None),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(0) => Ok(None),
+                    Ok(n) => Ok(Some(n)),
+                    Err(_) => Err(ConfigError::Invalid {
+                        name: k,
+                        value: v,
+                        reason: "expected a whole number (0 keeps the intent's value)",
+                    }),
+                },
+            }
+        };
+        let spike_threshold = match count("TAGWATCH_SPIKE_THRESHOLD")? {
+            None => None,
+            Some(n) => Some(u32::try_from(n).map_err(|_| ConfigError::Invalid {
+                name: "TAGWATCH_SPIKE_THRESHOLD",
+                value: n.to_string(),
+                reason: "too large",
+            })?),
+        };
+        let spike_window_seconds = count("TAGWATCH_SPIKE_WINDOW_SECONDS")?;
         let mut intent = required("TAGWATCH_INTENT")?;
         let is_remote = intent.starts_with("ssm:") || intent.starts_with("s3://");
         let path = intent.strip_prefix("file:").unwrap_or(&intent).to_string();
@@ -101,6 +129,8 @@ impl Config {
             state_ttl: seconds("TAGWATCH_STATE_TTL_SECONDS", 3 * 86_400)?,
             tag_cache: seconds("TAGWATCH_TAG_CACHE_SECONDS", 60)?,
             park_delay: seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
+            spike_threshold,
+            spike_window_seconds,
             service: get("POWERTOOLS_SERVICE_NAME").unwrap_or_else(|| "tagwatch".to_string()),
             log_level,
         })
@@ -137,6 +167,22 @@ mod tests {
         assert_eq!(c.quarantine_queue_url, None);
         assert_eq!(c.service, "tagwatch");
         assert_eq!(c.log_level, tracing::Level::INFO);
+        assert_eq!((c.spike_threshold, c.spike_window_seconds), (None, None));
+    }
+
+    #[test]
+    fn spike_overrides_zero_keeps_the_intent() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_SPIKE_THRESHOLD", "10"));
+        pairs.push(("TAGWATCH_SPIKE_WINDOW_SECONDS", "0"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(
+            (c.spike_threshold, c.spike_window_seconds),
+            (Some(10), None)
+        );
+        let mut bad = BASE.to_vec();
+        bad.push(("TAGWATCH_SPIKE_WINDOW_SECONDS", "-5"));
+        assert!(Config::from_lookup(env(&bad)).is_err());
     }
 
     #[test]

@@ -82,15 +82,13 @@ impl State for FakeState {
                     store.preload_command(Arc::new(a.clone()));
                 }
             }
-            for (c, i) in &t.claims {
-                if c == cmd {
-                    store.preload_claim(c, i, 0);
-                }
+            // Keyed range reads, as DynamoDB's Query on the command's partition.
+            let from = (cmd.clone(), String::new());
+            for (c, i) in t.claims.range(from.clone()..).take_while(|(c, _)| c == cmd) {
+                store.preload_claim(c, i, 0);
             }
-            for ((c, _), p) in &t.parked {
-                if c == cmd {
-                    store.preload_parked(p.clone());
-                }
+            for (_, p) in t.parked.range(from..).take_while(|((c, _), _)| c == cmd) {
+                store.preload_parked(p.clone());
             }
         }
         if let Event::Activity(a) = event {
@@ -179,8 +177,8 @@ impl State for FakeState {
         self.failing.check("staged")?;
         Ok(lock(&self.table)
             .outbox
-            .iter()
-            .filter(|((e, _), _)| e == event_id)
+            .range((event_id.to_string(), String::new())..)
+            .take_while(|((e, _), _)| e == event_id)
             .map(|(_, f)| f.clone())
             .collect())
     }
