@@ -64,6 +64,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn instances_of_another_account_have_unknown_tags_not_none() {
+        // Forwarded from a member account: the tag adapter sees only its own account, so the
+        // runs are unevaluated, never judged as untagged.
+        let mut p = fakes::ports(inventory());
+        p.tag_scope.account = Some("999999999999".to_string());
+        let o = run(&p, &intent(), "cloudtrail-sendcommand-instanceids.json").await;
+        assert!(p.tags.asked.lock().unwrap().is_empty());
+        let kinds: Vec<FindingKind> = logged(&p).iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::Unevaluated, FindingKind::Unevaluated]);
+        assert_eq!(o.counts.violations, 0);
+    }
+
+    #[tokio::test]
     async fn a_compliant_call_reports_nothing() {
         let p = fakes::ports(inventory());
         let o = run(&p, &intent(), "cloudtrail-startsession-allowed.json").await;

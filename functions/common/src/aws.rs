@@ -21,7 +21,7 @@ use tagwatch_core::Intent;
 
 use crate::config::Config;
 use crate::logging::now_ms;
-use crate::ports::{AlertBus, FindingLog, PortResult, Ports, Quarantine, State, Tags};
+use crate::ports::{AlertBus, FindingLog, PortResult, Ports, Quarantine, State, TagScope, Tags};
 
 /// The ports of a deployed function.
 pub type AwsPorts = Ports<DynamoCorrelation, LiveTags, FindingsLog, FindingsBus, QuarantineQueue>;
@@ -152,6 +152,10 @@ pub async fn cold_start(
             log,
             bus,
             quarantine,
+            tag_scope: TagScope {
+                account: config.account_id.clone(),
+                region: config.region.clone(),
+            },
         },
         intent,
     ))

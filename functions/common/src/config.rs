@@ -30,6 +30,10 @@ pub struct Config {
     /// `TAGWATCH_SPIKE_WINDOW_SECONDS` (optional; unset or 0 keeps the intent's
     /// `spike.window_seconds`).
     pub spike_window_seconds: Option<u64>,
+    /// `TAGWATCH_ACCOUNT_ID` (optional) and `AWS_REGION`: whose instance tags the function can
+    /// read; events from other accounts or regions get unknown tags (`unevaluated`).
+    pub account_id: Option<String>,
+    pub region: Option<String>,
     /// `POWERTOOLS_SERVICE_NAME` (default `tagwatch`): the `service` key of every log line.
     pub service: String,
     /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`).
@@ -131,6 +135,8 @@ impl Config {
             park_delay: seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
             spike_threshold,
             spike_window_seconds,
+            account_id: get("TAGWATCH_ACCOUNT_ID"),
+            region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
             service: get("POWERTOOLS_SERVICE_NAME").unwrap_or_else(|| "tagwatch".to_string()),
             log_level,
         })

@@ -315,6 +315,7 @@ pub fn ports(inventory: Inventory) -> FakePorts {
         log: FakeLog::default(),
         bus: FakeBus::default(),
         quarantine: Some(FakeQuarantine::default()),
+        tag_scope: crate::ports::TagScope::default(),
     }
 }
 

@@ -17,7 +17,7 @@ use tagwatch_core::outputs::{bus_entry, MetricCounts};
 use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
 
-use crate::ports::{AlertBus, FindingLog, PortError, Ports, Quarantine, State, Tags};
+use crate::ports::{AlertBus, FindingLog, PortError, Ports, Quarantine, State, TagScope, Tags};
 
 /// Which events a function is subscribed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,13 +140,18 @@ async fn reject<S, T, L, B, Q: Quarantine>(
     })
 }
 
-/// The instances and managed nodes whose tags deciding this event may need.
-fn tag_ids(event: &Event, journal: &JournalStore) -> Vec<String> {
-    let mut ids: Vec<String> = match event {
-        Event::Activity(a) => a.targets.iter().map(|r| r.id.clone()).collect(),
-        Event::Status(s) => s.targets.iter().map(|r| r.id.clone()).collect(),
-        Event::Skipped(_) => Vec::new(),
+/// The instances and managed nodes whose tags deciding this event may need; none when the
+/// event comes from an account or region the tag adapter cannot see (their tags stay unknown).
+fn tag_ids(event: &Event, journal: &JournalStore, scope: &TagScope) -> Vec<String> {
+    let (account, region, targets) = match event {
+        Event::Activity(a) => (&a.account, &a.region, &a.targets),
+        Event::Status(s) => (&s.account, &s.region, &s.targets),
+        Event::Skipped(_) => return Vec::new(),
     };
+    if !scope.covers(account, region) {
+        return Vec::new();
+    }
+    let mut ids: Vec<String> = targets.iter().map(|r| r.id.clone()).collect();
     ids.extend(journal.parked_instances());
     ids.sort();
     ids.dedup();
@@ -187,7 +192,10 @@ where
     };
 
     let journal = ports.state.gather(&event).await?;
-    let inventory = ports.tags.gather(&tag_ids(&event, &journal)).await?;
+    let inventory = ports
+        .tags
+        .gather(&tag_ids(&event, &journal, &ports.tag_scope))
+        .await?;
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(&event, &inventory);
     let duplicate = watcher.stats.duplicates > 0;

@@ -99,6 +99,25 @@ pub trait Quarantine {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// The account and region whose tags the tag adapter can see (its credentials' account, its
+/// client's region). Instances of other accounts or regions (events forwarded from an
+/// organisation) have *unknown* tags, never "none": their runs are reported `unevaluated`
+/// instead of judged as untagged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagScope {
+    /// `None`: any account.
+    pub account: Option<String>,
+    /// `None`: any region.
+    pub region: Option<String>,
+}
+
+impl TagScope {
+    pub fn covers(&self, account: &str, region: &str) -> bool {
+        self.account.as_deref().is_none_or(|a| a == account)
+            && self.region.as_deref().is_none_or(|r| r == region)
+    }
+}
+
 /// Everything a function talks to.
 #[derive(Debug)]
 pub struct Ports<S, T, L, B, Q> {
@@ -109,4 +128,6 @@ pub struct Ports<S, T, L, B, Q> {
     /// `None`: no quarantine queue is configured; a malformed event then fails the invocation
     /// so that the failure destination keeps it.
     pub quarantine: Option<Q>,
+    /// Whose tags `tags` can see.
+    pub tag_scope: TagScope,
 }
