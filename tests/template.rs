@@ -1,5 +1,6 @@
 //! `template.yaml` and `templates/forwarder.yaml` read as data: least privilege (no `*` action
-//! anywhere; `ec2:DescribeTags` is the only action on `Resource: "*"`), every function with a
+//! anywhere; only `ec2:DescribeTags` and X-Ray's trace writes on `Resource: "*"`; each function
+//! with its own role and no managed policies), every function with a
 //! bounded retry policy and a failure destination, every function's build pointing at a real
 //! binary, the configuration the functions require, and the EventBridge patterns as AWS emits
 //! the events. CloudFormation's short tags (`!Ref`, `!Sub`, `!If`, ...) load as plain scalars and
@@ -80,10 +81,15 @@ fn no_wildcard_actions_and_wildcard_resources_only_for_describe_tags() {
             let mut res = Vec::new();
             strings(&st["Resource"], &mut res);
             if res.iter().any(|r| r == "*") {
-                assert_eq!(
-                    actions,
-                    ["ec2:DescribeTags"],
-                    "{path} {at}: only ec2:DescribeTags may use Resource \"*\""
+                // EC2 DescribeTags and X-Ray's writes have no resource-level permissions.
+                let allowed = [
+                    "ec2:DescribeTags",
+                    "xray:PutTraceSegments",
+                    "xray:PutTelemetryRecords",
+                ];
+                assert!(
+                    actions.iter().all(|a| allowed.contains(&a.as_str())),
+                    "{path} {at}: {actions:?} on Resource \"*\""
                 );
             }
         }
@@ -117,6 +123,23 @@ fn every_function_retries_a_bounded_number_of_times_into_a_failure_queue() {
         assert!(
             dest.iter().any(|d| d.starts_with("FailureQueue")),
             "{name}: {dest:?}"
+        );
+        // Its own role, with no managed policies (SAM would attach ones with `*` resources).
+        let mut role = Vec::new();
+        strings(&p["Role"], &mut role);
+        let role_name = role
+            .first()
+            .and_then(|r| r.strip_suffix(".Arn"))
+            .unwrap_or_else(|| panic!("{name}: no explicit role"));
+        assert!(
+            p["Policies"].is_badvalue(),
+            "{name}: SAM policies instead of its role"
+        );
+        let role = &t["Resources"][role_name];
+        assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{name}");
+        assert!(
+            role["Properties"]["ManagedPolicyArns"].is_badvalue(),
+            "{name}"
         );
         // Its failure queue keeps events for 14 days.
         let queue = &t["Resources"]["FailureQueue"]["Properties"];
