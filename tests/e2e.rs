@@ -153,10 +153,7 @@ async fn provision(conf: &SdkConfig) -> (String, String) {
             .unwrap();
     }
     // The instances' live tags (the example inventory's, on the fixtures' instance ids).
-    let inventory: BTreeMap<String, BTreeMap<String, String>> =
-        serde_json::from_str(&read("examples/inventory.json")).unwrap();
-    let instances = inventory.iter().filter(|(id, _)| id.starts_with("i-"));
-    tagwatch_aws::testing::tag_resources(conf, instances.map(|(id, t)| (id.as_str(), t)))
+    tagwatch_aws::testing::tag_instances(conf, &read("examples/inventory.json"))
         .await
         .unwrap();
     (alerts_url, quarantine_url)

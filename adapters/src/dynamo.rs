@@ -27,7 +27,7 @@ use tagwatch_core::event::{Activity, Event, StatusChange};
 use tagwatch_core::journal::{Change, JournalStore};
 use tagwatch_core::verdict::Finding;
 
-use crate::AdapterError;
+use crate::{now_ms, AdapterError};
 
 /// The DynamoDB correlation adapter.
 #[derive(Debug, Clone)]
@@ -487,11 +487,4 @@ impl DynamoCorrelation {
         }
         Ok(())
     }
-}
-
-/// Wall-clock milliseconds (outbox and delivery items live from when they are written).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -51,6 +51,14 @@ impl AdapterError {
     }
 }
 
+/// Wall-clock milliseconds since the epoch (outbox and delivery items live from when they are
+/// written; log events and EMF lines are stamped with it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Loads the SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
 pub async fn load_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

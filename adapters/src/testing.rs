@@ -50,13 +50,16 @@ pub async fn create_table(conf: &SdkConfig, table: &str) -> Result<(), AdapterEr
     Ok(())
 }
 
-/// Tags resources in EC2 (`CreateTags`), e.g. the fixtures' instance ids from an inventory.
-pub async fn tag_resources<'a>(
-    conf: &SdkConfig,
-    resources: impl IntoIterator<Item = (&'a str, &'a std::collections::BTreeMap<String, String>)>,
-) -> Result<(), AdapterError> {
+/// Tags the instances (`i-...`) of an inventory file's text (`{"i-...": {"Key": "Value"}}`) in
+/// EC2 (`CreateTags`), e.g. the fixtures' instance ids from `examples/inventory.json`.
+pub async fn tag_instances(conf: &SdkConfig, inventory_json: &str) -> Result<(), AdapterError> {
+    let inventory: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+        serde_json::from_str(inventory_json).map_err(|e| AdapterError::Corrupt {
+            key: "inventory".to_string(),
+            reason: e.to_string(),
+        })?;
     let ec2 = aws_sdk_ec2::Client::new(conf);
-    for (id, tags) in resources {
+    for (id, tags) in inventory.iter().filter(|(id, _)| id.starts_with("i-")) {
         let mut req = ec2.create_tags().resources(id);
         for (k, v) in tags {
             req = req.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());

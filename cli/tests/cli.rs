@@ -687,13 +687,8 @@ fn replay_reads_pretty_printed_log_files_and_gzipped_json_lines() {
 /// Tags the example inventory's instances in moto (the same ids as the fixtures).
 async fn tag_instances_in_moto(url: &str) {
     let conf = tagwatch_aws::testing::config(url).await;
-    let inventory: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
-        serde_json::from_str(
-            &std::fs::read_to_string(repo().join("examples/inventory.json")).unwrap(),
-        )
-        .unwrap();
-    let instances = inventory.iter().filter(|(id, _)| id.starts_with("i-"));
-    tagwatch_aws::testing::tag_resources(&conf, instances.map(|(id, t)| (id.as_str(), t)))
+    let inventory = std::fs::read_to_string(repo().join("examples/inventory.json")).unwrap();
+    tagwatch_aws::testing::tag_instances(&conf, &inventory)
         .await
         .unwrap();
 }

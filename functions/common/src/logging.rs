@@ -170,12 +170,8 @@ pub fn init(service: &str, level: tracing::Level) {
         .try_init();
 }
 
-/// Wall-clock milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// Wall-clock milliseconds since the epoch (one helper for the whole Lambda side).
+pub use tagwatch_aws::now_ms;
 
 /// `2026-11-22T08:15:04.123Z` (Howard Hinnant's days-to-civil algorithm).
 pub fn rfc3339_ms(ms: i64) -> String {
