@@ -148,7 +148,11 @@ def main():
                 a = st["Action"]
                 actions.update(a if isinstance(a, list) else [a])
         wanted = {"logs:PutLogEvents", "events:PutEvents"}
-        wanted |= {"dynamodb:Scan"} if logical == "Sweep" else {"ec2:DescribeTags", "dynamodb:Query"}
+        # Every function decides with live tags (the sweep evaluates runs whose record raced
+        # their park) and batches its DynamoDB writes; none scans the table.
+        wanted |= {"ec2:DescribeTags", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
+        if "dynamodb:Scan" in actions:
+            fail(f"{logical}: role {role} may scan the table")
         if not wanted <= actions:
             fail(f"{logical}: role {role} lacks {sorted(wanted - actions)} (has {sorted(actions)})")
         if any("*" in a for a in actions):

@@ -420,7 +420,8 @@ async fn a_violation_reaches_the_log_group_the_bus_and_the_table() {
     for want in [
         (format!("event#{event_id}"), "seen".to_string()),
         (format!("event#{event_id}"), format!("finding#{id}")),
-        (format!("finding#{id}"), "delivered".to_string()),
+        (format!("finding#{id}"), "sink#log".to_string()),
+        (format!("finding#{id}"), "sink#bus".to_string()),
     ] {
         assert!(keys.contains(&want), "{want:?} not in {keys:?}");
     }
@@ -474,11 +475,16 @@ async fn an_access_denied_burst_raises_one_spike() {
     let alerts = w.alerts().await;
     assert_eq!(alerts.len(), 1, "single AccessDenied calls are not alerts");
     assert_eq!(alerts[0]["detail-type"], "Tagwatch AccessDenied Spike");
+    // One item per denied call, and the caller's episode.
     let keys = w.keys().await;
-    assert!(keys.contains(&(
-        "caller#arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice".to_string(),
-        "denials".to_string()
-    )));
+    let caller = "caller#arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
+    assert_eq!(
+        keys.iter()
+            .filter(|(pk, sk)| pk == caller && sk.starts_with("denial#"))
+            .count(),
+        7
+    );
+    assert!(keys.contains(&(caller.to_string(), "episode".to_string())));
     let spikes_counted: u64 = w
         .metrics(CLOUDTRAIL)
         .iter()

@@ -212,6 +212,34 @@ fn the_functions_get_every_required_setting() {
         })
         .collect();
     assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
+    // The sweep's sparse index, as `tagwatch_aws::dynamo::PARK_INDEX` queries it.
+    let index = &table["GlobalSecondaryIndexes"][0];
+    assert_eq!(
+        index["IndexName"].as_str(),
+        Some(tagwatch_aws::dynamo::PARK_INDEX)
+    );
+    let index_keys: Vec<&str> = index["KeySchema"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|k| k["AttributeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(index_keys, ["park_queue", "parked_at"]);
+    // State outlives every way back to it: the failure queue's retention plus the longest
+    // command lifetime (SendCommand TimeoutSeconds up to 30 days; executions up to 48 h).
+    let ttl = vars["TAGWATCH_STATE_TTL_SECONDS"].as_i64().unwrap();
+    let retention = t["Resources"]["FailureQueue"]["Properties"]["MessageRetentionPeriod"]
+        .as_i64()
+        .unwrap();
+    assert!(ttl >= retention + 30 * 86_400 + 2 * 86_400, "{ttl}");
+    let lease = vars["TAGWATCH_DELIVERY_LEASE_SECONDS"].as_i64().unwrap();
+    let timeout = g["Timeout"].as_i64().unwrap();
+    assert!(lease > timeout, "a live holder is never overtaken");
+    // Permanent errors have their own alarm.
+    assert_eq!(
+        t["Resources"]["PermanentErrorsAlarm"]["Properties"]["MetricName"].as_str(),
+        Some("PermanentErrors")
+    );
 }
 
 #[test]

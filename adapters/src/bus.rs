@@ -1,10 +1,10 @@
 //! Alert findings on an EventBridge bus: `source: "tagwatch"`, a `detail-type` per kind, the
-//! finding as `detail` (see `tagwatch_core::outputs::bus_entry`).
+//! finding as `detail` (see `tagwatch_core::outputs::bus_entry`). Partial failures are
+//! retried per entry.
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
-use tagwatch_core::outputs::bus_entry;
-use tagwatch_core::verdict::Finding;
+use tagwatch_core::outputs::BusEntry;
 
 use crate::AdapterError;
 
@@ -23,46 +23,63 @@ impl FindingsBus {
         }
     }
 
-    /// Puts the alert findings (violations, spikes, unevaluated); returns how many were sent.
-    pub async fn publish(&self, findings: &[Finding]) -> Result<usize, AdapterError> {
-        let entries: Vec<PutEventsRequestEntry> = findings
-            .iter()
-            .filter_map(bus_entry)
-            .map(|e| {
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(&self.bus_name)
-                    .source(e.source)
-                    .detail_type(e.detail_type)
-                    .detail(e.detail)
-                    .build()
-            })
-            .collect();
-        let sent = entries.len();
-        // PutEvents takes at most 10 entries per call.
-        for chunk in entries.chunks(10) {
+    /// Puts one batch of entries (at most 10 and 256 KB, see
+    /// `tagwatch_core::outputs::batches`). Entries EventBridge fails are sent again, alone,
+    /// a few times with backoff; the answer says per entry whether it was accepted (`None`) or
+    /// why not. A failure of the call itself is an error.
+    pub async fn publish(&self, entries: &[BusEntry]) -> Result<Vec<Option<String>>, AdapterError> {
+        let mut result: Vec<Option<String>> = vec![None; entries.len()];
+        let mut pending: Vec<usize> = (0..entries.len()).collect();
+        for round in 0..ENTRY_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
+            }
+            let request: Vec<PutEventsRequestEntry> = pending
+                .iter()
+                .filter_map(|&i| entries.get(i))
+                .map(|e| {
+                    PutEventsRequestEntry::builder()
+                        .event_bus_name(&self.bus_name)
+                        .source(e.source)
+                        .detail_type(e.detail_type)
+                        .detail(&e.detail)
+                        .build()
+                })
+                .collect();
             let out = self
                 .client
                 .put_events()
-                .set_entries(Some(chunk.to_vec()))
+                .set_entries(Some(request))
                 .send()
                 .await
                 .map_err(|e| AdapterError::aws("EventBridge PutEvents", e))?;
-            if out.failed_entry_count() > 0 {
-                let reasons: Vec<String> = out
-                    .entries()
-                    .iter()
-                    .filter_map(|r| r.error_message().map(str::to_string))
-                    .collect();
-                return Err(AdapterError::Aws {
-                    operation: "EventBridge PutEvents",
-                    message: format!(
-                        "{} entries failed: {}",
-                        out.failed_entry_count(),
-                        reasons.join("; ")
-                    ),
-                });
+            let answers = out.entries();
+            let mut still = Vec::new();
+            for (n, &i) in pending.iter().enumerate() {
+                // An entry without an answer is not known to be accepted: sent again.
+                let failed =
+                    answers
+                        .get(n)
+                        .map_or(Some("no answer for the entry".to_string()), |a| {
+                            a.error_code().map(|code| {
+                                format!("{code}: {}", a.error_message().unwrap_or_default())
+                            })
+                        });
+                if let Some(slot) = result.get_mut(i) {
+                    *slot = failed.clone();
+                }
+                if failed.is_some() {
+                    still.push(i);
+                }
             }
+            pending = still;
         }
-        Ok(sent)
+        Ok(result)
     }
 }
+
+/// How often an entry EventBridge failed is sent before it is reported failed.
+const ENTRY_ROUNDS: u32 = 4;

@@ -1,33 +1,54 @@
 //! Correlation state in one DynamoDB table (partition key `pk`, sort key `sk`, TTL attribute
-//! `expires_at`):
+//! `expires_at`, and a sparse index `by-park-time` on `park_queue` + `parked_at`):
 //!
 //! | item | pk | sk |
 //! |---|---|---|
 //! | an event id already processed | `event#<id>` | `seen` |
 //! | a SendCommand record | `command#<id>` | `record` |
-//! | an evaluated (command, instance) pair | `command#<id>` | `claim#<instance>` |
-//! | an invocation waiting for its command | `command#<id>` | `parked#<instance>` |
-//! | a caller's AccessDenied window | `caller#<arn>` | `denials` |
+//! | an evaluated (command, instance) pair | `command#<id>` | `claim#<instance>` (`owner`: the event) |
+//! | an invocation waiting for its command | `command#<id>` | `parked#<instance>` (indexed, queue `parked`) |
+//! | an invocation the sweep reported overdue | `command#<id>` | `overdue#<instance>` (indexed, queue `overdue`, until reported) |
+//! | one AccessDenied call | `caller#<key>` | `denial#<event ms, 15 digits>#<event id>` |
+//! | a caller's spike episode | `caller#<key>` | `episode` |
 //! | a finding staged for delivery (outbox) | `event#<id>` | `finding#<finding id>` |
-//! | the sinks a finding reached | `finding#<id>` | `delivered` (string set `sinks`) |
+//! | who is delivering a finding now | `finding#<id>` | `lease` (`holder`, `until_ms`) |
+//! | a sink a finding reached | `finding#<id>` | `sink#<sink>` |
 //!
-//! Sightings and claims are conditional puts, so a redelivered event or a retried invocation
-//! decides nothing new. Findings are staged in their event's outbox before any state is written
-//! and marked per sink after each sink accepted them, so a retry after a partial failure
-//! delivers what is missing and nothing twice (a crash between a sink's acceptance and its mark
-//! can repeat that one sink's delivery: at least once, never lost).
+//! Every write two execution environments can race on is conditional or commutative: sightings,
+//! claims, episodes and leases are conditional; denials are one item per call (a put keyed by
+//! the event id), so concurrent denials never conflict; parked items, outbox entries and
+//! delivery marks are idempotent puts. Findings are staged in their event's outbox before any
+//! state is written, delivered under a lease and marked per sink after each sink accepted them.
+//! A crash between a sink's acceptance and its mark, or a holder slower than its lease, can
+//! repeat that one sink's delivery: at least once, never lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
-use tagwatch_core::correlate::{DenialWindow, Parked};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use tagwatch_core::correlate::{DenialWindow, Episode, Parked};
 use tagwatch_core::event::{Activity, Event, StatusChange};
-use tagwatch_core::journal::{Change, JournalStore};
+use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::verdict::Finding;
 
-use crate::{now_ms, AdapterError};
+use crate::AdapterError;
+
+/// How many single-item requests one invocation keeps in flight.
+const CONCURRENCY: usize = 16;
+/// BatchWriteItem takes at most 25 requests, BatchGetItem at most 100 keys.
+const WRITE_BATCH: usize = 25;
+const GET_BATCH: usize = 100;
+/// Rounds of retrying what a batch call left unprocessed before failing (retryable).
+const UNPROCESSED_ROUNDS: u32 = 8;
+/// The sparse index the sweep reads parked and unreported overdue invocations from.
+pub const PARK_INDEX: &str = "by-park-time";
+const QUEUE_PARKED: &str = "parked";
+const QUEUE_OVERDUE: &str = "overdue";
 
 /// The DynamoDB correlation adapter.
 #[derive(Debug, Clone)]
@@ -38,25 +59,30 @@ pub struct DynamoCorrelation {
     ttl_seconds: i64,
 }
 
-/// What persisting a journal found.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Persisted {
-    /// The event had been processed before (its sighting already existed).
-    pub duplicate_event: bool,
-    /// (command, instance) pairs another invocation claimed first: their findings are not ours.
-    pub lost_claims: Vec<(String, String)>,
-}
-
 type Item = HashMap<String, AttributeValue>;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
 fn text<'i>(item: &'i Item, key: &str) -> Option<&'i str> {
     item.get(key)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
+}
+
+fn number(item: &Item, key: &str) -> Option<i64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 fn is_conditional_failure<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
@@ -68,6 +94,31 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+fn to_json<T: serde::Serialize>(value: &T, key: &str) -> Result<AttributeValue, AdapterError> {
+    serde_json::to_string(value)
+        .map(s)
+        .map_err(|e| AdapterError::Corrupt {
+            key: key.to_string(),
+            reason: format!("cannot be written: {e}"),
+        })
+}
+
+fn denial_sk(event_ms: i64, event_id: &str) -> String {
+    format!("denial#{:015}#{event_id}", event_ms.max(0))
+}
+
+/// The (time, event id) of a denial item's sort key.
+fn parse_denial_sk(sk: &str) -> Option<(i64, String)> {
+    let rest = sk.strip_prefix("denial#")?;
+    let (ms, id) = rest.split_once('#')?;
+    Some((ms.parse().ok()?, id.to_string()))
+}
+
+async fn pause(round: u32) {
+    let ms = 25u64.saturating_mul(1 << round.min(6)).min(1_000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
 impl DynamoCorrelation {
     pub fn new(client: Client, table: impl Into<String>, ttl_seconds: i64) -> Self {
         DynamoCorrelation {
@@ -77,8 +128,14 @@ impl DynamoCorrelation {
         }
     }
 
-    fn expiry(&self, event_ms: i64) -> AttributeValue {
-        AttributeValue::N((event_ms / 1000 + self.ttl_seconds).to_string())
+    fn expiry(&self, at_ms: i64) -> AttributeValue {
+        n(at_ms / 1000 + self.ttl_seconds)
+    }
+
+    fn item(&self, pk: String, sk: String, at_ms: i64) -> Item {
+        let mut item = key(pk, sk);
+        item.insert("expires_at".to_string(), self.expiry(at_ms));
+        item
     }
 
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, AdapterError> {
@@ -86,8 +143,7 @@ impl DynamoCorrelation {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .set_key(Some(key(pk, sk)))
             .consistent_read(true)
             .send()
             .await
@@ -95,6 +151,7 @@ impl DynamoCorrelation {
         Ok(out.item)
     }
 
+    /// Every item of a partition (whose sort key starts with `prefix`), strongly consistent.
     async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, AdapterError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
@@ -135,308 +192,640 @@ impl DynamoCorrelation {
         })
     }
 
-    /// Gathers the state one event's decision needs.
+    /// Writes requests in batches of 25, several batches at once, retrying what DynamoDB left
+    /// unprocessed (with backoff) until it is all written.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), AdapterError> {
+        let batches: Vec<Vec<WriteRequest>> =
+            requests.chunks(WRITE_BATCH).map(<[_]>::to_vec).collect();
+        stream::iter(batches)
+            .map(|batch| self.write_batch(batch))
+            .buffer_unordered(CONCURRENCY / 2)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn write_batch(&self, mut pending: Vec<WriteRequest>) -> Result<(), AdapterError> {
+        for round in 0..UNPROCESSED_ROUNDS {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("DynamoDB BatchWriteItem", e))?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            pause(round).await;
+        }
+        Err(AdapterError::retryable(
+            "DynamoDB BatchWriteItem",
+            format!("{} items still unprocessed after retries", pending.len()),
+        ))
+    }
+
+    fn put_request(item: Item) -> Result<WriteRequest, AdapterError> {
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| AdapterError::aws("DynamoDB PutRequest", e))?;
+        Ok(WriteRequest::builder().put_request(put).build())
+    }
+
+    fn delete_request(k: Item) -> Result<WriteRequest, AdapterError> {
+        let delete = DeleteRequest::builder()
+            .set_key(Some(k))
+            .build()
+            .map_err(|e| AdapterError::aws("DynamoDB DeleteRequest", e))?;
+        Ok(WriteRequest::builder().delete_request(delete).build())
+    }
+
+    /// Reads items by key in batches of 100 (strongly consistent), retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, AdapterError> {
+        let batches: Vec<Vec<Item>> = keys.chunks(GET_BATCH).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<Item>> = stream::iter(batches)
+            .map(|batch| self.get_batch(batch))
+            .buffer_unordered(CONCURRENCY / 2)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn get_batch(&self, mut pending: Vec<Item>) -> Result<Vec<Item>, AdapterError> {
+        let mut found = Vec::new();
+        for round in 0..UNPROCESSED_ROUNDS {
+            let ask = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| AdapterError::aws("DynamoDB KeysAndAttributes", e))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ask)
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("DynamoDB BatchGetItem", e))?;
+            if let Some(mut r) = out.responses {
+                found.extend(r.remove(&self.table).unwrap_or_default());
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(found);
+            }
+            pause(round).await;
+        }
+        Err(AdapterError::retryable(
+            "DynamoDB BatchGetItem",
+            format!("{} keys still unprocessed after retries", pending.len()),
+        ))
+    }
+
+    /// Writes one AccessDenied call of `caller` (one item per call, keyed by its event time and
+    /// id: idempotent, and concurrent calls never conflict). Written before the decision, so
+    /// the window a decision reads always holds the call it decides.
+    pub async fn record_denial(
+        &self,
+        caller: &str,
+        event_id: &str,
+        event_ms: i64,
+    ) -> Result<(), AdapterError> {
+        let item = self.item(
+            format!("caller#{caller}"),
+            denial_sk(event_ms, event_id),
+            event_ms,
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("DynamoDB PutItem", e))?;
+        Ok(())
+    }
+
+    /// A caller's window around `event_ms`: the `per_side` calls nearest before (and at) it and
+    /// after it within `window_ms` (enough to tell whether any window holding the call reaches
+    /// the threshold, however many calls a storm wrote), and the caller's episode.
+    pub async fn denials(
+        &self,
+        caller: &str,
+        event_ms: i64,
+        window_ms: i64,
+        per_side: usize,
+    ) -> Result<DenialWindow, AdapterError> {
+        let pk = format!("caller#{caller}");
+        let limit = i32::try_from(per_side.max(1)).unwrap_or(i32::MAX);
+        let side = |from: String, to: String, forward: bool| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":to", s(to))
+                .scan_index_forward(forward)
+                .limit(limit)
+                .consistent_read(true)
+                .send()
+        };
+        let lo = event_ms.saturating_sub(window_ms).saturating_add(1).max(0);
+        let hi = event_ms.saturating_add(window_ms).saturating_sub(1);
+        // `~` sorts after every event id character: the whole millisecond is included.
+        let (before, after, episode) = tokio::join!(
+            side(
+                format!("denial#{lo:015}#"),
+                format!("denial#{event_ms:015}#~"),
+                false
+            ),
+            side(
+                format!("denial#{:015}#", event_ms.saturating_add(1)),
+                format!("denial#{hi:015}#~"),
+                true
+            ),
+            self.get(&pk, "episode"),
+        );
+        let mut calls: Vec<(i64, String)> = Vec::new();
+        for out in [before, after] {
+            let out = out.map_err(|e| AdapterError::aws("DynamoDB Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(call) = text(&item, "sk").and_then(parse_denial_sk) {
+                    calls.push(call);
+                }
+            }
+        }
+        calls.sort();
+        calls.dedup();
+        let episode = match episode? {
+            None => None,
+            Some(item) => {
+                let field = |name: &str| {
+                    number(&item, name).ok_or_else(|| AdapterError::Corrupt {
+                        key: format!("{pk} episode"),
+                        reason: format!("no number `{name}`"),
+                    })
+                };
+                Some(Episode {
+                    opened_by: text(&item, "opened_by").unwrap_or_default().to_string(),
+                    started_ms: field("started_ms")?,
+                    last_ms: field("last_ms")?,
+                    window_ms: field("window_ms")?,
+                })
+            }
+        };
+        Ok(DenialWindow {
+            calls: calls.into(),
+            episode,
+        })
+    }
+
+    /// Gathers the state one event's decision needs (AccessDenied windows are gathered by
+    /// [`Self::denials`]).
     pub async fn gather(&self, event: &Event) -> Result<JournalStore, AdapterError> {
         let mut store = JournalStore::new();
-        match event {
-            Event::Skipped(_) => {}
-            Event::Activity(a) => {
-                if self
-                    .get(&format!("event#{}", a.event_id), "seen")
-                    .await?
-                    .is_some()
-                {
-                    store.preload_sighting(&a.event_id, a.event_epoch_ms);
-                }
-                if let Some(cmd) = &a.command_id {
-                    self.gather_command(cmd, &mut store, false).await?;
-                }
-                if let (tagwatch_core::event::Outcome::Denied { .. }, Some(caller)) =
-                    (&a.outcome, &a.caller.arn)
-                {
-                    let key = format!("caller#{caller}");
-                    if let Some(item) = self.get(&key, "denials").await? {
-                        let window: DenialWindow = Self::json(&item, &key)?;
-                        store.preload_denials(caller, window);
-                    }
-                }
+        let (event_id, event_ms, command, record) = match event {
+            Event::Skipped(_) => return Ok(store),
+            Event::Activity(a) => (
+                &a.event_id,
+                a.event_epoch_ms,
+                a.command_id.as_deref(),
+                false,
+            ),
+            Event::Status(st) => (&st.event_id, st.event_epoch_ms, Some(&*st.command_id), true),
+        };
+        let seen_key = format!("event#{event_id}");
+        let (seen, gathered) = match command {
+            Some(cmd) => {
+                let (seen, gathered) =
+                    tokio::join!(self.get(&seen_key, "seen"), self.load_command(cmd, record));
+                (seen?, Some(gathered?))
             }
-            Event::Status(st) => {
-                if self
-                    .get(&format!("event#{}", st.event_id), "seen")
-                    .await?
-                    .is_some()
-                {
-                    store.preload_sighting(&st.event_id, st.event_epoch_ms);
-                }
-                self.gather_command(&st.command_id, &mut store, true)
-                    .await?;
-            }
+            None => (self.get(&seen_key, "seen").await?, None),
+        };
+        if let Some(g) = gathered {
+            g.merge_into(&mut store);
+        }
+        if seen.is_some() {
+            store.preload_sighting(event_id, event_ms);
         }
         Ok(store)
     }
 
-    async fn gather_command(
-        &self,
-        cmd: &str,
-        store: &mut JournalStore,
-        record: bool,
-    ) -> Result<(), AdapterError> {
+    /// A command's record, claims, and parked and overdue invocations.
+    pub async fn gather_command(&self, command_id: &str) -> Result<JournalStore, AdapterError> {
+        let mut store = JournalStore::new();
+        self.load_command(command_id, true)
+            .await?
+            .merge_into(&mut store);
+        Ok(store)
+    }
+
+    async fn load_command(&self, cmd: &str, record: bool) -> Result<Gathered, AdapterError> {
         let pk = format!("command#{cmd}");
+        let mut out = Gathered::default();
         for item in self.query_prefix(&pk, "").await? {
             let sk = text(&item, "sk").unwrap_or_default();
-            if sk == "record" && record {
-                let activity: Activity = Self::json(&item, &pk)?;
-                store.preload_command(Arc::new(activity));
+            if sk == "record" {
+                if record {
+                    out.record = Some(Self::json(&item, &pk)?);
+                }
             } else if let Some(instance) = sk.strip_prefix("claim#") {
-                store.preload_claim(cmd, instance, 0);
-            } else if let Some(instance) = sk.strip_prefix("parked#") {
-                let status: StatusChange = Self::json(&item, &pk)?;
-                store.preload_parked(Parked {
+                out.claims.push((cmd.to_string(), instance.to_string()));
+            } else if let Some(instance) = sk
+                .strip_prefix("parked#")
+                .or_else(|| sk.strip_prefix("overdue#"))
+            {
+                let status: StatusChange = Self::json(&item, &format!("{pk} {sk}"))?;
+                out.parked.push(Parked {
                     command_id: cmd.to_string(),
                     instance_id: instance.to_string(),
                     status: Arc::new(status),
                 });
             }
         }
-        Ok(())
+        Ok(out)
     }
 
-    async fn put(&self, item: Item, conditional: bool) -> Result<bool, AdapterError> {
-        let mut req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        if conditional {
-            req = req.condition_expression("attribute_not_exists(pk)");
-        }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if conditional && is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(AdapterError::aws("DynamoDB PutItem", e)),
-        }
-    }
-
-    fn item(&self, pk: String, sk: String, event_ms: i64) -> Item {
-        HashMap::from([
-            ("pk".to_string(), s(pk)),
-            ("sk".to_string(), s(sk)),
-            ("expires_at".to_string(), self.expiry(event_ms)),
-        ])
-    }
-
-    /// Writes back what a decision changed. State writes come before the sighting, so a retry
-    /// after a partial failure decides again from the same state.
-    pub async fn persist(&self, changes: Vec<Change>) -> Result<Persisted, AdapterError> {
+    /// Writes back what a decision of `owner`'s (the event id, whose outbox holds the
+    /// findings) changed. Claims are conditional (a twin of the same event may claim again:
+    /// they share one outbox); episodes open only over a closed one. Sightings are written
+    /// last, so a retry after a partial failure decides again from the same state.
+    pub async fn persist(
+        &self,
+        owner: &str,
+        changes: Vec<Change>,
+    ) -> Result<Persisted, AdapterError> {
         let mut result = Persisted::default();
+        let mut writes = Vec::new();
+        let mut claims = Vec::new();
+        let mut episodes = Vec::new();
         let mut sightings = Vec::new();
         for change in changes {
             match change {
                 Change::Sighted { event_id, event_ms } => sightings.push((event_id, event_ms)),
                 Change::Command(a) => {
                     let Some(cmd) = &a.command_id else { continue };
-                    let mut item =
-                        self.item(format!("command#{cmd}"), "record".into(), a.event_epoch_ms);
-                    item.insert(
-                        "json".into(),
-                        s(serde_json::to_string(&*a).unwrap_or_default()),
-                    );
-                    self.put(item, false).await?;
+                    let pk = format!("command#{cmd}");
+                    let mut item = self.item(pk.clone(), "record".into(), a.event_epoch_ms);
+                    item.insert("json".into(), to_json(&*a, &pk)?);
+                    writes.push(Self::put_request(item)?);
                 }
                 Change::Claimed {
                     command_id,
                     instance_id,
                     event_ms,
-                } => {
-                    let item = self.item(
-                        format!("command#{command_id}"),
-                        format!("claim#{instance_id}"),
-                        event_ms,
-                    );
-                    let mut req = self
-                        .client
-                        .put_item()
-                        .table_name(&self.table)
-                        .set_item(Some(item));
-                    req = req.condition_expression("attribute_not_exists(sk)");
-                    match req.send().await {
-                        Ok(_) => {}
-                        Err(e) if is_conditional_failure(&e) => {
-                            result.lost_claims.push((command_id, instance_id))
-                        }
-                        Err(e) => return Err(AdapterError::aws("DynamoDB PutItem", e)),
-                    }
-                }
+                } => claims.push((command_id, instance_id, event_ms)),
                 Change::Parked(p) => {
+                    let pk = format!("command#{}", p.command_id);
                     let mut item = self.item(
-                        format!("command#{}", p.command_id),
+                        pk.clone(),
                         format!("parked#{}", p.instance_id),
                         p.status.event_epoch_ms,
                     );
-                    item.insert(
-                        "json".into(),
-                        s(serde_json::to_string(&*p.status).unwrap_or_default()),
-                    );
-                    item.insert(
-                        "parked_at".into(),
-                        AttributeValue::N((p.status.event_epoch_ms / 1000).to_string()),
-                    );
-                    self.put(item, false).await?;
+                    item.insert("json".into(), to_json(&*p.status, &pk)?);
+                    item.insert("park_queue".into(), s(QUEUE_PARKED));
+                    item.insert("parked_at".into(), n(p.status.event_epoch_ms));
+                    writes.push(Self::put_request(item)?);
                 }
                 Change::Unparked {
                     command_id,
                     instance_ids,
                 } => {
                     for instance in instance_ids {
-                        self.client
-                            .delete_item()
-                            .table_name(&self.table)
-                            .key("pk", s(format!("command#{command_id}")))
-                            .key("sk", s(format!("parked#{instance}")))
-                            .send()
-                            .await
-                            .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
-                    }
-                }
-                Change::Denials { caller, mut window } => {
-                    // Optimistic concurrency: write only over the version that was gathered.
-                    let key = format!("caller#{caller}");
-                    let read_at = window.version;
-                    window.version = read_at + 1;
-                    let newest = window.calls.back().map_or(0, |(t, _)| *t);
-                    let mut item = self.item(key.clone(), "denials".into(), newest);
-                    item.insert(
-                        "json".into(),
-                        s(serde_json::to_string(&window).unwrap_or_default()),
-                    );
-                    item.insert(
-                        "version".into(),
-                        AttributeValue::N(window.version.to_string()),
-                    );
-                    let out = self
-                        .client
-                        .put_item()
-                        .table_name(&self.table)
-                        .set_item(Some(item))
-                        .condition_expression("attribute_not_exists(pk) OR version = :read_at")
-                        .expression_attribute_values(
-                            ":read_at",
-                            AttributeValue::N(read_at.to_string()),
-                        )
-                        .send()
-                        .await;
-                    match out {
-                        Ok(_) => {}
-                        Err(e) if is_conditional_failure(&e) => {
-                            return Err(AdapterError::Conflict { key })
+                        for state in ["parked", "overdue"] {
+                            writes.push(Self::delete_request(key(
+                                format!("command#{command_id}"),
+                                format!("{state}#{instance}"),
+                            ))?);
                         }
-                        Err(e) => return Err(AdapterError::aws("DynamoDB PutItem", e)),
                     }
                 }
+                Change::Episode {
+                    caller,
+                    episode,
+                    opened,
+                } => episodes.push((caller, episode, opened)),
             }
+        }
+        self.batch_write(writes).await?;
+        let lost: Vec<Option<(String, String)>> = stream::iter(claims)
+            .map(|(cmd, instance, ms)| self.claim(owner, cmd, instance, ms))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        result.lost_claims = lost.into_iter().flatten().collect();
+        for (caller, episode, opened) in episodes {
+            if opened && !self.open_episode(&caller, &episode).await? {
+                result
+                    .lost_episodes
+                    .push((caller.clone(), episode.opened_by.clone()));
+            }
+            self.extend_episode(&caller, &episode).await?;
         }
         for (event_id, event_ms) in sightings {
             let item = self.item(format!("event#{event_id}"), "seen".into(), event_ms);
-            if !self.put(item, true).await? {
-                result.duplicate_event = true;
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match out {
+                Ok(_) => {}
+                Err(e) if is_conditional_failure(&e) => result.duplicate_event = true,
+                Err(e) => return Err(AdapterError::aws("DynamoDB PutItem", e)),
             }
         }
         Ok(result)
     }
 
-    /// Invocations parked before `cutoff_ms` (event time): their SendCommand record is overdue.
-    /// For the scheduled sweep; a scan, which suits a table holding a day of state.
-    pub async fn parked_before(&self, cutoff_ms: i64) -> Result<Vec<Parked>, AdapterError> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(sk, :parked) AND parked_at < :cutoff")
-                .expression_attribute_values(":parked", s("parked#"))
-                .expression_attribute_values(
-                    ":cutoff",
-                    AttributeValue::N((cutoff_ms / 1000).to_string()),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AdapterError::aws("DynamoDB Scan", e))?;
-            for item in out.items.unwrap_or_default() {
-                let pk = text(&item, "pk").unwrap_or_default();
-                let sk = text(&item, "sk").unwrap_or_default();
-                let (Some(command_id), Some(instance_id)) =
-                    (pk.strip_prefix("command#"), sk.strip_prefix("parked#"))
-                else {
-                    continue;
+    /// Claims a pair for `owner`; the pair when another event holds it.
+    async fn claim(
+        &self,
+        owner: &str,
+        command_id: String,
+        instance_id: String,
+        event_ms: i64,
+    ) -> Result<Option<(String, String)>, AdapterError> {
+        let mut item = self.item(
+            format!("command#{command_id}"),
+            format!("claim#{instance_id}"),
+            event_ms,
+        );
+        item.insert("owner".into(), s(owner));
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sk) OR #owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(None),
+            Err(e) if is_conditional_failure(&e) => Ok(Some((command_id, instance_id))),
+            Err(e) => Err(AdapterError::aws("DynamoDB PutItem", e)),
+        }
+    }
+
+    /// Opens an episode unless the stored one still covers it (another denial opened this
+    /// episode first). A retry by the same opener succeeds again.
+    async fn open_episode(&self, caller: &str, e: &Episode) -> Result<bool, AdapterError> {
+        let mut item = self.item(format!("caller#{caller}"), "episode".into(), e.last_ms);
+        item.insert("opened_by".into(), s(&e.opened_by));
+        item.insert("started_ms".into(), n(e.started_ms));
+        item.insert("last_ms".into(), n(e.last_ms));
+        item.insert("window_ms".into(), n(e.window_ms));
+        item.insert("opens_ms".into(), n(e.opens_ms()));
+        item.insert("closes_ms".into(), n(e.closes_ms()));
+        let at = e.started_ms.min(e.last_ms);
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR opened_by = :me OR closes_ms <= :started OR opens_ms >= :last",
+            )
+            .expression_attribute_values(":me", s(&e.opened_by))
+            .expression_attribute_values(":started", n(at))
+            .expression_attribute_values(":last", n(e.last_ms))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_failure(&err) => Ok(false),
+            Err(err) => Err(AdapterError::aws("DynamoDB PutItem", err)),
+        }
+    }
+
+    /// Moves the stored episode's last call forward (a commutative maximum: concurrent
+    /// extensions never conflict, and an older call changes nothing).
+    async fn extend_episode(&self, caller: &str, e: &Episode) -> Result<(), AdapterError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("caller#{caller}"), "episode")))
+            .update_expression("SET last_ms = :last, closes_ms = :closes, expires_at = :exp")
+            .condition_expression("attribute_exists(pk) AND last_ms < :last AND closes_ms > :last")
+            .expression_attribute_values(":last", n(e.last_ms))
+            .expression_attribute_values(":closes", n(e.closes_ms()))
+            .expression_attribute_values(":exp", self.expiry(e.last_ms))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_failure(&err) => Ok(()),
+            Err(err) => Err(AdapterError::aws("DynamoDB UpdateItem", err)),
+        }
+    }
+
+    /// Invocations due for the sweep, at most `limit`: overdue ones not yet reported (a sweep
+    /// that took them and stopped), then those parked before `cutoff_ms`, oldest first, from
+    /// the sparse index. An unreadable item is taken out of the index and returned as such.
+    pub async fn due_parked(
+        &self,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<DueParked>, AdapterError> {
+        let mut due = Vec::new();
+        for (queue, overdue) in [(QUEUE_OVERDUE, true), (QUEUE_PARKED, false)] {
+            let mut start: Option<Item> = None;
+            while due.len() < limit {
+                let left = i32::try_from(limit - due.len()).unwrap_or(i32::MAX);
+                let mut req = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(PARK_INDEX)
+                    .expression_attribute_values(":q", s(queue))
+                    .limit(left)
+                    .set_exclusive_start_key(start.take());
+                req = if overdue {
+                    req.key_condition_expression("park_queue = :q")
+                } else {
+                    req.key_condition_expression("park_queue = :q AND parked_at < :cutoff")
+                        .expression_attribute_values(":cutoff", n(cutoff_ms))
                 };
-                let status: StatusChange = Self::json(&item, pk)?;
-                found.push(Parked {
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("DynamoDB Query", e))?;
+                for item in out.items.unwrap_or_default() {
+                    due.push(self.due_item(&item, overdue).await?);
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn due_item(&self, item: &Item, overdue: bool) -> Result<DueParked, AdapterError> {
+        let pk = text(item, "pk").unwrap_or_default().to_string();
+        let sk = text(item, "sk").unwrap_or_default().to_string();
+        let name = format!("{pk} {sk}");
+        let pair = pk.strip_prefix("command#").zip(
+            sk.strip_prefix("parked#")
+                .or_else(|| sk.strip_prefix("overdue#")),
+        );
+        let status = Self::json::<StatusChange>(item, &name);
+        match (pair, status) {
+            (Some((command_id, instance_id)), Ok(status)) => Ok(DueParked::Pair {
+                parked: Parked {
                     command_id: command_id.to_string(),
                     instance_id: instance_id.to_string(),
                     status: Arc::new(status),
-                });
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(found),
+                },
+                overdue,
+            }),
+            (_, status) => {
+                let reason = match status {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "not a parked invocation's key".to_string(),
+                };
+                // Kept for inspection, out of the sweep's way.
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&pk, &sk)))
+                    .update_expression("REMOVE park_queue SET unreadable = :why")
+                    .expression_attribute_values(":why", s(&reason))
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("DynamoDB UpdateItem", e))?;
+                Ok(DueParked::Unreadable { key: name, reason })
             }
         }
     }
 
-    /// Takes a parked invocation for the sweep: deletes it and says whether it was still there
-    /// (false when the CloudTrail watcher finished it meanwhile).
-    pub async fn take_parked(&self, parked: &Parked) -> Result<bool, AdapterError> {
+    /// Takes a parked invocation for the sweep's report: it becomes an overdue marker (still
+    /// indexed until [`Self::reported_overdue`], so a sweep that stops after taking it reports
+    /// it next time; still gathered, so a record that arrives later evaluates it). False when
+    /// it was gone (the CloudTrail watcher finished it meanwhile).
+    pub async fn take_overdue(&self, parked: &Parked) -> Result<bool, AdapterError> {
+        let pk = format!("command#{}", parked.command_id);
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(format!("command#{}", parked.command_id)))
-            .key("sk", s(format!("parked#{}", parked.instance_id)))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .set_key(Some(key(&pk, format!("parked#{}", parked.instance_id))))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+        let Some(mut old) = out.attributes.filter(|a| !a.is_empty()) else {
+            return Ok(false);
+        };
+        old.insert("sk".into(), s(format!("overdue#{}", parked.instance_id)));
+        old.insert("park_queue".into(), s(QUEUE_OVERDUE));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(old))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("DynamoDB PutItem", e))?;
+        Ok(true)
+    }
+
+    /// The overdue invocations' findings are staged: out of the sweep's index.
+    pub async fn reported_overdue(&self, parked: &[Parked]) -> Result<(), AdapterError> {
+        let keys: Vec<Item> = parked
+            .iter()
+            .map(|p| {
+                key(
+                    format!("command#{}", p.command_id),
+                    format!("overdue#{}", p.instance_id),
+                )
+            })
+            .collect();
+        stream::iter(keys)
+            .map(|k| {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(k))
+                    .update_expression("REMOVE park_queue")
+                    .condition_expression("attribute_exists(pk)")
+                    .send()
+            })
+            .buffer_unordered(CONCURRENCY)
+            .map(|out| match out {
+                Ok(_) => Ok(()),
+                Err(e) if is_conditional_failure(&e) => Ok(()),
+                Err(e) => Err(AdapterError::aws("DynamoDB UpdateItem", e)),
+            })
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Removes parked invocations that need no report (their pair was evaluated).
+    pub async fn drop_parked(&self, parked: &[Parked]) -> Result<(), AdapterError> {
+        let mut writes = Vec::new();
+        for p in parked {
+            for state in ["parked", "overdue"] {
+                writes.push(Self::delete_request(key(
+                    format!("command#{}", p.command_id),
+                    format!("{state}#{}", p.instance_id),
+                ))?);
+            }
+        }
+        self.batch_write(writes).await
     }
 
     /// Stages findings in the outbox of the event (or sweep) that produced them, before any
     /// state is written: a retry of the same event delivers what an earlier attempt staged.
-    pub async fn stage(&self, event_id: &str, findings: &[Finding]) -> Result<(), AdapterError> {
+    pub async fn stage(
+        &self,
+        outbox: &str,
+        findings: &[Finding],
+        now_ms: i64,
+    ) -> Result<(), AdapterError> {
+        let mut writes = Vec::with_capacity(findings.len());
         for f in findings {
-            let mut item = self.item(
-                format!("event#{event_id}"),
-                format!("finding#{}", f.finding_id),
-                now_ms(),
-            );
-            item.insert(
-                "json".into(),
-                s(serde_json::to_string(f).unwrap_or_default()),
-            );
-            self.put(item, false).await?;
+            let pk = format!("event#{outbox}");
+            let mut item = self.item(pk.clone(), format!("finding#{}", f.finding_id), now_ms);
+            item.insert("json".into(), to_json(f, &pk)?);
+            writes.push(Self::put_request(item)?);
         }
-        Ok(())
+        self.batch_write(writes).await
     }
 
-    /// Removes a staged finding (the sweep's, when the invocation was finished meanwhile).
-    pub async fn unstage(&self, event_id: &str, finding_id: &str) -> Result<(), AdapterError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("event#{event_id}")))
-            .key("sk", s(format!("finding#{finding_id}")))
-            .send()
-            .await
-            .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
-        Ok(())
+    /// Removes staged findings (decided by another event after all).
+    pub async fn unstage(&self, outbox: &str, finding_ids: &[String]) -> Result<(), AdapterError> {
+        let mut writes = Vec::with_capacity(finding_ids.len());
+        for id in finding_ids {
+            writes.push(Self::delete_request(key(
+                format!("event#{outbox}"),
+                format!("finding#{id}"),
+            ))?);
+        }
+        self.batch_write(writes).await
     }
 
     /// The findings staged for an event, in finding-id order.
-    pub async fn staged(&self, event_id: &str) -> Result<Vec<Finding>, AdapterError> {
-        let pk = format!("event#{event_id}");
+    pub async fn staged(&self, outbox: &str) -> Result<Vec<Finding>, AdapterError> {
+        let pk = format!("event#{outbox}");
         let mut out = Vec::new();
         for item in self.query_prefix(&pk, "finding#").await? {
             out.push(Self::json(&item, &pk)?);
@@ -444,47 +833,133 @@ impl DynamoCorrelation {
         Ok(out)
     }
 
-    /// The sinks each finding has already reached (finding ids absent from the map reached
-    /// none).
+    /// The sinks each finding has already reached (ids absent from the map reached none).
     pub async fn delivered(
         &self,
         finding_ids: &[String],
+        sinks: &[&str],
     ) -> Result<HashMap<String, Vec<String>>, AdapterError> {
-        let mut out = HashMap::new();
-        for id in finding_ids {
-            if let Some(item) = self.get(&format!("finding#{id}"), "delivered").await? {
-                let sinks = item
-                    .get("sinks")
-                    .and_then(|v| v.as_ss().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                out.insert(id.clone(), sinks);
+        let keys = finding_ids
+            .iter()
+            .flat_map(|id| {
+                sinks
+                    .iter()
+                    .map(move |sink| key(format!("finding#{id}"), format!("sink#{sink}")))
+            })
+            .collect();
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let id = text(&item, "pk").and_then(|pk| pk.strip_prefix("finding#"));
+            let sink = text(&item, "sk").and_then(|sk| sk.strip_prefix("sink#"));
+            if let (Some(id), Some(sink)) = (id, sink) {
+                out.entry(id.to_string())
+                    .or_default()
+                    .push(sink.to_string());
             }
         }
         Ok(out)
     }
 
-    /// Records that these findings reached `sink` (an atomic set add, so marks from concurrent
-    /// invocations never overwrite each other).
+    /// Takes the delivery lease of each finding for `holder` until `now_ms + lease_ms`: granted
+    /// when nobody holds it, the holder's lease ran out, or `holder` already holds it (Lambda
+    /// retries an invocation under the same request id).
+    pub async fn lease(
+        &self,
+        finding_ids: &[String],
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Lease>, AdapterError> {
+        stream::iter(finding_ids.to_vec())
+            .map(|id| async move {
+                let out = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(format!("finding#{id}"), "lease")))
+                    .update_expression("SET holder = :me, until_ms = :until, expires_at = :exp")
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR holder = :me OR until_ms < :now",
+                    )
+                    .expression_attribute_values(":me", s(holder))
+                    .expression_attribute_values(":until", n(now_ms.saturating_add(lease_ms)))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .expression_attribute_values(":exp", self.expiry(now_ms))
+                    .send()
+                    .await;
+                match out {
+                    Ok(_) => Ok(Lease::Granted),
+                    Err(e) if is_conditional_failure(&e) => Ok(Lease::HeldElsewhere),
+                    Err(e) => Err(AdapterError::aws("DynamoDB UpdateItem", e)),
+                }
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Gives back the leases `holder` took (a failed attempt: whoever retries need not wait).
+    pub async fn release(&self, finding_ids: &[String], holder: &str) -> Result<(), AdapterError> {
+        stream::iter(finding_ids.to_vec())
+            .map(|id| async move {
+                let out = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(format!("finding#{id}"), "lease")))
+                    .condition_expression("holder = :me")
+                    .expression_attribute_values(":me", s(holder))
+                    .send()
+                    .await;
+                match out {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_conditional_failure(&e) => Ok(()),
+                    Err(e) => Err(AdapterError::aws("DynamoDB DeleteItem", e)),
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Records that findings reached `sink` (idempotent puts, in batches).
     pub async fn mark_delivered(
         &self,
         finding_ids: &[String],
         sink: &str,
+        now_ms: i64,
     ) -> Result<(), AdapterError> {
-        let expires = self.expiry(now_ms());
+        let mut writes = Vec::with_capacity(finding_ids.len());
         for id in finding_ids {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("finding#{id}")))
-                .key("sk", s("delivered"))
-                .update_expression("ADD sinks :sink SET expires_at = :exp")
-                .expression_attribute_values(":sink", AttributeValue::Ss(vec![sink.to_string()]))
-                .expression_attribute_values(":exp", expires.clone())
-                .send()
-                .await
-                .map_err(|e| AdapterError::aws("DynamoDB UpdateItem", e))?;
+            writes.push(Self::put_request(self.item(
+                format!("finding#{id}"),
+                format!("sink#{sink}"),
+                now_ms,
+            ))?);
         }
-        Ok(())
+        self.batch_write(writes).await
+    }
+}
+
+/// What a command's partition held.
+#[derive(Debug, Default)]
+struct Gathered {
+    record: Option<Activity>,
+    claims: Vec<(String, String)>,
+    parked: Vec<Parked>,
+}
+
+impl Gathered {
+    fn merge_into(self, store: &mut JournalStore) {
+        if let Some(a) = self.record {
+            store.preload_command(Arc::new(a));
+        }
+        for (c, i) in self.claims {
+            store.preload_claim(&c, &i, 0);
+        }
+        for p in self.parked {
+            store.preload_parked(p);
+        }
     }
 }

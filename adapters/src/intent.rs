@@ -194,10 +194,10 @@ pub async fn load_intent(
                 files.insert(rel, fetched);
             }
             Err(e) => {
-                return Err(IntentLoadError::Aws(AdapterError::Aws {
-                    operation: "intent policy fetch",
-                    message: e.to_string(),
-                }))
+                return Err(IntentLoadError::Aws(AdapterError::permanent(
+                    "intent policy fetch",
+                    e.to_string(),
+                )))
             }
         }
     }

@@ -20,26 +20,124 @@ pub mod tags;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-/// Why an AWS call failed. Transient failures (throttling, 5xx, network) make the invocation
-/// fail so that Lambda retries it; the message names the operation.
-#[derive(Debug, thiserror::Error)]
+/// Whether retrying a failed call can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Throttling, 5xx, timeouts and network failures: a later attempt may succeed.
+    Retryable,
+    /// Access denied, a missing log group or bus, validation, an item too large: retrying the
+    /// same request fails the same way until someone changes the deployment.
+    Permanent,
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorClass::Retryable => "retryable",
+            ErrorClass::Permanent => "permanent",
+        })
+    }
+}
+
+/// Why an AWS call failed, classified from the SDK's error metadata (never guessed from a
+/// message). The message names the operation and keeps the whole error chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdapterError {
-    #[error("{operation} failed: {message}")]
+    #[error("{operation} failed ({class}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
     Aws {
         operation: &'static str,
+        class: ErrorClass,
+        /// The service's error code (`ThrottlingException`, `AccessDeniedException`, ...).
+        code: Option<String>,
         message: String,
     },
     /// Another invocation changed the same item first; retrying the invocation is safe.
     #[error("`{key}` changed concurrently; retry")]
     Conflict { key: String },
+    /// A stored item cannot be read back: never retried blindly.
     #[error("stored item `{key}` is not readable: {reason}")]
     Corrupt { key: String, reason: String },
 }
 
+/// Error codes that mean "slow down" or "try again" whatever their HTTP status (DynamoDB,
+/// CloudWatch Logs and EventBridge send throttling as 400).
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "LimitExceededException",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Errors the adapters can classify.
+pub trait Classify: std::error::Error {
+    /// The class and the service's error code, when there is one.
+    fn classify(&self) -> (ErrorClass, Option<String>);
+}
+
+impl<E> Classify
+    for aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    fn classify(&self) -> (ErrorClass, Option<String>) {
+        use aws_sdk_dynamodb::error::SdkError;
+        match self {
+            SdkError::ConstructionFailure(_) => (ErrorClass::Permanent, None),
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => (ErrorClass::Retryable, None),
+            SdkError::ServiceError(ctx) => {
+                let code = ctx.err().code().map(str::to_string);
+                let status = ctx.raw().status().as_u16();
+                let retryable = status >= 500
+                    || status == 429
+                    || code
+                        .as_deref()
+                        .is_some_and(|c| RETRYABLE_CODES.contains(&c));
+                let class = if retryable {
+                    ErrorClass::Retryable
+                } else {
+                    ErrorClass::Permanent
+                };
+                (class, code)
+            }
+            _ => (ErrorClass::Retryable, None),
+        }
+    }
+}
+
+impl Classify for aws_sdk_dynamodb::error::BuildError {
+    fn classify(&self) -> (ErrorClass, Option<String>) {
+        (ErrorClass::Permanent, None)
+    }
+}
+
+impl Classify for aws_sdk_s3::primitives::ByteStreamError {
+    /// A body that broke off while streaming: the network.
+    fn classify(&self) -> (ErrorClass, Option<String>) {
+        (ErrorClass::Retryable, None)
+    }
+}
+
 impl AdapterError {
-    /// Wraps an SDK error with the operation it came from (the full error chain is kept in the
-    /// message; SDK error types never reach the core).
-    pub fn aws<E: std::error::Error>(operation: &'static str, e: E) -> Self {
+    /// Wraps an SDK error with the operation it came from, classified by its metadata (SDK
+    /// error types never reach the core).
+    pub fn aws<E: Classify>(operation: &'static str, e: E) -> Self {
+        let (class, code) = e.classify();
         let mut message = e.to_string();
         let mut source = e.source();
         while let Some(s) = source {
@@ -47,7 +145,41 @@ impl AdapterError {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        AdapterError::Aws { operation, message }
+        AdapterError::Aws {
+            operation,
+            class,
+            code,
+            message,
+        }
+    }
+
+    /// A failure no retry of the same request can mend.
+    pub fn permanent(operation: &'static str, message: impl Into<String>) -> Self {
+        AdapterError::Aws {
+            operation,
+            class: ErrorClass::Permanent,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// A failure a later attempt may not meet (e.g. entries a service left unprocessed).
+    pub fn retryable(operation: &'static str, message: impl Into<String>) -> Self {
+        AdapterError::Aws {
+            operation,
+            class: ErrorClass::Retryable,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// Whether retrying the invocation may succeed. Corrupt state never is.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AdapterError::Aws { class, .. } => *class == ErrorClass::Retryable,
+            AdapterError::Conflict { .. } => true,
+            AdapterError::Corrupt { .. } => false,
+        }
     }
 }
 

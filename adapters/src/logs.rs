@@ -1,9 +1,8 @@
 //! Findings as JSON log events in a CloudWatch Logs group (one event per finding, one
-//! `PutLogEvents` call per batch).
+//! `PutLogEvents` call per batch the pipeline sized).
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
-use tagwatch_core::verdict::Finding;
 
 use crate::AdapterError;
 
@@ -46,30 +45,38 @@ impl FindingsLog {
         }
     }
 
-    /// Writes findings, one JSON object per log event, at `timestamp_ms`.
-    pub async fn put(&self, findings: &[Finding], timestamp_ms: i64) -> Result<(), AdapterError> {
-        // PutLogEvents takes at most 10,000 events per call.
-        for chunk in findings.chunks(10_000) {
-            let mut events = Vec::with_capacity(chunk.len());
-            for f in chunk {
-                let event = InputLogEvent::builder()
-                    .timestamp(timestamp_ms)
-                    .message(serde_json::to_string(f).unwrap_or_default())
-                    .build()
-                    .map_err(|e| AdapterError::aws("CloudWatch Logs InputLogEvent", e))?;
-                events.push(event);
-            }
-            if events.is_empty() {
-                continue;
-            }
-            self.client
-                .put_log_events()
-                .log_group_name(&self.group)
-                .log_stream_name(&self.stream)
-                .set_log_events(Some(events))
-                .send()
-                .await
-                .map_err(|e| AdapterError::aws("CloudWatch Logs PutLogEvents", e))?;
+    /// Writes one batch of log event messages (the pipeline batches them within
+    /// `PutLogEvents`' limits, see `tagwatch_core::outputs::batches`), all stamped
+    /// `timestamp_ms`.
+    pub async fn put(&self, messages: &[String], timestamp_ms: i64) -> Result<(), AdapterError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut events = Vec::with_capacity(messages.len());
+        for m in messages {
+            let event = InputLogEvent::builder()
+                .timestamp(timestamp_ms)
+                .message(m)
+                .build()
+                .map_err(|e| AdapterError::aws("CloudWatch Logs InputLogEvent", e))?;
+            events.push(event);
+        }
+        let out = self
+            .client
+            .put_log_events()
+            .log_group_name(&self.group)
+            .log_stream_name(&self.stream)
+            .set_log_events(Some(events))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("CloudWatch Logs PutLogEvents", e))?;
+        if let Some(r) = out.rejected_log_events_info() {
+            // Only timestamps are rejected this way; tagwatch stamps "now", so this is a clock
+            // or a quota change nobody can retry away.
+            return Err(AdapterError::permanent(
+                "CloudWatch Logs PutLogEvents",
+                format!("log events rejected: {r:?}"),
+            ));
         }
         Ok(())
     }

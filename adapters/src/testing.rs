@@ -5,7 +5,8 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 
 use crate::AdapterError;
@@ -20,30 +21,45 @@ pub async fn config(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// Creates the correlation table: `pk` (S) and `sk` (S), on demand.
+/// Creates the correlation table as `template.yaml` does: `pk` (S) and `sk` (S), on demand,
+/// with the sparse index the sweep reads (`by-park-time`: `park_queue` (S) + `parked_at` (N)).
 pub async fn create_table(conf: &SdkConfig, table: &str) -> Result<(), AdapterError> {
-    let mut create = aws_sdk_dynamodb::Client::new(conf)
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .map_err(|e| AdapterError::aws("DynamoDB AttributeDefinition", e))
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| AdapterError::aws("DynamoDB KeySchemaElement", e))
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(crate::dynamo::PARK_INDEX)
+        .key_schema(key("park_queue", KeyType::Hash)?)
+        .key_schema(key("parked_at", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| AdapterError::aws("DynamoDB GlobalSecondaryIndex", e))?;
+    aws_sdk_dynamodb::Client::new(conf)
         .create_table()
         .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (name, kind) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
-        create = create
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| AdapterError::aws("DynamoDB AttributeDefinition", e))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(kind)
-                    .build()
-                    .map_err(|e| AdapterError::aws("DynamoDB KeySchemaElement", e))?,
-            );
-    }
-    create
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("park_queue", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("parked_at", ScalarAttributeType::N)?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(index)
         .send()
         .await
         .map_err(|e| AdapterError::aws("DynamoDB CreateTable", e))?;

@@ -16,11 +16,13 @@ use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::logs::FindingsLog;
 use tagwatch_aws::tags::LiveTags;
-use tagwatch_core::event::{normalize, Event};
+use tagwatch_core::correlate::max_calls;
+use tagwatch_core::event::Event;
+use tagwatch_core::outputs::{bus_entry, log_message};
 use tagwatch_core::tags::Inventory;
-use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
+use tagwatch_core::verdict::{denial_caller, Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
-use tagwatch_tests::{event, event_json, free_port, intent, inventory, moto, read};
+use tagwatch_tests::{event, free_port, intent, inventory, moto, read};
 
 async fn config(url: &str) -> SdkConfig {
     tagwatch_aws::testing::config(url).await
@@ -32,8 +34,9 @@ async fn create_table(conf: &SdkConfig, table: &str) {
         .unwrap();
 }
 
-/// One Lambda-style invocation: gather, decide, stage, persist, then take from the outbox what
-/// the log sink has not had yet.
+/// One Lambda-style invocation: a denied call's own item, gather, decide, stage, persist
+/// (lost findings leave the outbox), then take from the outbox what the log sink has not had
+/// yet.
 async fn invoke(
     store: &DynamoCorrelation,
     intent: &Intent,
@@ -45,26 +48,51 @@ async fn invoke(
         Event::Status(s) => s.event_id.clone(),
         Event::Skipped(_) => panic!("skipped"),
     };
-    let journal = store.gather(e).await.unwrap();
+    let mut journal = store.gather(e).await.unwrap();
+    if let Event::Activity(a) = e {
+        if matches!(a.outcome, tagwatch_core::event::Outcome::Denied { .. }) {
+            let caller = denial_caller(a);
+            store
+                .record_denial(&caller, &a.event_id, a.event_epoch_ms)
+                .await
+                .unwrap();
+            let window = store
+                .denials(
+                    &caller,
+                    a.event_epoch_ms,
+                    intent.spike_window_ms(),
+                    max_calls(intent.spike.threshold),
+                )
+                .await
+                .unwrap();
+            journal.preload_denials(&caller, window);
+        }
+    }
     let mut w = Watcher::new(intent, journal);
     let findings = w.handle(e, inv);
-    store.stage(&event_id, &findings).await.unwrap();
-    store.persist(w.into_store().take_changes()).await.unwrap();
+    store.stage(&event_id, &findings, NOW).await.unwrap();
+    let persisted = store
+        .persist(&event_id, w.into_store().take_changes())
+        .await
+        .unwrap();
+    store
+        .unstage(&event_id, &persisted.lost_finding_ids())
+        .await
+        .unwrap();
     let staged = store.staged(&event_id).await.unwrap();
     let ids: Vec<String> = staged.iter().map(|f| f.finding_id.clone()).collect();
-    let marks = store.delivered(&ids).await.unwrap();
+    let marks = store.delivered(&ids, &["log"]).await.unwrap();
     let new: Vec<Finding> = staged
         .into_iter()
-        .filter(|f| {
-            !marks
-                .get(&f.finding_id)
-                .is_some_and(|s| s.iter().any(|s| s == "log"))
-        })
+        .filter(|f| !marks.contains_key(&f.finding_id))
         .collect();
     let new_ids: Vec<String> = new.iter().map(|f| f.finding_id.clone()).collect();
-    store.mark_delivered(&new_ids, "log").await.unwrap();
+    store.mark_delivered(&new_ids, "log", NOW).await.unwrap();
     new
 }
+
+/// 2026-11-20T09:00:00Z, the fixtures' day.
+const NOW: i64 = 1_795_165_200_000;
 
 #[tokio::test]
 async fn dynamodb_correlation_in_either_order_and_without_duplicates() {
@@ -164,8 +192,8 @@ async fn findings_reach_the_log_group() {
     assert!(sink_again.is_ok(), "an existing stream is fine");
     sink.put(
         &[
-            finding(FindingKind::Violation, "f-1"),
-            finding(FindingKind::AccessDenied, "f-2"),
+            log_message(&finding(FindingKind::Violation, "f-1")),
+            log_message(&finding(FindingKind::AccessDenied, "f-2")),
         ],
         1_795_165_736_000,
     )
@@ -242,15 +270,17 @@ async fn alerts_reach_an_sqs_queue_through_a_rule_on_the_bus() {
         .await
         .unwrap();
     let bus = FindingsBus::new(eb, "tagwatch-findings");
-    let sent = bus
-        .publish(&[
-            finding(FindingKind::Violation, "v-1"),
-            finding(FindingKind::AccessDenied, "d-1"),
-            finding(FindingKind::Unevaluated, "u-1"),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(sent, 2, "AccessDenied calls are not alerts");
+    let entries: Vec<_> = [
+        finding(FindingKind::Violation, "v-1"),
+        finding(FindingKind::AccessDenied, "d-1"),
+        finding(FindingKind::Unevaluated, "u-1"),
+    ]
+    .iter()
+    .filter_map(bus_entry)
+    .collect();
+    assert_eq!(entries.len(), 2, "AccessDenied calls are not alerts");
+    let answers = bus.publish(&entries).await.unwrap();
+    assert_eq!(answers, [None, None], "each entry accepted");
     let msgs = sqs
         .receive_message()
         .queue_url(&queue_url)
@@ -343,47 +373,113 @@ async fn an_unreachable_endpoint_is_an_error_naming_the_operation() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().starts_with("DynamoDB GetItem failed"),
+        err.to_string()
+            .starts_with("DynamoDB GetItem failed (retryable"),
         "{err}"
     );
+    assert!(err.is_retryable(), "a network failure is retryable");
 }
 
+/// Issue 9: one window item per caller made concurrent denials fail each other (a conditional
+/// version check), so 7 of 20 parallel environments failed. Now each call is its own item,
+/// and of two environments crossing the threshold together exactly one opens the episode.
 #[tokio::test]
-async fn concurrent_access_denied_windows_conflict_instead_of_losing_a_call() {
+async fn concurrent_denials_never_conflict_and_open_one_episode() {
     let m = moto();
     let conf = config(&m.url).await;
     create_table(&conf, "tagwatch").await;
     let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
-    let intent = intent();
+    let intent = tagwatch_tests::spike_intent(300);
     let inv = inventory();
-    let denied = event("cloudtrail-sendcommand-access-denied.json");
-    let mut other: serde_json::Value = event_json("cloudtrail-sendcommand-access-denied.json");
-    other["detail"]["eventID"] = serde_json::json!("another-denial");
-    let other = normalize(&other).unwrap();
-    // Two invocations gather the same (empty) window, then both write back.
-    let (a, b) = (
-        store.gather(&denied).await.unwrap(),
-        store.gather(&other).await.unwrap(),
-    );
-    let mut wa = Watcher::new(&intent, a);
-    wa.handle(&denied, &inv);
-    let mut wb = Watcher::new(&intent, b);
-    wb.handle(&other, &inv);
-    store.persist(wa.into_store().take_changes()).await.unwrap();
-    let err = store
-        .persist(wb.into_store().take_changes())
+    let calls: Vec<Event> = (0..6)
+        .map(|i| tagwatch_tests::denied_at(&format!("c-{i}"), &format!("09:00:{:02}", i * 5)))
+        .collect();
+    let caller = match &calls[0] {
+        Event::Activity(a) => denial_caller(a),
+        _ => panic!(),
+    };
+    // Every call is written first, as concurrent environments would; then each decides.
+    for e in &calls {
+        let Event::Activity(a) = e else { panic!() };
+        store
+            .record_denial(&caller, &a.event_id, a.event_epoch_ms)
+            .await
+            .unwrap();
+    }
+    let mut decided = Vec::new();
+    for e in &calls {
+        let Event::Activity(a) = e else { panic!() };
+        let window = store
+            .denials(&caller, a.event_epoch_ms, 300_000, max_calls(3))
+            .await
+            .unwrap();
+        assert!(window.calls.len() >= 3, "every earlier call is visible");
+        let mut journal = store.gather(e).await.unwrap();
+        journal.preload_denials(&caller, window);
+        let mut w = Watcher::new(&intent, journal);
+        let spikes = w
+            .handle(e, &inv)
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::AccessDeniedSpike)
+            .count();
+        decided.push((a.event_id.clone(), spikes, w.into_store().take_changes()));
+    }
+    // Each saw the threshold reached with no episode stored: they all try to open one.
+    assert!(decided.iter().filter(|(_, s, _)| *s == 1).count() >= 2);
+    let mut won = 0;
+    for (id, spikes, changes) in decided {
+        let p = store.persist(&id, changes).await.unwrap();
+        won += spikes - p.lost_episodes.len();
+    }
+    assert_eq!(won, 1, "exactly one spike for the episode");
+    // A retry of every call (fresh gather) opens nothing more.
+    let mut more = 0;
+    for e in &calls {
+        more += invoke(&store, &intent, &inv, e)
+            .await
+            .iter()
+            .filter(|f| f.kind == FindingKind::AccessDeniedSpike)
+            .count();
+    }
+    assert_eq!(more, 0);
+}
+
+/// A storm writes many calls; the window read stays bounded (the nearest calls either side).
+#[tokio::test]
+async fn a_denial_window_read_is_bounded_by_the_threshold() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    for i in 0..60i64 {
+        store
+            .record_denial("arn:x", &format!("e{i}"), NOW + i * 1000)
+            .await
+            .unwrap();
+    }
+    // A redelivered call writes nothing new.
+    store
+        .record_denial("arn:x", "e5", NOW + 5000)
         .await
-        .unwrap_err();
-    assert!(
-        matches!(err, tagwatch_aws::AdapterError::Conflict { .. }),
-        "{err}"
-    );
-    // The retry gathers the new window and succeeds, counting both calls.
-    assert!(invoke(&store, &intent, &inv, &other).await.len() == 1);
+        .unwrap();
+    let w = store
+        .denials("arn:x", NOW + 30_000, 300_000, 4)
+        .await
+        .unwrap();
+    let times: Vec<i64> = w.calls.iter().map(|(t, _)| (t - NOW) / 1000).collect();
+    assert_eq!(times, [27, 28, 29, 30, 31, 32, 33, 34]);
+    assert!(w.episode.is_none());
+    // Calls outside the window are not read.
+    let w = store
+        .denials("arn:x", NOW + 30_000, 2_000, 10)
+        .await
+        .unwrap();
+    let times: Vec<i64> = w.calls.iter().map(|(t, _)| (t - NOW) / 1000).collect();
+    assert_eq!(times, [29, 30, 31]);
 }
 
 #[tokio::test]
-async fn the_sweep_reports_overdue_parked_invocations_once() {
+async fn the_sweep_index_finds_overdue_parked_invocations_once() {
     let m = moto();
     let conf = config(&m.url).await;
     create_table(&conf, "tagwatch").await;
@@ -397,46 +493,110 @@ async fn the_sweep_reports_overdue_parked_invocations_once() {
     let Event::Status(status) = &orphan else {
         panic!()
     };
+    let pair = |d: &tagwatch_core::journal::DueParked| match d {
+        tagwatch_core::journal::DueParked::Pair { parked, overdue } => (parked.clone(), *overdue),
+        other => panic!("{other:?}"),
+    };
     // Not overdue yet at its own time; overdue 15 minutes later.
     assert!(store
-        .parked_before(status.event_epoch_ms)
+        .due_parked(status.event_epoch_ms, 10)
         .await
         .unwrap()
         .is_empty());
-    let overdue = store
-        .parked_before(status.event_epoch_ms + 15 * 60 * 1000 + 1000)
+    let due = store
+        .due_parked(status.event_epoch_ms + 15 * 60 * 1000 + 1000, 10)
         .await
         .unwrap();
-    assert_eq!(overdue.len(), 1);
-    let mut w = Watcher::new(&intent, tagwatch_core::correlate::MemoryStore::new(0));
-    let findings = w.expired(&overdue);
-    assert_eq!(findings.len(), 1);
-    assert_eq!(findings[0].kind, FindingKind::Unevaluated);
-    assert!(findings[0]
-        .reason
-        .contains("did not arrive within the correlation window"));
-    assert!(store.take_parked(&overdue[0]).await.unwrap());
+    assert_eq!(due.len(), 1);
+    let (parked, overdue) = pair(&due[0]);
+    assert!(!overdue);
+    assert_eq!(
+        parked.status.targets.len(),
+        1,
+        "a parked item holds its own target only"
+    );
+    assert!(store.take_overdue(&parked).await.unwrap());
     assert!(
-        !store.take_parked(&overdue[0]).await.unwrap(),
+        !store.take_overdue(&parked).await.unwrap(),
         "a second sweep (or the CloudTrail watcher) finds it gone"
     );
+    // Taken but not reported yet (a sweep that stopped): still due, as overdue.
+    let due = store.due_parked(i64::MAX / 2, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(pair(&due[0]).1);
+    store
+        .reported_overdue(std::slice::from_ref(&parked))
+        .await
+        .unwrap();
     assert!(
-        store.parked_before(i64::MAX / 2).await.unwrap().is_empty(),
+        store.due_parked(i64::MAX / 2, 10).await.unwrap().is_empty(),
         "reported once"
+    );
+    // The overdue marker is still gathered: a record that arrives later finishes the pair.
+    let journal = store.gather_command(&parked.command_id).await.unwrap();
+    assert_eq!(
+        journal.parked_instances(),
+        std::slice::from_ref(&parked.instance_id)
     );
 }
 
 #[tokio::test]
-async fn the_outbox_and_per_sink_delivery_marks() {
+async fn an_unreadable_parked_item_is_set_aside_not_blocking_the_rest() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let (intent, inv) = (intent(), inventory());
+    invoke(
+        &store,
+        &intent,
+        &inv,
+        &event("ssm-command-invocation-status-change-orphan.json"),
+    )
+    .await;
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    ddb.put_item()
+        .table_name("tagwatch")
+        .item("pk", A::S("command#broken".into()))
+        .item("sk", A::S("parked#i-1".into()))
+        .item("json", A::S("{not json".into()))
+        .item("park_queue", A::S("parked".into()))
+        .item("parked_at", A::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let due = store.due_parked(i64::MAX / 2, 10).await.unwrap();
+    assert_eq!(due.len(), 2, "{due:?}");
+    assert!(matches!(
+        &due[0],
+        tagwatch_core::journal::DueParked::Unreadable { key, .. } if key == "command#broken parked#i-1"
+    ));
+    assert!(matches!(
+        &due[1],
+        tagwatch_core::journal::DueParked::Pair { .. }
+    ));
+    let due = store.due_parked(i64::MAX / 2, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "set aside: not read again");
+}
+
+#[tokio::test]
+async fn the_outbox_leases_and_per_sink_delivery_marks() {
     let m = moto();
     let conf = config(&m.url).await;
     create_table(&conf, "tagwatch").await;
     let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
     let a = finding(FindingKind::Violation, "f-a");
     let b = finding(FindingKind::AccessDenied, "f-b");
-    store.stage("e-1", &[a.clone(), b.clone()]).await.unwrap();
+    store
+        .stage("e-1", &[a.clone(), b.clone()], NOW)
+        .await
+        .unwrap();
     // Staging again (a retry) changes nothing.
-    store.stage("e-1", std::slice::from_ref(&a)).await.unwrap();
+    store
+        .stage("e-1", std::slice::from_ref(&a), NOW)
+        .await
+        .unwrap();
     let staged = store.staged("e-1").await.unwrap();
     assert_eq!(
         staged,
@@ -445,17 +605,69 @@ async fn the_outbox_and_per_sink_delivery_marks() {
     );
     assert!(store.staged("e-2").await.unwrap().is_empty());
     let ids = vec!["f-a".to_string(), "f-b".to_string()];
-    assert!(store.delivered(&ids).await.unwrap().is_empty());
-    store.mark_delivered(&ids, "log").await.unwrap();
-    store.mark_delivered(&ids[..1], "bus").await.unwrap();
-    store.mark_delivered(&ids[..1], "bus").await.unwrap();
-    let marks = store.delivered(&ids).await.unwrap();
+    let sinks = ["log", "bus"];
+    assert!(store.delivered(&ids, &sinks).await.unwrap().is_empty());
+    // Leases: the first holder gets them; another waits until they run out; the same holder
+    // (Lambda's retry keeps the request id) gets them back at once.
+    use tagwatch_core::journal::Lease::{Granted, HeldElsewhere};
+    assert_eq!(
+        store.lease(&ids, "req-1", NOW, 40_000).await.unwrap(),
+        [Granted, Granted]
+    );
+    assert_eq!(
+        store.lease(&ids, "req-2", NOW + 1, 40_000).await.unwrap(),
+        [HeldElsewhere, HeldElsewhere]
+    );
+    assert_eq!(
+        store
+            .lease(&ids[..1], "req-1", NOW + 2, 40_000)
+            .await
+            .unwrap(),
+        [Granted]
+    );
+    assert_eq!(
+        store
+            .lease(&ids, "req-2", NOW + 50_000, 40_000)
+            .await
+            .unwrap(),
+        [Granted, Granted]
+    );
+    // A failed attempt gives its leases back: the next one need not wait; others' stay.
+    store.release(&ids, "req-9").await.unwrap();
+    assert_eq!(
+        store
+            .lease(&ids, "req-3", NOW + 50_001, 40_000)
+            .await
+            .unwrap(),
+        [HeldElsewhere, HeldElsewhere]
+    );
+    store.release(&ids, "req-2").await.unwrap();
+    assert_eq!(
+        store
+            .lease(&ids, "req-3", NOW + 50_002, 40_000)
+            .await
+            .unwrap(),
+        [Granted, Granted]
+    );
+    store.mark_delivered(&ids, "log", NOW).await.unwrap();
+    store.mark_delivered(&ids[..1], "bus", NOW).await.unwrap();
+    store.mark_delivered(&ids[..1], "bus", NOW).await.unwrap();
+    let marks = store.delivered(&ids, &sinks).await.unwrap();
     let mut a_sinks = marks["f-a"].clone();
     a_sinks.sort();
     assert_eq!(a_sinks, ["bus", "log"]);
     assert_eq!(marks["f-b"], ["log"]);
-    store.unstage("e-1", "f-b").await.unwrap();
+    store.unstage("e-1", &["f-b".to_string()]).await.unwrap();
     assert_eq!(store.staged("e-1").await.unwrap(), vec![a]);
+    // Batches beyond one call: 60 findings staged, marked and read back.
+    let many: Vec<Finding> = (0..60)
+        .map(|i| finding(FindingKind::Violation, &format!("m-{i:02}")))
+        .collect();
+    store.stage("e-3", &many, NOW).await.unwrap();
+    assert_eq!(store.staged("e-3").await.unwrap().len(), 60);
+    let many_ids: Vec<String> = many.iter().map(|f| f.finding_id.clone()).collect();
+    store.mark_delivered(&many_ids, "log", NOW).await.unwrap();
+    assert_eq!(store.delivered(&many_ids, &sinks).await.unwrap().len(), 60);
     // Every item carries the TTL attribute.
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     let items = ddb.scan().table_name("tagwatch").send().await.unwrap();

@@ -19,17 +19,62 @@ pub struct Parked {
     pub status: Arc<StatusChange>,
 }
 
-/// AccessDenied calls of one caller within the spike window, and whether an episode is open.
+/// A caller's AccessDenied spike episode. It opens when the calls within one spike window
+/// reach the threshold, and stays open while denials keep coming less than a window apart:
+/// one spike finding per episode, however long the storm, and a late or out-of-order denial
+/// never re-arms it. A full window without denials closes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Episode {
+    /// The denial (event id) that opened the episode; its spike finding is named after it.
+    pub opened_by: String,
+    /// Event times (ms) of the episode's first and last denial.
+    pub started_ms: i64,
+    pub last_ms: i64,
+    /// The spike window the episode was opened under.
+    pub window_ms: i64,
+}
+
+impl Episode {
+    /// Whether a denial at `event_ms` belongs to this episode (less than a window from it).
+    pub fn covers(&self, event_ms: i64) -> bool {
+        event_ms > self.opens_ms() && event_ms < self.closes_ms()
+    }
+
+    /// The earliest event time (exclusive) a denial of this episode can have.
+    pub fn opens_ms(&self) -> i64 {
+        self.started_ms.saturating_sub(self.window_ms)
+    }
+
+    /// The event time from which a denial starts a new episode (a full quiet window).
+    pub fn closes_ms(&self) -> i64 {
+        self.last_ms.saturating_add(self.window_ms)
+    }
+
+    fn extend(&mut self, event_ms: i64) {
+        self.started_ms = self.started_ms.min(event_ms);
+        self.last_ms = self.last_ms.max(event_ms);
+    }
+}
+
+/// AccessDenied calls of one caller around the spike window, and the caller's episode.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DenialWindow {
     /// Event times (ms) and event ids, sorted by time.
     pub calls: VecDeque<(i64, String)>,
-    /// True while the caller is at or above the threshold (one spike finding per episode).
-    pub in_episode: bool,
-    /// The stored version this window was read at (persistent stores use it for optimistic
-    /// concurrency; the core leaves it alone).
+    /// The newest episode (closed ones stay until replaced; [`Episode::covers`] tells).
     #[serde(default)]
-    pub version: u64,
+    pub episode: Option<Episode>,
+}
+
+/// What one AccessDenied call did to its caller's episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialEffect {
+    /// Below the threshold and outside any episode.
+    Quiet,
+    /// The call belongs to the open episode (no new spike).
+    Continued,
+    /// The call brought the window to the threshold: a new episode and its spike.
+    Opened,
 }
 
 /// The correlation port.
@@ -104,6 +149,12 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Whether a (command, instance) pair was claimed.
+    pub fn is_claimed(&self, command_id: &str, instance_id: &str) -> bool {
+        self.claimed
+            .contains(&(command_id.to_string(), instance_id.to_string()))
+    }
+
     /// The instances of the parked invocations held (whose tags a decision may need).
     pub fn parked_instances(&self) -> Vec<String> {
         self.parked
@@ -228,22 +279,21 @@ impl CorrelationStore for MemoryStore {
     }
 }
 
-/// Records an AccessDenied call in a caller's window and says whether a spike episode starts:
-/// the count of calls within `window_ms` up to this one reached `threshold` while no episode
-/// was open. An episode closes (re-arms) when a call finds the count below the threshold.
-/// Calls may arrive out of order; the window is kept sorted by event time.
+/// Records an AccessDenied call in a caller's window and says what it did to the caller's
+/// episode (see [`Episode`]). Calls may arrive out of order (the window is kept sorted by event
+/// time) and may already be in the window (a persistent store gathers the call it has just
+/// written).
 pub fn record_denial(
     w: &mut DenialWindow,
     event_id: &str,
     event_ms: i64,
     window_ms: i64,
     threshold: u32,
-) -> bool {
-    if w.calls.iter().any(|(_, id)| id == event_id) {
-        return false;
+) -> DenialEffect {
+    if !w.calls.iter().any(|(_, id)| id == event_id) {
+        let pos = w.calls.partition_point(|(t, _)| *t <= event_ms);
+        w.calls.insert(pos, (event_ms, event_id.to_string()));
     }
-    let pos = w.calls.partition_point(|(t, _)| *t <= event_ms);
-    w.calls.insert(pos, (event_ms, event_id.to_string()));
     let newest = w.calls.back().map_or(event_ms, |(t, _)| *t);
     while w
         .calls
@@ -252,23 +302,26 @@ pub fn record_denial(
     {
         w.calls.pop_front();
     }
-    // A storm of denials must not grow the window without bound (a DynamoDB item holds at most
-    // 400 KB): the newest calls are enough to compare any window with the threshold.
+    // A storm of denials must not grow the window without bound: the newest calls are enough
+    // to compare any window with the threshold.
     let cap = max_calls(threshold);
     while w.calls.len() > cap {
         w.calls.pop_front();
     }
-    let count = busiest_window(w, event_ms, window_ms);
-    if count >= threshold as usize {
-        if w.in_episode {
-            return false;
-        }
-        w.in_episode = true;
-        true
-    } else {
-        w.in_episode = false;
-        false
+    if let Some(e) = w.episode.as_mut().filter(|e| e.covers(event_ms)) {
+        e.extend(event_ms);
+        return DenialEffect::Continued;
     }
+    let Some((first, last)) = busiest_span(w, event_ms, window_ms, threshold) else {
+        return DenialEffect::Quiet;
+    };
+    w.episode = Some(Episode {
+        opened_by: event_id.to_string(),
+        started_ms: first.min(event_ms),
+        last_ms: last.max(event_ms),
+        window_ms,
+    });
+    DenialEffect::Opened
 }
 
 /// How many calls a window keeps: twice the threshold (at least 16), so a count can always
@@ -300,37 +353,68 @@ pub fn busiest_window(w: &DenialWindow, event_ms: i64, window_ms: i64) -> usize 
     best
 }
 
+/// The first and last call times of a `window_ms`-long window containing `event_ms` that holds
+/// at least `threshold` calls, if there is one.
+fn busiest_span(
+    w: &DenialWindow,
+    event_ms: i64,
+    window_ms: i64,
+    threshold: u32,
+) -> Option<(i64, i64)> {
+    let times: Vec<i64> = w
+        .calls
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t > event_ms - window_ms && *t < event_ms + window_ms)
+        .collect();
+    let need = (threshold as usize).max(1);
+    let mut start = 0;
+    for (end, &t) in times.iter().enumerate() {
+        while times.get(start).is_some_and(|&s| s <= t - window_ms) {
+            start += 1;
+        }
+        let first = times.get(start).copied()?;
+        if first <= event_ms && t >= event_ms && end + 1 - start >= need {
+            return Some((first, t));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use DenialEffect::{Continued, Opened, Quiet};
+
     #[test]
-    fn spike_once_per_episode_then_rearm() {
+    fn spike_once_per_episode_then_a_quiet_window_closes_it() {
         let mut w = DenialWindow::default();
         let s = 1000;
         // threshold 3 in 60 s
-        assert!(!record_denial(&mut w, "a", 0, 60 * s, 3));
-        assert!(!record_denial(&mut w, "b", 10 * s, 60 * s, 3));
-        assert!(
+        assert_eq!(record_denial(&mut w, "a", 0, 60 * s, 3), Quiet);
+        assert_eq!(record_denial(&mut w, "b", 10 * s, 60 * s, 3), Quiet);
+        assert_eq!(
             record_denial(&mut w, "c", 20 * s, 60 * s, 3),
+            Opened,
             "third call in the window opens an episode"
         );
-        assert!(
-            !record_denial(&mut w, "d", 30 * s, 60 * s, 3),
-            "once per episode"
+        assert_eq!(w.episode.as_ref().unwrap().opened_by, "c");
+        assert_eq!(w.episode.as_ref().unwrap().started_ms, 0);
+        assert_eq!(record_denial(&mut w, "d", 30 * s, 60 * s, 3), Continued);
+        assert_eq!(
+            record_denial(&mut w, "c", 20 * s, 60 * s, 3),
+            Continued,
+            "a call already in the window is not counted again"
         );
-        assert!(
-            !record_denial(&mut w, "c", 20 * s, 60 * s, 3),
-            "a redelivered call is not counted"
-        );
-        // Quiet period: the next call finds the window below the threshold and re-arms.
-        assert!(!record_denial(&mut w, "e", 200 * s, 60 * s, 3));
-        assert!(!w.in_episode);
-        assert!(!record_denial(&mut w, "f", 210 * s, 60 * s, 3));
-        assert!(
-            record_denial(&mut w, "g", 220 * s, 60 * s, 3),
-            "a new episode"
-        );
+        // A trickle below the threshold, each call less than a window after the last, keeps
+        // the episode: no second page for one incident.
+        assert_eq!(record_denial(&mut w, "e", 85 * s, 60 * s, 3), Continued);
+        // A full quiet window closes it; a new burst is a new episode.
+        assert_eq!(record_denial(&mut w, "f", 200 * s, 60 * s, 3), Quiet);
+        assert_eq!(record_denial(&mut w, "g", 210 * s, 60 * s, 3), Quiet);
+        assert_eq!(record_denial(&mut w, "h", 220 * s, 60 * s, 3), Opened);
+        assert_eq!(w.episode.as_ref().unwrap().opened_by, "h");
     }
 
     #[test]
@@ -338,27 +422,60 @@ mod tests {
         let mut w = DenialWindow::default();
         let mut spikes = 0;
         for i in 0..10_000i64 {
-            if record_denial(&mut w, &format!("e{i}"), i * 10, 300_000, 5) {
+            if record_denial(&mut w, &format!("e{i}"), i * 10, 300_000, 5) == Opened {
                 spikes += 1;
             }
             assert!(w.calls.len() <= max_calls(5));
         }
         assert_eq!(spikes, 1, "one episode: the storm never pauses");
         assert_eq!(w.calls.len(), 16);
-        assert!(w.in_episode);
+    }
+
+    /// Issue 9: a late denial into a full (16-call) window used to find the count below the
+    /// threshold (its neighbours had been trimmed) and re-arm the episode: a second spike.
+    #[test]
+    fn a_late_denial_into_a_full_window_continues_the_episode() {
+        let mut w = DenialWindow::default();
+        let mut spikes = 0;
+        for i in 0..40i64 {
+            if record_denial(&mut w, &format!("e{i}"), 100_000 + i * 1000, 300_000, 5) == Opened {
+                spikes += 1;
+            }
+        }
+        assert_eq!(w.calls.len(), 16, "full");
+        // Arrives late: older than every call kept.
+        assert_eq!(record_denial(&mut w, "late", 90_000, 300_000, 5), Continued);
+        for i in 40..45i64 {
+            if record_denial(&mut w, &format!("e{i}"), 100_000 + i * 1000, 300_000, 5) == Opened {
+                spikes += 1;
+            }
+        }
+        assert_eq!(spikes, 1);
     }
 
     #[test]
     fn out_of_order_calls_count_by_event_time() {
         let mut w = DenialWindow::default();
         let s = 1000;
-        assert!(!record_denial(&mut w, "late", 50 * s, 60 * s, 3));
-        assert!(!record_denial(&mut w, "early", 5 * s, 60 * s, 3));
-        assert!(record_denial(&mut w, "mid", 30 * s, 60 * s, 3));
+        assert_eq!(record_denial(&mut w, "late", 50 * s, 60 * s, 3), Quiet);
+        assert_eq!(record_denial(&mut w, "early", 5 * s, 60 * s, 3), Quiet);
+        assert_eq!(record_denial(&mut w, "mid", 30 * s, 60 * s, 3), Opened);
         assert_eq!(
             w.calls.iter().map(|(t, _)| *t / s).collect::<Vec<_>>(),
             [5, 30, 50]
         );
+        let e = w.episode.unwrap();
+        assert_eq!((e.started_ms, e.last_ms), (5 * s, 50 * s));
+    }
+
+    #[test]
+    fn a_gathered_window_that_already_holds_the_call_still_decides() {
+        // A persistent store writes the call, then gathers the window with it inside.
+        let mut w = DenialWindow::default();
+        for (i, t) in [0, 1, 2].iter().enumerate() {
+            w.calls.push_back((t * 1000, format!("c{i}")));
+        }
+        assert_eq!(record_denial(&mut w, "c2", 2000, 60_000, 3), Opened);
     }
 
     #[test]

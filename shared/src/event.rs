@@ -169,6 +169,25 @@ pub struct StatusChange {
     pub targets: Vec<ResourceRef>,
 }
 
+impl StatusChange {
+    /// The same status change, about one of its targets only.
+    pub fn narrowed_to(&self, target: &ResourceRef) -> StatusChange {
+        StatusChange {
+            kind: self.kind,
+            event_id: self.event_id.clone(),
+            event_time: self.event_time.clone(),
+            event_epoch_ms: self.event_epoch_ms,
+            account: self.account.clone(),
+            region: self.region.clone(),
+            partition: self.partition.clone(),
+            command_id: self.command_id.clone(),
+            document_name: self.document_name.clone(),
+            status: self.status.clone(),
+            targets: vec![target.clone()],
+        }
+    }
+}
+
 /// Why an event is not evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -116,6 +116,13 @@ pub struct IntentError {
 pub type PolicyLoader<'a> = dyn FnMut(&str) -> Result<(String, String), String> + 'a;
 
 impl Intent {
+    /// The spike window in milliseconds.
+    pub fn spike_window_ms(&self) -> i64 {
+        i64::try_from(self.spike.window_seconds)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+    }
+
     /// Parses an intent file. Diagnostics of referenced policy files name those files.
     pub fn parse(
         text: &str,

@@ -4,12 +4,13 @@
 //! the state one event needs (its command's record, parked invocations, the caller's
 //! AccessDenied window) into a [`JournalStore`], lets the core decide, and then writes back the
 //! [`Change`]s with conditional writes. A claim that fails there (another invocation evaluated
-//! the same command and instance first) drops the matching finding, so retries and races never
-//! duplicate one.
+//! the same command and instance first), or an episode another invocation opened first, drops
+//! the matching finding ([`Persisted::lost_finding_ids`]), so retries and races never duplicate
+//! one.
 
 use std::sync::Arc;
 
-use crate::correlate::{CorrelationStore, DenialWindow, MemoryStore, Parked};
+use crate::correlate::{CorrelationStore, DenialWindow, Episode, MemoryStore, Parked};
 use crate::event::Activity;
 
 /// One state change the core made while deciding.
@@ -32,11 +33,60 @@ pub enum Change {
         command_id: String,
         instance_ids: Vec<String>,
     },
-    /// A caller's AccessDenied window after the decision.
-    Denials {
+    /// A caller's AccessDenied episode was opened (`opened`: its spike is this event's, if the
+    /// store lets it open) or went on (a later or earlier denial of the same episode). The
+    /// calls themselves are written before the decision, one item per call.
+    Episode {
         caller: String,
-        window: DenialWindow,
+        episode: Episode,
+        opened: bool,
     },
+}
+
+/// What persisting a journal found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Persisted {
+    /// The event had been processed before (its sighting already existed).
+    pub duplicate_event: bool,
+    /// (command, instance) pairs another event claimed first: their findings are not ours.
+    pub lost_claims: Vec<(String, String)>,
+    /// (caller, opened_by) episodes another event opened first: their spikes are not ours.
+    pub lost_episodes: Vec<(String, String)>,
+}
+
+impl Persisted {
+    /// The findings this invocation must not deliver: another event decided them.
+    pub fn lost_finding_ids(&self) -> Vec<String> {
+        let claims = self
+            .lost_claims
+            .iter()
+            .map(|(c, i)| crate::verdict::invocation_finding_id(c, i));
+        let spikes = self
+            .lost_episodes
+            .iter()
+            .map(|(caller, by)| crate::verdict::spike_finding_id(caller, by));
+        claims.chain(spikes).collect()
+    }
+}
+
+/// An invocation the sweep is due to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DueParked {
+    /// Parked past the delay (`overdue: false`), or taken as overdue by a sweep that did not
+    /// get to report it (`overdue: true`).
+    Pair { parked: Parked, overdue: bool },
+    /// A stored item that cannot be read: logged, counted and set aside, never blocking the
+    /// rest.
+    Unreadable { key: String, reason: String },
+}
+
+/// The answer to a delivery lease request for one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This invocation delivers the finding now.
+    Granted,
+    /// Another invocation is delivering it (until its lease runs out).
+    HeldElsewhere,
 }
 
 /// A [`CorrelationStore`] over gathered state that records what the decision changed.
@@ -44,7 +94,8 @@ pub enum Change {
 pub struct JournalStore {
     inner: MemoryStore,
     changes: Vec<Change>,
-    denial_callers: Vec<String>,
+    /// Callers whose window the decision touched, with the episode as gathered.
+    denial_callers: Vec<(String, Option<Episode>)>,
 }
 
 impl Default for JournalStore {
@@ -95,12 +146,32 @@ impl JournalStore {
         self.inner.parked_instances()
     }
 
-    /// The changes since the last call, AccessDenied windows last, in their final state.
+    /// Whether the SendCommand record of a command was gathered.
+    pub fn has_command(&self, command_id: &str) -> bool {
+        self.inner.command(command_id).is_some()
+    }
+
+    /// Whether a (command, instance) pair was gathered as claimed.
+    pub fn is_claimed(&self, command_id: &str, instance_id: &str) -> bool {
+        self.inner.is_claimed(command_id, instance_id)
+    }
+
+    /// The changes since the last call, AccessDenied episodes last.
     pub fn take_changes(&mut self) -> Vec<Change> {
         let mut out = std::mem::take(&mut self.changes);
-        for caller in std::mem::take(&mut self.denial_callers) {
-            let window = self.inner.denials(&caller).clone();
-            out.push(Change::Denials { caller, window });
+        for (caller, gathered) in std::mem::take(&mut self.denial_callers) {
+            let Some(episode) = self.inner.denials(&caller).episode.clone() else {
+                continue;
+            };
+            if gathered.as_ref() == Some(&episode) {
+                continue;
+            }
+            let opened = gathered.is_none_or(|g| g.opened_by != episode.opened_by);
+            out.push(Change::Episode {
+                caller,
+                episode,
+                opened,
+            });
         }
         out
     }
@@ -166,8 +237,9 @@ impl CorrelationStore for JournalStore {
     }
 
     fn denials(&mut self, caller: &str) -> &mut DenialWindow {
-        if !self.denial_callers.iter().any(|c| c == caller) {
-            self.denial_callers.push(caller.to_string());
+        if !self.denial_callers.iter().any(|(c, _)| c == caller) {
+            let gathered = self.inner.denials(caller).episode.clone();
+            self.denial_callers.push((caller.to_string(), gathered));
         }
         self.inner.denials(caller)
     }
@@ -280,26 +352,63 @@ mod tests {
     }
 
     #[test]
-    fn denial_windows_are_gathered_and_written_back() {
+    fn denial_episodes_are_gathered_and_written_back() {
         let intent = intent();
         let inv = Inventory::default();
         let caller = "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
-        let mut w = Watcher::new(&intent, JournalStore::new());
-        let first = w.handle(&send_command("d-1", "2026-11-20T09:00:00Z", true), &inv);
-        assert_eq!(first.len(), 1);
-        let window = match w.into_store().take_changes().pop() {
-            Some(Change::Denials { caller: c, window }) if c == caller => window,
-            other => panic!("{other:?}"),
-        };
+        // A store gathers the calls already written (one item per call), this one included.
+        let mut window = DenialWindow::default();
+        window
+            .calls
+            .push_back((1_795_165_200_000, "d-1".to_string()));
+        window
+            .calls
+            .push_back((1_795_165_210_000, "d-2".to_string()));
         let mut store = JournalStore::new();
         store.preload_denials(caller, window);
         let mut w = Watcher::new(&intent, store);
         let second = w.handle(&send_command("d-2", "2026-11-20T09:00:10Z", true), &inv);
-        assert!(
-            second
-                .iter()
-                .any(|f| f.kind == FindingKind::AccessDeniedSpike),
-            "{second:?}"
+        let spike = second
+            .iter()
+            .find(|f| f.kind == FindingKind::AccessDeniedSpike)
+            .expect("threshold 2 reached");
+        let episode = match w.into_store().take_changes().pop() {
+            Some(Change::Episode {
+                caller: c,
+                episode,
+                opened: true,
+            }) if c == caller => episode,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(episode.opened_by, "d-2");
+        assert_eq!(
+            spike.finding_id,
+            crate::verdict::spike_finding_id(caller, "d-2")
         );
+        // The next denial gathers the open episode: it goes on, no second spike.
+        let mut window = DenialWindow::default();
+        window
+            .calls
+            .push_back((1_795_165_200_000, "d-1".to_string()));
+        window
+            .calls
+            .push_back((1_795_165_210_000, "d-2".to_string()));
+        window
+            .calls
+            .push_back((1_795_165_220_000, "d-3".to_string()));
+        window.episode = Some(episode);
+        let mut store = JournalStore::new();
+        store.preload_denials(caller, window);
+        let mut w = Watcher::new(&intent, store);
+        let third = w.handle(&send_command("d-3", "2026-11-20T09:00:20Z", true), &inv);
+        assert!(third.iter().all(|f| f.kind == FindingKind::AccessDenied));
+        match w.into_store().take_changes().pop() {
+            Some(Change::Episode {
+                opened: false,
+                episode,
+                ..
+            }) => assert_eq!(episode.last_ms, 1_795_165_220_000),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -18,6 +18,9 @@ pub struct MetricCounts {
     pub unevaluated: u64,
     pub events_processed: u64,
     pub malformed_events: u64,
+    /// Permanent AWS errors and unreadable stored items (the event is kept, never retried
+    /// blindly).
+    pub permanent_errors: u64,
 }
 
 impl MetricCounts {
@@ -30,6 +33,7 @@ impl MetricCounts {
             unevaluated: stats.unevaluated,
             events_processed: stats.activities + stats.status_events + stats.skipped,
             malformed_events: malformed,
+            permanent_errors: 0,
         }
     }
 }
@@ -43,13 +47,14 @@ pub fn emf_line(
     timestamp_ms: i64,
     properties: &[(&str, Value)],
 ) -> String {
-    let metrics: [(&str, u64); 6] = [
+    let metrics: [(&str, u64); 7] = [
         ("Violations", counts.violations),
         ("AccessDenied", counts.access_denied),
         ("AccessDeniedSpikes", counts.access_denied_spikes),
         ("Unevaluated", counts.unevaluated),
         ("EventsProcessed", counts.events_processed),
         ("MalformedEvents", counts.malformed_events),
+        ("PermanentErrors", counts.permanent_errors),
     ];
     let mut root = Map::new();
     root.insert(
@@ -84,8 +89,16 @@ pub struct BusEntry {
     pub detail: String,
 }
 
+impl BusEntry {
+    /// The entry's size as EventBridge counts it.
+    pub fn size(&self) -> usize {
+        self.source.len() + self.detail_type.len() + self.detail.len()
+    }
+}
+
 /// The bus entry of a finding that should page or route: violations, spikes and unevaluated
-/// runs (single AccessDenied calls are metrics and log lines, not alerts).
+/// runs (single AccessDenied calls are metrics and log lines, not alerts). The detail is
+/// fitted to one `PutEvents` call.
 pub fn bus_entry(finding: &Finding) -> Option<BusEntry> {
     let detail_type = match finding.kind {
         FindingKind::Violation => "Tagwatch Violation",
@@ -93,12 +106,137 @@ pub fn bus_entry(finding: &Finding) -> Option<BusEntry> {
         FindingKind::Unevaluated => "Tagwatch Unevaluated",
         FindingKind::AccessDenied => return None,
     };
+    let source = "tagwatch";
+    let room = BUS_BATCH_BYTES - source.len() - detail_type.len();
     Some(BusEntry {
-        source: "tagwatch",
+        source,
         detail_type,
-        detail: serde_json::to_string(finding).unwrap_or_default(),
+        detail: fit(finding, room),
     })
 }
+
+/// CloudWatch Logs `PutLogEvents` limits ("CloudWatch Logs quotas"; `PutLogEvents` API
+/// reference): a batch holds at most 1,048,576 bytes, counted as each message's UTF-8 bytes plus
+/// 26 per event, and at most 10,000 events; one event is at most 256 KB.
+pub const LOG_BATCH_BYTES: usize = 1_048_576;
+pub const LOG_EVENT_OVERHEAD: usize = 26;
+pub const LOG_BATCH_EVENTS: usize = 10_000;
+pub const LOG_EVENT_BYTES: usize = 262_144;
+
+/// EventBridge `PutEvents` limits ("Amazon EventBridge quotas"; "Calculating PutEvents event
+/// entry size"): at most 10 entries and 256 KB per call; an entry's size is the UTF-8 bytes of
+/// its `Source`, `DetailType` and `Detail` (plus 14 for a `Time`, which tagwatch does not set).
+pub const BUS_BATCH_BYTES: usize = 262_144;
+pub const BUS_BATCH_ENTRIES: usize = 10;
+
+/// Consecutive batches of items of these sizes, each within `max_bytes` (counting `overhead`
+/// per item) and `max_items`. An item that alone exceeds `max_bytes` gets a batch of its own
+/// (callers fit items to the limit first, see [`fit`]).
+pub fn batches(
+    sizes: &[usize],
+    overhead: usize,
+    max_bytes: usize,
+    max_items: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, size) in sizes.iter().enumerate() {
+        let size = size.saturating_add(overhead);
+        let full = i > start && (bytes + size > max_bytes || i - start >= max_items.max(1));
+        if full {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
+}
+
+fn shorten(text: &mut String, max_chars: usize) -> bool {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => {
+            text.truncate(cut);
+            text.push('…');
+            true
+        }
+        None => false,
+    }
+}
+
+/// A finding's JSON, shortened to at most `max_bytes` when it is longer: the reason, the error
+/// message, the statement list and the unknown keys are cut step by step, then every string,
+/// and `truncated: true` says so. Ids, kind, principal and resource survive every step but the
+/// last, so a finding is never dropped for its size.
+pub fn fit(finding: &Finding, max_bytes: usize) -> String {
+    let json = serde_json::to_string(finding).unwrap_or_default();
+    if json.len() <= max_bytes {
+        return json;
+    }
+    let mut f = finding.clone();
+    f.truncated = true;
+    for cap in [4096, 1024, 256, 64] {
+        shorten(&mut f.reason, cap);
+        if let Some(m) = f.error_message.as_mut() {
+            shorten(m, cap);
+        }
+        f.statements.truncate(cap / 64);
+        f.unknown_keys.truncate(cap / 32);
+        let json = serde_json::to_string(&f).unwrap_or_default();
+        if json.len() <= max_bytes {
+            return json;
+        }
+    }
+    // Pathologically long ARNs or ids: every string is cut.
+    for cap in [1024, 256, 64, 16] {
+        for field in [
+            &mut f.finding_id,
+            &mut f.event_id,
+            &mut f.event_time,
+            &mut f.account,
+            &mut f.region,
+            &mut f.reason,
+        ] {
+            shorten(field, cap);
+        }
+        for field in [
+            &mut f.principal,
+            &mut f.principal_entry,
+            &mut f.action,
+            &mut f.resource,
+            &mut f.document,
+            &mut f.command_id,
+            &mut f.session_id,
+            &mut f.error_code,
+            &mut f.error_message,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            shorten(field, cap);
+        }
+        f.statements.clear();
+        f.unknown_keys.clear();
+        let json = serde_json::to_string(&f).unwrap_or_default();
+        if json.len() <= max_bytes {
+            return json;
+        }
+    }
+    serde_json::to_string(&f).unwrap_or_default()
+}
+
+/// The log event message of a finding: its JSON, fitted to one log event.
+pub fn log_message(finding: &Finding) -> String {
+    fit(finding, LOG_EVENT_BYTES - LOG_EVENT_OVERHEAD)
+}
+
+/// How many finding ids an EMF line lists (the rest are counted): an EMF line is one log line,
+/// and must stay far below CloudWatch's 256 KB event limit.
+pub const EMF_FINDING_IDS: usize = 100;
 
 #[cfg(test)]
 mod tests {
@@ -140,7 +278,8 @@ mod tests {
                 "AccessDeniedSpikes",
                 "Unevaluated",
                 "EventsProcessed",
-                "MalformedEvents"
+                "MalformedEvents",
+                "PermanentErrors"
             ]
         );
         assert_eq!(v["Violations"], 2, "a property cannot overwrite a metric");
@@ -175,7 +314,70 @@ mod tests {
             error_message: None,
             denied_calls: None,
             window_seconds: None,
+            truncated: false,
         }
+    }
+
+    /// CloudWatch Logs: a `PutLogEvents` batch is at most 1,048,576 bytes counting 26 bytes per
+    /// event, and at most 10,000 events (PutLogEvents API reference).
+    #[test]
+    fn log_batches_respect_bytes_and_counts() {
+        // 1,000 findings of ~2 KB: one call used to carry them all (over 1 MB).
+        let sizes = vec![2_000; 1_000];
+        let b = batches(
+            &sizes,
+            LOG_EVENT_OVERHEAD,
+            LOG_BATCH_BYTES,
+            LOG_BATCH_EVENTS,
+        );
+        assert_eq!(b.len(), 2);
+        for r in &b {
+            let bytes: usize = sizes[r.clone()].iter().map(|s| s + 26).sum();
+            assert!(bytes <= LOG_BATCH_BYTES, "{bytes}");
+        }
+        assert_eq!(b.iter().map(|r| r.len()).sum::<usize>(), 1_000);
+        assert_eq!(b[0], 0..517, "1,048,576 / 2,026 = 517.6; filled greedily");
+        let tiny = vec![1; 25_000];
+        let b = batches(&tiny, LOG_EVENT_OVERHEAD, LOG_BATCH_BYTES, LOG_BATCH_EVENTS);
+        assert_eq!(
+            b.iter().map(|r| r.len()).collect::<Vec<_>>(),
+            [10_000, 10_000, 5_000]
+        );
+        assert!(batches(&[], 26, 100, 10).is_empty());
+    }
+
+    #[test]
+    fn bus_batches_hold_ten_entries_and_256_kb() {
+        let sizes = vec![100_000, 100_000, 100_000, 10, 10];
+        let b = batches(&sizes, 0, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES);
+        assert_eq!(b, [0..2, 2..5]);
+        let b = batches(&[10; 25], 0, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES);
+        assert_eq!(b, [0..10, 10..20, 20..25]);
+    }
+
+    #[test]
+    fn an_oversized_finding_is_shortened_never_dropped() {
+        let mut f = finding(FindingKind::Violation);
+        f.reason = "x".repeat(400_000);
+        f.resource = Some("arn:aws:ec2:us-east-1:1:instance/i-1".into());
+        let msg = log_message(&f);
+        assert!(msg.len() + LOG_EVENT_OVERHEAD <= LOG_EVENT_BYTES);
+        let back: Finding = serde_json::from_str(&msg).unwrap();
+        assert!(back.truncated);
+        assert_eq!(back.finding_id, f.finding_id);
+        assert_eq!(back.resource, f.resource);
+        assert!(back.reason.ends_with('…'));
+        let entry = bus_entry(&f).unwrap();
+        assert!(entry.size() <= BUS_BATCH_BYTES);
+        // Short findings are untouched.
+        let small = finding(FindingKind::Violation);
+        assert_eq!(log_message(&small), serde_json::to_string(&small).unwrap());
+        assert!(!log_message(&small).contains("truncated"));
+        // Even every field long: still within the limit.
+        let mut huge = f.clone();
+        huge.principal = Some("p".repeat(300_000));
+        huge.finding_id = "i".repeat(300_000);
+        assert!(fit(&huge, 10_000).len() <= 10_000);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Request, RequestContext};
-use crate::correlate::{record_denial, CorrelationStore, Parked};
+use crate::correlate::{record_denial, CorrelationStore, DenialEffect, Parked};
 use crate::eval::{evaluate, StatementRef, Verdict};
 use crate::event::{Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange};
 use crate::intent::{Intent, Resolution, Unlisted};
@@ -97,6 +97,9 @@ pub struct Finding {
     pub denied_calls: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_seconds: Option<u64>,
+    /// Long fields were shortened to fit a sink's size limit (the finding is never dropped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// Counters a run reports.
@@ -144,6 +147,28 @@ pub fn finding_id(parts: &[&str]) -> String {
         }
     }
     format!("{a:016x}{b:016x}")
+}
+
+/// The id of the finding on one (command, instance) pair: every status event and the record
+/// of one run share it, so whichever evaluates the pair first reports it, once.
+pub fn invocation_finding_id(command_id: &str, instance_id: &str) -> String {
+    finding_id(&["invocation", command_id, instance_id])
+}
+
+/// The id of the spike finding of the episode that `opened_by` (an event id) opened.
+pub fn spike_finding_id(caller: &str, opened_by: &str) -> String {
+    finding_id(&["spike", caller, opened_by])
+}
+
+/// Whose AccessDenied window a denied call counts in: the caller's ARN, else its principal id,
+/// else one window per account for callers the record does not name. The watcher and every
+/// store key windows by this, so gathering and persisting always meet.
+pub fn denial_caller(a: &Activity) -> String {
+    match (&a.caller.arn, &a.caller.principal_id) {
+        (Some(arn), _) => arn.clone(),
+        (None, Some(id)) => format!("principal-id:{id}"),
+        (None, None) => format!("unknown-caller:{}", a.account),
+    }
 }
 
 /// Context keys the record always settles: when one of these is absent, it is absent in the
@@ -386,6 +411,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             error_message: None,
             denied_calls: None,
             window_seconds: None,
+            truncated: false,
         }
     }
 
@@ -429,21 +455,54 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                         out.extend(self.evaluate(a, r, &resolution, tags, &a.event_id));
                     }
                 }
-                if let Some(cmd) = &a.command_id {
-                    for p in self.store.unpark(cmd) {
-                        if self
-                            .store
-                            .claim(cmd, &p.instance_id, p.status.event_epoch_ms)
-                            && !ignored
-                        {
-                            if let Some(t) = p.status.targets.iter().find(|t| t.id == p.instance_id)
-                            {
-                                out.extend(self.evaluate(a, t, &resolution, tags, &a.event_id));
-                            }
-                        }
-                    }
+                out.extend(self.resume_parked(a, &resolution, ignored, tags));
+            }
+        }
+        out
+    }
+
+    /// Finishes the invocations parked for an allowed SendCommand: each pair is claimed and
+    /// evaluated once.
+    fn resume_parked(
+        &mut self,
+        a: &Activity,
+        resolution: &Resolution<'_>,
+        ignored: bool,
+        tags: &dyn TagLookup,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let Some(cmd) = &a.command_id else {
+            return out;
+        };
+        for p in self.store.unpark(cmd) {
+            if self
+                .store
+                .claim(cmd, &p.instance_id, p.status.event_epoch_ms)
+                && !ignored
+            {
+                if let Some(t) = p.status.targets.iter().find(|t| t.id == p.instance_id) {
+                    out.extend(self.evaluate(a, t, resolution, tags, &a.event_id));
                 }
             }
+        }
+        out
+    }
+
+    /// Finishes the invocations parked for `command_id` when its SendCommand record is known
+    /// (a persistent store's second look after a race, or the sweep finding the record there
+    /// after all). Nothing when the record is not known.
+    pub fn resume(&mut self, command_id: &str, tags: &dyn TagLookup) -> Vec<Finding> {
+        let Some(a) = self.store.command(command_id) else {
+            return Vec::new();
+        };
+        if a.outcome != Outcome::Allowed {
+            return Vec::new();
+        }
+        let resolution = self.intent.resolve_identities(&a.caller.identities());
+        let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
+        let out = self.resume_parked(&a, &resolution, ignored, tags);
+        for f in &out {
+            self.stats.count(f);
         }
         out
     }
@@ -454,7 +513,6 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             return Vec::new();
         }
         let mut out = self.expire(s.event_epoch_ms);
-        let shared = Arc::new(s.clone());
         match self.store.command(&s.command_id) {
             Some(a) => {
                 let resolution = self.intent.resolve_identities(&a.caller.identities());
@@ -466,11 +524,13 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 }
             }
             None => {
+                // INVARIANT: a parked invocation holds only its own target, so what is stored per
+                // pair does not grow with the fleet a command reached.
                 for t in &s.targets {
                     self.store.park(Parked {
                         command_id: s.command_id.clone(),
                         instance_id: t.id.clone(),
-                        status: Arc::clone(&shared),
+                        status: Arc::new(s.narrowed_to(t)),
                     });
                 }
             }
@@ -508,6 +568,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             error_message: None,
             denied_calls: None,
             window_seconds: None,
+            truncated: false,
         }
     }
 
@@ -563,7 +624,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let tags = tags_of(lookup, r);
         let key = match (&a.command_id, r.kind) {
             (Some(cmd), ResourceKind::Instance | ResourceKind::ManagedNode) => {
-                finding_id(&["invocation", cmd, &r.id])
+                invocation_finding_id(cmd, &r.id)
             }
             _ => finding_id(&["resource", event_id, &r.arn]),
         };
@@ -674,33 +735,22 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         out.push(f);
 
         // Spike detection per caller, on event time.
-        let caller = a
-            .caller
-            .arn
-            .clone()
-            .unwrap_or_else(|| "unknown".to_string());
+        let caller = denial_caller(a);
         let spike = self.intent.spike;
-        let window_ms = i64::try_from(spike.window_seconds)
-            .unwrap_or(i64::MAX / 1000)
-            .saturating_mul(1000);
+        let window_ms = self.intent.spike_window_ms();
         let window = self.store.denials(&caller);
-        if record_denial(
+        let effect = record_denial(
             window,
             &a.event_id,
             a.event_epoch_ms,
             window_ms,
             spike.threshold,
-        ) {
-            let first = window
-                .calls
-                .iter()
-                .find(|(t, _)| *t > a.event_epoch_ms - window_ms)
-                .map(|(_, id)| id.clone())
-                .unwrap_or_else(|| a.event_id.clone());
+        );
+        if effect == DenialEffect::Opened {
             let count = crate::correlate::busiest_window(window, a.event_epoch_ms, window_ms);
             let mut s = self.base_finding(a, FindingKind::AccessDeniedSpike, resolution);
             s.severity = FindingSeverity::High;
-            s.finding_id = finding_id(&["spike", &caller, &first]);
+            s.finding_id = spike_finding_id(&caller, &a.event_id);
             s.actual = Actual::Denied;
             s.resource = None;
             s.denied_calls = Some(count);

@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
                 let out = rt.block_on(watch(
                     &ports,
                     &intent,
-                    "cloudtrail-watcher",
+                    &fakes::invocation("cloudtrail-watcher"),
                     Accept::Activities,
                     &e,
                 ));

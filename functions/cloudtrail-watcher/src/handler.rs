@@ -6,7 +6,7 @@
 use serde_json::Value;
 use tagwatch_core::Intent;
 use tagwatch_lambda::config::Config;
-use tagwatch_lambda::pipeline::{watch, Accept, Failure, Outcome};
+use tagwatch_lambda::pipeline::{watch, Accept, Failed, Invocation, Outcome};
 use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, Quarantine, State, Tags};
 
 /// The function's name in metrics (`Function` dimension) and quarantined events.
@@ -16,8 +16,9 @@ pub async fn handle<S, T, L, B, Q>(
     ports: &Ports<S, T, L, B, Q>,
     intent: &Intent,
     _config: &Config,
+    inv: &Invocation,
     event: &Value,
-) -> Result<Outcome, Failure>
+) -> Result<Outcome, Failed>
 where
     S: State,
     T: Tags,
@@ -25,7 +26,7 @@ where
     B: AlertBus,
     Q: Quarantine,
 {
-    watch(ports, intent, FUNCTION, Accept::Activities, event).await
+    watch(ports, intent, inv, Accept::Activities, event).await
 }
 
 #[cfg(test)]
@@ -36,9 +37,15 @@ mod tests {
     use tagwatch_tests::{denied_json_at, event_json, intent, inventory, spike_intent};
 
     async fn run(p: &fakes::FakePorts, intent: &Intent, name: &str) -> Outcome {
-        handle(p, intent, &fakes::config(), &event_json(name))
-            .await
-            .unwrap()
+        handle(
+            p,
+            intent,
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &event_json(name),
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
@@ -125,6 +132,7 @@ mod tests {
                 &p,
                 &i,
                 &fakes::config(),
+                &fakes::invocation(FUNCTION),
                 &denied_json_at(&format!("d-{n}"), t),
             )
             .await
@@ -159,7 +167,15 @@ mod tests {
         let p = fakes::ports(inventory());
         let i = intent();
         let missing = event_json("malformed/sendcommand-missing-useridentity.json");
-        let o = handle(&p, &i, &fakes::config(), &missing).await.unwrap();
+        let o = handle(
+            &p,
+            &i,
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &missing,
+        )
+        .await
+        .unwrap();
         assert_eq!(o.counts.malformed_events, 1);
         assert_eq!(o.counts.events_processed, 0);
         let other = run(&p, &i, "cloudtrail-other-putparameter.json").await;
@@ -190,7 +206,15 @@ mod tests {
         e["detail"]["responseElements"]["tokenValue"] = Value::from("SECRET-TOKEN");
         e["detail"]["requestParameters"]["parameters"] =
             serde_json::json!({"commands": ["echo SECRET-COMMAND"]});
-        handle(&p, &intent(), &fakes::config(), &e).await.unwrap();
+        handle(
+            &p,
+            &intent(),
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &e,
+        )
+        .await
+        .unwrap();
         let kept = quarantined(&p);
         assert_eq!(kept.len(), 1);
         assert!(!kept[0].0.contains("SECRET"), "{}", kept[0].0);
@@ -202,10 +226,16 @@ mod tests {
         let mut p = fakes::ports(inventory());
         p.quarantine = None;
         let e = event_json("malformed/sendcommand-missing-useridentity.json");
-        let err = handle(&p, &intent(), &fakes::config(), &e)
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "MalformedEvent");
+        let err = handle(
+            &p,
+            &intent(),
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &e,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.failure.kind(), "MalformedEvent");
         assert!(err.to_string().contains("userIdentity"), "{err}");
     }
 
@@ -216,13 +246,21 @@ mod tests {
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
         // The bus fails after the log accepted the finding.
         p.bus.failing.set(true);
-        let err = handle(&p, &i, &fakes::config(), &e).await.unwrap_err();
-        assert_eq!(err.kind(), "TransientAwsError");
+        let err = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap_err();
+        assert_eq!(err.failure.kind(), "RetryableAwsError");
         assert_eq!(logged_ids(&p).len(), 1);
         assert!(alerted_ids(&p).is_empty());
+        // Issue 9: the attempt that logged the violation counts it, though it failed later;
+        // the retry, which logs nothing, counts nothing (it used to report 0 and 0).
+        assert_eq!(err.outcome.counts.violations, 1);
         p.bus.failing.set(false);
-        let retry = handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        let retry = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap();
         assert!(retry.logged.is_empty(), "the log already has it");
+        assert_eq!(retry.counts.violations, 0);
         assert_eq!(retry.alerted.len(), 1, "the bus gets it now");
         assert_eq!(logged_ids(&p).len(), 1);
         assert_eq!(alerted_ids(&p), logged_ids(&p));
@@ -234,17 +272,25 @@ mod tests {
         let i = intent();
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
         p.state.failing_persist.set(true);
-        assert!(handle(&p, &i, &fakes::config(), &e).await.is_err());
+        assert!(
+            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+                .await
+                .is_err()
+        );
         assert!(
             logged(&p).is_empty(),
             "nothing is delivered before the state is written"
         );
         p.state.failing_persist.set(false);
-        handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap();
         assert_eq!(logged_ids(&p).len(), 1);
         assert_eq!(alerted_ids(&p).len(), 1);
         // A third delivery (Lambda's own retry after a timeout, say) adds nothing.
-        handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap();
         assert_eq!(logged_ids(&p).len(), 1);
     }
 
@@ -254,13 +300,23 @@ mod tests {
         let i = intent();
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
         p.tags.failing.set(true);
-        assert!(handle(&p, &i, &fakes::config(), &e).await.is_err());
+        assert!(
+            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+                .await
+                .is_err()
+        );
         p.tags.failing.set(false);
         p.state.failing.set(true);
-        assert!(handle(&p, &i, &fakes::config(), &e).await.is_err());
+        assert!(
+            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+                .await
+                .is_err()
+        );
         assert!(p.state.snapshot().seen.is_empty());
         p.state.failing.set(false);
-        handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap();
         assert_eq!(logged_ids(&p).len(), 1);
     }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use tagwatch_aws::bus::FindingsBus;
-use tagwatch_aws::dynamo::{DynamoCorrelation, Persisted};
+use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::intent::{load_intent, IntentClients, IntentLoadError, IntentSource};
 use tagwatch_aws::logs::FindingsLog;
 use tagwatch_aws::quarantine::Quarantine as QuarantineQueue;
@@ -12,47 +12,96 @@ use tagwatch_aws::{
     aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_s3,
     aws_sdk_sqs, aws_sdk_ssm, AdapterError,
 };
-use tagwatch_core::correlate::Parked;
+use tagwatch_core::correlate::{DenialWindow, Parked};
 use tagwatch_core::event::Event;
-use tagwatch_core::journal::{Change, JournalStore};
+use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::outputs::BusEntry;
 use tagwatch_core::tags::Inventory;
 use tagwatch_core::verdict::Finding;
 use tagwatch_core::Intent;
 
 use crate::config::Config;
 use crate::logging::now_ms;
-use crate::ports::{AlertBus, FindingLog, PortResult, Ports, Quarantine, State, TagScope, Tags};
+use crate::ports::{
+    AlertBus, FindingLog, PortError, PortResult, Ports, Quarantine, State, TagScope, Tags,
+};
 
 /// The ports of a deployed function.
 pub type AwsPorts = Ports<DynamoCorrelation, LiveTags, FindingsLog, FindingsBus, QuarantineQueue>;
 
+impl From<AdapterError> for PortError {
+    fn from(e: AdapterError) -> Self {
+        match &e {
+            AdapterError::Corrupt { .. } => PortError::Corrupt(e.to_string()),
+            _ if e.is_retryable() => PortError::Retryable(e.to_string()),
+            _ => PortError::Permanent(e.to_string()),
+        }
+    }
+}
+
 impl State for DynamoCorrelation {
+    async fn record_denial(&self, caller: &str, event_id: &str, event_ms: i64) -> PortResult<()> {
+        Ok(DynamoCorrelation::record_denial(self, caller, event_id, event_ms).await?)
+    }
+    async fn denials(
+        &self,
+        caller: &str,
+        event_ms: i64,
+        window_ms: i64,
+        per_side: usize,
+    ) -> PortResult<DenialWindow> {
+        Ok(DynamoCorrelation::denials(self, caller, event_ms, window_ms, per_side).await?)
+    }
     async fn gather(&self, event: &Event) -> PortResult<JournalStore> {
         Ok(DynamoCorrelation::gather(self, event).await?)
     }
-    async fn persist(&self, changes: Vec<Change>) -> PortResult<Persisted> {
-        Ok(DynamoCorrelation::persist(self, changes).await?)
+    async fn gather_command(&self, command_id: &str) -> PortResult<JournalStore> {
+        Ok(DynamoCorrelation::gather_command(self, command_id).await?)
     }
-    async fn stage(&self, event_id: &str, findings: &[Finding]) -> PortResult<()> {
-        Ok(DynamoCorrelation::stage(self, event_id, findings).await?)
+    async fn persist(&self, owner: &str, changes: Vec<Change>) -> PortResult<Persisted> {
+        Ok(DynamoCorrelation::persist(self, owner, changes).await?)
     }
-    async fn unstage(&self, event_id: &str, finding_id: &str) -> PortResult<()> {
-        Ok(DynamoCorrelation::unstage(self, event_id, finding_id).await?)
+    async fn stage(&self, outbox: &str, findings: &[Finding]) -> PortResult<()> {
+        Ok(DynamoCorrelation::stage(self, outbox, findings, now_ms()).await?)
     }
-    async fn staged(&self, event_id: &str) -> PortResult<Vec<Finding>> {
-        Ok(DynamoCorrelation::staged(self, event_id).await?)
+    async fn unstage(&self, outbox: &str, finding_ids: &[String]) -> PortResult<()> {
+        Ok(DynamoCorrelation::unstage(self, outbox, finding_ids).await?)
     }
-    async fn delivered(&self, finding_ids: &[String]) -> PortResult<HashMap<String, Vec<String>>> {
-        Ok(DynamoCorrelation::delivered(self, finding_ids).await?)
+    async fn staged(&self, outbox: &str) -> PortResult<Vec<Finding>> {
+        Ok(DynamoCorrelation::staged(self, outbox).await?)
+    }
+    async fn delivered(
+        &self,
+        finding_ids: &[String],
+        sinks: &[&str],
+    ) -> PortResult<HashMap<String, Vec<String>>> {
+        Ok(DynamoCorrelation::delivered(self, finding_ids, sinks).await?)
+    }
+    async fn lease(
+        &self,
+        finding_ids: &[String],
+        holder: &str,
+        lease_ms: i64,
+    ) -> PortResult<Vec<Lease>> {
+        Ok(DynamoCorrelation::lease(self, finding_ids, holder, now_ms(), lease_ms).await?)
+    }
+    async fn release(&self, finding_ids: &[String], holder: &str) -> PortResult<()> {
+        Ok(DynamoCorrelation::release(self, finding_ids, holder).await?)
     }
     async fn mark_delivered(&self, finding_ids: &[String], sink: &str) -> PortResult<()> {
-        Ok(DynamoCorrelation::mark_delivered(self, finding_ids, sink).await?)
+        Ok(DynamoCorrelation::mark_delivered(self, finding_ids, sink, now_ms()).await?)
     }
-    async fn parked_before(&self, cutoff_ms: i64) -> PortResult<Vec<Parked>> {
-        Ok(DynamoCorrelation::parked_before(self, cutoff_ms).await?)
+    async fn due_parked(&self, cutoff_ms: i64, limit: usize) -> PortResult<Vec<DueParked>> {
+        Ok(DynamoCorrelation::due_parked(self, cutoff_ms, limit).await?)
     }
-    async fn take_parked(&self, parked: &Parked) -> PortResult<bool> {
-        Ok(DynamoCorrelation::take_parked(self, parked).await?)
+    async fn take_overdue(&self, parked: &Parked) -> PortResult<bool> {
+        Ok(DynamoCorrelation::take_overdue(self, parked).await?)
+    }
+    async fn reported_overdue(&self, parked: &[Parked]) -> PortResult<()> {
+        Ok(DynamoCorrelation::reported_overdue(self, parked).await?)
+    }
+    async fn drop_parked(&self, parked: &[Parked]) -> PortResult<()> {
+        Ok(DynamoCorrelation::drop_parked(self, parked).await?)
     }
 }
 
@@ -63,14 +112,14 @@ impl Tags for LiveTags {
 }
 
 impl FindingLog for FindingsLog {
-    async fn put(&self, findings: &[Finding]) -> PortResult<()> {
-        Ok(FindingsLog::put(self, findings, now_ms()).await?)
+    async fn put(&self, messages: &[String]) -> PortResult<()> {
+        Ok(FindingsLog::put(self, messages, now_ms()).await?)
     }
 }
 
 impl AlertBus for FindingsBus {
-    async fn publish(&self, findings: &[Finding]) -> PortResult<usize> {
-        Ok(FindingsBus::publish(self, findings).await?)
+    async fn publish(&self, entries: &[BusEntry]) -> PortResult<Vec<Option<String>>> {
+        Ok(FindingsBus::publish(self, entries).await?)
     }
 }
 

@@ -18,8 +18,17 @@ pub struct Config {
     /// unexpected events. Without it such an event fails the invocation, so that the function's
     /// failure destination keeps it after Lambda's retries.
     pub quarantine_queue_url: Option<String>,
-    /// `TAGWATCH_STATE_TTL_SECONDS` (default 3 days): how long correlation items live.
+    /// `TAGWATCH_STATE_TTL_SECONDS` (default 46 days): how long correlation items live. It must
+    /// outlast every way back to them: the failure queue's 14-day retention (a redriven event
+    /// finds its sighting, outbox and claims) plus the longest command lifetime (SendCommand's
+    /// `TimeoutSeconds` allows 30 days before delivery, and a document may run 48 hours).
     pub state_ttl: Duration,
+    /// `TAGWATCH_DELIVERY_LEASE_SECONDS` (default 40, above the functions' 30 s timeout): how
+    /// long an invocation holds a finding's delivery lease before another may deliver it.
+    pub delivery_lease: Duration,
+    /// `TAGWATCH_SWEEP_BATCH` (default 500): at most this many due invocations per sweep run;
+    /// the rest wait for the next run.
+    pub sweep_batch: usize,
     /// `TAGWATCH_TAG_CACHE_SECONDS` (default 60): how long looked-up tags are reused.
     pub tag_cache: Duration,
     /// `TAGWATCH_PARK_DELAY_SECONDS` (default 900): how long the sweep waits for a parked
@@ -39,6 +48,10 @@ pub struct Config {
     /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`).
     pub log_level: tracing::Level,
 }
+
+/// The default state TTL: 14 days of failure-queue retention + 30 days of SendCommand delivery
+/// timeout + 2 days of execution timeout.
+pub const DEFAULT_STATE_TTL_SECONDS: u64 = (14 + 30 + 2) * 86_400;
 
 /// A missing or invalid setting; the cold start fails with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +143,10 @@ impl Config {
             findings_log_group: required("TAGWATCH_FINDINGS_LOG_GROUP")?,
             findings_bus: required("TAGWATCH_FINDINGS_BUS")?,
             quarantine_queue_url: get("TAGWATCH_QUARANTINE_QUEUE_URL"),
-            state_ttl: seconds("TAGWATCH_STATE_TTL_SECONDS", 3 * 86_400)?,
+            state_ttl: seconds("TAGWATCH_STATE_TTL_SECONDS", DEFAULT_STATE_TTL_SECONDS)?,
+            delivery_lease: seconds("TAGWATCH_DELIVERY_LEASE_SECONDS", 40)?,
+            sweep_batch: usize::try_from(seconds("TAGWATCH_SWEEP_BATCH", 500)?.as_secs())
+                .unwrap_or(usize::MAX),
             tag_cache: seconds("TAGWATCH_TAG_CACHE_SECONDS", 60)?,
             park_delay: seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
             spike_threshold,
@@ -167,7 +183,9 @@ mod tests {
     fn defaults() {
         let c = Config::from_lookup(env(&BASE)).unwrap();
         assert_eq!(c.intent, "ssm:/tagwatch/intent");
-        assert_eq!(c.state_ttl, Duration::from_secs(259_200));
+        assert_eq!(c.state_ttl, Duration::from_secs(46 * 86_400));
+        assert_eq!(c.delivery_lease, Duration::from_secs(40));
+        assert_eq!(c.sweep_batch, 500);
         assert_eq!(c.tag_cache, Duration::from_secs(60));
         assert_eq!(c.park_delay, Duration::from_secs(900));
         assert_eq!(c.quarantine_queue_url, None);

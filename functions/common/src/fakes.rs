@@ -5,20 +5,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tagwatch_aws::dynamo::Persisted;
-use tagwatch_core::correlate::{DenialWindow, Parked};
-use tagwatch_core::event::{Activity, Event, Outcome};
-use tagwatch_core::journal::{Change, JournalStore};
+use tagwatch_core::correlate::{DenialWindow, Episode, Parked};
+use tagwatch_core::event::{Activity, Event};
+use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::outputs::BusEntry;
 use tagwatch_core::tags::{Inventory, TagLookup};
 use tagwatch_core::verdict::Finding;
 
+use crate::pipeline::Invocation;
 use crate::ports::{AlertBus, FindingLog, PortError, PortResult, Ports, Quarantine, State, Tags};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A failure switch: while on, every call of the port fails as a transient AWS error would.
+/// A failure switch: while on, every call of the port fails as a retryable AWS error would.
 #[derive(Debug, Default)]
 pub struct Switch(AtomicBool);
 
@@ -28,7 +29,7 @@ impl Switch {
     }
     fn check(&self, what: &str) -> PortResult<()> {
         if self.0.load(Ordering::SeqCst) {
-            Err(PortError::Transient(format!("{what} failed: injected")))
+            Err(PortError::Retryable(format!("{what} failed: injected")))
         } else {
             Ok(())
         }
@@ -40,10 +41,18 @@ impl Switch {
 pub struct Table {
     pub seen: HashSet<String>,
     pub commands: HashMap<String, Activity>,
-    pub claims: BTreeSet<(String, String)>,
+    /// (command, instance) to the event that claimed it.
+    pub claims: BTreeMap<(String, String), String>,
     pub parked: BTreeMap<(String, String), Parked>,
-    pub denials: HashMap<String, DenialWindow>,
+    /// Overdue markers, and whether their finding was staged.
+    pub overdue: BTreeMap<(String, String), (Parked, bool)>,
+    /// Parked items that cannot be read (key, reason): the sweep meets them first.
+    pub unreadable: Vec<(String, String)>,
+    pub denials: HashMap<String, BTreeSet<(i64, String)>>,
+    pub episodes: HashMap<String, Episode>,
     pub outbox: BTreeMap<(String, String), Finding>,
+    /// Finding id to (holder, lease end in ms of a logical clock that never runs out).
+    pub leases: HashMap<String, String>,
     pub delivered: HashMap<String, BTreeSet<String>>,
 }
 
@@ -55,6 +64,10 @@ pub struct FakeState {
     pub failing: Switch,
     /// Fails `persist` only (after `stage` succeeded) while on.
     pub failing_persist: Switch,
+    /// Fails `mark_delivered` only while on.
+    pub failing_marks: Switch,
+    /// Leases held by other holders run out at once while on (a crashed holder).
+    pub leases_expired: Switch,
 }
 
 impl FakeState {
@@ -63,7 +76,73 @@ impl FakeState {
     }
 }
 
+fn load_command(t: &Table, cmd: &str, record: bool, store: &mut JournalStore) {
+    if record {
+        if let Some(a) = t.commands.get(cmd) {
+            store.preload_command(Arc::new(a.clone()));
+        }
+    }
+    // Keyed range reads, as DynamoDB's Query on the command's partition.
+    let from = (cmd.to_string(), String::new());
+    for ((c, i), _) in t
+        .claims
+        .range(from.clone()..)
+        .take_while(|((c, _), _)| c == cmd)
+    {
+        store.preload_claim(c, i, 0);
+    }
+    for (_, p) in t
+        .parked
+        .range(from.clone()..)
+        .take_while(|((c, _), _)| c == cmd)
+    {
+        store.preload_parked(p.clone());
+    }
+    for (_, (p, _)) in t.overdue.range(from..).take_while(|((c, _), _)| c == cmd) {
+        store.preload_parked(p.clone());
+    }
+}
+
 impl State for FakeState {
+    async fn record_denial(&self, caller: &str, event_id: &str, event_ms: i64) -> PortResult<()> {
+        self.failing.check("record_denial")?;
+        lock(&self.table)
+            .denials
+            .entry(caller.to_string())
+            .or_default()
+            .insert((event_ms, event_id.to_string()));
+        Ok(())
+    }
+
+    async fn denials(
+        &self,
+        caller: &str,
+        event_ms: i64,
+        window_ms: i64,
+        per_side: usize,
+    ) -> PortResult<DenialWindow> {
+        self.failing.check("denials")?;
+        let t = lock(&self.table);
+        let mut calls: Vec<(i64, String)> = Vec::new();
+        if let Some(all) = t.denials.get(caller) {
+            let before = all
+                .iter()
+                .rev()
+                .filter(|(ms, _)| *ms <= event_ms && *ms > event_ms - window_ms)
+                .take(per_side);
+            let after = all
+                .iter()
+                .filter(|(ms, _)| *ms > event_ms && *ms < event_ms + window_ms)
+                .take(per_side);
+            calls.extend(before.chain(after).cloned());
+        }
+        calls.sort();
+        Ok(DenialWindow {
+            calls: calls.into(),
+            episode: t.episodes.get(caller).cloned(),
+        })
+    }
+
     async fn gather(&self, event: &Event) -> PortResult<JournalStore> {
         self.failing.check("gather")?;
         let t = lock(&self.table);
@@ -77,31 +156,20 @@ impl State for FakeState {
             store.preload_sighting(event_id, event_ms);
         }
         if let Some(cmd) = command {
-            if record {
-                if let Some(a) = t.commands.get(cmd) {
-                    store.preload_command(Arc::new(a.clone()));
-                }
-            }
-            // Keyed range reads, as DynamoDB's Query on the command's partition.
-            let from = (cmd.clone(), String::new());
-            for (c, i) in t.claims.range(from.clone()..).take_while(|(c, _)| c == cmd) {
-                store.preload_claim(c, i, 0);
-            }
-            for (_, p) in t.parked.range(from..).take_while(|((c, _), _)| c == cmd) {
-                store.preload_parked(p.clone());
-            }
-        }
-        if let Event::Activity(a) = event {
-            if let (Outcome::Denied { .. }, Some(caller)) = (&a.outcome, &a.caller.arn) {
-                if let Some(w) = t.denials.get(caller) {
-                    store.preload_denials(caller, w.clone());
-                }
-            }
+            load_command(&t, cmd, record, &mut store);
         }
         Ok(store)
     }
 
-    async fn persist(&self, changes: Vec<Change>) -> PortResult<Persisted> {
+    async fn gather_command(&self, command_id: &str) -> PortResult<JournalStore> {
+        self.failing.check("gather_command")?;
+        let t = lock(&self.table);
+        let mut store = JournalStore::new();
+        load_command(&t, command_id, true, &mut store);
+        Ok(store)
+    }
+
+    async fn persist(&self, owner: &str, changes: Vec<Change>) -> PortResult<Persisted> {
         self.failing.check("persist")?;
         self.failing_persist.check("persist")?;
         let mut t = lock(&self.table);
@@ -121,8 +189,11 @@ impl State for FakeState {
                     ..
                 } => {
                     let pair = (command_id, instance_id);
-                    if !t.claims.insert(pair.clone()) {
-                        result.lost_claims.push(pair);
+                    match t.claims.get(&pair) {
+                        Some(o) if o != owner => result.lost_claims.push(pair),
+                        _ => {
+                            t.claims.insert(pair, owner.to_string());
+                        }
                     }
                 }
                 Change::Parked(p) => {
@@ -134,16 +205,36 @@ impl State for FakeState {
                     instance_ids,
                 } => {
                     for i in instance_ids {
-                        t.parked.remove(&(command_id.clone(), i));
+                        let k = (command_id.clone(), i);
+                        t.parked.remove(&k);
+                        t.overdue.remove(&k);
                     }
                 }
-                Change::Denials { caller, mut window } => {
-                    let stored = t.denials.get(&caller).map_or(0, |w| w.version);
-                    if stored != window.version {
-                        return Err(PortError::Conflict(format!("`caller#{caller}` changed")));
+                Change::Episode {
+                    caller,
+                    episode,
+                    opened,
+                } => {
+                    let stored = t.episodes.get(&caller).cloned();
+                    if opened {
+                        let free = stored.as_ref().is_none_or(|s| {
+                            s.opened_by == episode.opened_by
+                                || s.closes_ms() <= episode.started_ms.min(episode.last_ms)
+                                || s.opens_ms() >= episode.last_ms
+                        });
+                        if free {
+                            t.episodes.insert(caller.clone(), episode.clone());
+                        } else {
+                            result
+                                .lost_episodes
+                                .push((caller.clone(), episode.opened_by.clone()));
+                        }
                     }
-                    window.version += 1;
-                    t.denials.insert(caller, window);
+                    if let Some(s) = t.episodes.get_mut(&caller) {
+                        if s.last_ms < episode.last_ms && s.closes_ms() > episode.last_ms {
+                            s.last_ms = episode.last_ms;
+                        }
+                    }
                 }
             }
         }
@@ -155,49 +246,92 @@ impl State for FakeState {
         Ok(result)
     }
 
-    async fn stage(&self, event_id: &str, findings: &[Finding]) -> PortResult<()> {
+    async fn stage(&self, outbox: &str, findings: &[Finding]) -> PortResult<()> {
         self.failing.check("stage")?;
         let mut t = lock(&self.table);
         for f in findings {
             t.outbox
-                .insert((event_id.to_string(), f.finding_id.clone()), f.clone());
+                .insert((outbox.to_string(), f.finding_id.clone()), f.clone());
         }
         Ok(())
     }
 
-    async fn unstage(&self, event_id: &str, finding_id: &str) -> PortResult<()> {
+    async fn unstage(&self, outbox: &str, finding_ids: &[String]) -> PortResult<()> {
         self.failing.check("unstage")?;
-        lock(&self.table)
-            .outbox
-            .remove(&(event_id.to_string(), finding_id.to_string()));
+        let mut t = lock(&self.table);
+        for id in finding_ids {
+            t.outbox.remove(&(outbox.to_string(), id.clone()));
+        }
         Ok(())
     }
 
-    async fn staged(&self, event_id: &str) -> PortResult<Vec<Finding>> {
+    async fn staged(&self, outbox: &str) -> PortResult<Vec<Finding>> {
         self.failing.check("staged")?;
         Ok(lock(&self.table)
             .outbox
-            .range((event_id.to_string(), String::new())..)
-            .take_while(|((e, _), _)| e == event_id)
+            .range((outbox.to_string(), String::new())..)
+            .take_while(|((e, _), _)| e == outbox)
             .map(|(_, f)| f.clone())
             .collect())
     }
 
-    async fn delivered(&self, finding_ids: &[String]) -> PortResult<HashMap<String, Vec<String>>> {
+    async fn delivered(
+        &self,
+        finding_ids: &[String],
+        sinks: &[&str],
+    ) -> PortResult<HashMap<String, Vec<String>>> {
         self.failing.check("delivered")?;
         let t = lock(&self.table);
         Ok(finding_ids
             .iter()
             .filter_map(|id| {
-                t.delivered
-                    .get(id)
-                    .map(|s| (id.clone(), s.iter().cloned().collect()))
+                t.delivered.get(id).map(|s| {
+                    let reached = s
+                        .iter()
+                        .filter(|sink| sinks.contains(&sink.as_str()))
+                        .cloned()
+                        .collect();
+                    (id.clone(), reached)
+                })
             })
             .collect())
     }
 
+    async fn lease(
+        &self,
+        finding_ids: &[String],
+        holder: &str,
+        _lease_ms: i64,
+    ) -> PortResult<Vec<Lease>> {
+        self.failing.check("lease")?;
+        let expired = self.leases_expired.0.load(Ordering::SeqCst);
+        let mut t = lock(&self.table);
+        Ok(finding_ids
+            .iter()
+            .map(|id| match t.leases.get(id) {
+                Some(h) if h != holder && !expired => Lease::HeldElsewhere,
+                _ => {
+                    t.leases.insert(id.clone(), holder.to_string());
+                    Lease::Granted
+                }
+            })
+            .collect())
+    }
+
+    async fn release(&self, finding_ids: &[String], holder: &str) -> PortResult<()> {
+        self.failing.check("release")?;
+        let mut t = lock(&self.table);
+        for id in finding_ids {
+            if t.leases.get(id).is_some_and(|h| h == holder) {
+                t.leases.remove(id);
+            }
+        }
+        Ok(())
+    }
+
     async fn mark_delivered(&self, finding_ids: &[String], sink: &str) -> PortResult<()> {
         self.failing.check("mark_delivered")?;
+        self.failing_marks.check("mark_delivered")?;
         let mut t = lock(&self.table);
         for id in finding_ids {
             t.delivered
@@ -208,22 +342,72 @@ impl State for FakeState {
         Ok(())
     }
 
-    async fn parked_before(&self, cutoff_ms: i64) -> PortResult<Vec<Parked>> {
-        self.failing.check("parked_before")?;
-        Ok(lock(&self.table)
+    async fn due_parked(&self, cutoff_ms: i64, limit: usize) -> PortResult<Vec<DueParked>> {
+        self.failing.check("due_parked")?;
+        let mut t = lock(&self.table);
+        let mut due: Vec<DueParked> = std::mem::take(&mut t.unreadable)
+            .into_iter()
+            .map(|(key, reason)| DueParked::Unreadable { key, reason })
+            .collect();
+        due.extend(
+            t.overdue
+                .values()
+                .filter(|(_, reported)| !reported)
+                .map(|(p, _)| DueParked::Pair {
+                    parked: p.clone(),
+                    overdue: true,
+                }),
+        );
+        let mut parked: Vec<&Parked> = t
             .parked
             .values()
             .filter(|p| p.status.event_epoch_ms < cutoff_ms)
-            .cloned()
-            .collect())
+            .collect();
+        parked.sort_by_key(|p| p.status.event_epoch_ms);
+        due.extend(parked.into_iter().map(|p| DueParked::Pair {
+            parked: p.clone(),
+            overdue: false,
+        }));
+        due.truncate(limit);
+        Ok(due)
     }
 
-    async fn take_parked(&self, parked: &Parked) -> PortResult<bool> {
-        self.failing.check("take_parked")?;
-        Ok(lock(&self.table)
-            .parked
-            .remove(&(parked.command_id.clone(), parked.instance_id.clone()))
-            .is_some())
+    async fn take_overdue(&self, parked: &Parked) -> PortResult<bool> {
+        self.failing.check("take_overdue")?;
+        let mut t = lock(&self.table);
+        let k = (parked.command_id.clone(), parked.instance_id.clone());
+        match t.parked.remove(&k) {
+            Some(p) => {
+                t.overdue.insert(k, (p, false));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn reported_overdue(&self, parked: &[Parked]) -> PortResult<()> {
+        self.failing.check("reported_overdue")?;
+        let mut t = lock(&self.table);
+        for p in parked {
+            if let Some(entry) = t
+                .overdue
+                .get_mut(&(p.command_id.clone(), p.instance_id.clone()))
+            {
+                entry.1 = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn drop_parked(&self, parked: &[Parked]) -> PortResult<()> {
+        self.failing.check("drop_parked")?;
+        let mut t = lock(&self.table);
+        for p in parked {
+            let k = (p.command_id.clone(), p.instance_id.clone());
+            t.parked.remove(&k);
+            t.overdue.remove(&k);
+        }
+        Ok(())
     }
 }
 
@@ -250,39 +434,60 @@ impl Tags for FakeTags {
     }
 }
 
-/// The findings log group: what was written, in order.
+/// The findings log group: what was written, in order, and each `PutLogEvents` call's size.
 #[derive(Debug, Default)]
 pub struct FakeLog {
     pub written: Mutex<Vec<Finding>>,
+    /// (events, bytes counted as CloudWatch counts them) per call.
+    pub calls: Mutex<Vec<(usize, usize)>>,
     pub failing: Switch,
 }
 
 impl FindingLog for FakeLog {
-    async fn put(&self, findings: &[Finding]) -> PortResult<()> {
+    async fn put(&self, messages: &[String]) -> PortResult<()> {
         self.failing.check("log")?;
-        lock(&self.written).extend(findings.iter().cloned());
+        let bytes = messages
+            .iter()
+            .map(|m| m.len() + tagwatch_core::outputs::LOG_EVENT_OVERHEAD)
+            .sum();
+        lock(&self.calls).push((messages.len(), bytes));
+        let mut written = lock(&self.written);
+        for m in messages {
+            let f: Finding = serde_json::from_str(m)
+                .map_err(|e| PortError::Permanent(format!("not a finding: {e}")))?;
+            written.push(f);
+        }
         Ok(())
     }
 }
 
-/// The findings bus: what was published, in order.
+/// The findings bus: what was published, in order, and each `PutEvents` call's entry count.
 #[derive(Debug, Default)]
 pub struct FakeBus {
     pub published: Mutex<Vec<Finding>>,
+    pub calls: Mutex<Vec<usize>>,
     pub failing: Switch,
+    /// Fails every other entry of each call while on (a partial `PutEvents` failure).
+    pub failing_entries: Switch,
 }
 
 impl AlertBus for FakeBus {
-    async fn publish(&self, findings: &[Finding]) -> PortResult<usize> {
+    async fn publish(&self, entries: &[BusEntry]) -> PortResult<Vec<Option<String>>> {
         self.failing.check("bus")?;
-        let alerts: Vec<Finding> = findings
-            .iter()
-            .filter(|f| tagwatch_core::outputs::bus_entry(f).is_some())
-            .cloned()
-            .collect();
-        let n = alerts.len();
-        lock(&self.published).extend(alerts);
-        Ok(n)
+        let partial = self.failing_entries.0.load(Ordering::SeqCst);
+        lock(&self.calls).push(entries.len());
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            if partial && i % 2 == 1 {
+                out.push(Some("ThrottlingException: injected".to_string()));
+                continue;
+            }
+            let f: Finding = serde_json::from_str(&e.detail)
+                .map_err(|e| PortError::Permanent(format!("not a finding: {e}")))?;
+            lock(&self.published).push(f);
+            out.push(None);
+        }
+        Ok(out)
     }
 }
 
@@ -346,6 +551,15 @@ pub fn quarantined(p: &FakePorts) -> Vec<(String, String, String)> {
 /// The findings written to the log.
 pub fn logged(p: &FakePorts) -> Vec<Finding> {
     lock(&p.log.written).clone()
+}
+
+/// An invocation of `function` (one request id: a retry of it takes its own leases back).
+pub fn invocation(function: &'static str) -> Invocation {
+    Invocation {
+        function,
+        request_id: "test-request".to_string(),
+        lease: std::time::Duration::from_secs(40),
+    }
 }
 
 /// A configuration with the defaults (names of resources the fakes ignore).

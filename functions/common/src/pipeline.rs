@@ -1,20 +1,36 @@
 //! One invocation, from the raw event to delivered findings:
 //!
 //! 1. parse in the core (malformed or unexpected events are quarantined and counted);
-//! 2. gather the correlation state and the live tags the decision needs;
+//! 2. write a denied call's own item, then gather the correlation state, the caller's window
+//!    and the live tags the decision needs;
 //! 3. decide in the core (pure);
-//! 4. stage the findings in the event's outbox, then persist the state changes;
-//! 5. deliver the outbox to each sink that has not had it yet, marking each sink.
+//! 4. stage the findings in the event's outbox, then persist the state changes; findings whose
+//!    claim or episode another event won leave the outbox;
+//! 5. look again at the command's partition when this event wrote a record or parked a run
+//!    (the other side may have written between our read and our write), and finish what is
+//!    parked there; then write the sighting;
+//! 6. deliver the outbox under per-finding leases, batched within each sink's limits, marking
+//!    each batch (and each bus entry) the sink accepted.
 //!
-//! Any port failure fails the invocation; Lambda retries it, and a retry decides nothing new
-//! (the state says what was decided) but delivers whatever the earlier attempt staged and did
-//! not deliver.
+//! A retryable failure fails the invocation; Lambda retries it, and a retry decides nothing new
+//! (the state says what was decided) but delivers whatever an earlier attempt staged and did
+//! not deliver. A permanent failure keeps the event on the quarantine queue with the error
+//! named and counts it (`PermanentErrors`). Findings are counted in the metrics by the attempt
+//! that marked them delivered to the log group, even when a later step of it fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde_json::Value;
-use tagwatch_core::event::{normalize, Event, Skip};
-use tagwatch_core::journal::JournalStore;
-use tagwatch_core::outputs::{bus_entry, MetricCounts};
-use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
+use tagwatch_core::correlate::{max_calls, Parked};
+use tagwatch_core::event::{normalize, Event, Outcome as CallOutcome, Skip};
+use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease};
+use tagwatch_core::outputs::{
+    batches, bus_entry, log_message, MetricCounts, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
+    LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
+};
+use tagwatch_core::tags::Inventory;
+use tagwatch_core::verdict::{denial_caller, Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
 
 use crate::ports::{AlertBus, FindingLog, PortError, Ports, Quarantine, State, TagScope, Tags};
@@ -49,6 +65,19 @@ pub struct Outcome {
     pub quarantined: Option<String>,
 }
 
+/// One invocation of a function: who runs it and how long its delivery leases last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The function's name (metrics dimension, quarantine attribute).
+    pub function: &'static str,
+    /// Lambda's request id: the holder of this invocation's delivery leases. Lambda retries an
+    /// asynchronous invocation under the same request id, so a retry takes its own leases
+    /// back at once; a twin (the same event delivered again) has its own id and waits.
+    pub request_id: String,
+    /// How long a delivery lease lasts.
+    pub lease: Duration,
+}
+
 /// Why an invocation fails.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -56,17 +85,42 @@ pub enum Failure {
     Port(#[from] PortError),
     #[error("the event cannot be processed ({reason}) and no quarantine queue is configured: failing so that the failure destination keeps it")]
     Unkept { reason: String },
+    #[error("{count} findings are being delivered by another invocation whose lease has not run out; retry")]
+    DeliveryInProgress { count: usize },
+    #[error("EventBridge did not accept {count} entries after retries: {reasons}")]
+    BusEntriesFailed { count: usize, reasons: String },
 }
 
 impl Failure {
-    /// A short machine-readable kind for logs and error types.
+    /// The Lambda error type: `Retryable…` for what Lambda's retry may mend, the others for
+    /// what it cannot.
     pub fn kind(&self) -> &'static str {
         match self {
-            Failure::Port(PortError::Transient(_)) => "TransientAwsError",
-            Failure::Port(PortError::Conflict(_)) => "ConcurrentUpdate",
+            Failure::Port(PortError::Retryable(_)) => "RetryableAwsError",
+            Failure::Port(PortError::Permanent(_)) => "PermanentAwsError",
+            Failure::Port(PortError::Corrupt(_)) => "CorruptState",
             Failure::Unkept { .. } => "MalformedEvent",
+            Failure::DeliveryInProgress { .. } => "RetryableDeliveryInProgress",
+            Failure::BusEntriesFailed { .. } => "RetryableBusEntries",
         }
     }
+
+    /// Whether a retry of the same invocation cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Failure::Port(PortError::Permanent(_) | PortError::Corrupt(_))
+        )
+    }
+}
+
+/// A failed invocation, with what it did before failing (findings it delivered are counted).
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}")]
+pub struct Failed {
+    #[source]
+    pub failure: Failure,
+    pub outcome: Outcome,
 }
 
 fn skip_reason(skip: &Skip) -> String {
@@ -162,10 +216,10 @@ fn tag_ids(event: &Event, journal: &JournalStore, scope: &TagScope) -> Vec<Strin
 pub async fn watch<S, T, L, B, Q>(
     ports: &Ports<S, T, L, B, Q>,
     intent: &Intent,
-    function: &str,
+    inv: &Invocation,
     accept: Accept,
     raw: &Value,
-) -> Result<Outcome, Failure>
+) -> Result<Outcome, Failed>
 where
     S: State,
     T: Tags,
@@ -173,25 +227,131 @@ where
     B: AlertBus,
     Q: Quarantine,
 {
+    let mut outcome = Outcome::default();
+    match watch_event(ports, intent, inv, accept, raw, &mut outcome).await {
+        Ok(Some(rejected)) => Ok(rejected),
+        Ok(None) => Ok(outcome),
+        Err(failure) => keep_or_fail(ports, inv.function, Some(raw), failure, outcome).await,
+    }
+}
+
+/// A permanent failure keeps the event (redacted) on the quarantine queue with the error
+/// named, and counts it; without a queue, or for a retryable failure, the invocation fails.
+async fn keep_or_fail<S, T, L, B, Q: Quarantine>(
+    ports: &Ports<S, T, L, B, Q>,
+    function: &str,
+    raw: Option<&Value>,
+    failure: Failure,
+    mut outcome: Outcome,
+) -> Result<Outcome, Failed> {
+    if !failure.is_permanent() {
+        return Err(Failed { failure, outcome });
+    }
+    outcome.counts.permanent_errors += 1;
+    let reason = format!("permanent error ({}): {failure}", failure.kind());
+    tracing::error!(
+        event_id = outcome.event_id.as_str(),
+        kind = failure.kind(),
+        error = %failure,
+        "permanent error: the event is kept, not retried"
+    );
+    let (Some(q), Some(raw)) = (&ports.quarantine, raw) else {
+        return Err(Failed { failure, outcome });
+    };
+    match q.keep(&redact(raw).to_string(), &reason, function).await {
+        Ok(()) => {
+            outcome.quarantined = Some(reason);
+            Ok(outcome)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the quarantine queue did not take the event either");
+            Err(Failed { failure, outcome })
+        }
+    }
+}
+
+/// The caller and time of a denied call, whose window the decision reads.
+fn denial_of(event: &Event) -> Option<(String, String, i64)> {
+    match event {
+        Event::Activity(a) if matches!(a.outcome, CallOutcome::Denied { .. }) => {
+            Some((denial_caller(a), a.event_id.clone(), a.event_epoch_ms))
+        }
+        _ => None,
+    }
+}
+
+/// The account and region of an event (whose tags the adapter may not see).
+fn origin(event: &Event) -> Option<(&str, &str)> {
+    match event {
+        Event::Activity(a) => Some((&a.account, &a.region)),
+        Event::Status(s) => Some((&s.account, &s.region)),
+        Event::Skipped(_) => None,
+    }
+}
+
+async fn watch_event<S, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    intent: &Intent,
+    inv: &Invocation,
+    accept: Accept,
+    raw: &Value,
+    outcome: &mut Outcome,
+) -> Result<Option<Outcome>, Failure>
+where
+    S: State,
+    T: Tags,
+    L: FindingLog,
+    B: AlertBus,
+    Q: Quarantine,
+{
+    let function = inv.function;
     let event = match normalize(raw) {
         Ok(e) => e,
-        Err(e) => return reject(ports, function, raw, format!("malformed event: {e}")).await,
+        Err(e) => {
+            return reject(ports, function, raw, format!("malformed event: {e}"))
+                .await
+                .map(Some)
+        }
     };
     let event_id = match (&event, accept) {
-        (Event::Skipped(skip), _) => return reject(ports, function, raw, skip_reason(skip)).await,
+        (Event::Skipped(skip), _) => {
+            return reject(ports, function, raw, skip_reason(skip))
+                .await
+                .map(Some)
+        }
         (Event::Activity(a), Accept::Activities) => a.event_id.clone(),
         (Event::Status(s), Accept::StatusChanges) => s.event_id.clone(),
         (Event::Activity(_), Accept::StatusChanges) => {
             let reason = "unexpected event: a CloudTrail API call reached the status watcher (check the rule's pattern)";
-            return reject(ports, function, raw, reason.to_string()).await;
+            return reject(ports, function, raw, reason.to_string())
+                .await
+                .map(Some);
         }
         (Event::Status(_), Accept::Activities) => {
             let reason = "unexpected event: a status-change notification reached the CloudTrail watcher (check the rule's pattern)";
-            return reject(ports, function, raw, reason.to_string()).await;
+            return reject(ports, function, raw, reason.to_string())
+                .await
+                .map(Some);
         }
     };
+    outcome.event_id = event_id.clone();
 
-    let journal = ports.state.gather(&event).await?;
+    // INVARIANT: a denied call's own item is durable before any decision reads its window, so
+    // of concurrent denials the last to write sees them all, and a spike is staged only over a
+    // durable window.
+    let denial = denial_of(&event);
+    if let Some((caller, id, ms)) = &denial {
+        ports.state.record_denial(caller, id, *ms).await?;
+    }
+    let mut journal = ports.state.gather(&event).await?;
+    if let Some((caller, _, ms)) = &denial {
+        let window_ms = intent.spike_window_ms();
+        let window = ports
+            .state
+            .denials(caller, *ms, window_ms, max_calls(intent.spike.threshold))
+            .await?;
+        journal.preload_denials(caller, window);
+    }
     let inventory = ports
         .tags
         .gather(&tag_ids(&event, &journal, &ports.tag_scope))
@@ -199,89 +359,318 @@ where
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(&event, &inventory);
     let duplicate = watcher.stats.duplicates > 0;
-    let changes = watcher.into_store().take_changes();
-
-    ports.state.stage(&event_id, &findings).await?;
-    let persisted = ports.state.persist(changes).await?;
-    if !persisted.lost_claims.is_empty() {
-        // Another invocation evaluated these pairs at the same time; the findings share their
-        // ids, so delivery marks keep each sink from getting them twice.
-        tracing::info!(
-            event_id = event_id.as_str(),
-            pairs = persisted.lost_claims.len(),
-            "evaluated concurrently elsewhere"
-        );
+    let (sightings, changes): (Vec<Change>, Vec<Change>) = watcher
+        .into_store()
+        .take_changes()
+        .into_iter()
+        .partition(|c| matches!(c, Change::Sighted { .. }));
+    // This event wrote a command's record or parked a run of it: the other side may have
+    // written its half after our gather. Both sides write, then read again, so one of them
+    // always sees both halves.
+    let look_again = changes.iter().find_map(|c| match c {
+        Change::Command(a) => a.command_id.clone(),
+        Change::Parked(p) => Some(p.command_id.clone()),
+        _ => None,
+    });
+    decide(ports, &event_id, &findings, changes).await?;
+    if let Some(cmd) = look_again {
+        let covered =
+            origin(&event).is_some_and(|(acct, region)| ports.tag_scope.covers(acct, region));
+        resume_command(ports, intent, &event_id, &cmd, covered).await?;
     }
-    let mut outcome = deliver(ports, &event_id).await?;
+    let persisted = ports.state.persist(&event_id, sightings).await?;
+    deliver(ports, inv, &event_id, outcome).await?;
     outcome.counts.events_processed = 1;
     outcome.duplicate = duplicate || persisted.duplicate_event;
-    Ok(outcome)
+    Ok(None)
 }
 
-/// Reports invocations parked before `cutoff_ms` whose SendCommand record never arrived.
-/// `sweep_id` names the outbox (the scheduled event's id, so a retry delivers what an earlier
-/// attempt staged).
+/// Stages findings, then persists the changes that decided them; findings whose claim or
+/// episode another event won leave the outbox again (another outbox holds them).
+async fn decide<S: State, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    outbox: &str,
+    findings: &[Finding],
+    changes: Vec<Change>,
+) -> Result<(), Failure> {
+    if !findings.is_empty() {
+        ports.state.stage(outbox, findings).await?;
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let persisted = ports.state.persist(outbox, changes).await?;
+    let lost: Vec<String> = persisted
+        .lost_finding_ids()
+        .into_iter()
+        .filter(|id| findings.iter().any(|f| &f.finding_id == id))
+        .collect();
+    if !lost.is_empty() {
+        tracing::info!(
+            outbox,
+            findings = lost.len(),
+            "decided concurrently by another event"
+        );
+        ports.state.unstage(outbox, &lost).await?;
+    }
+    Ok(())
+}
+
+/// Finishes what is parked for a command whose record is stored (evaluated with live tags
+/// when `covered`, else unknown). Returns whether the record was there.
+async fn resume_command<S: State, T: Tags, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    intent: &Intent,
+    outbox: &str,
+    command_id: &str,
+    covered: bool,
+) -> Result<bool, Failure> {
+    let journal = ports.state.gather_command(command_id).await?;
+    if !journal.has_command(command_id) {
+        return Ok(false);
+    }
+    let mut ids = journal.parked_instances();
+    if ids.is_empty() {
+        return Ok(true);
+    }
+    ids.sort();
+    ids.dedup();
+    let inventory = if covered {
+        ports.tags.gather(&ids).await?
+    } else {
+        Inventory::default()
+    };
+    let mut watcher = Watcher::new(intent, journal);
+    let findings = watcher.resume(command_id, &inventory);
+    let changes = watcher.into_store().take_changes();
+    decide(ports, outbox, &findings, changes).await?;
+    Ok(true)
+}
+
+/// Looks at invocations parked longer than the delay (at most `limit`): a pair whose record is
+/// stored after all is evaluated normally; one already evaluated is dropped silently; the rest
+/// are taken first, then reported `unevaluated`. A record that arrives later still evaluates
+/// them (the overdue marker stays). `sweep_id` names the outbox (the scheduled event's id, so
+/// a retry delivers what an earlier attempt staged).
 pub async fn sweep<S, T, L, B, Q>(
     ports: &Ports<S, T, L, B, Q>,
     intent: &Intent,
+    inv: &Invocation,
     sweep_id: &str,
     cutoff_ms: i64,
-) -> Result<Outcome, Failure>
+    limit: usize,
+) -> Result<Outcome, Failed>
 where
     S: State,
+    T: Tags,
     L: FindingLog,
     B: AlertBus,
-{
-    let parked = ports.state.parked_before(cutoff_ms).await?;
-    let mut watcher = Watcher::new(intent, JournalStore::new());
-    let findings = watcher.expired(&parked);
-    ports.state.stage(sweep_id, &findings).await?;
-    for (p, f) in parked.iter().zip(&findings) {
-        if !ports.state.take_parked(p).await? {
-            // The CloudTrail watcher finished this invocation after the scan.
-            ports.state.unstage(sweep_id, &f.finding_id).await?;
-        }
-    }
-    deliver(ports, sweep_id).await
-}
-
-/// Delivers an outbox: the log group gets every finding it has not had, the bus every alert
-/// it has not had; each sink is marked after it accepted them.
-pub async fn deliver<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
-    outbox: &str,
-) -> Result<Outcome, Failure>
-where
-    S: State,
-    L: FindingLog,
-    B: AlertBus,
+    Q: Quarantine,
 {
     let mut outcome = Outcome {
-        event_id: outbox.to_string(),
+        event_id: sweep_id.to_string(),
         ..Outcome::default()
     };
-    let staged = ports.state.staged(outbox).await?;
-    if staged.is_empty() {
-        return Ok(outcome);
+    match sweep_due(ports, intent, inv, sweep_id, cutoff_ms, limit, &mut outcome).await {
+        Ok(()) => Ok(outcome),
+        Err(failure) => keep_or_fail(ports, inv.function, None, failure, outcome).await,
     }
-    let ids: Vec<String> = staged.iter().map(|f| f.finding_id.clone()).collect();
-    let marks = ports.state.delivered(&ids).await?;
+}
+
+async fn sweep_due<S, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    intent: &Intent,
+    inv: &Invocation,
+    sweep_id: &str,
+    cutoff_ms: i64,
+    limit: usize,
+    outcome: &mut Outcome,
+) -> Result<(), Failure>
+where
+    S: State,
+    T: Tags,
+    L: FindingLog,
+    B: AlertBus,
+{
+    let mut by_command: BTreeMap<String, Vec<DuePair>> = BTreeMap::new();
+    for due in ports.state.due_parked(cutoff_ms, limit).await? {
+        match due {
+            DueParked::Pair { parked, overdue } => by_command
+                .entry(parked.command_id.clone())
+                .or_default()
+                .push((parked, overdue)),
+            DueParked::Unreadable { key, reason } => {
+                outcome.counts.permanent_errors += 1;
+                tracing::error!(
+                    key = key.as_str(),
+                    reason = reason.as_str(),
+                    "unreadable parked item set aside"
+                );
+            }
+        }
+    }
+    for (cmd, pairs) in by_command {
+        let covered = pairs
+            .iter()
+            .any(|(p, _)| ports.tag_scope.covers(&p.status.account, &p.status.region));
+        // The record is stored after all (it raced the park): evaluate normally.
+        if resume_command(ports, intent, sweep_id, &cmd, covered).await? {
+            continue;
+        }
+        let journal = ports.state.gather_command(&cmd).await?;
+        let (evaluated, open): (Vec<DuePair>, Vec<DuePair>) = pairs
+            .into_iter()
+            .partition(|(p, _)| journal.is_claimed(&cmd, &p.instance_id));
+        if !evaluated.is_empty() {
+            let evaluated: Vec<Parked> = evaluated.into_iter().map(|(p, _)| p).collect();
+            ports.state.drop_parked(&evaluated).await?;
+        }
+        // Take before staging: a sweep that stops here reports them next time (an overdue
+        // marker stays due until reported), and never reports a run finished meanwhile.
+        let mut report = Vec::new();
+        for (p, overdue) in open {
+            if overdue || ports.state.take_overdue(&p).await? {
+                report.push(p);
+            }
+        }
+        if report.is_empty() {
+            continue;
+        }
+        let findings = Watcher::new(intent, JournalStore::new()).expired(&report);
+        ports.state.stage(sweep_id, &findings).await?;
+        ports.state.reported_overdue(&report).await?;
+    }
+    deliver(ports, inv, sweep_id, outcome).await
+}
+
+/// A due invocation and whether a sweep already took it as overdue.
+type DuePair = (Parked, bool);
+
+/// How long an invocation waits for another's delivery of the same findings.
+const LEASE_WAIT_ROUNDS: u32 = 12;
+
+async fn backoff(round: u32) {
+    let ms = 50u64.saturating_mul(1 << round.min(4)).min(800);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Marks delivered findings, retrying a throttled or failed mark a few times: an accepted
+/// batch whose mark is lost is sent again by the retry (the at-least-once window).
+async fn mark<S: State>(state: &S, ids: &[String], sink: &str) -> Result<(), Failure> {
+    let mut round = 0;
+    loop {
+        match state.mark_delivered(ids, sink).await {
+            Ok(()) => return Ok(()),
+            Err(PortError::Retryable(e)) if round < 4 => {
+                tracing::warn!(sink, error = e.as_str(), "delivery mark failed; retrying");
+                backoff(round).await;
+                round += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Delivers an outbox: each finding under its delivery lease, to each sink it has not reached.
+/// Findings another invocation is delivering are waited for; if its lease does not end in that
+/// time, the invocation fails (retryable) so a retry makes sure.
+pub async fn deliver<S, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    inv: &Invocation,
+    outbox: &str,
+    outcome: &mut Outcome,
+) -> Result<(), Failure>
+where
+    S: State,
+    L: FindingLog,
+    B: AlertBus,
+{
+    let staged = ports.state.staged(outbox).await?;
+    let mut pending = staged;
+    let lease_ms = i64::try_from(inv.lease.as_millis()).unwrap_or(i64::MAX);
+    for round in 0..=LEASE_WAIT_ROUNDS {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = pending.iter().map(|f| f.finding_id.clone()).collect();
+        let marks = ports.state.delivered(&ids, &[SINK_LOG, SINK_BUS]).await?;
+        let reached = |f: &Finding, sink: &str| {
+            marks
+                .get(&f.finding_id)
+                .is_some_and(|sinks| sinks.iter().any(|s| s == sink))
+        };
+        pending
+            .retain(|f| !reached(f, SINK_LOG) || (bus_entry(f).is_some() && !reached(f, SINK_BUS)));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = pending.iter().map(|f| f.finding_id.clone()).collect();
+        let leases = ports.state.lease(&ids, &inv.request_id, lease_ms).await?;
+        let mut mine = Vec::new();
+        let mut elsewhere = Vec::new();
+        for (f, lease) in pending.into_iter().zip(leases) {
+            match lease {
+                Lease::Granted => mine.push(f),
+                Lease::HeldElsewhere => elsewhere.push(f),
+            }
+        }
+        if let Err(failure) = send(ports, &mine, &marks, outcome).await {
+            // Whoever delivers next (Lambda's retry, a redrive) need not wait for our lease.
+            let held: Vec<String> = mine.iter().map(|f| f.finding_id.clone()).collect();
+            if let Err(e) = ports.state.release(&held, &inv.request_id).await {
+                tracing::warn!(error = %e, "delivery leases not released; they run out by themselves");
+            }
+            return Err(failure);
+        }
+        pending = elsewhere;
+        if !pending.is_empty() && round < LEASE_WAIT_ROUNDS {
+            backoff(round).await;
+        }
+    }
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::DeliveryInProgress {
+            count: pending.len(),
+        })
+    }
+}
+
+/// Sends leased findings to the sinks they have not reached: the log group in byte-sized
+/// batches, the bus in batches of ten, each batch (each accepted entry) marked at once.
+async fn send<S, T, L, B, Q>(
+    ports: &Ports<S, T, L, B, Q>,
+    findings: &[Finding],
+    marks: &HashMap<String, Vec<String>>,
+    outcome: &mut Outcome,
+) -> Result<(), Failure>
+where
+    S: State,
+    L: FindingLog,
+    B: AlertBus,
+{
     let reached = |f: &Finding, sink: &str| {
         marks
             .get(&f.finding_id)
             .is_some_and(|sinks| sinks.iter().any(|s| s == sink))
     };
-
-    let to_log: Vec<Finding> = staged
-        .iter()
-        .filter(|f| !reached(f, SINK_LOG))
-        .cloned()
-        .collect();
-    if !to_log.is_empty() {
-        ports.log.put(&to_log).await?;
-        let logged: Vec<String> = to_log.iter().map(|f| f.finding_id.clone()).collect();
-        ports.state.mark_delivered(&logged, SINK_LOG).await?;
-        for f in &to_log {
+    let to_log: Vec<&Finding> = findings.iter().filter(|f| !reached(f, SINK_LOG)).collect();
+    let messages: Vec<String> = to_log.iter().map(|f| log_message(f)).collect();
+    let sizes: Vec<usize> = messages.iter().map(String::len).collect();
+    for batch in batches(
+        &sizes,
+        LOG_EVENT_OVERHEAD,
+        LOG_BATCH_BYTES,
+        LOG_BATCH_EVENTS,
+    ) {
+        let (Some(msgs), Some(fs)) = (messages.get(batch.clone()), to_log.get(batch)) else {
+            continue;
+        };
+        ports.log.put(msgs).await?;
+        let ids: Vec<String> = fs.iter().map(|f| f.finding_id.clone()).collect();
+        mark(&ports.state, &ids, SINK_LOG).await?;
+        // Counted by the attempt that marked them delivered: retries count nothing twice.
+        for f in fs {
             let c = &mut outcome.counts;
             match f.kind {
                 FindingKind::Violation => c.violations += 1,
@@ -290,19 +679,47 @@ where
                 FindingKind::Unevaluated => c.unevaluated += 1,
             }
         }
-        outcome.logged = logged;
+        outcome.logged.extend(ids);
     }
 
-    let to_bus: Vec<Finding> = staged
+    let to_bus: Vec<(&Finding, tagwatch_core::outputs::BusEntry)> = findings
         .iter()
-        .filter(|f| bus_entry(f).is_some() && !reached(f, SINK_BUS))
-        .cloned()
+        .filter(|f| !reached(f, SINK_BUS))
+        .filter_map(|f| bus_entry(f).map(|e| (f, e)))
         .collect();
-    if !to_bus.is_empty() {
-        ports.bus.publish(&to_bus).await?;
-        let alerted: Vec<String> = to_bus.iter().map(|f| f.finding_id.clone()).collect();
-        ports.state.mark_delivered(&alerted, SINK_BUS).await?;
-        outcome.alerted = alerted;
+    let sizes: Vec<usize> = to_bus.iter().map(|(_, e)| e.size()).collect();
+    let mut failed = Vec::new();
+    let mut failed_count = 0;
+    for batch in batches(&sizes, 0, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES) {
+        let Some(part) = to_bus.get(batch) else {
+            continue;
+        };
+        let entries: Vec<tagwatch_core::outputs::BusEntry> =
+            part.iter().map(|(_, e)| e.clone()).collect();
+        let answers = ports.bus.publish(&entries).await?;
+        let mut accepted = Vec::new();
+        for ((f, _), answer) in part.iter().zip(answers) {
+            match answer {
+                None => accepted.push(f.finding_id.clone()),
+                Some(why) => {
+                    failed_count += 1;
+                    failed.push(why);
+                }
+            }
+        }
+        if !accepted.is_empty() {
+            mark(&ports.state, &accepted, SINK_BUS).await?;
+            outcome.alerted.extend(accepted);
+        }
     }
-    Ok(outcome)
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        failed.sort();
+        failed.dedup();
+        Err(Failure::BusEntriesFailed {
+            count: failed_count,
+            reasons: failed.join("; "),
+        })
+    }
 }

@@ -1,76 +1,117 @@
 //! The small async ports the invocation pipeline talks to. Each has one AWS adapter
-//! (`crate::aws`) and one in-memory fake (`crate::fakes`, for the handlers' unit tests).
+//! (`crate::aws`) and one in-memory fake (`crate::fakes`, for the handlers' unit tests). Only
+//! core types cross them.
 
 use std::collections::HashMap;
 use std::future::Future;
 
-use tagwatch_aws::dynamo::Persisted;
-use tagwatch_aws::AdapterError;
-use tagwatch_core::correlate::Parked;
+use tagwatch_core::correlate::{DenialWindow, Parked};
 use tagwatch_core::event::Event;
-use tagwatch_core::journal::{Change, JournalStore};
+use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::outputs::BusEntry;
 use tagwatch_core::tags::Inventory;
 use tagwatch_core::verdict::Finding;
 
-/// Why a port call failed. Every variant fails the invocation, so that Lambda retries it and
-/// the failure destination keeps the event when retries run out.
+/// Why a port call failed, by what a retry can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortError {
-    /// Throttling, 5xx, network: retrying later may succeed.
+    /// Throttling, 5xx, timeouts, network, a concurrent update: Lambda's retry may succeed.
     #[error("{0}")]
-    Transient(String),
-    /// Another invocation changed the same state first; a retry decides again.
+    Retryable(String),
+    /// Access denied on an output, a missing log group or bus, validation, an item too
+    /// large: the event is kept with the error named, not retried blindly.
     #[error("{0}")]
-    Conflict(String),
-}
-
-impl From<AdapterError> for PortError {
-    fn from(e: AdapterError) -> Self {
-        match e {
-            AdapterError::Conflict { .. } => PortError::Conflict(e.to_string()),
-            other => PortError::Transient(other.to_string()),
-        }
-    }
+    Permanent(String),
+    /// Stored state that cannot be read back: kept and named, never retried blindly.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 pub type PortResult<T> = Result<T, PortError>;
 
-/// Correlation, idempotency and the findings outbox (DynamoDB).
+/// Correlation, idempotency, AccessDenied windows and the findings outbox (DynamoDB).
 pub trait State {
-    /// The state one event's decision needs.
+    /// Writes one AccessDenied call of `caller` (idempotent), before the decision.
+    fn record_denial(
+        &self,
+        caller: &str,
+        event_id: &str,
+        event_ms: i64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// The caller's calls nearest `event_ms` (at most `per_side` on each side within
+    /// `window_ms`) and its episode.
+    fn denials(
+        &self,
+        caller: &str,
+        event_ms: i64,
+        window_ms: i64,
+        per_side: usize,
+    ) -> impl Future<Output = PortResult<DenialWindow>> + Send;
+    /// The state one event's decision needs (sighting, command record, claims, parked).
     fn gather(&self, event: &Event) -> impl Future<Output = PortResult<JournalStore>> + Send;
-    /// Writes back what the decision changed (the event's sighting last).
-    fn persist(&self, changes: Vec<Change>) -> impl Future<Output = PortResult<Persisted>> + Send;
-    /// Stages findings in an event's outbox.
+    /// A command's record, claims, and parked and overdue invocations.
+    fn gather_command(
+        &self,
+        command_id: &str,
+    ) -> impl Future<Output = PortResult<JournalStore>> + Send;
+    /// Writes back what a decision of `owner` (the event whose outbox holds its findings)
+    /// changed, the sightings last.
+    fn persist(
+        &self,
+        owner: &str,
+        changes: Vec<Change>,
+    ) -> impl Future<Output = PortResult<Persisted>> + Send;
+    /// Stages findings in an outbox.
     fn stage(
         &self,
-        event_id: &str,
+        outbox: &str,
         findings: &[Finding],
     ) -> impl Future<Output = PortResult<()>> + Send;
-    /// Removes one staged finding.
+    /// Removes staged findings.
     fn unstage(
         &self,
-        event_id: &str,
-        finding_id: &str,
+        outbox: &str,
+        finding_ids: &[String],
     ) -> impl Future<Output = PortResult<()>> + Send;
-    /// The findings staged for an event.
-    fn staged(&self, event_id: &str) -> impl Future<Output = PortResult<Vec<Finding>>> + Send;
-    /// The sinks each finding already reached.
+    /// The findings staged in an outbox.
+    fn staged(&self, outbox: &str) -> impl Future<Output = PortResult<Vec<Finding>>> + Send;
+    /// The sinks (of `sinks`) each finding already reached.
     fn delivered(
         &self,
         finding_ids: &[String],
+        sinks: &[&str],
     ) -> impl Future<Output = PortResult<HashMap<String, Vec<String>>>> + Send;
+    /// Takes each finding's delivery lease for `holder` for `lease_ms`.
+    fn lease(
+        &self,
+        finding_ids: &[String],
+        holder: &str,
+        lease_ms: i64,
+    ) -> impl Future<Output = PortResult<Vec<Lease>>> + Send;
+    /// Gives back leases `holder` took (after a failed delivery).
+    fn release(
+        &self,
+        finding_ids: &[String],
+        holder: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// Records that findings reached a sink.
     fn mark_delivered(
         &self,
         finding_ids: &[String],
         sink: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
-    /// Invocations parked before `cutoff_ms` (event time).
-    fn parked_before(&self, cutoff_ms: i64)
-        -> impl Future<Output = PortResult<Vec<Parked>>> + Send;
-    /// Deletes a parked invocation; false when it was already gone.
-    fn take_parked(&self, parked: &Parked) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Invocations due for the sweep (at most `limit`).
+    fn due_parked(
+        &self,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = PortResult<Vec<DueParked>>> + Send;
+    /// Turns a parked invocation into an overdue marker; false when it was gone.
+    fn take_overdue(&self, parked: &Parked) -> impl Future<Output = PortResult<bool>> + Send;
+    /// The overdue invocations' findings are staged.
+    fn reported_overdue(&self, parked: &[Parked]) -> impl Future<Output = PortResult<()>> + Send;
+    /// Removes parked invocations whose pair was evaluated.
+    fn drop_parked(&self, parked: &[Parked]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Live tags of instances and managed nodes; ids it does not know are left out (unknown).
@@ -80,13 +121,17 @@ pub trait Tags {
 
 /// The findings log group (every finding, one JSON log event each).
 pub trait FindingLog {
-    fn put(&self, findings: &[Finding]) -> impl Future<Output = PortResult<()>> + Send;
+    /// Writes one batch of messages (within `PutLogEvents`' limits).
+    fn put(&self, messages: &[String]) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// The findings bus (violations, spikes, unevaluated).
 pub trait AlertBus {
-    /// Sends the alert findings among `findings`; returns how many were sent.
-    fn publish(&self, findings: &[Finding]) -> impl Future<Output = PortResult<usize>> + Send;
+    /// Sends one batch of entries; per entry, `None` when accepted or why not.
+    fn publish(
+        &self,
+        entries: &[BusEntry],
+    ) -> impl Future<Output = PortResult<Vec<Option<String>>>> + Send;
 }
 
 /// Where malformed or unexpected events are kept.

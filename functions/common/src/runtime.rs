@@ -5,13 +5,13 @@ use std::future::Future;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
-use tagwatch_core::outputs::emf_line;
+use tagwatch_core::outputs::{emf_line, EMF_FINDING_IDS};
 use tagwatch_core::Intent;
 
 use crate::aws::{cold_start, AwsPorts};
 use crate::config::Config;
 use crate::logging;
-use crate::pipeline::{Failure, Outcome};
+use crate::pipeline::{Failed, Failure, Invocation, Outcome};
 
 /// An invocation's error as Lambda reports it (`errorType` is the failure kind).
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +41,30 @@ fn response(o: &Outcome) -> Value {
     })
 }
 
-/// Runs a function: `handle` gets the ports, the intent, the configuration and the raw event.
+/// The EMF line of an invocation: its counts, the event id, and the finding ids it logged (at
+/// most [`EMF_FINDING_IDS`]; `findings_total` counts them all).
+fn metrics_line(function: &str, outcome: &Outcome) -> String {
+    let listed: Vec<&String> = outcome.logged.iter().take(EMF_FINDING_IDS).collect();
+    emf_line(
+        function,
+        &outcome.counts,
+        logging::now_ms(),
+        &[
+            ("event_id", json!(outcome.event_id)),
+            ("findings", json!(listed)),
+            ("findings_total", json!(outcome.logged.len())),
+        ],
+    )
+}
+
+/// Runs a function: `handle` gets the ports, the intent, the configuration, the invocation
+/// (its request id) and the raw event.
 /// A failed cold start (configuration, intent, log stream) is logged as one JSON line and ends
 /// the process with exit status 1, which Lambda reports as an init failure.
 pub async fn run<F, Fut>(function: &'static str, handle: F) -> Result<(), lambda_runtime::Error>
 where
-    F: Fn(&'static AwsPorts, &'static Intent, &'static Config, Value) -> Fut,
-    Fut: Future<Output = Result<Outcome, Failure>>,
+    F: Fn(&'static AwsPorts, &'static Intent, &'static Config, Invocation, Value) -> Fut,
+    Fut: Future<Output = Result<Outcome, Failed>>,
 {
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -83,21 +100,15 @@ where
             &ctx.invoked_function_arn,
             ctx.xray_trace_id.as_deref(),
         );
-        let result = handle(ports, intent, config, event.payload).await;
+        let invocation = Invocation {
+            function,
+            request_id: ctx.request_id.clone(),
+            lease: config.delivery_lease,
+        };
+        let result = handle(ports, intent, config, invocation, event.payload).await;
         match result {
             Ok(outcome) => {
-                println!(
-                    "{}",
-                    emf_line(
-                        function,
-                        &outcome.counts,
-                        logging::now_ms(),
-                        &[
-                            ("event_id", json!(outcome.event_id)),
-                            ("findings", json!(outcome.logged)),
-                        ],
-                    )
-                );
+                println!("{}", metrics_line(function, &outcome));
                 tracing::info!(
                     event_id = outcome.event_id.as_str(),
                     logged = outcome.logged.len(),
@@ -108,15 +119,17 @@ where
                 );
                 Ok(response(&outcome))
             }
-            Err(failure) => {
+            Err(Failed {
+                failure,
+                mut outcome,
+            }) => {
                 if let Failure::Unkept { .. } = failure {
                     // Counted here: the failure destination keeps the event.
-                    let counts = tagwatch_core::outputs::MetricCounts {
-                        malformed_events: 1,
-                        ..Default::default()
-                    };
-                    println!("{}", emf_line(function, &counts, logging::now_ms(), &[]));
+                    outcome.counts.malformed_events += 1;
                 }
+                // What this attempt delivered before failing is counted now: a retry will not
+                // count it again.
+                println!("{}", metrics_line(function, &outcome));
                 tracing::error!(kind = failure.kind(), error = %failure, "invocation failed; Lambda will retry");
                 Err(InvocationError {
                     kind: failure.kind(),

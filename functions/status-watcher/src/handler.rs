@@ -6,7 +6,7 @@
 use serde_json::Value;
 use tagwatch_core::Intent;
 use tagwatch_lambda::config::Config;
-use tagwatch_lambda::pipeline::{watch, Accept, Failure, Outcome};
+use tagwatch_lambda::pipeline::{watch, Accept, Failed, Invocation, Outcome};
 use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, Quarantine, State, Tags};
 
 /// The function's name in metrics (`Function` dimension) and quarantined events.
@@ -16,8 +16,9 @@ pub async fn handle<S, T, L, B, Q>(
     ports: &Ports<S, T, L, B, Q>,
     intent: &Intent,
     _config: &Config,
+    inv: &Invocation,
     event: &Value,
-) -> Result<Outcome, Failure>
+) -> Result<Outcome, Failed>
 where
     S: State,
     T: Tags,
@@ -25,7 +26,7 @@ where
     B: AlertBus,
     Q: Quarantine,
 {
-    watch(ports, intent, FUNCTION, Accept::StatusChanges, event).await
+    watch(ports, intent, inv, Accept::StatusChanges, event).await
 }
 
 #[cfg(test)]
@@ -43,9 +44,15 @@ mod tests {
     ];
 
     async fn status(p: &fakes::FakePorts, i: &Intent, name: &str) -> Outcome {
-        handle(p, i, &fakes::config(), &event_json(name))
-            .await
-            .unwrap()
+        handle(
+            p,
+            i,
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &event_json(name),
+        )
+        .await
+        .unwrap()
     }
 
     async fn cloudtrail(p: &fakes::FakePorts, i: &Intent) -> Outcome {
@@ -53,7 +60,7 @@ mod tests {
         watch(
             p,
             i,
-            "cloudtrail-watcher",
+            &fakes::invocation("cloudtrail-watcher"),
             Accept::Activities,
             &event_json(CLOUDTRAIL),
         )
@@ -126,10 +133,18 @@ mod tests {
         cloudtrail(&p, &i).await;
         p.tags.failing.set(true);
         let e = event_json(STATUSES[2]);
-        assert!(handle(&p, &i, &fakes::config(), &e).await.is_err());
+        assert!(
+            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+                .await
+                .is_err()
+        );
         p.tags.failing.set(false);
-        handle(&p, &i, &fakes::config(), &e).await.unwrap();
-        handle(&p, &i, &fakes::config(), &e).await.unwrap();
+        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap();
+        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap();
         assert_eq!(violations(&p).len(), 1);
     }
 }

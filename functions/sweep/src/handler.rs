@@ -6,8 +6,8 @@ use serde_json::Value;
 use tagwatch_core::Intent;
 use tagwatch_lambda::config::Config;
 use tagwatch_lambda::logging::now_ms;
-use tagwatch_lambda::pipeline::{sweep, Failure, Outcome};
-use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, State};
+use tagwatch_lambda::pipeline::{sweep, Failed, Invocation, Outcome};
+use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, Quarantine, State, Tags};
 
 /// The function's name in metrics (`Function` dimension).
 pub const FUNCTION: &str = "sweep";
@@ -20,36 +20,52 @@ pub async fn handle<S, T, L, B, Q>(
     ports: &Ports<S, T, L, B, Q>,
     intent: &Intent,
     config: &Config,
+    inv: &Invocation,
     event: &Value,
-) -> Result<Outcome, Failure>
+) -> Result<Outcome, Failed>
 where
     S: State,
+    T: Tags,
     L: FindingLog,
     B: AlertBus,
+    Q: Quarantine,
 {
     let delay_ms = i64::try_from(config.park_delay.as_millis()).unwrap_or(i64::MAX);
-    sweep_at(ports, intent, event, now_ms().saturating_sub(delay_ms)).await
+    sweep_at(
+        ports,
+        intent,
+        inv,
+        event,
+        now_ms().saturating_sub(delay_ms),
+        config.sweep_batch,
+    )
+    .await
 }
 
-/// Sweeps what was parked before `cutoff_ms`; the outbox is named by the scheduled event's id,
-/// so Lambda's retry of the same event delivers what an earlier attempt staged.
+/// Sweeps what was parked before `cutoff_ms` (at most `limit` invocations); the outbox is
+/// named by the scheduled event's id, so Lambda's retry of the same event delivers what an
+/// earlier attempt staged.
 pub async fn sweep_at<S, T, L, B, Q>(
     ports: &Ports<S, T, L, B, Q>,
     intent: &Intent,
+    inv: &Invocation,
     event: &Value,
     cutoff_ms: i64,
-) -> Result<Outcome, Failure>
+    limit: usize,
+) -> Result<Outcome, Failed>
 where
     S: State,
+    T: Tags,
     L: FindingLog,
     B: AlertBus,
+    Q: Quarantine,
 {
     let id = event
         .get("id")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map_or_else(|| MANUAL_SWEEP.to_string(), |id| format!("sweep-{id}"));
-    sweep(ports, intent, &id, cutoff_ms).await
+    sweep(ports, intent, inv, &id, cutoff_ms, limit).await
 }
 
 #[cfg(test)]
@@ -72,7 +88,7 @@ mod tests {
         watch(
             p,
             &intent(),
-            "status-watcher",
+            &fakes::invocation("status-watcher"),
             Accept::StatusChanges,
             &event_json(name),
         )
@@ -87,9 +103,27 @@ mod tests {
         status(&p, "ssm-command-invocation-status-change-orphan.json").await;
         assert_eq!(p.state.snapshot().parked.len(), 1);
         // Not overdue yet: nothing.
-        let early = sweep_at(&p, &i, &scheduled("s-0"), 0).await.unwrap();
+        let early = sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-0"),
+            0,
+            500,
+        )
+        .await
+        .unwrap();
         assert!(early.logged.is_empty());
-        let o = sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
+        let o = sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
         assert_eq!(o.counts.unevaluated, 1);
         let found = logged(&p);
         assert_eq!(found.len(), 1);
@@ -102,8 +136,26 @@ mod tests {
         assert_eq!(alerted_ids(&p).len(), 1, "unevaluated runs are alerts");
         assert!(p.state.snapshot().parked.is_empty());
         // The next run (and a retry of this one) finds nothing new.
-        sweep_at(&p, &i, &scheduled("s-2"), LATER).await.unwrap();
-        sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
+        sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-2"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
+        sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
         assert_eq!(logged(&p).len(), 1);
     }
 
@@ -113,13 +165,31 @@ mod tests {
         let i = intent();
         status(&p, "ssm-command-invocation-status-change-orphan.json").await;
         p.log.failing.set(true);
-        assert!(sweep_at(&p, &i, &scheduled("s-1"), LATER).await.is_err());
+        assert!(sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500
+        )
+        .await
+        .is_err());
         assert!(
             p.state.snapshot().parked.is_empty(),
             "taken, but staged in the outbox"
         );
         p.log.failing.set(false);
-        let retry = sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
+        let retry = sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
         assert_eq!(retry.counts.unevaluated, 1);
         assert_eq!(logged(&p).len(), 1);
         assert_eq!(alerted_ids(&p).len(), 1);
@@ -137,13 +207,34 @@ mod tests {
         st["detail"]["instance-id"] = json!("i-0a1b2c3d4e5f60002");
         st["resources"] =
             json!(["arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60002"]);
-        watch(&p, &i, "status-watcher", Accept::StatusChanges, &st)
-            .await
-            .unwrap();
-        sweep_at(&p, &i, &scheduled("s-1"), LATER).await.unwrap();
-        watch(&p, &i, "cloudtrail-watcher", Accept::Activities, &record)
-            .await
-            .unwrap();
+        watch(
+            &p,
+            &i,
+            &fakes::invocation("status-watcher"),
+            Accept::StatusChanges,
+            &st,
+        )
+        .await
+        .unwrap();
+        sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
+        watch(
+            &p,
+            &i,
+            &fakes::invocation("cloudtrail-watcher"),
+            Accept::Activities,
+            &record,
+        )
+        .await
+        .unwrap();
         let found = logged(&p);
         let kinds: Vec<FindingKind> = found.iter().map(|f| f.kind).collect();
         assert_eq!(kinds, [FindingKind::Unevaluated, FindingKind::Violation]);

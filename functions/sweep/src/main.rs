@@ -6,8 +6,8 @@ mod handler;
 async fn main() -> Result<(), lambda_runtime::Error> {
     tagwatch_lambda::runtime::run(
         handler::FUNCTION,
-        |ports, intent, config, event| async move {
-            handler::handle(ports, intent, config, &event).await
+        |ports, intent, config, inv, event| async move {
+            handler::handle(ports, intent, config, &inv, &event).await
         },
     )
     .await
