@@ -331,4 +331,109 @@ mod tests {
             .contains_key("e500bddf-37b0-4307-8f0f-4c3c2052e52b"));
         assert!(logged(&p).is_empty(), "tag targets name no instance yet");
     }
+
+    /// Issue 9: a partial `PutEvents` failure sends again only the entries that failed; the
+    /// accepted ones are marked at once and never sent twice.
+    #[tokio::test]
+    async fn a_partial_bus_failure_resends_only_the_failed_entries() {
+        let p = fakes::ports(tagwatch_core::tags::Inventory::default());
+        let i = intent();
+        // Unknown tags on both instances: two unevaluated findings, both alerts.
+        let e = event_json("cloudtrail-sendcommand-instanceids.json");
+        p.bus.failing_entries.set(true);
+        let err = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap_err();
+        assert_eq!(err.failure.kind(), "RetryableBusEntries");
+        assert_eq!(alerted_ids(&p).len(), 1, "the accepted entry");
+        assert_eq!(err.outcome.alerted.len(), 1);
+        p.bus.failing_entries.set(false);
+        let retry = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
+            .await
+            .unwrap();
+        assert_eq!(retry.alerted.len(), 1, "only the one that failed");
+        let mut ids = alerted_ids(&p);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(alerted_ids(&p).len(), 2, "none twice");
+    }
+
+    /// Issue 9: a permanent error (AccessDenied on the log group) is not retried blindly: the
+    /// event is kept on the quarantine queue with the error named and counted.
+    #[tokio::test]
+    async fn a_permanent_error_keeps_the_event_named_and_counted() {
+        let p = fakes::ports(inventory());
+        p.log.denied.set(true);
+        let e = event_json("cloudtrail-sendcommand-instanceids.json");
+        let o = handle(
+            &p,
+            &intent(),
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &e,
+        )
+        .await
+        .unwrap();
+        assert_eq!(o.counts.permanent_errors, 1);
+        let reason = o.quarantined.unwrap();
+        assert!(reason.contains("AccessDeniedException"), "{reason}");
+        let kept = quarantined(&p);
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].1.contains("PermanentAwsError"), "{}", kept[0].1);
+        // Without a queue, the invocation fails with the permanent kind (the failure
+        // destination keeps it).
+        let mut p = fakes::ports(inventory());
+        p.quarantine = None;
+        p.log.denied.set(true);
+        let err = handle(
+            &p,
+            &intent(),
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &e,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.failure.kind(), "PermanentAwsError");
+        assert_eq!(err.outcome.counts.permanent_errors, 1);
+    }
+
+    /// Issue 9: a twin (the same event on another execution environment) finds the finding's
+    /// lease held and waits for the holder instead of sending it again; a holder that died
+    /// (its lease ran out) is replaced.
+    #[tokio::test]
+    async fn a_twin_waits_for_the_lease_holder_instead_of_sending_again() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        let e = event_json("cloudtrail-sendcommand-instanceids.json");
+        // The first environment staged and leased the finding, then its bus call failed and
+        // its lease could not be released (it died).
+        p.bus.failing.set(true);
+        p.state.failing_marks.set(false);
+        let first = fakes::invocation(FUNCTION);
+        assert!(handle(&p, &i, &fakes::config(), &first, &e).await.is_err());
+        p.bus.failing.set(false);
+        let f = logged_ids(&p);
+        p.state
+            .table
+            .lock()
+            .unwrap()
+            .leases
+            .insert(f[0].clone(), "dead-environment".to_string());
+        let mut twin = fakes::invocation(FUNCTION);
+        twin.request_id = "twin".to_string();
+        let err = handle(&p, &i, &fakes::config(), &twin, &e)
+            .await
+            .unwrap_err();
+        assert_eq!(err.failure.kind(), "RetryableDeliveryInProgress");
+        assert!(
+            alerted_ids(&p).is_empty(),
+            "not sent while another holds it"
+        );
+        p.state.leases_expired.set(true);
+        let o = handle(&p, &i, &fakes::config(), &twin, &e).await.unwrap();
+        assert_eq!(o.alerted.len(), 1);
+        assert_eq!(logged_ids(&p).len(), 1, "the log had it: never twice");
+    }
 }

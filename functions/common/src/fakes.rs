@@ -68,6 +68,9 @@ pub struct FakeState {
     pub failing_marks: Switch,
     /// Leases held by other holders run out at once while on (a crashed holder).
     pub leases_expired: Switch,
+    /// While on, `gather` does not see stored SendCommand records (it read before the
+    /// CloudTrail watcher wrote one: the race a second look closes).
+    pub stale_gather: Switch,
 }
 
 impl FakeState {
@@ -156,6 +159,7 @@ impl State for FakeState {
             store.preload_sighting(event_id, event_ms);
         }
         if let Some(cmd) = command {
+            let record = record && !self.stale_gather.0.load(Ordering::SeqCst);
             load_command(&t, cmd, record, &mut store);
         }
         Ok(store)
@@ -441,11 +445,19 @@ pub struct FakeLog {
     /// (events, bytes counted as CloudWatch counts them) per call.
     pub calls: Mutex<Vec<(usize, usize)>>,
     pub failing: Switch,
+    /// While on, every call fails as AccessDenied on the log group would (permanent).
+    pub denied: Switch,
 }
 
 impl FindingLog for FakeLog {
     async fn put(&self, messages: &[String]) -> PortResult<()> {
         self.failing.check("log")?;
+        if self.denied.0.load(Ordering::SeqCst) {
+            return Err(PortError::Permanent(
+                "CloudWatch Logs PutLogEvents failed (permanent, AccessDeniedException): injected"
+                    .to_string(),
+            ));
+        }
         let bytes = messages
             .iter()
             .map(|m| m.len() + tagwatch_core::outputs::LOG_EVENT_OVERHEAD)

@@ -147,4 +147,91 @@ mod tests {
             .unwrap();
         assert_eq!(violations(&p).len(), 1);
     }
+
+    /// A status event for `instance` of the tag-Targets command.
+    fn invocation_of(instance: &str, n: usize) -> serde_json::Value {
+        let mut e = event_json(STATUSES[0]);
+        e["id"] = serde_json::json!(format!("status-{n}"));
+        e["detail"]["instance-id"] = serde_json::json!(instance);
+        e["resources"] = serde_json::json!([format!(
+            "arn:aws:ec2:us-east-1:111122223333:instance/{instance}"
+        )]);
+        e
+    }
+
+    /// Issue 9: a status event that gathered before its record was written, and parked after
+    /// the CloudTrail watcher had looked, used to wait for the sweep (a false "record never
+    /// arrived"). The second look after parking finds the record and evaluates the pair now.
+    #[tokio::test]
+    async fn a_status_event_that_raced_its_record_is_evaluated_by_the_second_look() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        cloudtrail(&p, &i).await;
+        p.state.stale_gather.set(true);
+        let o = handle(
+            &p,
+            &i,
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            &invocation_of("i-0a1b2c3d4e5f60003", 0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(violations(&p).len(), 1, "{:?}", logged(&p));
+        assert_eq!(o.counts.violations, 1);
+        assert!(
+            p.state.snapshot().parked.is_empty(),
+            "nothing left for the sweep"
+        );
+    }
+
+    /// Issue 9: 1,000 parked invocations finished by one record: every finding reaches the log
+    /// group in calls within `PutLogEvents`' limits, and the bus in calls of at most 10.
+    #[tokio::test]
+    async fn a_record_finishing_a_thousand_parked_runs_delivers_within_the_limits() {
+        let mut inv = inventory();
+        let ids: Vec<String> = (0..1000).map(|n| format!("i-{n:017x}")).collect();
+        for id in &ids {
+            inv.insert(
+                id.clone(),
+                [
+                    ("Environment".to_string(), "productionServer".to_string()),
+                    ("Quarantine".to_string(), "true".to_string()),
+                ]
+                .into(),
+            );
+        }
+        let p = fakes::ports(inv);
+        let i = intent();
+        for (n, id) in ids.iter().enumerate() {
+            let o = handle(
+                &p,
+                &i,
+                &fakes::config(),
+                &fakes::invocation(FUNCTION),
+                &invocation_of(id, n),
+            )
+            .await
+            .unwrap();
+            assert!(o.logged.is_empty(), "parked: the caller is not known yet");
+        }
+        assert_eq!(p.state.snapshot().parked.len(), 1000);
+        let o = cloudtrail(&p, &i).await;
+        assert_eq!(o.counts.violations, 1000);
+        assert_eq!(violations(&p).len(), 1000);
+        assert_eq!(alerted_ids(&p).len(), 1000);
+        let log_calls = p.log.calls.lock().unwrap().clone();
+        assert!(log_calls.len() >= 2, "{log_calls:?}: over 1 MB in all");
+        for (events, bytes) in &log_calls {
+            assert!(
+                *events <= 10_000 && *bytes <= 1_048_576,
+                "{events} events, {bytes} bytes"
+            );
+        }
+        let bus_calls = p.bus.calls.lock().unwrap().clone();
+        assert_eq!(bus_calls.len(), 100);
+        assert!(bus_calls.iter().all(|n| *n <= 10));
+        // The parked items held only their own target.
+        assert!(p.state.snapshot().parked.is_empty());
+    }
 }

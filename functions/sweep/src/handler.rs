@@ -246,4 +246,134 @@ mod tests {
             .ends_with("i-0a1b2c3d4e5f60002"));
         assert_eq!(alerted_ids(&p).len(), 2);
     }
+
+    /// Issue 9: a tag-Targets run the sweep reported, whose record then arrives: still
+    /// evaluated (the overdue marker stays for the record to find).
+    #[tokio::test]
+    async fn a_tag_targets_record_arriving_after_the_sweep_is_still_evaluated() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        let mut st = event_json("ssm-command-invocation-status-change-success.json");
+        st["detail"]["instance-id"] = json!("i-0a1b2c3d4e5f60003");
+        st["resources"] =
+            json!(["arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60003"]);
+        watch(
+            &p,
+            &i,
+            &fakes::invocation("status-watcher"),
+            Accept::StatusChanges,
+            &st,
+        )
+        .await
+        .unwrap();
+        let o = sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
+        assert_eq!(o.counts.unevaluated, 1);
+        let record = event_json("cloudtrail-sendcommand-tag-targets.json");
+        watch(
+            &p,
+            &i,
+            &fakes::invocation("cloudtrail-watcher"),
+            Accept::Activities,
+            &record,
+        )
+        .await
+        .unwrap();
+        let kinds: Vec<FindingKind> = logged(&p).iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::Unevaluated, FindingKind::Violation]);
+        assert!(p.state.snapshot().overdue.is_empty(), "finished");
+        // The next sweep reports nothing more.
+        let o = sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-2"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
+        assert!(o.logged.is_empty());
+    }
+
+    /// Issue 9: before reporting, the sweep checks the command's record: a run whose record
+    /// raced its park is evaluated normally, never reported "never arrived".
+    #[tokio::test]
+    async fn the_sweep_evaluates_a_run_whose_record_is_there_after_all() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        watch(
+            &p,
+            &i,
+            &fakes::invocation("cloudtrail-watcher"),
+            Accept::Activities,
+            &event_json("cloudtrail-sendcommand-tag-targets.json"),
+        )
+        .await
+        .unwrap();
+        // A park written after both sides looked (a crash between park and second look).
+        let mut st = event_json("ssm-command-invocation-status-change-success.json");
+        st["detail"]["instance-id"] = json!("i-0a1b2c3d4e5f60003");
+        st["resources"] =
+            json!(["arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60003"]);
+        let Ok(tagwatch_core::event::Event::Status(status)) = tagwatch_core::event::normalize(&st)
+        else {
+            panic!("a status event")
+        };
+        let target = status.targets[0].clone();
+        p.state.table.lock().unwrap().parked.insert(
+            (status.command_id.clone(), target.id.clone()),
+            tagwatch_core::correlate::Parked {
+                command_id: status.command_id.clone(),
+                instance_id: target.id.clone(),
+                status: std::sync::Arc::new(status.narrowed_to(&target)),
+            },
+        );
+        let o = sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
+        assert_eq!(o.counts.violations, 1);
+        assert_eq!(o.counts.unevaluated, 0, "no false \"never arrived\"");
+        assert!(p.state.snapshot().parked.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_parked_item_is_counted_and_skipped() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        status(&p, "ssm-command-invocation-status-change-orphan.json").await;
+        p.state
+            .table
+            .lock()
+            .unwrap()
+            .unreadable
+            .push(("command#x parked#i-1".into(), "expected value".into()));
+        let o = sweep_at(
+            &p,
+            &i,
+            &fakes::invocation(FUNCTION),
+            &scheduled("s-1"),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap();
+        assert_eq!(o.counts.permanent_errors, 1);
+        assert_eq!(o.counts.unevaluated, 1, "the rest is still reported");
+    }
 }
