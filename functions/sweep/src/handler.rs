@@ -247,16 +247,23 @@ mod tests {
         assert_eq!(alerted_ids(&p).len(), 2);
     }
 
+    /// The Success invocation event of the tag-Targets command, on `instance`.
+    fn success_on(instance: &str) -> Value {
+        let mut st = event_json("ssm-command-invocation-status-change-success.json");
+        st["detail"]["instance-id"] = json!(instance);
+        st["resources"] = json!([format!(
+            "arn:aws:ec2:us-east-1:111122223333:instance/{instance}"
+        )]);
+        st
+    }
+
     /// Issue 9: a tag-Targets run the sweep reported, whose record then arrives: still
     /// evaluated (the overdue marker stays for the record to find).
     #[tokio::test]
     async fn a_tag_targets_record_arriving_after_the_sweep_is_still_evaluated() {
         let p = fakes::ports(inventory());
         let i = intent();
-        let mut st = event_json("ssm-command-invocation-status-change-success.json");
-        st["detail"]["instance-id"] = json!("i-0a1b2c3d4e5f60003");
-        st["resources"] =
-            json!(["arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60003"]);
+        let st = success_on("i-0a1b2c3d4e5f60003");
         watch(
             &p,
             &i,
@@ -320,10 +327,7 @@ mod tests {
         .await
         .unwrap();
         // A park written after both sides looked (a crash between park and second look).
-        let mut st = event_json("ssm-command-invocation-status-change-success.json");
-        st["detail"]["instance-id"] = json!("i-0a1b2c3d4e5f60003");
-        st["resources"] =
-            json!(["arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60003"]);
+        let st = success_on("i-0a1b2c3d4e5f60003");
         let Ok(tagwatch_core::event::Event::Status(status)) = tagwatch_core::event::normalize(&st)
         else {
             panic!("a status event")
