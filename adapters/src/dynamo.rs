@@ -525,7 +525,12 @@ impl DynamoCorrelation {
             .await?;
         result.lost_claims = lost.into_iter().flatten().collect();
         for (caller, episode, opened) in episodes {
-            if opened && !self.open_episode(&caller, &episode).await? {
+            // An episode this event opened is stored whole; one it joined (or lost to another
+            // opener) is extended to its call.
+            if opened && self.open_episode(&caller, &episode).await? {
+                continue;
+            }
+            if opened {
                 result
                     .lost_episodes
                     .push((caller.clone(), episode.opened_by.clone()));

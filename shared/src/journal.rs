@@ -351,19 +351,21 @@ mod tests {
         assert_eq!(w.stats.duplicates, 1);
     }
 
+    /// A window as a store gathers it: the calls already written (one item per call).
+    fn window_of(calls: &[(i64, &str)]) -> DenialWindow {
+        DenialWindow {
+            calls: calls.iter().map(|(t, id)| (*t, id.to_string())).collect(),
+            episode: None,
+        }
+    }
+
     #[test]
     fn denial_episodes_are_gathered_and_written_back() {
         let intent = intent();
         let inv = Inventory::default();
         let caller = "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
-        // A store gathers the calls already written (one item per call), this one included.
-        let mut window = DenialWindow::default();
-        window
-            .calls
-            .push_back((1_795_165_200_000, "d-1".to_string()));
-        window
-            .calls
-            .push_back((1_795_165_210_000, "d-2".to_string()));
+        // The store gathers the calls already written, this one included.
+        let window = window_of(&[(1_795_165_200_000, "d-1"), (1_795_165_210_000, "d-2")]);
         let mut store = JournalStore::new();
         store.preload_denials(caller, window);
         let mut w = Watcher::new(&intent, store);
@@ -386,16 +388,11 @@ mod tests {
             crate::verdict::spike_finding_id(caller, "d-2")
         );
         // The next denial gathers the open episode: it goes on, no second spike.
-        let mut window = DenialWindow::default();
-        window
-            .calls
-            .push_back((1_795_165_200_000, "d-1".to_string()));
-        window
-            .calls
-            .push_back((1_795_165_210_000, "d-2".to_string()));
-        window
-            .calls
-            .push_back((1_795_165_220_000, "d-3".to_string()));
+        let mut window = window_of(&[
+            (1_795_165_200_000, "d-1"),
+            (1_795_165_210_000, "d-2"),
+            (1_795_165_220_000, "d-3"),
+        ]);
         window.episode = Some(episode);
         let mut store = JournalStore::new();
         store.preload_denials(caller, window);

@@ -145,8 +145,19 @@ impl Config {
             quarantine_queue_url: get("TAGWATCH_QUARANTINE_QUEUE_URL"),
             state_ttl: seconds("TAGWATCH_STATE_TTL_SECONDS", DEFAULT_STATE_TTL_SECONDS)?,
             delivery_lease: seconds("TAGWATCH_DELIVERY_LEASE_SECONDS", 40)?,
-            sweep_batch: usize::try_from(seconds("TAGWATCH_SWEEP_BATCH", 500)?.as_secs())
-                .unwrap_or(usize::MAX),
+            sweep_batch: match get("TAGWATCH_SWEEP_BATCH") {
+                None => 500,
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "TAGWATCH_SWEEP_BATCH",
+                            value: v,
+                            reason: "expected a positive whole number of invocations",
+                        })
+                    }
+                },
+            },
             tag_cache: seconds("TAGWATCH_TAG_CACHE_SECONDS", 60)?,
             park_delay: seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
             spike_threshold,
@@ -207,6 +218,13 @@ mod tests {
         let mut bad = BASE.to_vec();
         bad.push(("TAGWATCH_SPIKE_WINDOW_SECONDS", "-5"));
         assert!(Config::from_lookup(env(&bad)).is_err());
+        let mut bad = BASE.to_vec();
+        bad.push(("TAGWATCH_SWEEP_BATCH", "0"));
+        let err = Config::from_lookup(env(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("TAGWATCH_SWEEP_BATCH") && err.contains("invocations"),
+            "{err}"
+        );
     }
 
     #[test]

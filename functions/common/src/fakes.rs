@@ -51,7 +51,8 @@ pub struct Table {
     pub denials: HashMap<String, BTreeSet<(i64, String)>>,
     pub episodes: HashMap<String, Episode>,
     pub outbox: BTreeMap<(String, String), Finding>,
-    /// Finding id to (holder, lease end in ms of a logical clock that never runs out).
+    /// Finding id to the holder of its delivery lease (leases never run out by themselves
+    /// here; `FakeState::leases_expired` makes them).
     pub leases: HashMap<String, String>,
     pub delivered: HashMap<String, BTreeSet<String>>,
 }
