@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -725,30 +725,34 @@ impl DynamoCorrelation {
     /// Takes a parked invocation for the sweep's report: it becomes an overdue marker (still
     /// indexed until [`Self::reported_overdue`], so a sweep that stops after taking it reports
     /// it next time; still gathered, so a record that arrives later evaluates it). False when
-    /// it was gone (the CloudTrail watcher finished it meanwhile).
+    /// it was gone (the CloudTrail watcher finished it meanwhile). Idempotent: the marker is
+    /// written before the parked item is deleted, so a call whose answer was lost (a 500 after
+    /// DynamoDB did the work) is retried to the same result instead of losing the pair.
     pub async fn take_overdue(&self, parked: &Parked) -> Result<bool, AdapterError> {
         let pk = format!("command#{}", parked.command_id);
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&pk, format!("parked#{}", parked.instance_id))))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
-        let Some(mut old) = out.attributes.filter(|a| !a.is_empty()) else {
-            return Ok(false);
+        let parked_sk = format!("parked#{}", parked.instance_id);
+        let overdue_sk = format!("overdue#{}", parked.instance_id);
+        let Some(mut item) = self.get(&pk, &parked_sk).await? else {
+            // Taken by an earlier attempt of ours, or finished by the CloudTrail watcher.
+            let marker = self.get(&pk, &overdue_sk).await?;
+            return Ok(marker.is_some_and(|m| text(&m, "park_queue") == Some(QUEUE_OVERDUE)));
         };
-        old.insert("sk".into(), s(format!("overdue#{}", parked.instance_id)));
-        old.insert("park_queue".into(), s(QUEUE_OVERDUE));
+        item.insert("sk".into(), s(&overdue_sk));
+        item.insert("park_queue".into(), s(QUEUE_OVERDUE));
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(old))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(|e| AdapterError::aws("DynamoDB PutItem", e))?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&pk, &parked_sk)))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("DynamoDB DeleteItem", e))?;
         Ok(true)
     }
 

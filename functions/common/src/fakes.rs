@@ -386,7 +386,8 @@ impl State for FakeState {
                 t.overdue.insert(k, (p, false));
                 Ok(true)
             }
-            None => Ok(false),
+            // Taken by an earlier attempt and not reported yet: taken again.
+            None => Ok(t.overdue.get(&k).is_some_and(|(_, reported)| !reported)),
         }
     }
 
