@@ -23,6 +23,8 @@ use tagwatch_aws::aws_config::SdkConfig;
 use tagwatch_aws::{
     aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, aws_sdk_ssm,
 };
+use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
+use tagwatch_tests::runtime_api::RuntimeApi;
 use tagwatch_tests::{
     denied_json_at, event_json, free_port, moto, read, root, wait_for_port, Moto,
 };
@@ -67,7 +69,11 @@ struct World {
     watch_port: u16,
     dir: PathBuf,
     functions: BTreeMap<&'static str, Proc>,
-    _watch: Proc,
+    /// Execution environments polling the Runtime API player (`World::fleet`).
+    fleet: Vec<Proc>,
+    _watch: Option<Proc>,
+    /// Where the functions send their AWS calls: moto, or the fault proxy in front of it.
+    endpoint: String,
     moto: Moto,
 }
 
@@ -160,14 +166,32 @@ async fn provision(conf: &SdkConfig) -> (String, String) {
 }
 
 impl World {
-    async fn new() -> World {
+    /// moto with the deployment's resources, nothing running yet.
+    async fn provisioned() -> World {
         let moto = moto();
         let conf = tagwatch_aws::testing::config(&moto.url).await;
         let (alerts_url, quarantine_url) = provision(&conf).await;
         let dir = std::env::temp_dir().join(format!("tagwatch-e2e-{}", free_port()));
         std::fs::create_dir_all(&dir).unwrap();
+        World {
+            conf,
+            alerts_url,
+            quarantine_url,
+            watch_port: 0,
+            dir,
+            functions: BTreeMap::new(),
+            fleet: Vec::new(),
+            _watch: None,
+            endpoint: moto.url.clone(),
+            moto,
+        }
+    }
+
+    /// The three functions under `cargo lambda watch`, one environment each.
+    async fn new() -> World {
+        let mut world = World::provisioned().await;
         let watch_port = free_port();
-        let watch_log = std::fs::File::create(dir.join("watch.log")).unwrap();
+        let watch_log = std::fs::File::create(world.dir.join("watch.log")).unwrap();
         // `cargo-lambda lambda ...` is what `cargo lambda ...` runs, without a `cargo` parent
         // process that would outlive a kill.
         let watch = Command::new("cargo-lambda")
@@ -180,44 +204,50 @@ impl World {
             .unwrap_or_else(|e| {
                 panic!("cannot start `cargo lambda watch` ({e}): pip install cargo-lambda ziglang")
             });
-        let watch = Proc(watch);
+        world._watch = Some(Proc(watch));
         wait_for_port(watch_port, "cargo lambda watch");
-        let mut world = World {
-            conf,
-            alerts_url,
-            quarantine_url,
-            watch_port,
-            dir,
-            functions: BTreeMap::new(),
-            _watch: watch,
-            moto,
-        };
+        world.watch_port = watch_port;
         for f in [CLOUDTRAIL, STATUS, SWEEP] {
             world.start(f, &[]);
         }
         world
     }
 
-    /// Starts (or restarts) a function's execution environment, with extra environment
-    /// variables; stdout (JSON logs and EMF lines) goes to `<dir>/<function>.log`.
-    fn start(&mut self, function: &'static str, extra: &[(&str, String)]) {
-        self.functions.remove(function);
+    /// Several execution environments per function, polling a Runtime API player, with their
+    /// AWS calls going to `endpoint` (moto or a proxy in front of it).
+    fn fleet(&mut self, api: &RuntimeApi, sizes: &[(&'static str, usize)], endpoint: &str) {
+        self.endpoint = endpoint.to_string();
+        for (function, n) in sizes {
+            for i in 0..*n {
+                let log = format!("{function}.{i}");
+                let proc = self.spawn(function, &api.endpoint(function), &log, &[]);
+                self.fleet.push(proc);
+            }
+        }
+    }
+
+    /// One execution environment of `function` polling `runtime_api`; stdout (JSON logs and
+    /// EMF lines) goes to `<dir>/<log>.log`.
+    fn spawn(
+        &self,
+        function: &'static str,
+        runtime_api: &str,
+        log: &str,
+        extra: &[(&str, String)],
+    ) -> Proc {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(format!("{function}.log")))
+            .open(self.dir.join(format!("{log}.log")))
             .unwrap();
         let mut cmd = Command::new(binary(function));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{}/.rt/{function}", self.watch_port),
-            )
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .env("AWS_LAMBDA_FUNCTION_NAME", function)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_ENDPOINT_URL", &self.moto.url)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -235,7 +265,16 @@ impl World {
             .stderr(log)
             .spawn()
             .unwrap();
-        self.functions.insert(function, Proc(child));
+        Proc(child)
+    }
+
+    /// Starts (or restarts) a function's environment under `cargo lambda watch`, with extra
+    /// environment variables.
+    fn start(&mut self, function: &'static str, extra: &[(&str, String)]) {
+        self.functions.remove(function);
+        let api = format!("http://127.0.0.1:{}/.rt/{function}", self.watch_port);
+        let proc = self.spawn(function, &api, function, extra);
+        self.functions.insert(function, proc);
     }
 
     /// Invokes a function through the emulator; Ok(response) or Err(error output).
@@ -271,10 +310,16 @@ impl World {
         std::fs::read_to_string(self.dir.join(format!("{function}.log"))).unwrap_or_default()
     }
 
-    /// The EMF lines a function printed.
+    /// The EMF lines a function's environments printed.
     fn metrics(&self, function: &str) -> Vec<Value> {
-        self.function_log(function)
-            .lines()
+        let mut text = self.function_log(function);
+        for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(&format!("{function}.")) && name != format!("{function}.log") {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v.get("_aws").is_some())
             .collect()
@@ -484,7 +529,9 @@ async fn an_access_denied_burst_raises_one_spike() {
             .count(),
         7
     );
-    assert!(keys.contains(&(caller.to_string(), "episode".to_string())));
+    assert!(keys
+        .iter()
+        .any(|(pk, sk)| pk == caller && sk.starts_with("episode#")));
     let spikes_counted: u64 = w
         .metrics(CLOUDTRAIL)
         .iter()
@@ -724,4 +771,457 @@ fn an_invalid_intent_fails_the_cold_start_with_a_clear_message() {
     assert!(error.contains("$.principals[0]"), "{error}");
     assert!(error.contains("Effect"), "{error}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---- several execution environments at once, Lambda's retries, injected faults ---------------
+//
+// The function binaries as Lambda runs them under load: several processes of one function poll
+// a Runtime API player (`tagwatch_tests::runtime_api`) against one moto, invoked from parallel
+// threads; a failed invocation is retried under the same request id (Lambda's asynchronous
+// retries), and what fails every attempt lands in the player's failure queue.
+
+/// Runs events through `function` at once, one thread each, with Lambda's 2 retries.
+fn at_once(
+    api: &RuntimeApi,
+    function: &'static str,
+    events: Vec<Value>,
+) -> Vec<Result<Value, Value>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = events
+            .iter()
+            .map(|e| s.spawn(move || api.invoke_async(function, e, 2)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Instance ids `i-0f00000000000000N`, tagged in moto like the fixtures' quarantined
+/// production server (a violation for the lead engineer's tag-Targets command).
+async fn quarantined_fleet(conf: &SdkConfig, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("i-0f{i:015x}")).collect();
+    let ec2 = tagwatch_aws::aws_sdk_ec2::Client::new(conf);
+    for chunk in ids.chunks(500) {
+        let mut req = ec2.create_tags().set_resources(Some(chunk.to_vec()));
+        for (k, v) in [("Environment", "productionServer"), ("Quarantine", "true")] {
+            req = req.tags(
+                tagwatch_aws::aws_sdk_ec2::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build(),
+            );
+        }
+        req.send().await.unwrap();
+    }
+    ids
+}
+
+/// The tag-Targets command's invocation status event for one instance.
+fn invocation_on(instance: &str, n: usize) -> Value {
+    let mut e = event_json("ssm-command-invocation-status-change-success.json");
+    e["id"] = json!(format!("status-{n}-{instance}"));
+    e["detail"]["instance-id"] = json!(instance);
+    e["resources"] = json!([format!(
+        "arn:aws:ec2:us-east-1:111122223333:instance/{instance}"
+    )]);
+    e
+}
+
+fn ids_of(findings: &[Value], kind: &str) -> Vec<String> {
+    let mut ids: Vec<String> = findings
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .map(|f| f["finding_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn unique(mut ids: Vec<String>) -> usize {
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}
+
+/// Issue 9, row 1: 20 denials by one caller on 20 environments at once (threshold 5) used to
+/// log 12–13, spike 1–2 times and leave 7–8 events in the failure queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_denials_at_once_on_twenty_environments_log_twenty_and_spike_once() {
+    let mut w = World::provisioned().await;
+    let api = RuntimeApi::start();
+    let url = w.moto.url.clone();
+    w.fleet(&api, &[(CLOUDTRAIL, 20)], &url);
+    let events: Vec<Value> = (0..20)
+        .map(|n| denied_json_at(&format!("storm-{n}"), &format!("09:00:{n:02}")))
+        .collect();
+    let results = at_once(&api, CLOUDTRAIL, events);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(api.failure_queue().is_empty());
+    let findings = w.findings().await;
+    assert_eq!(ids_of(&findings, "access_denied").len(), 20);
+    assert_eq!(unique(ids_of(&findings, "access_denied")), 20);
+    assert_eq!(
+        ids_of(&findings, "access_denied_spike").len(),
+        1,
+        "{findings:?}"
+    );
+    let alerts = w.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["detail-type"], "Tagwatch AccessDenied Spike");
+    let spikes: u64 = w
+        .metrics(CLOUDTRAIL)
+        .iter()
+        .map(|m| m["AccessDeniedSpikes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(spikes, 1);
+}
+
+/// Issue 9, row 2: the same violation on 5 environments at once (EventBridge redelivery), and
+/// the InProgress and Success events of one pair at once, used to page once per environment.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_violation_on_five_environments_at_once_is_one_log_line_and_one_alert() {
+    let mut w = World::provisioned().await;
+    let api = RuntimeApi::start();
+    let url = w.moto.url.clone();
+    w.fleet(&api, &[(CLOUDTRAIL, 5), (STATUS, 4)], &url);
+    let e = event_json("cloudtrail-sendcommand-instanceids.json");
+    let results = at_once(&api, CLOUDTRAIL, vec![e; 5]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(w.findings().await.len(), 1);
+    assert_eq!(w.alerts().await.len(), 1);
+    // A tag-Targets command's record, then two status events of one violating pair, each
+    // delivered twice, at once.
+    api.invoke_async(
+        CLOUDTRAIL,
+        &event_json("cloudtrail-sendcommand-tag-targets.json"),
+        2,
+    )
+    .unwrap();
+    let pair = [
+        invocation_on("i-0a1b2c3d4e5f60003", 1),
+        invocation_on("i-0a1b2c3d4e5f60003", 2),
+    ];
+    let events: Vec<Value> = pair.iter().chain(pair.iter()).cloned().collect();
+    let results = at_once(&api, STATUS, events);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let findings = w.findings().await;
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert_eq!(w.alerts().await.len(), 1);
+    assert!(api.failure_queue().is_empty());
+}
+
+/// Issue 9, rows 3 and 8: a tag-Targets command on 50 instances whose CloudTrail record arrives
+/// while its status events are handled used to leave pairs never evaluated, duplicate some and
+/// make the sweep report false "record never arrived" runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_targets_on_fifty_instances_with_the_record_arriving_midway() {
+    let mut w = World::provisioned().await;
+    let api = RuntimeApi::start();
+    let url = w.moto.url.clone();
+    let fleet = quarantined_fleet(&w.conf, 50).await;
+    w.fleet(&api, &[(CLOUDTRAIL, 2), (STATUS, 8), (SWEEP, 1)], &url);
+    let statuses: Vec<Value> = fleet
+        .iter()
+        .enumerate()
+        .map(|(n, id)| invocation_on(id, n))
+        .collect();
+    let (first, rest) = statuses.split_at(25);
+    let record = event_json("cloudtrail-sendcommand-tag-targets.json");
+    std::thread::scope(|s| {
+        let a = s.spawn(|| at_once(&api, STATUS, first.to_vec()));
+        let b = s.spawn(|| api.invoke_async(CLOUDTRAIL, &record, 2));
+        let c = s.spawn(|| at_once(&api, STATUS, rest.to_vec()));
+        assert!(a.join().unwrap().iter().all(Result::is_ok));
+        assert!(b.join().unwrap().is_ok());
+        assert!(c.join().unwrap().iter().all(Result::is_ok));
+    });
+    let sweep = json!({"id": "sweep-after-fifty", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    api.invoke_async(SWEEP, &sweep, 2).unwrap();
+    let findings = w.findings().await;
+    let violations = ids_of(&findings, "violation");
+    assert_eq!(violations.len(), 50, "{findings:?}");
+    assert_eq!(unique(violations), 50, "each once");
+    assert!(
+        ids_of(&findings, "unevaluated").is_empty(),
+        "no false \"never arrived\""
+    );
+    assert_eq!(w.alerts().await.len(), 50);
+    let keys = w.keys().await;
+    assert!(keys.iter().all(|(_, sk)| !sk.starts_with("parked#")));
+    assert!(api.failure_queue().is_empty());
+}
+
+/// Issue 9, row 4: a record finishing 1,000 parked invocations used to take 54 s (about 7
+/// sequential DynamoDB calls per instance) and, killed at 30 s, end in the failure queue after
+/// 1,986 log lines. Its AWS calls go through the (fault-free) proxy; the wall time is printed
+/// and recorded in README.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_finishing_a_thousand_parked_invocations() {
+    let mut w = World::provisioned().await;
+    let api = RuntimeApi::start();
+    let proxy = FaultProxy::start(
+        w.moto.port,
+        FaultPlan {
+            per_mille: 0,
+            seed: 1,
+            after: &[],
+        },
+    );
+    let fleet = quarantined_fleet(&w.conf, 1000).await;
+    w.fleet(&api, &[(CLOUDTRAIL, 1), (STATUS, 4)], &proxy.url);
+    let statuses: Vec<Value> = fleet
+        .iter()
+        .enumerate()
+        .map(|(n, id)| invocation_on(id, n))
+        .collect();
+    for chunk in statuses.chunks(16) {
+        assert!(at_once(&api, STATUS, chunk.to_vec())
+            .iter()
+            .all(Result::is_ok));
+    }
+    let parked = w
+        .keys()
+        .await
+        .iter()
+        .filter(|(_, sk)| sk.starts_with("parked#"))
+        .count();
+    assert_eq!(parked, 1000);
+    let ddb_calls = |p: &FaultProxy| -> u64 {
+        p.stats()
+            .iter()
+            .filter(|((s, _), _)| s == "dynamodb")
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let before = ddb_calls(&proxy);
+    let started = std::time::Instant::now();
+    let record = event_json("cloudtrail-sendcommand-tag-targets.json");
+    let r = api
+        .invoke(
+            CLOUDTRAIL,
+            &record,
+            "req-thousand",
+            std::time::Duration::from_secs(120),
+        )
+        .unwrap();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "1,000 parked invocations finished in {:.1} s (one attempt)",
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(r["logged"], 1000, "{r}");
+    assert_eq!(r["alerted"], 1000);
+    eprintln!(
+        "DynamoDB calls of that invocation: {} for 1,000 instances",
+        ddb_calls(&proxy) - before
+    );
+    let findings = w.findings().await;
+    assert_eq!(unique(ids_of(&findings, "violation")), 1000);
+    assert_eq!(findings.len(), 1000);
+}
+
+/// 200 mixed events through a world, with every event retried as Lambda would and the
+/// failure queue redriven until it is empty; the findings in the log group and on the bus.
+async fn two_hundred_mixed_events(plan: Option<FaultPlan>) -> (Vec<Value>, Vec<Value>, u64) {
+    let mut w = World::provisioned().await;
+    let api = RuntimeApi::start();
+    let proxy = plan.map(|p| FaultProxy::start(w.moto.port, p));
+    let endpoint = proxy.as_ref().map_or(w.moto.url.clone(), |p| p.url.clone());
+    w.fleet(&api, &[(CLOUDTRAIL, 4), (STATUS, 3)], &endpoint);
+    let mut cloudtrail = Vec::new();
+    for n in 0..60 {
+        // A violation each (a new command on the production server).
+        let mut e = event_json("cloudtrail-sendcommand-instanceids.json");
+        e["id"] = json!(format!("eb-v-{n}"));
+        e["detail"]["eventID"] = json!(format!("v-{n}"));
+        e["detail"]["responseElements"]["command"]["commandId"] = json!(format!("cmd-v-{n}"));
+        cloudtrail.push(e);
+    }
+    for n in 0..40 {
+        let mut e = event_json("cloudtrail-startsession-allowed.json");
+        e["id"] = json!(format!("eb-c-{n}"));
+        e["detail"]["eventID"] = json!(format!("c-{n}"));
+        cloudtrail.push(e);
+    }
+    for n in 0..60 {
+        // Three bursts of 20 denials, an hour apart: three spikes.
+        cloudtrail.push(denied_json_at(
+            &format!("d-{n}"),
+            &format!("{:02}:00:{:02}", 9 + n / 20, n % 20),
+        ));
+    }
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        // Status events of the violating runs (their pairs are already claimed, or not yet).
+        let mut e = event_json("ssm-command-invocation-status-change-success.json");
+        e["id"] = json!(format!("s-{n}"));
+        e["detail"]["command-id"] = json!(format!("cmd-v-{n}"));
+        statuses.push(e);
+    }
+    std::thread::scope(|s| {
+        let a = s.spawn(|| at_once(&api, CLOUDTRAIL, cloudtrail.clone()));
+        let b = s.spawn(|| at_once(&api, STATUS, statuses.clone()));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    // The operator's redrive of the failure queue, until nothing is left.
+    for _ in 0..5 {
+        let failed = api.take_failure_queue();
+        if failed.is_empty() {
+            break;
+        }
+        for (function, event, _) in failed {
+            let function = [CLOUDTRAIL, STATUS]
+                .into_iter()
+                .find(|f| *f == function)
+                .unwrap();
+            let _ = api.invoke_async(function, &event, 2);
+        }
+    }
+    assert!(api.failure_queue().is_empty(), "{:?}", api.failure_queue());
+    let faults = proxy.as_ref().map_or(0, FaultProxy::faults);
+    (w.findings().await, w.alerts().await, faults)
+}
+
+/// Issue 9: with about 10% of DynamoDB, Logs and EventBridge calls failing (throttling and 500s
+/// before the call; for DynamoDB also 500s after it was executed), 200 mixed events give the
+/// same findings as a fault-free run, none lost, none twice in the log group or on the bus.
+/// (A sink call that failed after it was executed is the documented at-least-once window:
+/// PutLogEvents and PutEvents have no idempotency key, so the SDK's retry repeats it.)
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_events_under_injected_faults_give_the_fault_free_findings() {
+    let (clean, clean_alerts, _) = two_hundred_mixed_events(None).await;
+    let (faulty, faulty_alerts, faults) = two_hundred_mixed_events(Some(FaultPlan {
+        per_mille: 100,
+        seed: 0x7a6_9a7c,
+        after: &["dynamodb"],
+    }))
+    .await;
+    eprintln!("faults injected: {faults}");
+    assert!(faults > 50, "the proxy injected faults: {faults}");
+    // Which denial opens a burst's episode depends on the order environments ran them (the
+    // spike is named after it), so spikes compare by burst; every other finding by id.
+    let ids = |f: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = f
+            .iter()
+            .filter(|f| f["kind"] != "access_denied_spike")
+            .map(|f| f["finding_id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let bursts = |f: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = f
+            .iter()
+            .filter(|f| f["kind"] == "access_denied_spike")
+            .map(|f| f["event_time"].as_str().unwrap()[..13].to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let details = |a: &[Value]| -> Vec<Value> { a.iter().map(|a| a["detail"].clone()).collect() };
+    let (clean_alerts, faulty_alerts) = (details(&clean_alerts), details(&faulty_alerts));
+    assert_eq!(ids_of(&clean, "violation").len(), 60);
+    assert_eq!(
+        bursts(&clean),
+        ["2026-11-20T09", "2026-11-20T10", "2026-11-20T11"],
+        "one spike per burst"
+    );
+    assert_eq!(bursts(&faulty), bursts(&clean), "one spike per burst");
+    assert_eq!(ids(&faulty), ids(&clean), "the same findings, none lost");
+    assert_eq!(faulty.len(), clean.len(), "nothing twice in the log group");
+    assert_eq!(ids(&faulty_alerts), ids(&clean_alerts));
+    assert_eq!(bursts(&faulty_alerts), bursts(&clean));
+    assert_eq!(
+        faulty_alerts.len(),
+        clean_alerts.len(),
+        "nothing twice on the bus"
+    );
+}
+
+/// Issue 9, item 8: what the failure destination kept is redriven with `tagwatch redrive`:
+/// each record is invoked again (Lambda's Invoke API, here the Runtime API player's) and
+/// deleted once it succeeded; a record that is not one stays and is reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn tagwatch_redrive_invokes_the_failure_queue_again_and_deletes_what_succeeded() {
+    let mut w = World::provisioned().await;
+    let api = RuntimeApi::start();
+    // An environment whose DynamoDB is unreachable: every attempt fails.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let broken = w.spawn(
+        CLOUDTRAIL,
+        &api.endpoint(CLOUDTRAIL),
+        "broken",
+        &[
+            ("AWS_ENDPOINT_URL_DYNAMODB", closed),
+            ("AWS_MAX_ATTEMPTS", "1".to_string()),
+        ],
+    );
+    let event = event_json("cloudtrail-sendcommand-instanceids.json");
+    assert!(api.invoke_async(CLOUDTRAIL, &event, 2).is_err());
+    drop(broken);
+    // Lambda's failure destination record of it, on an SQS queue.
+    let (dlq, _) = queue(&w.conf, "tagwatch-failures").await;
+    let record = json!({
+        "version": "1.0",
+        "timestamp": "2026-11-20T09:10:00.000Z",
+        "requestContext": {
+            "requestId": "5f1d0000-0000-4000-8000-000000000001",
+            "functionArn": format!("arn:aws:lambda:us-east-1:111122223333:function:{CLOUDTRAIL}:$LATEST"),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "RetryableAwsError", "errorMessage": "DynamoDB GetItem failed"}
+    });
+    let sqs = aws_sdk_sqs::Client::new(&w.conf);
+    for body in [record.to_string(), json!({"hello": "world"}).to_string()] {
+        sqs.send_message()
+            .queue_url(&dlq)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(w.findings().await.is_empty());
+    // A healthy environment; the operator redrives.
+    let url = w.moto.url.clone();
+    w.fleet(&api, &[(CLOUDTRAIL, 1)], &url);
+    let out = Command::new(binary("tagwatch"))
+        .args(["redrive", "--queue", &dlq, "--visibility-seconds", "2"])
+        .env("AWS_ENDPOINT_URL", &w.moto.url)
+        .env(
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("http://127.0.0.1:{}", api.port),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one message stays: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let results: Vec<&str> = lines.iter().filter_map(|l| l["result"].as_str()).collect();
+    let mut sorted = results.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["delivered", "unreadable"], "{stdout}");
+    assert_eq!(lines.last().unwrap()["summary"]["delivered"], 1);
+    // The event was handled: its violation is logged and alerted, once.
+    let findings = w.findings().await;
+    assert_eq!(kinds(&findings), ["violation"]);
+    assert_eq!(w.alerts().await.len(), 1);
+    // Only the unreadable message is left (visible again after its 2 s).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let left = w.drain(&dlq).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0, json!({"hello": "world"}));
 }

@@ -14,6 +14,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod fault_proxy;
+pub mod http;
+pub mod runtime_api;
+
 use tagwatch_core::event::{normalize, Event};
 use tagwatch_core::tags::Inventory;
 use tagwatch_core::Intent;
@@ -123,16 +127,23 @@ impl Drop for Moto {
     }
 }
 
-/// Starts `moto_server -H 127.0.0.1 -p <free port>` and waits for it.
+/// Starts moto's server on a free loopback port and waits for it. It runs through
+/// `tests/moto_serial.py` (moto's own server, answering one request at a time, so that racing
+/// conditional writes behave as DynamoDB's atomic ones do) with the `python3` on PATH, which
+/// must have moto (`.ci/run` puts its virtual environment first).
 pub fn moto() -> Moto {
     let port = free_port();
-    let child = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    let child = std::process::Command::new("python3")
+        .arg(root().join("tests/moto_serial.py"))
+        .args(["127.0.0.1", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): pip install 'moto[server]'"));
-    wait_for_port(port, "moto_server");
+        .unwrap_or_else(|e| panic!("cannot start moto ({e}): pip install 'moto[server]'"));
+    wait_for_port(
+        port,
+        "moto (python3 tests/moto_serial.py; pip install 'moto[server]')",
+    );
     Moto {
         url: format!("http://127.0.0.1:{port}"),
         port,

@@ -9,7 +9,7 @@
 //! | an invocation waiting for its command | `command#<id>` | `parked#<instance>` (indexed, queue `parked`) |
 //! | an invocation the sweep reported overdue | `command#<id>` | `overdue#<instance>` (indexed, queue `overdue`, until reported) |
 //! | one AccessDenied call | `caller#<key>` | `denial#<event ms, 15 digits>#<event id>` |
-//! | a caller's spike episode | `caller#<key>` | `episode` |
+//! | a caller's spike episode, per window-long bucket of event time it reaches | `caller#<key>` | `episode#<bucket>` |
 //! | a finding staged for delivery (outbox) | `event#<id>` | `finding#<finding id>` |
 //! | who is delivering a finding now | `finding#<id>` | `lease` (`holder`, `until_ms`) |
 //! | a sink a finding reached | `finding#<id>` | `sink#<sink>` |
@@ -101,6 +101,15 @@ fn to_json<T: serde::Serialize>(value: &T, key: &str) -> Result<AttributeValue, 
             key: key.to_string(),
             reason: format!("cannot be written: {e}"),
         })
+}
+
+/// The spike-window-long bucket of event time an instant falls in.
+fn bucket(ms: i64, window_ms: i64) -> i64 {
+    ms.div_euclid(window_ms.max(1))
+}
+
+fn episode_sk(bucket: i64) -> String {
+    format!("episode#{:012}", bucket.max(0))
 }
 
 fn denial_sk(event_ms: i64, event_id: &str) -> String {
@@ -317,9 +326,13 @@ impl DynamoCorrelation {
     /// A caller's window around `event_ms`: the `per_side` calls nearest before (and at) it and
     /// after it within `window_ms` (enough to tell whether any window holding the call reaches
     /// the threshold, however many calls a storm wrote), and the caller's episode.
+    ///
+    /// An episode `event_id` opened itself (an earlier attempt of this event) is left out, so a
+    /// retry decides the same spike again.
     pub async fn denials(
         &self,
         caller: &str,
+        event_id: &str,
         event_ms: i64,
         window_ms: i64,
         per_side: usize,
@@ -342,7 +355,7 @@ impl DynamoCorrelation {
         let lo = event_ms.saturating_sub(window_ms).saturating_add(1).max(0);
         let hi = event_ms.saturating_add(window_ms).saturating_sub(1);
         // `~` sorts after every event id character: the whole millisecond is included.
-        let (before, after, episode) = tokio::join!(
+        let (before, after, episodes) = tokio::join!(
             side(
                 format!("denial#{lo:015}#"),
                 format!("denial#{event_ms:015}#~"),
@@ -353,7 +366,12 @@ impl DynamoCorrelation {
                 format!("denial#{hi:015}#~"),
                 true
             ),
-            self.get(&pk, "episode"),
+            self.batch_get(
+                [-1, 0, 1]
+                    .iter()
+                    .map(|d| key(&pk, episode_sk(bucket(event_ms, window_ms) + d)))
+                    .collect()
+            ),
         );
         let mut calls: Vec<(i64, String)> = Vec::new();
         for out in [before, after] {
@@ -366,51 +384,67 @@ impl DynamoCorrelation {
         }
         calls.sort();
         calls.dedup();
-        let episode = match episode? {
-            None => None,
-            Some(item) => {
-                let field = |name: &str| {
-                    number(&item, name).ok_or_else(|| AdapterError::Corrupt {
-                        key: format!("{pk} episode"),
-                        reason: format!("no number `{name}`"),
-                    })
-                };
-                Some(Episode {
+        // Of the episodes marked in the call's bucket and its neighbours, the one that covers
+        // the call (else the one marked in its own bucket, which blocks a new one there).
+        let mut found = Vec::new();
+        for item in episodes? {
+            let field = |name: &str| {
+                number(&item, name).ok_or_else(|| AdapterError::Corrupt {
+                    key: format!("{pk} {}", text(&item, "sk").unwrap_or_default()),
+                    reason: format!("no number `{name}`"),
+                })
+            };
+            let own_bucket =
+                text(&item, "sk") == Some(episode_sk(bucket(event_ms, window_ms)).as_str());
+            found.push((
+                own_bucket,
+                Episode {
                     opened_by: text(&item, "opened_by").unwrap_or_default().to_string(),
                     started_ms: field("started_ms")?,
                     last_ms: field("last_ms")?,
                     window_ms: field("window_ms")?,
-                })
-            }
-        };
+                },
+            ));
+        }
+        let episode = found
+            .iter()
+            .find(|(_, e)| e.covers(event_ms))
+            .or_else(|| found.iter().find(|(own, _)| *own))
+            .map(|(_, e)| e.clone());
         Ok(DenialWindow {
             calls: calls.into(),
-            episode,
+            episode: episode.filter(|e| e.opened_by != event_id),
         })
     }
 
     /// Gathers the state one event's decision needs (AccessDenied windows are gathered by
     /// [`Self::denials`]).
+    ///
+    /// A SendCommand record reads its command's whole partition (it finishes every parked
+    /// run). A status event reads only the record and its own targets' claims, by key: reading
+    /// the partition there made a fleet of N instances cost N² item reads.
     pub async fn gather(&self, event: &Event) -> Result<JournalStore, AdapterError> {
         let mut store = JournalStore::new();
-        let (event_id, event_ms, command, record) = match event {
+        let (event_id, event_ms) = match event {
             Event::Skipped(_) => return Ok(store),
-            Event::Activity(a) => (
-                &a.event_id,
-                a.event_epoch_ms,
-                a.command_id.as_deref(),
-                false,
-            ),
-            Event::Status(st) => (&st.event_id, st.event_epoch_ms, Some(&*st.command_id), true),
+            Event::Activity(a) => (&a.event_id, a.event_epoch_ms),
+            Event::Status(st) => (&st.event_id, st.event_epoch_ms),
         };
         let seen_key = format!("event#{event_id}");
-        let (seen, gathered) = match command {
-            Some(cmd) => {
-                let (seen, gathered) =
-                    tokio::join!(self.get(&seen_key, "seen"), self.load_command(cmd, record));
-                (seen?, Some(gathered?))
+        let seen = self.get(&seen_key, "seen");
+        let (seen, gathered) = match event {
+            Event::Activity(a) => match &a.command_id {
+                Some(cmd) => {
+                    let (seen, g) = tokio::join!(seen, self.load_command(cmd, false, &a.event_id));
+                    (seen?, Some(g?))
+                }
+                None => (seen.await?, None),
+            },
+            Event::Status(st) => {
+                let (seen, g) = tokio::join!(seen, self.load_pairs(st));
+                (seen?, Some(g?))
             }
-            None => (self.get(&seen_key, "seen").await?, None),
+            Event::Skipped(_) => (None, None),
         };
         if let Some(g) = gathered {
             g.merge_into(&mut store);
@@ -421,16 +455,61 @@ impl DynamoCorrelation {
         Ok(store)
     }
 
-    /// A command's record, claims, and parked and overdue invocations.
-    pub async fn gather_command(&self, command_id: &str) -> Result<JournalStore, AdapterError> {
+    /// What a status event needs of its command's partition: the record and its targets'
+    /// claims, by key.
+    async fn load_pairs(&self, st: &StatusChange) -> Result<Gathered, AdapterError> {
+        let pk = format!("command#{}", st.command_id);
+        let mut keys = vec![key(&pk, "record")];
+        keys.extend(
+            st.targets
+                .iter()
+                .map(|t| key(&pk, format!("claim#{}", t.id))),
+        );
+        let mut out = Gathered::default();
+        for item in self.batch_get(keys).await? {
+            let sk = text(&item, "sk").unwrap_or_default();
+            if sk == "record" {
+                out.record = Some(Self::json(&item, &pk)?);
+            } else if let Some(instance) = sk.strip_prefix("claim#") {
+                if text(&item, "owner") != Some(st.event_id.as_str()) {
+                    out.claims
+                        .push((st.command_id.clone(), instance.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a command's SendCommand record is stored.
+    pub async fn has_record(&self, command_id: &str) -> Result<bool, AdapterError> {
+        Ok(self
+            .get(&format!("command#{command_id}"), "record")
+            .await?
+            .is_some())
+    }
+
+    /// A command's record, claims (but those `owner` holds), and parked and overdue
+    /// invocations.
+    pub async fn gather_command(
+        &self,
+        command_id: &str,
+        owner: &str,
+    ) -> Result<JournalStore, AdapterError> {
         let mut store = JournalStore::new();
-        self.load_command(command_id, true)
+        self.load_command(command_id, true, owner)
             .await?
             .merge_into(&mut store);
         Ok(store)
     }
 
-    async fn load_command(&self, cmd: &str, record: bool) -> Result<Gathered, AdapterError> {
+    /// Claims `owner` holds are left out: an earlier attempt of the same event made them, and
+    /// a retry must decide their findings again (it has not staged them yet, maybe).
+    async fn load_command(
+        &self,
+        cmd: &str,
+        record: bool,
+        owner: &str,
+    ) -> Result<Gathered, AdapterError> {
         let pk = format!("command#{cmd}");
         let mut out = Gathered::default();
         for item in self.query_prefix(&pk, "").await? {
@@ -440,7 +519,9 @@ impl DynamoCorrelation {
                     out.record = Some(Self::json(&item, &pk)?);
                 }
             } else if let Some(instance) = sk.strip_prefix("claim#") {
-                out.claims.push((cmd.to_string(), instance.to_string()));
+                if text(&item, "owner") != Some(owner) {
+                    out.claims.push((cmd.to_string(), instance.to_string()));
+                }
             } else if let Some(instance) = sk
                 .strip_prefix("parked#")
                 .or_else(|| sk.strip_prefix("overdue#"))
@@ -525,17 +606,15 @@ impl DynamoCorrelation {
             .await?;
         result.lost_claims = lost.into_iter().flatten().collect();
         for (caller, episode, opened) in episodes {
-            // An episode this event opened is stored whole; one it joined (or lost to another
-            // opener) is extended to its call.
-            if opened && self.open_episode(&caller, &episode).await? {
-                continue;
-            }
-            if opened {
+            // An episode this event opened is stored whole; one it joined is carried forward
+            // to its call. An opener that lost leaves the episode to the calls that found it.
+            if !opened {
+                self.extend_episode(&caller, &episode).await?;
+            } else if !self.open_episode(&caller, &episode).await? {
                 result
                     .lost_episodes
                     .push((caller.clone(), episode.opened_by.clone()));
             }
-            self.extend_episode(&caller, &episode).await?;
         }
         for (event_id, event_ms) in sightings {
             let item = self.item(format!("event#{event_id}"), "seen".into(), event_ms);
@@ -587,57 +666,101 @@ impl DynamoCorrelation {
         }
     }
 
-    /// Opens an episode unless the stored one still covers it (another denial opened this
-    /// episode first). A retry by the same opener succeeds again.
+    /// Opens an episode unless another covers it. An episode marks every spike-window-long
+    /// bucket of event time it could reach (from a window before its first call to a window
+    /// after its last), in one transaction of conditional puts: of two openers whose episodes
+    /// overlap, one transaction fails. Episodes that arrive out of order (a late burst an hour
+    /// back) mark other buckets and never replace each other. A retry by the same opener
+    /// succeeds again.
     async fn open_episode(&self, caller: &str, e: &Episode) -> Result<bool, AdapterError> {
-        let mut item = self.item(format!("caller#{caller}"), "episode".into(), e.last_ms);
-        item.insert("opened_by".into(), s(&e.opened_by));
-        item.insert("started_ms".into(), n(e.started_ms));
-        item.insert("last_ms".into(), n(e.last_ms));
-        item.insert("window_ms".into(), n(e.window_ms));
-        item.insert("opens_ms".into(), n(e.opens_ms()));
-        item.insert("closes_ms".into(), n(e.closes_ms()));
-        let at = e.started_ms.min(e.last_ms);
+        let pk = format!("caller#{caller}");
+        let first = bucket(e.opens_ms(), e.window_ms);
+        let last = bucket(e.closes_ms(), e.window_ms);
+        let mut items = Vec::new();
+        for b in first..=last.min(first + 90) {
+            let put = aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(self.episode_item(&pk, b, e)))
+                .condition_expression("attribute_not_exists(pk) OR opened_by = :me")
+                .expression_attribute_values(":me", s(&e.opened_by))
+                .build()
+                .map_err(|err| AdapterError::aws("DynamoDB Put", err))?;
+            items.push(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(put)
+                    .build(),
+            );
+        }
         let out = self
             .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(pk) OR opened_by = :me OR closes_ms <= :started OR opens_ms >= :last",
-            )
-            .expression_attribute_values(":me", s(&e.opened_by))
-            .expression_attribute_values(":started", n(at))
-            .expression_attribute_values(":last", n(e.last_ms))
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
         match out {
             Ok(_) => Ok(true),
-            Err(err) if is_conditional_failure(&err) => Ok(false),
-            Err(err) => Err(AdapterError::aws("DynamoDB PutItem", err)),
+            Err(err) => {
+                let lost = err
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => Some(t),
+                        _ => None,
+                    })
+                    .is_some_and(|t| {
+                        t.cancellation_reasons()
+                            .iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    });
+                if lost {
+                    Ok(false)
+                } else {
+                    Err(AdapterError::aws("DynamoDB TransactWriteItems", err))
+                }
+            }
         }
     }
 
-    /// Moves the stored episode's last call forward (a commutative maximum: concurrent
-    /// extensions never conflict, and an older call changes nothing).
+    fn episode_item(&self, pk: &str, b: i64, e: &Episode) -> Item {
+        let mut item = self.item(pk.to_string(), episode_sk(b), e.last_ms);
+        item.insert("opened_by".into(), s(&e.opened_by));
+        item.insert("started_ms".into(), n(e.started_ms));
+        item.insert("last_ms".into(), n(e.last_ms));
+        item.insert("window_ms".into(), n(e.window_ms));
+        item
+    }
+
+    /// Carries an episode forward to a later call: the buckets the call's window reaches are
+    /// marked for it (unless another episode holds them), and its last call moves forward (a
+    /// commutative maximum, so concurrent extensions never conflict).
     async fn extend_episode(&self, caller: &str, e: &Episode) -> Result<(), AdapterError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("caller#{caller}"), "episode")))
-            .update_expression("SET last_ms = :last, closes_ms = :closes, expires_at = :exp")
-            .condition_expression("attribute_exists(pk) AND last_ms < :last AND closes_ms > :last")
-            .expression_attribute_values(":last", n(e.last_ms))
-            .expression_attribute_values(":closes", n(e.closes_ms()))
-            .expression_attribute_values(":exp", self.expiry(e.last_ms))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_failure(&err) => Ok(()),
-            Err(err) => Err(AdapterError::aws("DynamoDB UpdateItem", err)),
+        let pk = format!("caller#{caller}");
+        let from = bucket(e.last_ms, e.window_ms);
+        for b in from..=bucket(e.closes_ms(), e.window_ms) {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(&pk, episode_sk(b))))
+                .update_expression(
+                    "SET opened_by = :me, started_ms = if_not_exists(started_ms, :started), window_ms = :w, last_ms = :last, expires_at = :exp",
+                )
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (opened_by = :me AND last_ms < :last)",
+                )
+                .expression_attribute_values(":me", s(&e.opened_by))
+                .expression_attribute_values(":started", n(e.started_ms))
+                .expression_attribute_values(":w", n(e.window_ms))
+                .expression_attribute_values(":last", n(e.last_ms))
+                .expression_attribute_values(":exp", self.expiry(e.last_ms))
+                .send()
+                .await;
+            match out {
+                Ok(_) => {}
+                Err(err) if is_conditional_failure(&err) => {}
+                Err(err) => return Err(AdapterError::aws("DynamoDB UpdateItem", err)),
+            }
         }
+        Ok(())
     }
 
     /// Invocations due for the sweep, at most `limit`: overdue ones not yet reported (a sweep
@@ -816,18 +939,6 @@ impl DynamoCorrelation {
             let mut item = self.item(pk.clone(), format!("finding#{}", f.finding_id), now_ms);
             item.insert("json".into(), to_json(f, &pk)?);
             writes.push(Self::put_request(item)?);
-        }
-        self.batch_write(writes).await
-    }
-
-    /// Removes staged findings (decided by another event after all).
-    pub async fn unstage(&self, outbox: &str, finding_ids: &[String]) -> Result<(), AdapterError> {
-        let mut writes = Vec::with_capacity(finding_ids.len());
-        for id in finding_ids {
-            writes.push(Self::delete_request(key(
-                format!("event#{outbox}"),
-                format!("finding#{id}"),
-            ))?);
         }
         self.batch_write(writes).await
     }

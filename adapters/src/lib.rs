@@ -6,7 +6,8 @@
 //! - [`bus::FindingsBus`]: alert findings on an EventBridge bus;
 //! - [`tags::LiveTags`]: instance tags from EC2 `DescribeTags` and managed-node tags from SSM
 //!   `ListTagsForResource`, cached for a short time;
-//! - [`quarantine::Quarantine`]: malformed or unexpected events kept on an SQS queue.
+//! - [`quarantine::Quarantine`]: malformed or unexpected events kept on an SQS queue;
+//! - [`redrive::Redrive`]: failure-destination records invoked again (`tagwatch redrive`).
 //!
 //! Clients are built once (at cold start) from an [`aws_config::SdkConfig`]; `AWS_ENDPOINT_URL`
 //! points every client at a local emulator in tests.
@@ -16,6 +17,7 @@ pub mod dynamo;
 pub mod intent;
 pub mod logs;
 pub mod quarantine;
+pub mod redrive;
 pub mod tags;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -204,6 +206,7 @@ pub use aws_sdk_cloudwatchlogs;
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_ec2;
 pub use aws_sdk_eventbridge;
+pub use aws_sdk_lambda;
 pub use aws_sdk_s3;
 pub use aws_sdk_sqs;
 pub use aws_sdk_ssm;

@@ -59,6 +59,7 @@ async fn invoke(
             let window = store
                 .denials(
                     &caller,
+                    &a.event_id,
                     a.event_epoch_ms,
                     intent.spike_window_ms(),
                     max_calls(intent.spike.threshold),
@@ -68,17 +69,19 @@ async fn invoke(
             journal.preload_denials(&caller, window);
         }
     }
+    // As the pipeline does: persist, stage what this event won.
     let mut w = Watcher::new(intent, journal);
     let findings = w.handle(e, inv);
-    store.stage(&event_id, &findings, NOW).await.unwrap();
     let persisted = store
         .persist(&event_id, w.into_store().take_changes())
         .await
         .unwrap();
-    store
-        .unstage(&event_id, &persisted.lost_finding_ids())
-        .await
-        .unwrap();
+    let lost = persisted.lost_finding_ids();
+    let won: Vec<Finding> = findings
+        .into_iter()
+        .filter(|f| !lost.contains(&f.finding_id))
+        .collect();
+    store.stage(&event_id, &won, NOW).await.unwrap();
     let staged = store.staged(&event_id).await.unwrap();
     let ids: Vec<String> = staged.iter().map(|f| f.finding_id.clone()).collect();
     let marks = store.delivered(&ids, &["log"]).await.unwrap();
@@ -410,7 +413,13 @@ async fn concurrent_denials_never_conflict_and_open_one_episode() {
     for e in &calls {
         let Event::Activity(a) = e else { panic!() };
         let window = store
-            .denials(&caller, a.event_epoch_ms, 300_000, max_calls(3))
+            .denials(
+                &caller,
+                &a.event_id,
+                a.event_epoch_ms,
+                300_000,
+                max_calls(3),
+            )
             .await
             .unwrap();
         assert!(window.calls.len() >= 3, "every earlier call is visible");
@@ -432,16 +441,75 @@ async fn concurrent_denials_never_conflict_and_open_one_episode() {
         won += spikes - p.lost_episodes.len();
     }
     assert_eq!(won, 1, "exactly one spike for the episode");
-    // A retry of every call (fresh gather) opens nothing more.
-    let mut more = 0;
+    // The winner's retry (before it staged, say) leaves its own episode out and decides the
+    // same spike again; another event's retry does not.
+    let opener = store
+        .denials(&caller, "nobody", NOW, 300_000, max_calls(3))
+        .await
+        .unwrap()
+        .episode
+        .unwrap()
+        .opened_by;
+    let own = store
+        .denials(&caller, &opener, NOW, 300_000, max_calls(3))
+        .await
+        .unwrap();
+    assert!(own.episode.is_none(), "the opener's retry decides it again");
+    // A redelivery of every call (their sightings written) decides nothing, and the episode
+    // keeps its opener.
+    let mut again = Vec::new();
     for e in &calls {
-        more += invoke(&store, &intent, &inv, e)
-            .await
-            .iter()
-            .filter(|f| f.kind == FindingKind::AccessDeniedSpike)
-            .count();
+        again.extend(
+            invoke(&store, &intent, &inv, e)
+                .await
+                .into_iter()
+                .filter(|f| f.kind == FindingKind::AccessDeniedSpike)
+                .map(|f| f.finding_id),
+        );
     }
-    assert_eq!(more, 0);
+    assert!(again.is_empty(), "{again:?}");
+    let stored = store
+        .denials(&caller, "nobody", NOW, 300_000, max_calls(3))
+        .await
+        .unwrap();
+    assert_eq!(stored.episode.unwrap().opened_by, opener);
+}
+
+/// Issue 9: a caller's bursts arriving out of order (an hour-old burst handled after a newer
+/// one: CloudTrail delays, a redrive) are separate episodes that never replace each other, so
+/// the rest of the newer burst does not page again.
+#[tokio::test]
+async fn out_of_order_bursts_are_separate_episodes_with_one_spike_each() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let intent = tagwatch_tests::spike_intent(300);
+    let inv = inventory();
+    let burst = |hour: u32, from: u32, to: u32| -> Vec<Event> {
+        (from..to)
+            .map(|i| {
+                tagwatch_tests::denied_at(&format!("h{hour}-{i}"), &format!("{hour:02}:00:{i:02}"))
+            })
+            .collect()
+    };
+    let mut spikes = Vec::new();
+    for e in burst(11, 0, 4)
+        .iter()
+        .chain(&burst(9, 0, 6))
+        .chain(&burst(11, 4, 10))
+    {
+        for f in invoke(&store, &intent, &inv, e).await {
+            if f.kind == FindingKind::AccessDeniedSpike {
+                spikes.push(f.event_id.clone());
+            }
+        }
+    }
+    assert_eq!(
+        spikes,
+        ["h11-2", "h9-2"],
+        "one spike per burst, each at its threshold (3)"
+    );
 }
 
 /// A storm writes many calls; the window read stays bounded (the nearest calls either side).
@@ -463,7 +531,7 @@ async fn a_denial_window_read_is_bounded_by_the_threshold() {
         .await
         .unwrap();
     let w = store
-        .denials("arn:x", NOW + 30_000, 300_000, 4)
+        .denials("arn:x", "e30", NOW + 30_000, 300_000, 4)
         .await
         .unwrap();
     let times: Vec<i64> = w.calls.iter().map(|(t, _)| (t - NOW) / 1000).collect();
@@ -471,7 +539,7 @@ async fn a_denial_window_read_is_bounded_by_the_threshold() {
     assert!(w.episode.is_none());
     // Calls outside the window are not read.
     let w = store
-        .denials("arn:x", NOW + 30_000, 2_000, 10)
+        .denials("arn:x", "e30", NOW + 30_000, 2_000, 10)
         .await
         .unwrap();
     let times: Vec<i64> = w.calls.iter().map(|(t, _)| (t - NOW) / 1000).collect();
@@ -533,7 +601,10 @@ async fn the_sweep_index_finds_overdue_parked_invocations_once() {
         "reported once"
     );
     // The overdue marker is still gathered: a record that arrives later finishes the pair.
-    let journal = store.gather_command(&parked.command_id).await.unwrap();
+    let journal = store
+        .gather_command(&parked.command_id, "another-event")
+        .await
+        .unwrap();
     assert_eq!(
         journal.parked_instances(),
         std::slice::from_ref(&parked.instance_id)
@@ -657,8 +728,6 @@ async fn the_outbox_leases_and_per_sink_delivery_marks() {
     a_sinks.sort();
     assert_eq!(a_sinks, ["bus", "log"]);
     assert_eq!(marks["f-b"], ["log"]);
-    store.unstage("e-1", &["f-b".to_string()]).await.unwrap();
-    assert_eq!(store.staged("e-1").await.unwrap(), vec![a]);
     // Batches beyond one call: 60 findings staged, marked and read back.
     let many: Vec<Finding> = (0..60)
         .map(|i| finding(FindingKind::Violation, &format!("m-{i:02}")))

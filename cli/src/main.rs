@@ -6,6 +6,7 @@
 mod check;
 mod input;
 mod output;
+mod redrive;
 mod replay;
 mod simulate;
 
@@ -31,6 +32,9 @@ enum Command {
     Simulate(SimulateArgs),
     /// Replay CloudTrail archives and SSM events against the intent; findings on stdout.
     Replay(replay::ReplayArgs),
+    /// Invoke again what a function's failure destination (an SQS queue) kept; delete what
+    /// succeeds.
+    Redrive(redrive::RedriveArgs),
 }
 
 /// Output format.
@@ -93,16 +97,17 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        Command::Check(args) => check::run(&args, &mut out),
-        Command::Simulate(args) => simulate::run(&args, &mut out),
-        Command::Replay(args) => replay::run(&args, &mut out),
+        Command::Check(args) => check::run(&args, &mut out).map_err(|e| e.to_string()),
+        Command::Simulate(args) => simulate::run(&args, &mut out).map_err(|e| e.to_string()),
+        Command::Replay(args) => replay::run(&args, &mut out).map_err(|e| e.to_string()),
+        Command::Redrive(args) => redrive::run(&args, &mut out).map_err(|e| e.to_string()),
     };
     let _ = out.flush();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", output::paint_error(&e.to_string()));
+            let _ = writeln!(err, "{}", output::paint_error(&e));
             ExitCode::from(2)
         }
     }

@@ -188,6 +188,48 @@ impl StatusChange {
     }
 }
 
+/// A record Lambda's failure destination keeps for an asynchronous invocation that failed
+/// every attempt ("Capturing records of Lambda asynchronous invocations": `version` "1.0",
+/// `requestContext.functionArn`, `condition`, `approximateInvokeCount`, `requestPayload`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationRecord<'v> {
+    /// The function's name, from `requestContext.functionArn` (version or alias stripped).
+    pub function: Option<String>,
+    /// `RetriesExhausted`, `EventAgeExceeded`, ...
+    pub condition: Option<String>,
+    pub invoke_count: Option<u64>,
+    /// The event as the function received it.
+    pub payload: &'v Value,
+}
+
+/// Reads a failure-destination record; `None` when `v` is not one (a plain event).
+pub fn destination_record(v: &Value) -> Option<DestinationRecord<'_>> {
+    let ctx = v.get("requestContext")?;
+    let payload = v.get("requestPayload")?;
+    ctx.get("functionArn")?;
+    let function = ctx
+        .get("functionArn")
+        .and_then(Value::as_str)
+        .and_then(|arn| arn.split(':').nth(6))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string);
+    Some(DestinationRecord {
+        function,
+        condition: ctx
+            .get("condition")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        invoke_count: ctx.get("approximateInvokeCount").and_then(Value::as_u64),
+        payload,
+    })
+}
+
+/// The event itself: a failure-destination record's `requestPayload`, or `v` as it is. The
+/// functions accept both, so a redriven record is handled like the original event.
+pub fn unwrap_destination(v: &Value) -> &Value {
+    destination_record(v).map_or(v, |r| r.payload)
+}
+
 /// Why an event is not evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -843,5 +885,39 @@ mod tests {
         );
         let no_cmd = json!({"id": "s-3", "detail-type": "EC2 Command Invocation Status-change Notification", "time": "2026-11-20T09:09:00Z", "region": "us-east-1", "account": "1", "detail": {}});
         assert_eq!(normalize(&no_cmd).unwrap_err().path, "$.detail.command-id");
+    }
+
+    /// Lambda's failure destination wraps the event ("Capturing records of Lambda asynchronous
+    /// invocations"); a redriven record is the same event.
+    #[test]
+    fn failure_destination_records_unwrap_to_their_event() {
+        let event = serde_json::json!({"id": "e-1", "detail-type": "Scheduled Event"});
+        let record = serde_json::json!({
+            "version": "1.0",
+            "timestamp": "2026-11-20T09:10:00.000Z",
+            "requestContext": {
+                "requestId": "a1b2",
+                "functionArn": "arn:aws:lambda:us-east-1:111122223333:function:tagwatch-CloudTrailWatcher-Ab12:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 3
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "RetryableAwsError", "errorMessage": "x"}
+        });
+        let r = destination_record(&record).unwrap();
+        assert_eq!(
+            r.function.as_deref(),
+            Some("tagwatch-CloudTrailWatcher-Ab12")
+        );
+        assert_eq!(r.condition.as_deref(), Some("RetriesExhausted"));
+        assert_eq!(r.invoke_count, Some(3));
+        assert_eq!(unwrap_destination(&record), &event);
+        assert_eq!(
+            unwrap_destination(&event),
+            &event,
+            "a plain event is itself"
+        );
+        assert!(destination_record(&serde_json::json!({"requestPayload": {}})).is_none());
     }
 }

@@ -46,26 +46,30 @@ impl State for DynamoCorrelation {
     async fn denials(
         &self,
         caller: &str,
+        event_id: &str,
         event_ms: i64,
         window_ms: i64,
         per_side: usize,
     ) -> PortResult<DenialWindow> {
-        Ok(DynamoCorrelation::denials(self, caller, event_ms, window_ms, per_side).await?)
+        Ok(
+            DynamoCorrelation::denials(self, caller, event_id, event_ms, window_ms, per_side)
+                .await?,
+        )
     }
     async fn gather(&self, event: &Event) -> PortResult<JournalStore> {
         Ok(DynamoCorrelation::gather(self, event).await?)
     }
-    async fn gather_command(&self, command_id: &str) -> PortResult<JournalStore> {
-        Ok(DynamoCorrelation::gather_command(self, command_id).await?)
+    async fn has_record(&self, command_id: &str) -> PortResult<bool> {
+        Ok(DynamoCorrelation::has_record(self, command_id).await?)
+    }
+    async fn gather_command(&self, command_id: &str, owner: &str) -> PortResult<JournalStore> {
+        Ok(DynamoCorrelation::gather_command(self, command_id, owner).await?)
     }
     async fn persist(&self, owner: &str, changes: Vec<Change>) -> PortResult<Persisted> {
         Ok(DynamoCorrelation::persist(self, owner, changes).await?)
     }
     async fn stage(&self, outbox: &str, findings: &[Finding]) -> PortResult<()> {
         Ok(DynamoCorrelation::stage(self, outbox, findings, now_ms()).await?)
-    }
-    async fn unstage(&self, outbox: &str, finding_ids: &[String]) -> PortResult<()> {
-        Ok(DynamoCorrelation::unstage(self, outbox, finding_ids).await?)
     }
     async fn staged(&self, outbox: &str) -> PortResult<Vec<Finding>> {
         Ok(DynamoCorrelation::staged(self, outbox).await?)

@@ -80,7 +80,8 @@ impl FakeState {
     }
 }
 
-fn load_command(t: &Table, cmd: &str, record: bool, store: &mut JournalStore) {
+/// A command's partition as the adapter reads it: claims `owner` holds are left out.
+fn load_command(t: &Table, cmd: &str, record: bool, owner: &str, store: &mut JournalStore) {
     if record {
         if let Some(a) = t.commands.get(cmd) {
             store.preload_command(Arc::new(a.clone()));
@@ -92,6 +93,7 @@ fn load_command(t: &Table, cmd: &str, record: bool, store: &mut JournalStore) {
         .claims
         .range(from.clone()..)
         .take_while(|((c, _), _)| c == cmd)
+        .filter(|(_, o)| o.as_str() != owner)
     {
         store.preload_claim(c, i, 0);
     }
@@ -121,6 +123,7 @@ impl State for FakeState {
     async fn denials(
         &self,
         caller: &str,
+        event_id: &str,
         event_ms: i64,
         window_ms: i64,
         per_side: usize,
@@ -143,7 +146,11 @@ impl State for FakeState {
         calls.sort();
         Ok(DenialWindow {
             calls: calls.into(),
-            episode: t.episodes.get(caller).cloned(),
+            episode: t
+                .episodes
+                .get(caller)
+                .filter(|e| e.opened_by != event_id)
+                .cloned(),
         })
     }
 
@@ -159,18 +166,40 @@ impl State for FakeState {
         if t.seen.contains(event_id) {
             store.preload_sighting(event_id, event_ms);
         }
-        if let Some(cmd) = command {
-            let record = record && !self.stale_gather.0.load(Ordering::SeqCst);
-            load_command(&t, cmd, record, &mut store);
+        match event {
+            // A status event reads the record and its own targets' claims, by key.
+            Event::Status(s) => {
+                if !self.stale_gather.0.load(Ordering::SeqCst) {
+                    if let Some(a) = t.commands.get(&s.command_id) {
+                        store.preload_command(Arc::new(a.clone()));
+                    }
+                }
+                for target in &s.targets {
+                    let pair = (s.command_id.clone(), target.id.clone());
+                    if t.claims.get(&pair).is_some_and(|o| *o != s.event_id) {
+                        store.preload_claim(&pair.0, &pair.1, 0);
+                    }
+                }
+            }
+            _ => {
+                if let Some(cmd) = command {
+                    load_command(&t, cmd, record, event_id, &mut store);
+                }
+            }
         }
         Ok(store)
     }
 
-    async fn gather_command(&self, command_id: &str) -> PortResult<JournalStore> {
+    async fn has_record(&self, command_id: &str) -> PortResult<bool> {
+        self.failing.check("has_record")?;
+        Ok(lock(&self.table).commands.contains_key(command_id))
+    }
+
+    async fn gather_command(&self, command_id: &str, owner: &str) -> PortResult<JournalStore> {
         self.failing.check("gather_command")?;
         let t = lock(&self.table);
         let mut store = JournalStore::new();
-        load_command(&t, command_id, true, &mut store);
+        load_command(&t, command_id, true, owner, &mut store);
         Ok(store)
     }
 
@@ -257,15 +286,6 @@ impl State for FakeState {
         for f in findings {
             t.outbox
                 .insert((outbox.to_string(), f.finding_id.clone()), f.clone());
-        }
-        Ok(())
-    }
-
-    async fn unstage(&self, outbox: &str, finding_ids: &[String]) -> PortResult<()> {
-        self.failing.check("unstage")?;
-        let mut t = lock(&self.table);
-        for id in finding_ids {
-            t.outbox.remove(&(outbox.to_string(), id.clone()));
         }
         Ok(())
     }

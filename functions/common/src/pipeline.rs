@@ -4,8 +4,8 @@
 //! 2. write a denied call's own item, then gather the correlation state, the caller's window
 //!    and the live tags the decision needs;
 //! 3. decide in the core (pure);
-//! 4. stage the findings in the event's outbox, then persist the state changes; findings whose
-//!    claim or episode another event won leave the outbox;
+//! 4. persist the state changes (claims and episodes conditionally), stage the findings this
+//!    event won in its outbox, then delete the parked runs it finished;
 //! 5. look again at the command's partition when this event wrote a record or parked a run
 //!    (the other side may have written between our read and our write), and finish what is
 //!    parked there; then write the sighting;
@@ -228,6 +228,8 @@ where
     Q: Quarantine,
 {
     let mut outcome = Outcome::default();
+    // A record from the failure destination, redriven: the event inside it.
+    let raw = tagwatch_core::event::unwrap_destination(raw);
     match watch_event(ports, intent, inv, accept, raw, &mut outcome).await {
         Ok(Some(rejected)) => Ok(rejected),
         Ok(None) => Ok(outcome),
@@ -348,7 +350,13 @@ where
         let window_ms = intent.spike_window_ms();
         let window = ports
             .state
-            .denials(caller, *ms, window_ms, max_calls(intent.spike.threshold))
+            .denials(
+                caller,
+                &event_id,
+                *ms,
+                window_ms,
+                max_calls(intent.spike.threshold),
+            )
             .await?;
         journal.preload_denials(caller, window);
     }
@@ -385,33 +393,48 @@ where
     Ok(None)
 }
 
-/// Stages findings, then persists the changes that decided them; findings whose claim or
-/// episode another event won leave the outbox again (another outbox holds them).
+/// Persists the changes that decide findings, stages the findings this event won, then lets go
+/// of the parked runs it finished.
+///
+/// INVARIANT: a finding is staged only after its claim or episode is this event's, and the
+/// parked runs it came from are deleted only after it is staged. A retry of the same event
+/// gathers without its own claims and episode (the stores leave out what `outbox` holds), so it
+/// decides the same findings again; a finding another event won is never staged.
 async fn decide<S: State, T, L, B, Q>(
     ports: &Ports<S, T, L, B, Q>,
     outbox: &str,
     findings: &[Finding],
     changes: Vec<Change>,
 ) -> Result<(), Failure> {
-    if !findings.is_empty() {
-        ports.state.stage(outbox, findings).await?;
-    }
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let persisted = ports.state.persist(outbox, changes).await?;
-    let lost: Vec<String> = persisted
-        .lost_finding_ids()
+    let (unparks, changes): (Vec<Change>, Vec<Change>) = changes
         .into_iter()
-        .filter(|id| findings.iter().any(|f| &f.finding_id == id))
+        .partition(|c| matches!(c, Change::Unparked { .. }));
+    let lost = if changes.is_empty() {
+        Vec::new()
+    } else {
+        ports
+            .state
+            .persist(outbox, changes)
+            .await?
+            .lost_finding_ids()
+    };
+    let won: Vec<Finding> = findings
+        .iter()
+        .filter(|f| !lost.contains(&f.finding_id))
+        .cloned()
         .collect();
-    if !lost.is_empty() {
+    if won.len() < findings.len() {
         tracing::info!(
             outbox,
-            findings = lost.len(),
+            findings = findings.len() - won.len(),
             "decided concurrently by another event"
         );
-        ports.state.unstage(outbox, &lost).await?;
+    }
+    if !won.is_empty() {
+        ports.state.stage(outbox, &won).await?;
+    }
+    if !unparks.is_empty() {
+        ports.state.persist(outbox, unparks).await?;
     }
     Ok(())
 }
@@ -425,7 +448,11 @@ async fn resume_command<S: State, T: Tags, L, B, Q>(
     command_id: &str,
     covered: bool,
 ) -> Result<bool, Failure> {
-    let journal = ports.state.gather_command(command_id).await?;
+    // Most looks find no record (a status event that parked): one read by key.
+    if !ports.state.has_record(command_id).await? {
+        return Ok(false);
+    }
+    let journal = ports.state.gather_command(command_id, outbox).await?;
     if !journal.has_command(command_id) {
         return Ok(false);
     }
@@ -517,7 +544,7 @@ where
         if resume_command(ports, intent, sweep_id, &cmd, covered).await? {
             continue;
         }
-        let journal = ports.state.gather_command(&cmd).await?;
+        let journal = ports.state.gather_command(&cmd, sweep_id).await?;
         let (evaluated, open): (Vec<DuePair>, Vec<DuePair>) = pairs
             .into_iter()
             .partition(|(p, _)| journal.is_claimed(&cmd, &p.instance_id));

@@ -39,20 +39,26 @@ pub trait State {
         event_ms: i64,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The caller's calls nearest `event_ms` (at most `per_side` on each side within
-    /// `window_ms`) and its episode.
+    /// `window_ms`) and its episode (unless `event_id` opened it: a retry decides it again).
     fn denials(
         &self,
         caller: &str,
+        event_id: &str,
         event_ms: i64,
         window_ms: i64,
         per_side: usize,
     ) -> impl Future<Output = PortResult<DenialWindow>> + Send;
-    /// The state one event's decision needs (sighting, command record, claims, parked).
+    /// The state one event's decision needs (sighting, command record, claims, parked); claims
+    /// the event itself holds (an earlier attempt's) are left out, so a retry decides again.
     fn gather(&self, event: &Event) -> impl Future<Output = PortResult<JournalStore>> + Send;
-    /// A command's record, claims, and parked and overdue invocations.
+    /// Whether a command's SendCommand record is stored.
+    fn has_record(&self, command_id: &str) -> impl Future<Output = PortResult<bool>> + Send;
+    /// A command's record, claims (but those `owner` holds), and parked and overdue
+    /// invocations.
     fn gather_command(
         &self,
         command_id: &str,
+        owner: &str,
     ) -> impl Future<Output = PortResult<JournalStore>> + Send;
     /// Writes back what a decision of `owner` (the event whose outbox holds its findings)
     /// changed, the sightings last.
@@ -66,12 +72,6 @@ pub trait State {
         &self,
         outbox: &str,
         findings: &[Finding],
-    ) -> impl Future<Output = PortResult<()>> + Send;
-    /// Removes staged findings.
-    fn unstage(
-        &self,
-        outbox: &str,
-        finding_ids: &[String],
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The findings staged in an outbox.
     fn staged(&self, outbox: &str) -> impl Future<Output = PortResult<Vec<Finding>>> + Send;

@@ -60,7 +60,7 @@ where
     B: AlertBus,
     Q: Quarantine,
 {
-    let id = event
+    let id = tagwatch_core::event::unwrap_destination(event)
         .get("id")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())

@@ -1,0 +1,182 @@
+//! A proxy in front of moto's server that fails a share of DynamoDB, CloudWatch Logs and
+//! EventBridge calls the way AWS does under load: throttling (HTTP 400
+//! `ThrottlingException`) and 500s before the call is executed, and 500s after moto executed it
+//! (the answer lost on the way back). Other services pass through. Faults are drawn from a
+//! seeded generator, so a run can be repeated.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use crate::http::{read_message, response, write_message, Message};
+
+/// Which services get faults, how often, and whether after-execution faults apply.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultPlan {
+    /// Faults per thousand calls of a faulted service.
+    pub per_mille: u64,
+    pub seed: u64,
+    /// Services (`dynamodb`, `logs`, `events`) whose calls may fail after moto executed them.
+    pub after: &'static [&'static str],
+}
+
+/// What the proxy did: (service, what) to a count; `what` is `passed`, `throttled`,
+/// `failed_before` or `failed_after`.
+pub type FaultStats = BTreeMap<(String, String), u64>;
+
+#[derive(Debug)]
+struct State {
+    rng: u64,
+    stats: FaultStats,
+}
+
+/// The proxy, listening on a loopback port until the test ends.
+#[derive(Debug, Clone)]
+pub struct FaultProxy {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+fn service(req: &Message) -> Option<&'static str> {
+    let target = req.header("x-amz-target")?;
+    if target.starts_with("DynamoDB_") {
+        Some("dynamodb")
+    } else if target.starts_with("Logs_") {
+        Some("logs")
+    } else if target.starts_with("AWSEvents.") {
+        Some("events")
+    } else {
+        None
+    }
+}
+
+fn error(status: u16, service: &str, code: &str) -> Message {
+    let (content_type, kind) = match service {
+        "dynamodb" => (
+            "application/x-amz-json-1.0",
+            format!("com.amazonaws.dynamodb.v20120810#{code}"),
+        ),
+        _ => ("application/x-amz-json-1.1", code.to_string()),
+    };
+    let body = format!(r#"{{"__type":"{kind}","message":"injected by the test proxy"}}"#);
+    response(status, content_type, body.as_bytes())
+}
+
+impl FaultProxy {
+    pub fn start(upstream_port: u16, plan: FaultPlan) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State {
+            rng: plan.seed | 1,
+            stats: FaultStats::new(),
+        }));
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = Arc::clone(&shared);
+                std::thread::spawn(move || serve(stream, upstream_port, plan, &state));
+            }
+        });
+        FaultProxy {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    pub fn stats(&self) -> FaultStats {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stats
+            .clone()
+    }
+
+    /// Faults injected so far.
+    pub fn faults(&self) -> u64 {
+        self.stats()
+            .iter()
+            .filter(|((_, what), _)| what != "passed")
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// xorshift64*: (next state, a number).
+fn draw(state: &Mutex<State>) -> u64 {
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut x = s.rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s.rng = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+fn count(state: &Mutex<State>, service: &str, what: &str) {
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    *s.stats
+        .entry((service.to_string(), what.to_string()))
+        .or_default() += 1;
+}
+
+fn forward(req: &Message, upstream_port: u16) -> Option<Message> {
+    let stream = TcpStream::connect(("127.0.0.1", upstream_port)).ok()?;
+    let mut writer = stream.try_clone().ok()?;
+    let mut up = req.clone();
+    up.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("connection"));
+    up.headers
+        .push(("Connection".to_string(), "close".to_string()));
+    write_message(&mut writer, &up).ok()?;
+    let mut answer = read_message(&mut BufReader::new(stream), true)?;
+    answer
+        .headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("connection"));
+    Some(answer)
+}
+
+fn serve(stream: TcpStream, upstream_port: u16, plan: FaultPlan, state: &Mutex<State>) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    while let Some(req) = read_message(&mut reader, false) {
+        let svc = service(&req);
+        let fault = svc.filter(|_| draw(state) % 1000 < plan.per_mille);
+        let answer = match (svc, fault) {
+            (Some(svc), Some(_)) => match draw(state) % 3 {
+                0 => {
+                    count(state, svc, "throttled");
+                    error(400, svc, "ThrottlingException")
+                }
+                1 => {
+                    count(state, svc, "failed_before");
+                    error(500, svc, "InternalServerError")
+                }
+                _ if plan.after.contains(&svc) => {
+                    count(state, svc, "failed_after");
+                    let _ = forward(&req, upstream_port);
+                    error(500, svc, "InternalServerError")
+                }
+                _ => {
+                    count(state, svc, "failed_before");
+                    error(500, svc, "InternalServerError")
+                }
+            },
+            (svc, _) => {
+                if let Some(svc) = svc {
+                    count(state, svc, "passed");
+                }
+                match forward(&req, upstream_port) {
+                    Some(a) => a,
+                    None => error(500, svc.unwrap_or("other"), "InternalServerError"),
+                }
+            }
+        };
+        if write_message(&mut writer, &answer).is_err() {
+            return;
+        }
+    }
+}
