@@ -1225,3 +1225,72 @@ async fn tagwatch_redrive_invokes_the_failure_queue_again_and_deletes_what_succe
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].0, json!({"hello": "world"}));
 }
+
+/// The AWS calls one event costs, counted at the proxy (README, "Calls per event"): they are
+/// the Lambda functions' cost and latency, so a change that adds one shows here.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_calls_per_event() {
+    let mut w = World::provisioned().await;
+    let api = RuntimeApi::start();
+    let proxy = FaultProxy::start(
+        w.moto.port,
+        FaultPlan {
+            per_mille: 0,
+            seed: 1,
+            after: &[],
+        },
+    );
+    w.fleet(&api, &[(CLOUDTRAIL, 1)], &proxy.url);
+    let calls = |p: &FaultProxy| -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((service, _), n) in p.stats() {
+            *out.entry(service).or_default() += n;
+        }
+        out
+    };
+    // Warm up (cold start and its calls).
+    api.invoke_async(
+        CLOUDTRAIL,
+        &event_json("cloudtrail-startsession-allowed.json"),
+        0,
+    )
+    .unwrap();
+    let mut measured = Vec::new();
+    for (name, mut e) in [
+        (
+            "compliant StartSession",
+            event_json("cloudtrail-startsession-allowed.json"),
+        ),
+        (
+            "SendCommand with a violation on one of 2 instances",
+            event_json("cloudtrail-sendcommand-instanceids.json"),
+        ),
+        ("AccessDenied call", denied_json_at("calls-1", "09:00:00")),
+    ] {
+        e["detail"]["eventID"] = json!(format!("calls-{name}"));
+        let before = calls(&proxy);
+        api.invoke_async(CLOUDTRAIL, &e, 0).unwrap();
+        let after = calls(&proxy);
+        let delta: BTreeMap<String, u64> = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .collect();
+        eprintln!("{name}: {delta:?}");
+        measured.push(delta);
+    }
+    let ddb = |i: usize| measured[i].get("dynamodb").copied().unwrap_or(0);
+    let logs = |i: usize| measured[i].get("logs").copied().unwrap_or(0);
+    let events = |i: usize| measured[i].get("events").copied().unwrap_or(0);
+    // Compliant: the sighting read, the outbox read, the sighting write.
+    assert_eq!((ddb(0), logs(0), events(0)), (3, 0, 0));
+    // A violation: gather (sighting + partition), record and claims, a second look, the
+    // sighting; then outbox, marks, lease, one log call and one bus call, each marked.
+    assert_eq!(ddb(1), 14, "{:?}", measured[1]);
+    assert_eq!((logs(1), events(1)), (1, 1));
+    assert_eq!(ddb(2), 11, "{:?}", measured[2]);
+    assert_eq!(
+        (logs(2), events(2)),
+        (1, 0),
+        "a single AccessDenied is not an alert"
+    );
+}
