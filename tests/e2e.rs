@@ -1,12 +1,14 @@
-//! End to end: the real function binaries under `cargo lambda watch`'s Runtime API emulator,
-//! configured against moto's server, fed the `events/` fixtures through `cargo lambda invoke`.
-//! Each test builds its own world (moto, the emulator, the three functions) on free loopback
-//! ports and checks what reached the findings log group, the SQS queue behind a rule on the
-//! findings bus, the quarantine queue and the DynamoDB table.
+//! End to end: the real function binaries against moto's server. The first half runs them
+//! under `cargo lambda watch`'s Runtime API emulator, fed the `events/` fixtures through `cargo
+//! lambda invoke`; the second half runs several environments per function under the test's own
+//! Runtime API player, with Lambda's retries and, for some tests, a fault-injecting proxy in
+//! front of moto. Each test builds its own world on free loopback ports and checks what reached
+//! the findings log group, the SQS queue behind a rule on the findings bus, the quarantine
+//! queue and the DynamoDB table.
 //!
-//! Needs `moto_server` and `cargo lambda` on PATH (`.ci/run` installs both: `pip install
-//! 'moto[server]' cargo-lambda ziglang`) and the function binaries, which `cargo test
-//! --workspace` builds (each function crate has an integration test of its binary).
+//! Needs moto for the `python3` on PATH and `cargo lambda` on PATH (`.ci/run` installs both:
+//! `pip install 'moto[server]' cargo-lambda ziglang`) and the function binaries, which `cargo
+//! test --workspace` builds (each function crate has an integration test of its binary).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

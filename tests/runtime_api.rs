@@ -223,6 +223,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
                         .unwrap_or_else(|p| p.into_inner());
                 };
                 drop(inner);
+                let requeue = (id.clone(), payload.clone());
                 let deadline = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() + 30_000);
@@ -242,7 +243,19 @@ fn serve(stream: TcpStream, shared: &Shared) {
                         "Root=1-00000000-000000000000000000000000;Sampled=0".to_string(),
                     ),
                 ]);
-                r
+                if write_message(&mut writer, &r).is_err() {
+                    // The environment is gone (a test stopped it while it polled): the
+                    // invocation goes to the next one, as Lambda's would.
+                    shared
+                        .lock()
+                        .queues
+                        .entry(function)
+                        .or_default()
+                        .push_front(requeue);
+                    shared.changed.notify_all();
+                    return;
+                }
+                continue;
             }
             ("POST", ["invocation", id, outcome]) => {
                 let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);

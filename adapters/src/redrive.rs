@@ -51,6 +51,8 @@ impl Redrive {
         visibility_seconds: i32,
     ) -> Result<Vec<Redriven>, AdapterError> {
         let mut out = Vec::new();
+        // A message this run kept reappears once its visibility ends: seen once per run.
+        let mut seen = std::collections::HashSet::new();
         while out.len() < max {
             let want = i32::try_from((max - out.len()).min(10)).unwrap_or(10);
             let got = self
@@ -63,7 +65,12 @@ impl Redrive {
                 .send()
                 .await
                 .map_err(|e| AdapterError::aws("SQS ReceiveMessage", e))?;
-            let messages = got.messages.unwrap_or_default();
+            let messages: Vec<_> = got
+                .messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| seen.insert(m.message_id.clone().unwrap_or_default()))
+                .collect();
             if messages.is_empty() {
                 break;
             }

@@ -1,5 +1,5 @@
 //! The adapters against moto's server over real HTTP, through the real Rust SDK. Each test
-//! starts its own `moto_server` on a free loopback port (`tagwatch_tests::moto`) and stops it
+//! starts its own moto server on a free loopback port (`tagwatch_tests::moto`) and stops it
 //! when done.
 #![allow(
     clippy::unwrap_used,

@@ -197,12 +197,12 @@ async fn reject<S, T, L, B, Q: Quarantine>(
 /// The instances and managed nodes whose tags deciding this event may need; none when the
 /// event comes from an account or region the tag adapter cannot see (their tags stay unknown).
 fn tag_ids(event: &Event, journal: &JournalStore, scope: &TagScope) -> Vec<String> {
-    let (account, region, targets) = match event {
-        Event::Activity(a) => (&a.account, &a.region, &a.targets),
-        Event::Status(s) => (&s.account, &s.region, &s.targets),
+    let targets = match event {
+        Event::Activity(a) => &a.targets,
+        Event::Status(s) => &s.targets,
         Event::Skipped(_) => return Vec::new(),
     };
-    if !scope.covers(account, region) {
+    if !covered(event, scope) {
         return Vec::new();
     }
     let mut ids: Vec<String> = targets.iter().map(|r| r.id.clone()).collect();
@@ -273,21 +273,21 @@ async fn keep_or_fail<S, T, L, B, Q: Quarantine>(
 }
 
 /// The caller and time of a denied call, whose window the decision reads.
-fn denial_of(event: &Event) -> Option<(String, String, i64)> {
+fn denial_of(event: &Event) -> Option<(String, i64)> {
     match event {
         Event::Activity(a) if matches!(a.outcome, CallOutcome::Denied { .. }) => {
-            Some((denial_caller(a), a.event_id.clone(), a.event_epoch_ms))
+            Some((denial_caller(a), a.event_epoch_ms))
         }
         _ => None,
     }
 }
 
-/// The account and region of an event (whose tags the adapter may not see).
-fn origin(event: &Event) -> Option<(&str, &str)> {
+/// Whether the tag adapter sees the event's account and region.
+fn covered(event: &Event, scope: &TagScope) -> bool {
     match event {
-        Event::Activity(a) => Some((&a.account, &a.region)),
-        Event::Status(s) => Some((&s.account, &s.region)),
-        Event::Skipped(_) => None,
+        Event::Activity(a) => scope.covers(&a.account, &a.region),
+        Event::Status(s) => scope.covers(&s.account, &s.region),
+        Event::Skipped(_) => false,
     }
 }
 
@@ -342,11 +342,11 @@ where
     // of concurrent denials the last to write sees them all, and a spike is staged only over a
     // durable window.
     let denial = denial_of(&event);
-    if let Some((caller, id, ms)) = &denial {
-        ports.state.record_denial(caller, id, *ms).await?;
+    if let Some((caller, ms)) = &denial {
+        ports.state.record_denial(caller, &event_id, *ms).await?;
     }
     let mut journal = ports.state.gather(&event).await?;
-    if let Some((caller, _, ms)) = &denial {
+    if let Some((caller, ms)) = &denial {
         let window_ms = intent.spike_window_ms();
         let window = ports
             .state
@@ -382,8 +382,7 @@ where
     });
     decide(ports, &event_id, &findings, changes).await?;
     if let Some(cmd) = look_again {
-        let covered =
-            origin(&event).is_some_and(|(acct, region)| ports.tag_scope.covers(acct, region));
+        let covered = covered(&event, &ports.tag_scope);
         resume_command(ports, intent, &event_id, &cmd, covered).await?;
     }
     let persisted = ports.state.persist(&event_id, sightings).await?;
