@@ -681,8 +681,14 @@ impl DynamoCorrelation {
             let put = aws_sdk_dynamodb::types::Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(self.episode_item(&pk, b, e)))
-                .condition_expression("attribute_not_exists(pk) OR opened_by = :me")
+                // Free, ours (a retry), or marked by an episode this one does not reach (it
+                // closed a full window before our first call, or opens after our last).
+                .condition_expression(
+                    "attribute_not_exists(pk) OR opened_by = :me OR closes_ms <= :started OR opens_ms >= :last",
+                )
                 .expression_attribute_values(":me", s(&e.opened_by))
+                .expression_attribute_values(":started", n(e.started_ms.min(e.last_ms)))
+                .expression_attribute_values(":last", n(e.last_ms))
                 .build()
                 .map_err(|err| AdapterError::aws("DynamoDB Put", err))?;
             items.push(
@@ -726,6 +732,8 @@ impl DynamoCorrelation {
         item.insert("started_ms".into(), n(e.started_ms));
         item.insert("last_ms".into(), n(e.last_ms));
         item.insert("window_ms".into(), n(e.window_ms));
+        item.insert("opens_ms".into(), n(e.opens_ms()));
+        item.insert("closes_ms".into(), n(e.closes_ms()));
         item
     }
 
@@ -742,13 +750,15 @@ impl DynamoCorrelation {
                 .table_name(&self.table)
                 .set_key(Some(key(&pk, episode_sk(b))))
                 .update_expression(
-                    "SET opened_by = :me, started_ms = if_not_exists(started_ms, :started), window_ms = :w, last_ms = :last, expires_at = :exp",
+                    "SET opened_by = :me, started_ms = if_not_exists(started_ms, :started), opens_ms = if_not_exists(opens_ms, :opens), window_ms = :w, last_ms = :last, closes_ms = :closes, expires_at = :exp",
                 )
                 .condition_expression(
                     "attribute_not_exists(pk) OR (opened_by = :me AND last_ms < :last)",
                 )
                 .expression_attribute_values(":me", s(&e.opened_by))
                 .expression_attribute_values(":started", n(e.started_ms))
+                .expression_attribute_values(":opens", n(e.opens_ms()))
+                .expression_attribute_values(":closes", n(e.closes_ms()))
                 .expression_attribute_values(":w", n(e.window_ms))
                 .expression_attribute_values(":last", n(e.last_ms))
                 .expression_attribute_values(":exp", self.expiry(e.last_ms))

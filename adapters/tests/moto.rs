@@ -510,6 +510,18 @@ async fn out_of_order_bursts_are_separate_episodes_with_one_spike_each() {
         ["h11-2", "h9-2"],
         "one spike per burst, each at its threshold (3)"
     );
+    // A short burst a little more than one quiet window after the 09:00 burst (its buckets
+    // overlap the old episode's marks, its calls do not): a new episode, paged.
+    let mut late = Vec::new();
+    for i in 0..3 {
+        let e = tagwatch_tests::denied_at(&format!("h9b-{i}"), &format!("09:05:{:02}", 30 + i));
+        for f in invoke(&store, &intent, &inv, &e).await {
+            if f.kind == FindingKind::AccessDeniedSpike {
+                late.push(f.event_id.clone());
+            }
+        }
+    }
+    assert_eq!(late, ["h9b-2"]);
 }
 
 /// A storm writes many calls; the window read stays bounded (the nearest calls either side).
