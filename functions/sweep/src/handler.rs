@@ -84,6 +84,20 @@ mod tests {
         json!({"id": id, "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
     }
 
+    /// A sweep run for the scheduled event `id`, everything parked before [`LATER`] due.
+    async fn swept(p: &fakes::FakePorts, i: &Intent, id: &str) -> Outcome {
+        sweep_at(
+            p,
+            i,
+            &fakes::invocation(FUNCTION),
+            &scheduled(id),
+            LATER,
+            500,
+        )
+        .await
+        .unwrap()
+    }
+
     async fn status(p: &fakes::FakePorts, name: &str) {
         watch(
             p,
@@ -114,16 +128,7 @@ mod tests {
         .await
         .unwrap();
         assert!(early.logged.is_empty());
-        let o = sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-1"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        let o = swept(&p, &i, "s-1").await;
         assert_eq!(o.counts.unevaluated, 1);
         let found = logged(&p);
         assert_eq!(found.len(), 1);
@@ -136,26 +141,8 @@ mod tests {
         assert_eq!(alerted_ids(&p).len(), 1, "unevaluated runs are alerts");
         assert!(p.state.snapshot().parked.is_empty());
         // The next run (and a retry of this one) finds nothing new.
-        sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-2"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
-        sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-1"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        swept(&p, &i, "s-2").await;
+        swept(&p, &i, "s-1").await;
         assert_eq!(logged(&p).len(), 1);
     }
 
@@ -180,16 +167,7 @@ mod tests {
             "taken, but staged in the outbox"
         );
         p.log.failing.set(false);
-        let retry = sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-1"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        let retry = swept(&p, &i, "s-1").await;
         assert_eq!(retry.counts.unevaluated, 1);
         assert_eq!(logged(&p).len(), 1);
         assert_eq!(alerted_ids(&p).len(), 1);
@@ -216,16 +194,7 @@ mod tests {
         )
         .await
         .unwrap();
-        sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-1"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        swept(&p, &i, "s-1").await;
         watch(
             &p,
             &i,
@@ -273,16 +242,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let o = sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-1"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        let o = swept(&p, &i, "s-1").await;
         assert_eq!(o.counts.unevaluated, 1);
         let record = event_json("cloudtrail-sendcommand-tag-targets.json");
         watch(
@@ -298,16 +258,7 @@ mod tests {
         assert_eq!(kinds, [FindingKind::Unevaluated, FindingKind::Violation]);
         assert!(p.state.snapshot().overdue.is_empty(), "finished");
         // The next sweep reports nothing more.
-        let o = sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-2"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        let o = swept(&p, &i, "s-2").await;
         assert!(o.logged.is_empty());
     }
 
@@ -341,16 +292,7 @@ mod tests {
                 status: std::sync::Arc::new(status.narrowed_to(&target)),
             },
         );
-        let o = sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-1"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        let o = swept(&p, &i, "s-1").await;
         assert_eq!(o.counts.violations, 1);
         assert_eq!(o.counts.unevaluated, 0, "no false \"never arrived\"");
         assert!(p.state.snapshot().parked.is_empty());
@@ -367,16 +309,7 @@ mod tests {
             .unwrap()
             .unreadable
             .push(("command#x parked#i-1".into(), "expected value".into()));
-        let o = sweep_at(
-            &p,
-            &i,
-            &fakes::invocation(FUNCTION),
-            &scheduled("s-1"),
-            LATER,
-            500,
-        )
-        .await
-        .unwrap();
+        let o = swept(&p, &i, "s-1").await;
         assert_eq!(o.counts.permanent_errors, 1);
         assert_eq!(o.counts.unevaluated, 1, "the rest is still reported");
     }
