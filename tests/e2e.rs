@@ -513,6 +513,14 @@ async fn an_access_denied_burst_raises_one_spike() {
     assert_eq!(spikes.len(), 1, "{findings:?}");
     assert_eq!(spikes[0]["denied_calls"], 5);
     assert_eq!(
+        spikes[0]["principal"], "arn:aws:iam::111122223333:role/JuniorEngineer",
+        "a spike names the principal behind the sessions"
+    );
+    assert_eq!(
+        spikes[0]["sessions"],
+        serde_json::json!(["arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice"])
+    );
+    assert_eq!(
         findings
             .iter()
             .filter(|f| f["kind"] == "access_denied")
@@ -524,7 +532,8 @@ async fn an_access_denied_burst_raises_one_spike() {
     assert_eq!(alerts[0]["detail-type"], "Tagwatch AccessDenied Spike");
     // One item per denied call, and the caller's episode.
     let keys = w.keys().await;
-    let caller = "caller#arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
+    // Windows count a role's sessions together: keyed by the role.
+    let caller = "caller#arn:aws:iam::111122223333:role/JuniorEngineer";
     assert_eq!(
         keys.iter()
             .filter(|(pk, sk)| pk == caller && sk.starts_with("denial#"))

@@ -320,10 +320,11 @@ fn spikes_are_reported_once_per_episode() {
     assert_ne!(spikes[0].finding_id, spikes[1].finding_id);
 }
 
+/// IAM: "AWS global condition context keys" — `aws:PrincipalOrgID` is in the request context,
+/// but CloudTrail does not record it. A decision that depends on it is not judged: the run is
+/// `unevaluated` with the key named, never a violation built on a guess.
 #[test]
-fn findings_name_the_keys_the_event_cannot_tell() {
-    // An intent that conditions on the caller's organisation: CloudTrail does not record it,
-    // so the violation says the decision depended on an unknowable key.
+fn a_decision_on_a_key_the_record_cannot_tell_is_unevaluated() {
     let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[
         {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
           "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-exampleorgid"}}}]}]}]}"#;
@@ -335,16 +336,32 @@ fn findings_name_the_keys_the_event_cannot_tell() {
     let f = w.handle(&event("cloudtrail-sendcommand-managed-node.json"), &inv);
     assert!(!f.is_empty());
     for finding in &f {
-        assert_eq!(finding.kind, FindingKind::Violation);
+        assert_eq!(finding.kind, FindingKind::Unevaluated, "{finding:?}");
+        assert_eq!(finding.intended, None);
         assert_eq!(finding.unknown_keys, vec!["aws:PrincipalOrgID".to_string()]);
         assert!(
             finding
                 .reason
-                .contains("depended on aws:PrincipalOrgID, which the event cannot tell"),
+                .contains("it depends on aws:PrincipalOrgID, which the record cannot tell"),
             "{}",
             finding.reason
         );
     }
+    // The same key in a statement a known fact already rules out does not matter.
+    let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[
+        {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
+          "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-exampleorgid","aws:RequestedRegion":"eu-west-1"}}}]}]}]}"#;
+    let intent = Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
+        .unwrap()
+        .value;
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let f = w.handle(&event("cloudtrail-sendcommand-managed-node.json"), &inv);
+    assert!(!f.is_empty());
+    assert!(
+        f.iter()
+            .all(|x| x.kind == FindingKind::Violation && x.unknown_keys.is_empty()),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -377,5 +394,145 @@ fn parked_invocations_expire_into_unevaluated_findings() {
         w.store().len() <= 8,
         "state stays bounded: {}",
         w.store().len()
+    );
+}
+
+fn inline_intent(statements: &str) -> Intent {
+    let text = format!(
+        r#"{{"principals":[{{"name":"leads","match":"arn:aws:iam::111122223333:role/LeadEngineer","policies":[
+            {{"Version":"2012-10-17","Statement":[{statements}]}}]}}]}}"#
+    );
+    Intent::parse(&text, None, &mut |_: &str| Err("no files".to_string()))
+        .unwrap()
+        .value
+}
+
+fn activity_of(v: &serde_json::Value) -> tagwatch_core::event::Activity {
+    match normalize(v).unwrap() {
+        tagwatch_core::event::Event::Activity(a) => *a,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn findings_for(intent: &Intent, v: &serde_json::Value) -> Vec<Finding> {
+    let mut w = Watcher::new(intent, MemoryStore::new(3_600_000));
+    let e = normalize(v).unwrap();
+    w.handle(&e, &inventory())
+}
+
+/// IAM "AWS global condition context keys": through a VPC endpoint `aws:SourceVpce` is the
+/// endpoint and `aws:VpcSourceIp` the caller's private address, and `aws:SourceIp` is absent
+/// ("This key is not included in the request context ... if the requester uses a VPC endpoint").
+#[test]
+fn through_a_vpc_endpoint_the_private_address_is_vpc_source_ip_and_source_ip_is_absent() {
+    let v = event_json("cloudtrail-sendcommand-vpc-endpoint.json");
+    let ctx = tagwatch_core::context::activity_context(&activity_of(&v));
+    assert_eq!(
+        ctx.get("aws:SourceVpce").unwrap().values(),
+        ["vpce-0a1b2c3d4e5f67890"]
+    );
+    assert_eq!(ctx.get("aws:VpcSourceIp").unwrap().values(), ["10.0.1.25"]);
+    assert!(ctx.get("aws:SourceIp").is_none());
+    assert!(
+        !ctx.is_unknown_lower("aws:sourceip"),
+        "absent, not unknown: the record settles it"
+    );
+    // An office-range allow cannot be met by a private address behind an endpoint...
+    let office = inline_intent(
+        r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#,
+    );
+    let f = findings_for(&office, &v);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f
+        .iter()
+        .all(|x| x.kind == FindingKind::Violation && x.intended == Some(Verdict::ImplicitDeny)));
+    // ...and an allow by the private address holds for every endpoint call.
+    let private = inline_intent(
+        r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"IpAddress":{"aws:VpcSourceIp":"10.0.0.0/16"},"StringEquals":{"aws:SourceVpce":"vpce-0a1b2c3d4e5f67890"}}}"#,
+    );
+    assert!(findings_for(&private, &v).is_empty());
+}
+
+/// IAM "AWS global condition context keys", aws:ViaAWSService: true when a service calls with
+/// the principal's credentials (a forward access session: `invokedBy` is the service and
+/// `sourceIPAddress` its name), false for a call from an address; when the record cannot tell,
+/// a decision that depends on it is `unevaluated`.
+#[test]
+fn via_aws_service_is_true_false_or_unknown_as_the_record_tells() {
+    let fas = event_json("cloudtrail-sendcommand-via-aws-service.json");
+    let ctx = tagwatch_core::context::activity_context(&activity_of(&fas));
+    assert_eq!(ctx.get("aws:ViaAWSService").unwrap().values(), ["true"]);
+    assert!(ctx.get("aws:SourceIp").is_none());
+    assert!(
+        ctx.get("aws:CalledVia").is_none() && !ctx.is_unknown_lower("aws:calledvia"),
+        "SSM does not set aws:CalledVia"
+    );
+    let direct = event_json("cloudtrail-sendcommand-vpc-endpoint.json");
+    let ctx = tagwatch_core::context::activity_context(&activity_of(&direct));
+    assert_eq!(ctx.get("aws:ViaAWSService").unwrap().values(), ["false"]);
+
+    // A service name as the source and no `invokedBy`: the record cannot tell.
+    let mut unclear = fas.clone();
+    unclear["detail"]["userIdentity"]
+        .as_object_mut()
+        .unwrap()
+        .remove("invokedBy");
+    let ctx = tagwatch_core::context::activity_context(&activity_of(&unclear));
+    assert!(ctx.get("aws:ViaAWSService").is_none());
+    assert!(ctx.is_unknown_lower("aws:viaawsservice"));
+    let guard = inline_intent(
+        r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*"},
+           {"Effect":"Deny","Action":"ssm:SendCommand","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"true"}}}"#,
+    );
+    let f = findings_for(&guard, &unclear);
+    assert_eq!(f.len(), 2, "document and instance: {f:?}");
+    for x in &f {
+        assert_eq!(x.kind, FindingKind::Unevaluated, "{x:?}");
+        assert_eq!(x.unknown_keys, ["aws:ViaAWSService"]);
+    }
+    // The same guard judges the forward access session (a violation) and the direct call
+    // (compliant).
+    assert!(findings_for(&guard, &fas)
+        .iter()
+        .all(|x| x.kind == FindingKind::Violation));
+    let mut direct_lead = direct.clone();
+    direct_lead["detail"]["requestParameters"]["documentName"] = "AWS-RunShellScript".into();
+    assert!(findings_for(&guard, &direct_lead).is_empty());
+    // A policy that does not read the key judges the unclear record as before.
+    let open = inline_intent(r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*"}"#);
+    assert!(findings_for(&open, &unclear).is_empty());
+}
+
+/// IAM "AWS global condition context keys", aws:CalledVia: set by the services that support it
+/// (CloudFormation among them) when they call on a principal's behalf.
+#[test]
+fn called_via_names_the_service_that_made_the_call() {
+    let mut v = event_json("cloudtrail-sendcommand-via-aws-service.json");
+    v["detail"]["userIdentity"]["invokedBy"] = "cloudformation.amazonaws.com".into();
+    v["detail"]["sourceIPAddress"] = "cloudformation.amazonaws.com".into();
+    let ctx = tagwatch_core::context::activity_context(&activity_of(&v));
+    assert_eq!(
+        ctx.get("aws:CalledVia").unwrap().values(),
+        ["cloudformation.amazonaws.com"]
+    );
+    assert_eq!(
+        ctx.get("aws:CalledViaFirst").unwrap().values(),
+        ["cloudformation.amazonaws.com"]
+    );
+    assert_eq!(
+        ctx.get("aws:CalledViaLast").unwrap().values(),
+        ["cloudformation.amazonaws.com"]
+    );
+    let only_cfn = inline_intent(
+        r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:CalledVia":"cloudformation.amazonaws.com"}}}"#,
+    );
+    assert!(findings_for(&only_cfn, &v).is_empty());
+    let direct = event_json("cloudtrail-sendcommand-vpc-endpoint.json");
+    let mut direct = direct.clone();
+    direct["detail"]["requestParameters"]["documentName"] = "AWS-RunShellScript".into();
+    let f = findings_for(&only_cfn, &direct);
+    assert!(
+        !f.is_empty() && f.iter().all(|x| x.kind == FindingKind::Violation),
+        "a direct call has no aws:CalledVia: {f:?}"
     );
 }

@@ -307,12 +307,16 @@ impl DynamoCorrelation {
         caller: &str,
         event_id: &str,
         event_ms: i64,
+        session: Option<&str>,
     ) -> Result<(), AdapterError> {
-        let item = self.item(
+        let mut item = self.item(
             format!("caller#{caller}"),
             denial_sk(event_ms, event_id),
             event_ms,
         );
+        if let Some(session) = session {
+            item.insert("session".to_string(), s(session));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -374,10 +378,14 @@ impl DynamoCorrelation {
             ),
         );
         let mut calls: Vec<(i64, String)> = Vec::new();
+        let mut sessions = std::collections::BTreeMap::new();
         for out in [before, after] {
             let out = out.map_err(|e| AdapterError::aws("DynamoDB Query", e))?;
             for item in out.items.unwrap_or_default() {
                 if let Some(call) = text(&item, "sk").and_then(parse_denial_sk) {
+                    if let Some(session) = text(&item, "session") {
+                        sessions.insert(call.1.clone(), session.to_string());
+                    }
                     calls.push(call);
                 }
             }
@@ -414,6 +422,7 @@ impl DynamoCorrelation {
         Ok(DenialWindow {
             calls: calls.into(),
             episode: episode.filter(|e| e.opened_by != event_id),
+            sessions,
         })
     }
 

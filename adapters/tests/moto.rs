@@ -20,7 +20,7 @@ use tagwatch_core::correlate::max_calls;
 use tagwatch_core::event::Event;
 use tagwatch_core::outputs::{bus_entry, log_message};
 use tagwatch_core::tags::Inventory;
-use tagwatch_core::verdict::{denial_caller, Finding, FindingKind, Watcher};
+use tagwatch_core::verdict::{denial_caller, denial_session, Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
 use tagwatch_tests::{event, free_port, intent, inventory, moto, read};
 
@@ -53,7 +53,7 @@ async fn invoke(
         if matches!(a.outcome, tagwatch_core::event::Outcome::Denied { .. }) {
             let caller = denial_caller(a);
             store
-                .record_denial(&caller, &a.event_id, a.event_epoch_ms)
+                .record_denial(&caller, &a.event_id, a.event_epoch_ms, denial_session(a))
                 .await
                 .unwrap();
             let window = store
@@ -405,7 +405,7 @@ async fn concurrent_denials_never_conflict_and_open_one_episode() {
     for e in &calls {
         let Event::Activity(a) = e else { panic!() };
         store
-            .record_denial(&caller, &a.event_id, a.event_epoch_ms)
+            .record_denial(&caller, &a.event_id, a.event_epoch_ms, denial_session(a))
             .await
             .unwrap();
     }
@@ -533,13 +533,13 @@ async fn a_denial_window_read_is_bounded_by_the_threshold() {
     let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
     for i in 0..60i64 {
         store
-            .record_denial("arn:x", &format!("e{i}"), NOW + i * 1000)
+            .record_denial("arn:x", &format!("e{i}"), NOW + i * 1000, None)
             .await
             .unwrap();
     }
     // A redelivered call writes nothing new.
     store
-        .record_denial("arn:x", "e5", NOW + 5000)
+        .record_denial("arn:x", "e5", NOW + 5000, None)
         .await
         .unwrap();
     let w = store

@@ -177,7 +177,7 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> 
                     let res = intent.resolve(c);
                     res.fill_context(&mut request.context);
                     let info = PrincipalInfo {
-                        arn: c.arn.clone(),
+                        arn: c.arn.clone().unwrap_or_default(),
                         entries: res.entries.iter().map(|e| e.name.clone()).collect(),
                         unlisted: res.is_unlisted(),
                         unlisted_policy: res.is_unlisted().then_some(intent.unlisted),

@@ -64,6 +64,30 @@ pub struct DenialWindow {
     /// The newest episode (closed ones stay until replaced; [`Episode::covers`] tells).
     #[serde(default)]
     pub episode: Option<Episode>,
+    /// The session ARN behind each call held (by event id), where the window counts a role's
+    /// sessions together.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sessions: BTreeMap<String, String>,
+}
+
+impl DenialWindow {
+    /// Remembers which session made a call.
+    pub fn note_session(&mut self, event_id: &str, session: &str) {
+        self.sessions
+            .insert(event_id.to_string(), session.to_string());
+    }
+
+    /// The distinct sessions of the calls held, sorted.
+    pub fn session_arns(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .calls
+            .iter()
+            .filter_map(|(_, id)| self.sessions.get(id).cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// What one AccessDenied call did to its caller's episode.
@@ -307,6 +331,11 @@ pub fn record_denial(
     let cap = max_calls(threshold);
     while w.calls.len() > cap {
         w.calls.pop_front();
+    }
+    if !w.sessions.is_empty() {
+        let calls = &w.calls;
+        w.sessions
+            .retain(|id, _| calls.iter().any(|(_, held)| held == id));
     }
     if let Some(e) = w.episode.as_mut().filter(|e| e.covers(event_ms)) {
         e.extend(event_ms);

@@ -52,7 +52,74 @@ pub struct Decision {
 }
 
 /// Evaluates `request` against the union of `policies` (like a user's own and group policies).
+/// Unknown keys (see [`crate::RequestContext::mark_unknown`]) count as absent here; use
+/// [`evaluate_bounded`] to learn whether the verdict depends on them.
 pub fn evaluate(policies: &[&NamedPolicy], request: &Request) -> Decision {
+    evaluate_assuming(policies, request, None)
+}
+
+/// A verdict with what nobody could tell taken into account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounded {
+    /// The decision with unknown keys counted as absent (for its statements and explanation).
+    pub decision: Decision,
+    /// The verdict whatever the unknown keys hold; `None` when it depends on them.
+    pub certain: Option<Verdict>,
+    /// The unknown keys the evaluation read (empty: the verdict is certain).
+    pub unknown_keys: Vec<String>,
+}
+
+/// Evaluates `request` and says whether its verdict depends on keys the context marks unknown.
+///
+/// IAM's verdict is monotone in each statement's applicability: an `Allow` that applies more
+/// can only make it more permissive, a `Deny` only less (IAM policy evaluation logic). So the
+/// request is decided twice more, once with every test on an unknown key passing in `Allow`
+/// statements and failing in `Deny` statements (the most permissive any values could make it)
+/// and once the other way round (the most restrictive); when both agree, every possible value
+/// of the unknown keys gives that verdict.
+pub fn evaluate_bounded(policies: &[&NamedPolicy], request: &Request) -> Bounded {
+    let decision = evaluate(policies, request);
+    let ctx = &request.context;
+    let mut unknown_keys: Vec<String> = decision
+        .missing_keys
+        .iter()
+        .filter(|k| ctx.is_unknown_lower(&k.to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    if unknown_keys.is_empty() {
+        return Bounded {
+            certain: Some(decision.verdict),
+            decision,
+            unknown_keys,
+        };
+    }
+    let most = evaluate_assuming(policies, request, Some(true));
+    let least = evaluate_assuming(policies, request, Some(false));
+    for k in most.missing_keys.iter().chain(&least.missing_keys) {
+        if ctx.is_unknown_lower(&k.to_ascii_lowercase())
+            && !unknown_keys.iter().any(|u| u.eq_ignore_ascii_case(k))
+        {
+            unknown_keys.push(k.clone());
+        }
+    }
+    let certain = (most.verdict == least.verdict).then_some(most.verdict);
+    if certain.is_some() {
+        unknown_keys.clear();
+    }
+    Bounded {
+        decision,
+        certain,
+        unknown_keys,
+    }
+}
+
+/// `permissive`: `None` counts unknown keys as absent; `Some(true)` makes tests on them pass
+/// in `Allow` statements and fail in `Deny` ones; `Some(false)` the opposite.
+fn evaluate_assuming(
+    policies: &[&NamedPolicy],
+    request: &Request,
+    permissive: Option<bool>,
+) -> Decision {
     let mut allows = Vec::new();
     let mut denies = Vec::new();
     let mut near_misses = Vec::new();
@@ -63,11 +130,13 @@ pub fn evaluate(policies: &[&NamedPolicy], request: &Request) -> Decision {
                 policy: pi,
                 statement: s.index,
             };
-            let m = s.matches(
+            let unknown_holds = permissive.map(|p| p == (s.effect == Effect::Allow));
+            let m = s.matches_assuming(
                 &request.action,
                 &request.resource,
                 &request.context,
                 &mut missing_keys,
+                unknown_holds,
             );
             match (m, s.effect) {
                 (StatementMatch::Applies, Effect::Deny) => denies.push(id),
@@ -535,6 +604,63 @@ mod tests {
         assert!(evaluate(&[&p], &other)
             .explain(&[&p], &other)
             .contains("no Allow statement covers the action"));
+    }
+
+    /// Unknown keys: the verdict is reported certain only when every value of them gives it.
+    #[test]
+    fn bounded_verdicts_say_when_they_depend_on_unknown_keys() {
+        let p = named("p", FINANCE);
+        let mut req = Request::new("ssm:SendCommand", INSTANCE);
+        req.context.mark_unknown("ssm:resourceTag/");
+        let b = evaluate_bounded(&[&p], &req);
+        assert_eq!(b.certain, None, "the tag decides it and is unknown");
+        assert_eq!(b.unknown_keys, ["ssm:resourceTag/Finance"]);
+        assert_eq!(
+            b.decision.verdict,
+            Verdict::ImplicitDeny,
+            "absent-counting decision kept"
+        );
+
+        // The document statement does not read the tag: certain despite the unknown tags.
+        let mut doc = Request::new(
+            "ssm:SendCommand",
+            "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
+        );
+        doc.context.mark_unknown("ssm:resourceTag/");
+        let b = evaluate_bounded(&[&p], &doc);
+        assert_eq!(b.certain, Some(Verdict::Allow));
+        assert!(b.unknown_keys.is_empty());
+
+        // A Deny on an unknown key: could be an explicit deny, could be an allow.
+        let deny = named(
+            "d",
+            r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*"},
+            {"Effect":"Deny","Action":"ssm:SendCommand","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"false"}}}]}"#,
+        );
+        let mut via = Request::new("ssm:SendCommand", INSTANCE);
+        via.context.mark_unknown("aws:ViaAWSService");
+        let b = evaluate_bounded(&[&deny], &via);
+        assert_eq!(b.certain, None);
+        assert_eq!(b.unknown_keys, ["aws:ViaAWSService"]);
+        via.context.insert("aws:ViaAWSService", "true");
+        assert_eq!(
+            evaluate_bounded(&[&deny], &via).certain,
+            Some(Verdict::Allow)
+        );
+
+        // An unknown key in a statement that fails on a known fact first does not matter.
+        let both = named(
+            "b",
+            r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
+             "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-1","aws:RequestedRegion":"eu-west-1"}}}]}"#,
+        );
+        let mut open =
+            Request::new("ssm:SendCommand", INSTANCE).with("aws:RequestedRegion", "us-east-1");
+        open.context.absent_is_unknown_except(&[]);
+        let b = evaluate_bounded(&[&both], &open);
+        assert_eq!(b.certain, Some(Verdict::ImplicitDeny), "{b:?}");
     }
 
     #[test]

@@ -10,13 +10,18 @@ use serde_json::Value;
 
 use crate::values;
 
-/// The two calls tagwatch watches.
+/// The calls tagwatch watches. `TerminateSession` is counted, not evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     #[serde(rename = "ssm:SendCommand")]
     SendCommand,
     #[serde(rename = "ssm:StartSession")]
     StartSession,
+    /// Reconnects to a session: authorised on the session (`arn:...:session/ID`).
+    #[serde(rename = "ssm:ResumeSession")]
+    ResumeSession,
+    #[serde(rename = "ssm:TerminateSession")]
+    TerminateSession,
 }
 
 impl Action {
@@ -24,48 +29,27 @@ impl Action {
         match self {
             Action::SendCommand => "ssm:SendCommand",
             Action::StartSession => "ssm:StartSession",
+            Action::ResumeSession => "ssm:ResumeSession",
+            Action::TerminateSession => "ssm:TerminateSession",
         }
+    }
+
+    /// The CloudTrail `eventName` of each watched call.
+    pub const EVENT_NAMES: [&'static str; 4] = [
+        "SendCommand",
+        "StartSession",
+        "ResumeSession",
+        "TerminateSession",
+    ];
+
+    /// Whether tagwatch judges this call against the intent (all but `TerminateSession`,
+    /// which is counted: ending a session grants nothing).
+    pub fn is_judged(self) -> bool {
+        self != Action::TerminateSession
     }
 }
 
-/// Who made the call, as CloudTrail's `userIdentity` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Caller {
-    /// `userIdentity.type`: `IAMUser`, `AssumedRole`, `FederatedUser`, `Root`, `AWSService`...
-    pub identity_type: String,
-    /// `userIdentity.arn` exactly as recorded (absent for some service callers).
-    pub arn: Option<String>,
-    /// The role behind an assumed-role session (`sessionContext.sessionIssuer.arn`).
-    pub role_arn: Option<String>,
-    pub account: Option<String>,
-    /// `userIdentity.userName` (IAM users).
-    pub user_name: Option<String>,
-    /// `userIdentity.principalId` (`aws:userid`).
-    pub principal_id: Option<String>,
-    /// `sessionContext.attributes.mfaAuthenticated`, when recorded.
-    pub mfa: Option<bool>,
-    /// `userIdentity.invokedBy`: the AWS service that made the call on the caller's behalf.
-    pub invoked_by: Option<String>,
-}
-
-impl Caller {
-    /// The identities intent `match` patterns are compared with: user ARN or session ARN, and
-    /// the role ARN behind a session.
-    pub fn identities(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = Vec::with_capacity(2);
-        if let Some(a) = &self.arn {
-            ids.push(a);
-        }
-        if let Some(r) = self
-            .role_arn
-            .as_deref()
-            .filter(|r| Some(*r) != self.arn.as_deref())
-        {
-            ids.push(r);
-        }
-        ids
-    }
-}
+pub use crate::principal::Caller;
 
 /// What AWS did with the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +77,9 @@ pub enum ResourceKind {
     Document,
     Instance,
     ManagedNode,
+    /// A Session Manager session (`arn:aws:ssm:REGION:ACCOUNT:session/ID`); sessions carry no
+    /// tags.
+    Session,
 }
 
 /// One resource of an activity, with its ARN.
@@ -127,7 +114,7 @@ pub struct Activity {
     pub session_id: Option<String>,
     /// The document (SendCommand; StartSession when the request names one).
     pub document: Option<ResourceRef>,
-    /// Instances and managed nodes named by the request.
+    /// Instances and managed nodes named by the request (the session, for ResumeSession).
     pub targets: Vec<ResourceRef>,
     /// Tag targets (`tag:Env` = values) of a SendCommand; CloudTrail names no instance for
     /// them, the status events do.
@@ -352,8 +339,20 @@ fn partition_of(arn: Option<&str>, region: &str) -> String {
     }
 }
 
-/// The ARN IAM authorises for a document name: AWS-owned documents (`AWS-*`, `Amazon*`) have
-/// no account, the account's own do, and a shared document is given by ARN.
+/// Whether AWS owns a document of this name: AWS reserves the name prefixes `aws`, `amazon` and
+/// `amzn` (SSM API reference, CreateDocument `Name`: "You can't use the following strings as
+/// document name prefixes. These are reserved by AWS"), so `AWS-RunShellScript`,
+/// `AWSSupport-*`, `AWSEC2-*`, `AWSFleetManager-*` and `AmazonCloudWatch-*` are AWS's, and no
+/// account can own a document named so.
+pub fn aws_owned_document(name: &str) -> bool {
+    ["aws", "amazon", "amzn"].iter().any(|p| {
+        name.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    })
+}
+
+/// The ARN IAM authorises for a document name: AWS-owned documents ([`aws_owned_document`])
+/// have no account, the account's own do, and a shared document is given by ARN.
 pub fn document_arn(name: &str, partition: &str, region: &str, account: &str) -> ResourceRef {
     if name.starts_with("arn:") {
         let id = name.rsplit('/').next().unwrap_or(name).to_string();
@@ -363,7 +362,7 @@ pub fn document_arn(name: &str, partition: &str, region: &str, account: &str) ->
             arn: name.to_string(),
         };
     }
-    let owner = if name.starts_with("AWS-") || name.starts_with("Amazon") {
+    let owner = if aws_owned_document(name) {
         ""
     } else {
         account
@@ -410,6 +409,21 @@ pub fn target_arn(id: &str, partition: &str, region: &str, account: &str) -> Res
     }
 }
 
+/// The ARN IAM authorises ResumeSession and TerminateSession on (SSM: "Resource types defined
+/// by AWS Systems Manager", `session`).
+pub fn session_arn(id: &str, partition: &str, region: &str, account: &str) -> ResourceRef {
+    ResourceRef {
+        kind: ResourceKind::Session,
+        id: id.to_string(),
+        arn: format!("arn:{partition}:ssm:{region}:{account}:session/{id}"),
+    }
+}
+
+/// The session document Session Manager uses when a StartSession names none (Session Manager:
+/// "Start a default shell session by specifying the default session document in IAM
+/// policies").
+pub const DEFAULT_SESSION_DOCUMENT: &str = "SSM-SessionManagerRunShell";
+
 /// The resource an AccessDenied message names: "... on resource: ARN because ..." or
 /// "... on resource: ARN with an explicit deny ...".
 pub fn denied_resource(message: &str) -> Option<String> {
@@ -452,6 +466,9 @@ fn caller(ui: &Value, base: &str) -> Result<Caller, EventError> {
         principal_id: str_at(ui, "principalId").map(str::to_string),
         mfa,
         invoked_by: str_at(ui, "invokedBy").map(str::to_string),
+        source_identity: session
+            .and_then(|s| str_at(s, "sourceIdentity"))
+            .map(str::to_string),
     })
 }
 
@@ -475,6 +492,8 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
     let action = match name {
         "SendCommand" => Action::SendCommand,
         "StartSession" => Action::StartSession,
+        "ResumeSession" => Action::ResumeSession,
+        "TerminateSession" => Action::TerminateSession,
         other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
     };
     let event_id = required(r, "eventID", base)?.to_string();
@@ -580,6 +599,13 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
             activity.session_id = resp
                 .and_then(|r| str_at(r, "sessionId"))
                 .map(str::to_string);
+        }
+        Action::ResumeSession | Action::TerminateSession => {
+            let id = required(req, "sessionId", &req_path)?;
+            activity.session_id = Some(id.to_string());
+            if action == Action::ResumeSession {
+                activity.targets = vec![session_arn(id, &partition, &region, &account)];
+            }
         }
     }
     Ok(Event::Activity(Box::new(activity)))
@@ -730,6 +756,30 @@ mod tests {
         assert_eq!(shared.id, "Shared");
     }
 
+    /// SSM CreateDocument reserves the prefixes `aws`, `amazon` and `amzn` for AWS's own
+    /// documents; their ARNs have no account.
+    #[test]
+    fn aws_reserved_document_prefixes_are_aws_owned() {
+        for name in [
+            "AWSSupport-RunEC2RescueForWindowsTool",
+            "AWSEC2-ConfigureSTIG",
+            "AWSFleetManager-GetDiskInformation",
+            "AmazonCloudWatch-ManageAgent",
+            "AWS-RunShellScript",
+            "amzn-linux-hardening",
+        ] {
+            assert_eq!(
+                document_arn(name, "aws", "us-east-1", "111122223333").arn,
+                format!("arn:aws:ssm:us-east-1::document/{name}"),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            document_arn("Ops-AWSRestart", "aws", "us-east-1", "1").arn,
+            "arn:aws:ssm:us-east-1:1:document/Ops-AWSRestart"
+        );
+    }
+
     #[test]
     fn tag_targets_name_no_instance() {
         let r = record(
@@ -801,6 +851,41 @@ mod tests {
             "arn:aws:ssm:us-east-1:111122223333:document/SSM-SessionManagerRunShell"
         );
         assert_eq!(a.session_id.as_deref(), Some("alice-0a1b2c3d4e5f6a7b8"));
+    }
+
+    #[test]
+    fn resume_and_terminate_session_name_the_session() {
+        let r = record(
+            "ResumeSession",
+            json!({"sessionId": "alice-0a1b2c3d4e5f6a7b8"}),
+            json!({"sessionId": "alice-0a1b2c3d4e5f6a7b8", "streamUrl": "wss://x", "tokenValue": "Value hidden due to security reasons."}),
+        );
+        let a = activity(&r);
+        assert_eq!(a.action, Action::ResumeSession);
+        assert_eq!(a.document, None);
+        assert_eq!(
+            a.targets,
+            vec![ResourceRef {
+                kind: ResourceKind::Session,
+                id: "alice-0a1b2c3d4e5f6a7b8".into(),
+                arn: "arn:aws:ssm:us-east-1:111122223333:session/alice-0a1b2c3d4e5f6a7b8".into()
+            }]
+        );
+        let t = record(
+            "TerminateSession",
+            json!({"sessionId": "alice-0a1b2c3d4e5f6a7b8"}),
+            json!({"sessionId": "alice-0a1b2c3d4e5f6a7b8"}),
+        );
+        let a = activity(&t);
+        assert_eq!(a.action, Action::TerminateSession);
+        assert!(!a.action.is_judged());
+        assert!(a.targets.is_empty());
+        assert_eq!(a.session_id.as_deref(), Some("alice-0a1b2c3d4e5f6a7b8"));
+        let bad = record("ResumeSession", json!({}), json!({}));
+        assert_eq!(
+            normalize(&bad).unwrap_err().path,
+            "$.requestParameters.sessionId"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::diag::{self, Diagnostic, JsonPath, Reporter, Severity, SourceText};
 use crate::json::{self, Json, JsonKind};
 use crate::policy::{parse_policy_json, NamedPolicy, Parsed};
-use crate::principal::Caller;
+use crate::principal::{Caller, SERVICE_PREFIX};
 use crate::wildcard::{Flavor, Pattern};
 
 /// What happens to a caller no entry matches.
@@ -94,6 +94,19 @@ impl Resolution<'_> {
             }
         }
         out
+    }
+
+    /// Whether the caller's policies use `ssm:SessionDocumentAccessCheck`: Session Manager then
+    /// checks the caller's permission on the session document even when a StartSession names
+    /// none (the default `SSM-SessionManagerRunShell`).
+    pub fn checks_session_document(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.policy.statements.iter().any(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.key_lower == "ssm:sessiondocumentaccesscheck")
+            })
+        })
     }
 
     /// Adds `aws:PrincipalTag/<k>` entries to a context (keys already set win).
@@ -176,7 +189,9 @@ impl Intent {
 
     /// The entries whose `match` patterns match any of the caller's identities.
     pub fn resolve(&self, caller: &Caller) -> Resolution<'_> {
-        self.resolve_identities(&caller.identities())
+        let ids = caller.identities();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.resolve_identities(&ids)
     }
 
     /// Like [`Intent::resolve`] with identities given directly.
@@ -516,6 +531,23 @@ fn parse_match<'j>(m: &'j Json<'j>, label: &str, r: &mut Reporter<'_, 'j>) -> Op
         let mi = matches!(m.kind, JsonKind::Array(_)).then(|| r.path.index(i));
         match it.as_str() {
             Some(s) if s == "*" || s.starts_with("arn:") => {
+                if r.lints {
+                    if let Some(role) = wildcard_role_part(s) {
+                        r.warn(
+                            "wildcard-session-role",
+                            it.span,
+                            format!(
+                                "`{s}` has a wildcard in the role part (`{role}`) of an assumed-role ARN: \
+                                 whoever assumes a role chooses the session name, so a session of any \
+                                 role it matches can pose as this entry; match the role ARN \
+                                 (`arn:aws:iam::ACCOUNT:role/NAME`) instead"
+                            ),
+                        );
+                    }
+                }
+                out.push(Pattern::new(s, Flavor::Glob, false));
+            }
+            Some(s) if s.len() > SERVICE_PREFIX.len() && s.starts_with(SERVICE_PREFIX) => {
                 out.push(Pattern::new(s, Flavor::Glob, false));
             }
             _ => {
@@ -523,7 +555,8 @@ fn parse_match<'j>(m: &'j Json<'j>, label: &str, r: &mut Reporter<'_, 'j>) -> Op
                     "invalid-match",
                     it.span,
                     "a `match` pattern must be an ARN (wildcards allowed), e.g. \
-                     `arn:aws:iam::111122223333:role/Lead*`"
+                     `arn:aws:iam::111122223333:role/Lead*`, or `service:<name>` for an AWS \
+                     service caller, e.g. `service:ssm.amazonaws.com`"
                         .to_string(),
                 );
                 ok = false;
@@ -534,6 +567,14 @@ fn parse_match<'j>(m: &'j Json<'j>, label: &str, r: &mut Reporter<'_, 'j>) -> Op
         }
     }
     ok.then_some(out)
+}
+
+/// The role part of an assumed-role ARN pattern when it has a wildcard
+/// (`arn:aws:sts::1:assumed-role/*/alice` gives `*`).
+fn wildcard_role_part(pattern: &str) -> Option<&str> {
+    let rest = pattern.split_once(":assumed-role/")?.1;
+    let role = rest.split('/').next().unwrap_or(rest);
+    role.contains(['*', '?']).then_some(role)
 }
 
 fn parse_policies<'j>(
@@ -660,6 +701,60 @@ mod tests {
         );
         let nobody = Caller::from_arn("arn:aws:sts::1:assumed-role/Other/s").unwrap();
         assert!(intent.resolve(&nobody).is_unlisted());
+    }
+
+    /// CloudTrail `userIdentity` for AWS services: `type` `AWSService`, no ARN, the service in
+    /// `invokedBy`. Such callers are matched by `service:<name>`.
+    #[test]
+    fn service_callers_match_service_patterns() {
+        let text = format!(
+            r#"{{"principals":[
+                {{"name":"ssm-itself","match":"service:ssm.amazonaws.com","policies":[{ALLOW_ALL}]}},
+                {{"name":"any-service","match":["service:*.amazonaws.com"],"policies":[]}}
+            ]}}"#
+        );
+        let intent = Intent::parse(&text, None, &mut no_files).unwrap().value;
+        let ssm = Caller::service("ssm.amazonaws.com", Some("1"));
+        let names: Vec<&str> = intent
+            .resolve(&ssm)
+            .entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, ["ssm-itself", "any-service"]);
+        let other = Caller::service("config.amazonaws.com", Some("1"));
+        assert_eq!(intent.resolve(&other).entries.len(), 1);
+        let person = Caller::from_arn("arn:aws:iam::1:user/service").unwrap();
+        assert!(intent.resolve(&person).is_unlisted());
+        let bad = r#"{"principals":[{"name":"a","match":"service:","policies":[]}]}"#;
+        let e = Intent::parse(bad, None, &mut no_files).unwrap_err();
+        assert!(e.diagnostics.iter().any(|d| d.code == "invalid-match"));
+    }
+
+    #[test]
+    fn check_warns_about_wildcards_in_the_role_of_a_session_pattern() {
+        let text = format!(
+            r#"{{"principals":[
+                {{"name":"a","match":["arn:aws:sts::1:assumed-role/*/alice","arn:aws:sts::1:assumed-role/Ops/*"],"policies":[{ALLOW_ALL}]}}
+            ]}}"#
+        );
+        let parsed = Intent::check(&text, None, &mut no_files).unwrap();
+        let warned: Vec<&str> = parsed
+            .warnings
+            .iter()
+            .filter(|d| d.code == "wildcard-session-role")
+            .map(|d| d.path.as_str())
+            .collect();
+        assert_eq!(
+            warned,
+            ["$.principals[0].match[0]"],
+            "only the role part counts"
+        );
+        let plain = Intent::parse(&text, None, &mut no_files).unwrap();
+        assert!(plain
+            .warnings
+            .iter()
+            .all(|d| d.code != "wildcard-session-role"));
     }
 
     #[test]

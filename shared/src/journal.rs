@@ -356,6 +356,7 @@ mod tests {
         DenialWindow {
             calls: calls.iter().map(|(t, id)| (*t, id.to_string())).collect(),
             episode: None,
+            sessions: Default::default(),
         }
     }
 
@@ -363,7 +364,8 @@ mod tests {
     fn denial_episodes_are_gathered_and_written_back() {
         let intent = intent();
         let inv = Inventory::default();
-        let caller = "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
+        // Windows count a role's sessions together: keyed by the role.
+        let caller = "arn:aws:iam::111122223333:role/JuniorEngineer";
         // The store gathers the calls already written, this one included.
         let window = window_of(&[(1_795_165_200_000, "d-1"), (1_795_165_210_000, "d-2")]);
         let mut store = JournalStore::new();

@@ -25,6 +25,6 @@ pub mod wildcard;
 
 pub use context::{ContextValue, Request, RequestContext};
 pub use diag::{Diagnostic, Severity};
-pub use eval::{evaluate, Decision, DecisionReport, Verdict};
+pub use eval::{evaluate, evaluate_bounded, Bounded, Decision, DecisionReport, Verdict};
 pub use intent::Intent;
 pub use policy::{NamedPolicy, Policy};

@@ -314,6 +314,7 @@ mod tests {
             error_message: None,
             denied_calls: None,
             window_seconds: None,
+            sessions: Vec::new(),
             truncated: false,
         }
     }

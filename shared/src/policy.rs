@@ -122,20 +122,50 @@ impl Statement {
         ctx: &RequestContext,
         missing: &mut Vec<String>,
     ) -> StatementMatch {
+        self.matches_assuming(action, resource, ctx, missing, None)
+    }
+
+    /// [`Statement::matches`], with every test that reads an unknown key (a condition, or a
+    /// resource pattern's policy variable) passing exactly when `unknown_holds` says.
+    pub fn matches_assuming(
+        &self,
+        action: &str,
+        resource: &str,
+        ctx: &RequestContext,
+        missing: &mut Vec<String>,
+        unknown_holds: Option<bool>,
+    ) -> StatementMatch {
         if !self.covers_action(action) {
             return StatementMatch::Action;
         }
-        let hit = self
-            .resources
-            .patterns
-            .iter()
-            .any(|p| p.matches(resource, ctx, missing));
-        if hit == self.resources.negated {
+        let unknown_resource = unknown_holds.and_then(|holds| {
+            let key = self.resources.patterns.iter().find_map(|p| match p {
+                ResourcePattern::Template { template, .. } => template
+                    .variables()
+                    .find(|v| ctx.is_unknown_lower(&v.key_lower))
+                    .map(|v| v.key.clone()),
+                ResourcePattern::Static(_) => None,
+            })?;
+            condition::note_missing(missing, &key);
+            Some(holds)
+        });
+        let covered = match unknown_resource {
+            Some(holds) => holds,
+            None => {
+                let hit = self
+                    .resources
+                    .patterns
+                    .iter()
+                    .any(|p| p.matches(resource, ctx, missing));
+                hit != self.resources.negated
+            }
+        };
+        if !covered {
             return StatementMatch::Resource;
         }
         // Several operators, and several keys under one operator: all must hold (AND).
         for (i, c) in self.conditions.iter().enumerate() {
-            if !c.evaluate(ctx, missing) {
+            if !c.evaluate_assuming(ctx, missing, unknown_holds) {
                 return StatementMatch::Condition(i);
             }
         }

@@ -23,19 +23,29 @@ pub trait TagLookup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tags<'a> {
     Known(&'a TagSet),
-    /// Known to carry no tags (AWS-owned documents, documents absent from the inventory).
+    /// Known to carry no tags (AWS-owned documents).
     None,
     Unknown,
 }
 
-/// The tags of `resource`: instances and managed nodes through the lookup (unknown when
-/// absent); documents by name, untagged when absent (AWS-owned documents carry no tags).
+/// The tags of `resource` through the lookup, unknown when absent. AWS-owned documents (their
+/// ARN has no account) carry no tags; an account's or a shared document's tags are looked up
+/// like an instance's (by name).
 pub fn tags_of<'a>(lookup: &'a dyn TagLookup, resource: &ResourceRef) -> Tags<'a> {
-    match (lookup.tags(&resource.id), resource.kind) {
-        (Some(t), _) => Tags::Known(t),
-        (None, ResourceKind::Document) => Tags::None,
-        (None, _) => Tags::Unknown,
+    match resource.kind {
+        ResourceKind::Document if aws_owned(resource) => return Tags::None,
+        ResourceKind::Session => return Tags::None,
+        _ => {}
     }
+    match lookup.tags(&resource.id) {
+        Some(t) => Tags::Known(t),
+        None => Tags::Unknown,
+    }
+}
+
+/// An AWS-owned document: `arn:aws:ssm:REGION::document/NAME`.
+pub fn aws_owned(resource: &ResourceRef) -> bool {
+    resource.arn.split(':').nth(4) == Some("")
 }
 
 /// The `"key": "value"` pairs of a tag object; every non-string value is reported (with
@@ -175,7 +185,17 @@ mod tests {
             "absent is unknown, not untagged"
         );
         let doc = document_arn("AWS-RunShellScript", "aws", "us-east-1", "1");
-        assert_eq!(tags_of(&inv, &doc), Tags::None);
+        assert_eq!(
+            tags_of(&inv, &doc),
+            Tags::None,
+            "AWS-owned documents carry no tags"
+        );
+        let own = document_arn("Ops-Restart", "aws", "us-east-1", "1");
+        assert_eq!(
+            tags_of(&inv, &own),
+            Tags::Unknown,
+            "an account's document absent from the inventory has unknown tags"
+        );
     }
 
     #[test]

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::{Request, RequestContext};
+use crate::context::Request;
 use crate::correlate::{record_denial, CorrelationStore, DenialEffect, Parked};
-use crate::eval::{evaluate, StatementRef, Verdict};
+use crate::eval::{evaluate_bounded, StatementRef, Verdict};
 use crate::event::{Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange};
 use crate::intent::{Intent, Resolution, Unlisted};
 use crate::tags::{tags_of, TagLookup, Tags};
-use crate::values;
 
 /// The finding kinds (the contract of tagwatch's output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,6 +96,9 @@ pub struct Finding {
     pub denied_calls: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_seconds: Option<u64>,
+    /// Spikes: the sessions (assumed-role session ARNs) whose calls the window counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
     /// Long fields were shortened to fit a sink's size limit (the finding is never dropped).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -123,6 +125,8 @@ pub struct Stats {
     pub access_denied: u64,
     pub spikes: u64,
     pub unevaluated: u64,
+    /// TerminateSession calls (counted, not judged).
+    pub terminated_sessions: u64,
 }
 
 impl Stats {
@@ -160,102 +164,40 @@ pub fn spike_finding_id(caller: &str, opened_by: &str) -> String {
     finding_id(&["spike", caller, opened_by])
 }
 
-/// Whose AccessDenied window a denied call counts in: the caller's ARN, else its principal id,
-/// else one window per account for callers the record does not name. The watcher and every
-/// store key windows by this, so gathering and persisting always meet.
+/// Whose AccessDenied window a denied call counts in: the principal behind the session (the
+/// role for an assumed-role session, so a prober rotating session names still reaches the
+/// threshold; the user for an IAM user; [`crate::principal::Caller::principal_key`]), else one
+/// window per account for callers the record does not name. The watcher and every store key
+/// windows by this, so gathering and persisting always meet.
 pub fn denial_caller(a: &Activity) -> String {
-    match (&a.caller.arn, &a.caller.principal_id) {
-        (Some(arn), _) => arn.clone(),
-        (None, Some(id)) => format!("principal-id:{id}"),
-        (None, None) => format!("unknown-caller:{}", a.account),
-    }
+    a.caller
+        .principal_key()
+        .unwrap_or_else(|| format!("unknown-caller:{}", a.account))
 }
 
-/// Context keys the record always settles: when one of these is absent, it is absent in the
-/// request too (not unknown).
-const SETTLED: &[&str] = &[
-    "aws:principalarn",
-    "aws:principalaccount",
-    "aws:principaltype",
-    "aws:userid",
-    "aws:username",
-    "aws:sourceip",
-    "aws:sourcevpce",
-    "aws:viaawsservice",
-    "aws:requestedregion",
-    "aws:currenttime",
-    "aws:epochtime",
-];
+/// The session ARN of a denied call when its window counts more than that session (an
+/// assumed-role session, counted with its role's other sessions).
+pub fn denial_session(a: &Activity) -> Option<&str> {
+    let arn = a.caller.arn.as_deref()?;
+    (a.caller.principal_key().as_deref() != Some(arn)).then_some(arn)
+}
 
-/// The request context of an activity, without resource tags: the principal, network and
-/// time keys (IAM global condition context keys), from the CloudTrail record.
-pub fn activity_context(a: &Activity) -> RequestContext {
-    let mut ctx = RequestContext::new();
-    let c = &a.caller;
-    let principal_type = match c.identity_type.as_str() {
-        "IAMUser" => Some("User"),
-        "AssumedRole" => Some("AssumedRole"),
-        "FederatedUser" => Some("FederatedUser"),
-        "Root" => Some("Account"),
-        _ => None,
-    };
-    let principal_arn = if c.identity_type == "AssumedRole" {
-        c.role_arn.as_deref().or(c.arn.as_deref())
-    } else {
-        c.arn.as_deref()
-    };
-    if let Some(arn) = principal_arn {
-        ctx.insert("aws:PrincipalArn", arn);
-    }
-    if let Some(acct) = &c.account {
-        ctx.insert("aws:PrincipalAccount", acct.as_str());
-    }
-    if let Some(t) = principal_type {
-        ctx.insert("aws:PrincipalType", t);
-    }
-    if let Some(id) = &c.principal_id {
-        ctx.insert("aws:userid", id.as_str());
-    }
-    if c.identity_type == "IAMUser" {
-        if let Some(name) = &c.user_name {
-            ctx.insert("aws:username", name.as_str());
-        }
-    }
-    if let Some(ip) = a
-        .source_ip
-        .as_deref()
-        .filter(|ip| values::parse_ip(ip).is_some())
+/// A short name for a principal key: the role or user name, or the key itself.
+fn principal_name(key: &str) -> String {
+    match key
+        .split_once(":role/")
+        .or_else(|| key.split_once(":user/"))
     {
-        ctx.insert("aws:SourceIp", ip);
+        Some((_, path_and_name)) => path_and_name
+            .rsplit('/')
+            .next()
+            .unwrap_or(path_and_name)
+            .to_string(),
+        None => key.to_string(),
     }
-    if let Some(vpce) = &a.vpc_endpoint {
-        ctx.insert("aws:SourceVpce", vpce.as_str());
-    }
-    let via_service = c.invoked_by.is_some()
-        || a.source_ip
-            .as_deref()
-            .is_some_and(|s| s.ends_with(".amazonaws.com"));
-    ctx.insert(
-        "aws:ViaAWSService",
-        if via_service { "true" } else { "false" },
-    );
-    ctx.insert("aws:RequestedRegion", a.region.as_str());
-    ctx.insert("aws:CurrentTime", values::format_date(a.event_epoch_ms));
-    ctx.insert(
-        "aws:EpochTime",
-        (a.event_epoch_ms.div_euclid(1000)).to_string(),
-    );
-    if let Some(mfa) = c.mfa {
-        ctx.insert(
-            "aws:MultiFactorAuthPresent",
-            if mfa { "true" } else { "false" },
-        );
-    }
-    if a.tls {
-        ctx.insert("aws:SecureTransport", "true");
-    }
-    ctx
 }
+
+pub use crate::context::activity_context;
 
 /// Processes events into findings with correlation state `S`.
 #[derive(Debug)]
@@ -279,15 +221,86 @@ fn who(a: &Activity) -> String {
     arn.to_string()
 }
 
-/// Says which keys the decision depended on that the event cannot tell, if any.
-fn unknown_note(keys: &[String]) -> String {
-    if keys.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " (the decision depended on {}, which the event cannot tell)",
-            keys.join(", ")
-        )
+/// What the intent says about one resource.
+enum Judged {
+    /// The intent allows it, whatever the unknown keys hold (the report when asked for).
+    Allowed(Option<crate::eval::DecisionReport>),
+    /// The intent does not allow it, whatever the unknown keys hold.
+    Refused(crate::eval::DecisionReport),
+    /// Whether the intent allows it depends on keys nobody can tell.
+    Undecided { unknown: Vec<String> },
+}
+
+/// "it depends on ssm:resourceTag/Env, and the resource's tags are unknown".
+fn depends_on(keys: &[String], tags: Tags<'_>) -> String {
+    let tag_key = |k: &String| {
+        let lower = k.to_ascii_lowercase();
+        lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/")
+    };
+    let (tag_keys, others): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| tag_key(k));
+    let list = |ks: &[&String]| ks.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+    let mut parts = Vec::new();
+    if !tag_keys.is_empty() && tags == Tags::Unknown {
+        parts.push(format!(
+            "it depends on {}, and the resource's tags are unknown",
+            list(&tag_keys)
+        ));
+    } else if !tag_keys.is_empty() {
+        parts.push(format!(
+            "it depends on {}, which is unknown",
+            list(&tag_keys)
+        ));
+    }
+    if !others.is_empty() {
+        parts.push(format!(
+            "it depends on {}, which the record cannot tell",
+            list(&others)
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Every resource IAM authorises for the call: its document (for a StartSession that names
+/// none, the default session document when the caller's intent enforces the session document
+/// check with `ssm:SessionDocumentAccessCheck`), then its instances or session.
+fn resources_of(a: &Activity, resolution: &Resolution<'_>) -> Vec<ResourceRef> {
+    let mut out: Vec<ResourceRef> = a.resources().cloned().collect();
+    if a.action == Action::StartSession
+        && a.document.is_none()
+        && resolution.checks_session_document()
+    {
+        out.insert(
+            0,
+            crate::event::document_arn(
+                crate::event::DEFAULT_SESSION_DOCUMENT,
+                &a.partition,
+                &a.region,
+                &a.account,
+            ),
+        );
+    }
+    out
+}
+
+/// What the caller did to the resource, for a reason sentence.
+fn what(a: &Activity, r: &ResourceRef, tags: Tags<'_>) -> String {
+    match (a.action, r.kind) {
+        (Action::ResumeSession | Action::TerminateSession, _) => {
+            format!("resumed session {}", r.id)
+        }
+        (Action::SendCommand, ResourceKind::Document) => format!("used document {}", r.id),
+        (Action::SendCommand, _) => format!(
+            "ran {} on {}{}",
+            a.document.as_ref().map_or("a command", |d| d.id.as_str()),
+            r.id,
+            describe_tags(tags)
+        ),
+        (Action::StartSession, ResourceKind::Document) => {
+            format!("started a session with document {}", r.id)
+        }
+        (Action::StartSession, _) => {
+            format!("started a session on {}{}", r.id, describe_tags(tags))
+        }
     }
 }
 
@@ -411,6 +424,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             error_message: None,
             denied_calls: None,
             window_seconds: None,
+            sessions: Vec::new(),
             truncated: false,
         }
     }
@@ -421,7 +435,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             return Vec::new();
         }
         let mut out = self.expire(a.event_epoch_ms);
-        let resolution = self.intent.resolve_identities(&a.caller.identities());
+        if !a.action.is_judged() {
+            self.stats.terminated_sessions += 1;
+            return out;
+        }
+        let resolution = self.intent.resolve(&a.caller);
         let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
         match &a.outcome {
             Outcome::Failed { .. } => self.stats.failed_calls += 1,
@@ -451,7 +469,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 if ignored {
                     self.stats.ignored += 1;
                 } else {
-                    for r in a.resources() {
+                    for r in &resources_of(a, &resolution) {
                         out.extend(self.evaluate(a, r, &resolution, tags, &a.event_id));
                     }
                 }
@@ -498,7 +516,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         if a.outcome != Outcome::Allowed {
             return Vec::new();
         }
-        let resolution = self.intent.resolve_identities(&a.caller.identities());
+        let resolution = self.intent.resolve(&a.caller);
         let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
         let out = self.resume_parked(&a, &resolution, ignored, tags);
         for f in &out {
@@ -515,7 +533,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let mut out = self.expire(s.event_epoch_ms);
         match self.store.command(&s.command_id) {
             Some(a) => {
-                let resolution = self.intent.resolve_identities(&a.caller.identities());
+                let resolution = self.intent.resolve(&a.caller);
                 let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
                 for t in &s.targets {
                     if self.store.claim(&s.command_id, &t.id, s.event_epoch_ms) && !ignored {
@@ -568,48 +586,65 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             error_message: None,
             denied_calls: None,
             window_seconds: None,
+            sessions: Vec::new(),
             truncated: false,
         }
     }
 
-    /// The intent's decision on one resource of an activity, and the keys it depended on that
-    /// the event cannot tell. The report (with its explanation) is built only when asked for or
-    /// when the intent does not allow: compliant resources are the common case.
-    fn decide(
+    /// What the intent says about one resource of an activity, with what nobody can tell (the
+    /// record's unknown keys, tags that could not be read) taken into account: IAM's verdict
+    /// whatever those hold, or "it depends". The report (with its explanation) is built only
+    /// when asked for or when the intent does not allow: compliant resources are the common
+    /// case.
+    fn judge(
         &self,
         a: &Activity,
         r: &ResourceRef,
         resolution: &Resolution<'_>,
         tags: Tags<'_>,
         report_allow: bool,
-    ) -> Option<(crate::eval::DecisionReport, Vec<String>)> {
+    ) -> Judged {
         let mut request = Request {
             action: a.action.as_str().to_string(),
             resource: r.arn.clone(),
             context: activity_context(a),
         };
-        if let Tags::Known(t) = tags {
-            request
-                .context
-                .set_resource_tags(t.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        match tags {
+            Tags::Known(t) => {
+                request
+                    .context
+                    .set_resource_tags(t.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                request.context.known_absent("ssm:resourceTag/");
+                request.context.known_absent("aws:ResourceTag/");
+            }
+            Tags::None => {
+                request.context.known_absent("ssm:resourceTag/");
+                request.context.known_absent("aws:ResourceTag/");
+            }
+            Tags::Unknown => {
+                request.context.mark_unknown("ssm:resourceTag/");
+                request.context.mark_unknown("aws:ResourceTag/");
+            }
         }
         resolution.fill_context(&mut request.context);
-        let decision = evaluate(&resolution.policies, &request);
-        if decision.verdict == Verdict::Allow && !report_allow {
-            return None;
+        if a.action == Action::StartSession && resolution.checks_session_document() {
+            // The intent enforces the session document check: Session Manager then authorises
+            // the session document too (the default one when the request names none).
+            request
+                .context
+                .insert("ssm:SessionDocumentAccessCheck", "true");
         }
-        let unknown: Vec<String> = decision
-            .missing_keys
-            .iter()
-            .filter(|k| {
-                let lower = k.to_ascii_lowercase();
-                let tag_key =
-                    lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/");
-                !(SETTLED.contains(&lower.as_str()) || (tag_key && tags != Tags::Unknown))
-            })
-            .cloned()
-            .collect();
-        Some((decision.report(&resolution.policies, &request), unknown))
+        let bounded = evaluate_bounded(&resolution.policies, &request);
+        match bounded.certain {
+            Some(Verdict::Allow) if !report_allow => Judged::Allowed(None),
+            Some(Verdict::Allow) => Judged::Allowed(Some(
+                bounded.decision.report(&resolution.policies, &request),
+            )),
+            Some(_) => Judged::Refused(bounded.decision.report(&resolution.policies, &request)),
+            None => Judged::Undecided {
+                unknown: bounded.unknown_keys,
+            },
+        }
     }
 
     fn evaluate(
@@ -628,22 +663,26 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             }
             _ => finding_id(&["resource", event_id, &r.arn]),
         };
-        if tags == Tags::Unknown {
-            let mut f = self.base_finding(a, FindingKind::Unevaluated, resolution);
-            f.severity = FindingSeverity::Medium;
-            f.finding_id = key;
-            f.resource = Some(r.arn.clone());
-            f.reason = format!(
-                "{} ran {} on {}, whose tags are unknown (not in the inventory); cannot tell whether the intent allows it",
-                who(a),
-                a.action.as_str(),
-                r.id
-            );
-            return Some(f);
-        }
-        let Some((report, unknown)) = self.decide(a, r, resolution, tags, false) else {
-            self.stats.compliant += 1;
-            return None;
+        let report = match self.judge(a, r, resolution, tags, false) {
+            Judged::Allowed(_) => {
+                self.stats.compliant += 1;
+                return None;
+            }
+            Judged::Undecided { unknown } => {
+                let mut f = self.base_finding(a, FindingKind::Unevaluated, resolution);
+                f.severity = FindingSeverity::Medium;
+                f.finding_id = key;
+                f.resource = Some(r.arn.clone());
+                f.reason = format!(
+                    "{} {}; cannot tell whether the intent allows it: {}",
+                    who(a),
+                    what(a, r, tags),
+                    depends_on(&unknown, tags)
+                );
+                f.unknown_keys = unknown;
+                return Some(f);
+            }
+            Judged::Refused(report) => report,
         };
         let mut f = self.base_finding(a, FindingKind::Violation, resolution);
         f.severity = FindingSeverity::High;
@@ -651,34 +690,41 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         f.resource = Some(r.arn.clone());
         f.intended = Some(report.decision);
         f.statements = report.statements;
-        let what = match (a.action, r.kind) {
-            (Action::SendCommand, ResourceKind::Document) => format!("used document {}", r.id),
-            (Action::SendCommand, _) => format!(
-                "ran {} on {}{}",
-                a.document.as_ref().map_or("a command", |d| d.id.as_str()),
-                r.id,
-                describe_tags(tags)
-            ),
-            (Action::StartSession, ResourceKind::Document) => {
-                format!("started a session with document {}", r.id)
-            }
-            (Action::StartSession, _) => {
-                format!("started a session on {}{}", r.id, describe_tags(tags))
-            }
-        };
         let unlisted = if resolution.is_unlisted() {
             "; the caller matches no intent entry"
         } else {
             ""
         };
         f.reason = format!(
-            "{} {what} outside intent{unlisted}: {}{}",
+            "{} {} outside intent{unlisted}: {}",
             who(a),
+            what(a, r, tags),
             report.explanation,
-            unknown_note(&unknown)
         );
-        f.unknown_keys = unknown;
         Some(f)
+    }
+
+    /// The resource a denied call was denied on: the one AWS's message names (which need not
+    /// be among the request's resources as tagwatch names them), built from its ARN if need be.
+    fn denied_resources(
+        a: &Activity,
+        resolution: &Resolution<'_>,
+        named: Option<&str>,
+    ) -> Vec<ResourceRef> {
+        let resources = resources_of(a, resolution);
+        let Some(arn) = named else {
+            // The message names none: the document and every instance were each a candidate.
+            return resources;
+        };
+        if let Some(r) = resources.into_iter().find(|r| r.arn == arn) {
+            return vec![r];
+        }
+        let r = if arn.contains(":document/") {
+            crate::event::document_arn(arn, &a.partition, &a.region, &a.account)
+        } else {
+            crate::event::target_arn(arn, &a.partition, &a.region, &a.account)
+        };
+        vec![r]
     }
 
     fn denied(
@@ -696,40 +742,81 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         f.actual = Actual::Denied;
         f.error_code = Some(code.to_string());
         f.error_message = message.map(str::to_string);
-        // The intended decision on the resource AWS named, or on the first resource.
-        let named = resource.and_then(|arn| a.resources().find(|r| r.arn == arn));
-        let target = named.or_else(|| a.targets.first()).or(a.document.as_ref());
-        f.resource = resource
-            .map(str::to_string)
-            .or_else(|| target.map(|t| t.arn.clone()));
+        // The intended decision on the resource AWS named (with its tags); when the message
+        // names none, on every resource of the call: the intent denies it too when it denies
+        // any of them, and access is narrower than intended when it allows them all.
+        let candidates = Self::denied_resources(a, resolution, resource);
+        f.resource = match (resource, candidates.as_slice()) {
+            (Some(arn), _) => Some(arn.to_string()),
+            (None, [only]) => Some(only.arn.clone()),
+            (None, _) => None,
+        };
         let on = f.resource.as_deref().unwrap_or("its resources");
-        let decided = target
-            .filter(|t| tags_of(lookup, t) != Tags::Unknown)
-            .and_then(|t| self.decide(a, t, resolution, tags_of(lookup, t), true));
+        let mut allowed: Option<crate::eval::DecisionReport> = None;
+        let mut refused: Option<crate::eval::DecisionReport> = None;
+        let mut undecided: Vec<String> = Vec::new();
+        let mut unknown_tags = false;
+        for r in &candidates {
+            let tags = tags_of(lookup, r);
+            match self.judge(a, r, resolution, tags, true) {
+                Judged::Refused(report) => {
+                    refused.get_or_insert(report);
+                }
+                Judged::Allowed(report) => {
+                    if allowed.is_none() {
+                        allowed = report;
+                    }
+                }
+                Judged::Undecided { unknown } => {
+                    unknown_tags |= tags == Tags::Unknown;
+                    for k in unknown {
+                        if !undecided.contains(&k) {
+                            undecided.push(k);
+                        }
+                    }
+                }
+            }
+        }
+        let decided = match (refused, undecided.is_empty(), allowed) {
+            (Some(report), _, _) => Some(report),
+            (None, true, Some(report)) => Some(report),
+            _ => None,
+        };
         match decided {
-            Some((report, unknown)) => {
+            Some(report) => {
                 f.intended = Some(report.decision);
                 f.statements = report.statements;
-                f.unknown_keys = unknown;
                 let intent = if report.decision == Verdict::Allow {
                     "the intent allows it, so access is narrower than intended"
                 } else {
                     "the intent denies it too"
                 };
                 f.reason = format!(
-                    "AWS denied {} {} on {on} ({code}); {intent}: {}{}",
+                    "AWS denied {} {} on {on} ({code}); {intent}: {}",
                     who(a),
                     a.action.as_str(),
                     report.explanation,
-                    unknown_note(&f.unknown_keys)
                 );
             }
             None => {
+                let why = if undecided.is_empty() {
+                    "the call names no resource".to_string()
+                } else {
+                    depends_on(
+                        &undecided,
+                        if unknown_tags {
+                            Tags::Unknown
+                        } else {
+                            Tags::None
+                        },
+                    )
+                };
                 f.reason = format!(
-                    "AWS denied {} {} on {on} ({code}); the intended decision is unknown because the resource's tags are unknown",
+                    "AWS denied {} {} on {on} ({code}); the intended decision is unknown: {why}",
                     who(a),
                     a.action.as_str()
                 );
+                f.unknown_keys = undecided;
             }
         }
         out.push(f);
@@ -739,6 +826,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let spike = self.intent.spike;
         let window_ms = self.intent.spike_window_ms();
         let window = self.store.denials(&caller);
+        if let Some(session) = denial_session(a) {
+            window.note_session(&a.event_id, session);
+        }
         let effect = record_denial(
             window,
             &a.event_id,
@@ -748,6 +838,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         );
         if effect == DenialEffect::Opened {
             let count = crate::correlate::busiest_window(window, a.event_epoch_ms, window_ms);
+            let sessions = window.session_arns();
             let mut s = self.base_finding(a, FindingKind::AccessDeniedSpike, resolution);
             s.severity = FindingSeverity::High;
             s.finding_id = spike_finding_id(&caller, &a.event_id);
@@ -755,9 +846,16 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             s.resource = None;
             s.denied_calls = Some(count);
             s.window_seconds = Some(spike.window_seconds);
+            // The principal behind the sessions: the window counts a role's sessions together.
+            s.principal = Some(caller.clone());
+            s.sessions = sessions;
+            let sessions = match s.sessions.len() {
+                0 | 1 => String::new(),
+                n => format!(" from {n} sessions"),
+            };
             s.reason = format!(
-                "{} made {count} AccessDenied calls within {} s (threshold {}): someone is probing or a policy broke",
-                who(a),
+                "{} made {count} AccessDenied calls within {} s{sessions} (threshold {}): someone is probing or a policy broke",
+                principal_name(&caller),
                 spike.window_seconds,
                 spike.threshold
             );

@@ -40,8 +40,14 @@ impl From<AdapterError> for PortError {
 }
 
 impl State for DynamoCorrelation {
-    async fn record_denial(&self, caller: &str, event_id: &str, event_ms: i64) -> PortResult<()> {
-        Ok(DynamoCorrelation::record_denial(self, caller, event_id, event_ms).await?)
+    async fn record_denial(
+        &self,
+        caller: &str,
+        event_id: &str,
+        event_ms: i64,
+        session: Option<&str>,
+    ) -> PortResult<()> {
+        Ok(DynamoCorrelation::record_denial(self, caller, event_id, event_ms, session).await?)
     }
     async fn denials(
         &self,

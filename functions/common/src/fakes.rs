@@ -49,6 +49,8 @@ pub struct Table {
     /// Parked items that cannot be read (key, reason): the sweep meets them first.
     pub unreadable: Vec<(String, String)>,
     pub denials: HashMap<String, BTreeSet<(i64, String)>>,
+    /// The session of each denial that has one (by event id).
+    pub denial_sessions: HashMap<String, String>,
     pub episodes: HashMap<String, Episode>,
     pub outbox: BTreeMap<(String, String), Finding>,
     /// Finding id to the holder of its delivery lease (leases never run out by themselves
@@ -110,13 +112,23 @@ fn load_command(t: &Table, cmd: &str, record: bool, owner: &str, store: &mut Jou
 }
 
 impl State for FakeState {
-    async fn record_denial(&self, caller: &str, event_id: &str, event_ms: i64) -> PortResult<()> {
+    async fn record_denial(
+        &self,
+        caller: &str,
+        event_id: &str,
+        event_ms: i64,
+        session: Option<&str>,
+    ) -> PortResult<()> {
         self.failing.check("record_denial")?;
-        lock(&self.table)
-            .denials
+        let mut t = lock(&self.table);
+        t.denials
             .entry(caller.to_string())
             .or_default()
             .insert((event_ms, event_id.to_string()));
+        if let Some(session) = session {
+            t.denial_sessions
+                .insert(event_id.to_string(), session.to_string());
+        }
         Ok(())
     }
 
@@ -144,8 +156,13 @@ impl State for FakeState {
             calls.extend(before.chain(after).cloned());
         }
         calls.sort();
+        let sessions = calls
+            .iter()
+            .filter_map(|(_, id)| Some((id.clone(), t.denial_sessions.get(id)?.clone())))
+            .collect();
         Ok(DenialWindow {
             calls: calls.into(),
+            sessions,
             episode: t
                 .episodes
                 .get(caller)

@@ -30,7 +30,7 @@ use tagwatch_core::outputs::{
     LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
 use tagwatch_core::tags::Inventory;
-use tagwatch_core::verdict::{denial_caller, Finding, FindingKind, Watcher};
+use tagwatch_core::verdict::{denial_caller, denial_session, Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
 
 use crate::ports::{AlertBus, FindingLog, PortError, Ports, Quarantine, State, TagScope, Tags};
@@ -272,11 +272,18 @@ async fn keep_or_fail<S, T, L, B, Q: Quarantine>(
     }
 }
 
-/// The caller and time of a denied call, whose window the decision reads.
-fn denial_of(event: &Event) -> Option<(String, i64)> {
+/// The caller, time and session of a denied call, whose window the decision reads (ended
+/// sessions are counted, not judged: their denials open no window).
+fn denial_of(event: &Event) -> Option<(String, i64, Option<String>)> {
     match event {
-        Event::Activity(a) if matches!(a.outcome, CallOutcome::Denied { .. }) => {
-            Some((denial_caller(a), a.event_epoch_ms))
+        Event::Activity(a)
+            if a.action.is_judged() && matches!(a.outcome, CallOutcome::Denied { .. }) =>
+        {
+            Some((
+                denial_caller(a),
+                a.event_epoch_ms,
+                denial_session(a).map(str::to_string),
+            ))
         }
         _ => None,
     }
@@ -342,11 +349,14 @@ where
     // of concurrent denials the last to write sees them all, and a spike is staged only over a
     // durable window.
     let denial = denial_of(&event);
-    if let Some((caller, ms)) = &denial {
-        ports.state.record_denial(caller, &event_id, *ms).await?;
+    if let Some((caller, ms, session)) = &denial {
+        ports
+            .state
+            .record_denial(caller, &event_id, *ms, session.as_deref())
+            .await?;
     }
     let mut journal = ports.state.gather(&event).await?;
-    if let Some((caller, ms)) = &denial {
+    if let Some((caller, ms, _)) = &denial {
         let window_ms = intent.spike_window_ms();
         let window = ports
             .state

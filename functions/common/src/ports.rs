@@ -31,12 +31,14 @@ pub type PortResult<T> = Result<T, PortError>;
 
 /// Correlation, idempotency, AccessDenied windows and the findings outbox (DynamoDB).
 pub trait State {
-    /// Writes one AccessDenied call of `caller` (idempotent), before the decision.
+    /// Writes one AccessDenied call of `caller` (idempotent), before the decision, with the
+    /// session that made it when the window counts a role's sessions together.
     fn record_denial(
         &self,
         caller: &str,
         event_id: &str,
         event_ms: i64,
+        session: Option<&str>,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The caller's calls nearest `event_ms` (at most `per_side` on each side within
     /// `window_ms`) and its episode (unless `event_id` opened it: a retry decides it again).

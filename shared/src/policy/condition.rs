@@ -265,6 +265,55 @@ impl Condition {
     /// Tests the condition against the request context. Keys it needed and did not find
     /// (the condition key itself, or a policy variable without default) go to `missing`.
     pub fn evaluate(&self, ctx: &RequestContext, missing: &mut Vec<String>) -> bool {
+        self.evaluate_assuming(ctx, missing, None)
+    }
+
+    /// The unknown keys (see [`RequestContext::mark_unknown`]) this condition reads: its key,
+    /// or a policy variable in its values.
+    fn reads_unknown(&self, ctx: &RequestContext) -> Option<String> {
+        if ctx.is_unknown_lower(&self.key_lower) {
+            return Some(self.key.to_string());
+        }
+        let templates: Vec<&Template> = match &self.values {
+            Values::Text(vals) => vals
+                .iter()
+                .filter_map(|v| match v {
+                    TextValue::Template(t) => Some(t),
+                    _ => None,
+                })
+                .collect(),
+            Values::Bool(vals) => vals
+                .iter()
+                .filter_map(|v| match v {
+                    BoolValue::Template(t) => Some(t),
+                    BoolValue::Fixed(_) => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        templates
+            .iter()
+            .flat_map(|t| t.variables())
+            .find(|v| ctx.is_unknown_lower(&v.key_lower))
+            .map(|v| v.key.clone())
+    }
+
+    /// [`Condition::evaluate`], except that a condition reading an unknown key holds exactly
+    /// when `unknown_holds` says (`None`: unknown keys count as absent). Deciding a request once
+    /// with unknown conditions at their most permissive and once at their most restrictive
+    /// bounds every value they could have had.
+    pub fn evaluate_assuming(
+        &self,
+        ctx: &RequestContext,
+        missing: &mut Vec<String>,
+        unknown_holds: Option<bool>,
+    ) -> bool {
+        if let Some(holds) = unknown_holds {
+            if let Some(key) = self.reads_unknown(ctx) {
+                note_missing(missing, &key);
+                return holds;
+            }
+        }
         let op = self.operator;
         let found = ctx.get_lower(&self.key_lower);
         if found.is_none() {
