@@ -536,3 +536,236 @@ fn called_via_names_the_service_that_made_the_call() {
         "a direct call has no aws:CalledVia: {f:?}"
     );
 }
+
+/// SSM reserves the document name prefixes `aws`, `amazon` and `amzn` (CreateDocument `Name`):
+/// `AWSSupport-*` documents are AWS's, `arn:aws:ssm:REGION::document/NAME`.
+#[test]
+fn an_aws_support_document_is_aws_owned() {
+    let (f, stats) = run(&["cloudtrail-sendcommand-aws-support-document.json"]);
+    assert!(f.is_empty(), "{:?}", summary(&f));
+    assert_eq!(stats.compliant, 2, "the document and the instance");
+    let a = activity_of(&event_json(
+        "cloudtrail-sendcommand-aws-support-document.json",
+    ));
+    assert_eq!(
+        a.document.unwrap().arn,
+        "arn:aws:ssm:us-east-1::document/AWSSupport-RunEC2RescueForWindowsTool"
+    );
+}
+
+/// An account's own document is a taggable resource (SSM AddTagsToResource, ResourceType
+/// `Document`): allowed by its tag when the inventory knows it, unknown when it does not.
+#[test]
+fn account_documents_are_judged_by_their_tags() {
+    let (f, stats) = run(&["cloudtrail-sendcommand-tagged-account-document.json"]);
+    assert!(f.is_empty(), "{:?}", summary(&f));
+    assert_eq!(stats.compliant, 2);
+
+    let intent = intent();
+    let mut inv = inventory();
+    let mut untagged = inv.clone();
+    untagged.insert("Ops-CollectLogs", Default::default());
+    let v = event_json("cloudtrail-sendcommand-tagged-account-document.json");
+    let e = normalize(&v).unwrap();
+    let f = Watcher::new(&intent, MemoryStore::new(3_600_000)).handle(&e, &untagged);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            FindingKind::Violation,
+            Some("arn:aws:ssm:us-east-1:111122223333:document/Ops-CollectLogs".into()),
+            Some(Verdict::ImplicitDeny)
+        )]
+    );
+    // Not in the inventory: its tags are unknown and the decision reads them.
+    inv = tagwatch_core::tags::Inventory::parse(
+        &tagwatch_tests::read("examples/inventory.json")
+            .replace("\"Ops-CollectLogs\"", "\"Ops-Elsewhere\""),
+        None,
+    )
+    .unwrap();
+    let f = Watcher::new(&intent, MemoryStore::new(3_600_000)).handle(&e, &inv);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].kind, FindingKind::Unevaluated);
+    assert_eq!(f[0].unknown_keys, ["ssm:resourceTag/Approved"]);
+    assert!(f[0].reason.contains("tags are unknown"), "{}", f[0].reason);
+}
+
+/// CloudTrail `userIdentity` type `AWSService`: no ARN, the service in `invokedBy`. The intent
+/// names it `service:<name>`.
+#[test]
+fn an_aws_service_caller_is_matched_by_its_service_name() {
+    let (f, stats) = run(&["cloudtrail-sendcommand-aws-service-caller.json"]);
+    assert!(f.is_empty(), "{:?}", summary(&f));
+    assert_eq!(stats.compliant, 2);
+    // Without the entry it is unlisted, and everything it does is outside intent.
+    let text = tagwatch_tests::read("examples/intent.json")
+        .replace("service:ssm.amazonaws.com", "service:nothing.amazonaws.com");
+    let dir = root().join("examples");
+    let intent = Intent::parse(&text, None, &mut |p: &str| {
+        let path = dir.join(p);
+        std::fs::read_to_string(&path)
+            .map(|t| (path.display().to_string(), t))
+            .map_err(|e| e.to_string())
+    })
+    .unwrap()
+    .value;
+    let f = findings_for(
+        &intent,
+        &event_json("cloudtrail-sendcommand-aws-service-caller.json"),
+    );
+    assert_eq!(f.len(), 2);
+    assert!(f.iter().all(|x| x.kind == FindingKind::Violation
+        && x.principal.is_none()
+        && x.reason.contains("matches no intent entry")));
+}
+
+/// A prober rotating session names of one role: the spike window counts per role (the
+/// principal behind the sessions), so six calls from six sessions still page, once, naming the
+/// role and every session.
+#[test]
+fn rotating_session_names_still_reach_the_spike_threshold() {
+    let v = event_json("cloudtrail-logfile-rotating-sessions.json");
+    let intent = intent();
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let mut f = Vec::new();
+    for r in v["Records"].as_array().unwrap() {
+        f.extend(w.handle(&normalize(r).unwrap(), &inv));
+    }
+    let spikes: Vec<&Finding> = f
+        .iter()
+        .filter(|x| x.kind == FindingKind::AccessDeniedSpike)
+        .collect();
+    assert_eq!(spikes.len(), 1, "{:?}", summary(&f));
+    assert_eq!(
+        spikes[0].principal.as_deref(),
+        Some("arn:aws:iam::111122223333:role/JuniorEngineer")
+    );
+    assert_eq!(spikes[0].denied_calls, Some(5));
+    assert_eq!(spikes[0].sessions.len(), 5, "{:?}", spikes[0].sessions);
+    assert!(spikes[0]
+        .sessions
+        .iter()
+        .all(|s| s.starts_with("arn:aws:sts::111122223333:assumed-role/JuniorEngineer/probe-")));
+    assert!(
+        spikes[0].reason.contains("from 5 sessions"),
+        "{}",
+        spikes[0].reason
+    );
+    assert_eq!(
+        f.iter()
+            .filter(|x| x.kind == FindingKind::AccessDenied)
+            .count(),
+        6
+    );
+}
+
+/// ResumeSession is authorised on the session (`arn:aws:ssm:REGION:ACCOUNT:session/ID`) and
+/// watched like StartSession; TerminateSession is counted.
+#[test]
+fn resume_session_is_judged_and_terminate_session_counted() {
+    let (f, stats) = run(&[
+        "cloudtrail-resumesession.json",
+        "cloudtrail-terminatesession.json",
+    ]);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            FindingKind::Violation,
+            Some("arn:aws:ssm:us-east-1:111122223333:session/alice-791b1431b0650fc9d".into()),
+            Some(Verdict::ImplicitDeny)
+        )]
+    );
+    assert_eq!(f[0].action.as_deref(), Some("ssm:ResumeSession"));
+    assert!(
+        f[0].reason
+            .contains("resumed session alice-791b1431b0650fc9d"),
+        "{}",
+        f[0].reason
+    );
+    assert_eq!(stats.terminated_sessions, 1);
+    assert_eq!(stats.activities, 2);
+    let own = inline_intent(
+        r#"{"Effect":"Allow","Action":["ssm:ResumeSession","ssm:TerminateSession"],"Resource":"arn:aws:ssm:*:*:session/${aws:userid}-*"}"#,
+    );
+    let mut v = event_json("cloudtrail-resumesession.json");
+    // bob's own session, by his aws:userid
+    v["detail"]["userIdentity"] =
+        event_json("cloudtrail-sendcommand-vpc-endpoint.json")["detail"]["userIdentity"].clone();
+    let id = format!(
+        "{}-0123456789abcdef0",
+        v["detail"]["userIdentity"]["principalId"].as_str().unwrap()
+    );
+    v["detail"]["requestParameters"]["sessionId"] = id.into();
+    assert!(findings_for(&own, &v).is_empty());
+}
+
+/// Session Manager: a StartSession that names no document uses `SSM-SessionManagerRunShell`,
+/// and with `ssm:SessionDocumentAccessCheck` in the policy the caller needs permission on it.
+#[test]
+fn start_session_checks_the_default_session_document_when_the_intent_enforces_it() {
+    let v = event_json("cloudtrail-startsession-raw-record.json");
+    let enforcing = inline_intent(
+        r#"{"Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"BoolIfExists":{"ssm:SessionDocumentAccessCheck":"true"}}}"#,
+    );
+    let f = findings_for(&enforcing, &v);
+    assert_eq!(
+        summary(&f),
+        vec![(
+            FindingKind::Violation,
+            Some("arn:aws:ssm:us-east-1:111122223333:document/SSM-SessionManagerRunShell".into()),
+            Some(Verdict::ImplicitDeny)
+        )]
+    );
+    assert!(f[0]
+        .reason
+        .contains("started a session with document SSM-SessionManagerRunShell"));
+    // Without the key, the default document is not authorised separately.
+    let plain = inline_intent(
+        r#"{"Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ec2:*:*:instance/*"}"#,
+    );
+    assert!(findings_for(&plain, &v).is_empty());
+}
+
+/// An AccessDenied error names the resource IAM refused; the intended decision is made on that
+/// resource, even when the request does not name it (the default session document of a
+/// StartSession without `documentName`).
+#[test]
+fn access_denied_is_judged_on_the_resource_the_message_names() {
+    let mut v = event_json("cloudtrail-startsession-denied.json");
+    let doc = "arn:aws:ssm:us-east-1:111122223333:document/SSM-SessionManagerRunShell";
+    v["detail"]["errorMessage"] = format!(
+        "User: arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice is not authorized to perform: ssm:StartSession on resource: {doc} because no identity-based policy allows the ssm:StartSession action"
+    )
+    .into();
+    let f = findings_for(&intent(), &v);
+    let denied = f
+        .iter()
+        .find(|x| x.kind == FindingKind::AccessDenied)
+        .unwrap();
+    assert_eq!(denied.resource.as_deref(), Some(doc));
+    assert_eq!(
+        denied.intended,
+        Some(Verdict::Allow),
+        "juniors may use the session document: {}",
+        denied.reason
+    );
+    assert!(denied.reason.contains("narrower than intended"));
+    // Named among several instances: that one, with its tags (the quarantined one is denied by
+    // the guard; the first target would have been allowed).
+    let mut s = event_json("cloudtrail-sendcommand-access-denied.json");
+    s["detail"]["requestParameters"]["instanceIds"] =
+        serde_json::json!(["i-0a1b2c3d4e5f60001", "i-0a1b2c3d4e5f60003"]);
+    s["detail"]["errorMessage"] = s["detail"]["errorMessage"]
+        .as_str()
+        .unwrap()
+        .replace("i-0a1b2c3d4e5f60002", "i-0a1b2c3d4e5f60003")
+        .into();
+    let f = findings_for(&intent(), &s);
+    let denied = f
+        .iter()
+        .find(|x| x.kind == FindingKind::AccessDenied)
+        .unwrap();
+    assert_eq!(denied.resource.as_deref(), Some(A3));
+    assert_eq!(denied.intended, Some(Verdict::ExplicitDeny));
+}

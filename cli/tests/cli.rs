@@ -526,10 +526,19 @@ fn replay_of_the_bundled_events() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let findings = json_lines(&stdout(&o));
     let k = kinds(&findings);
-    assert_eq!(k.iter().filter(|k| *k == "violation").count(), 4, "{k:?}");
+    // Violations: the junior on a production server, the customer document and the
+    // quarantined host through the VPC endpoint, the tag-targeted patch run reaching the
+    // quarantined host, and a ResumeSession outside intent. AccessDenied: four single calls and the prober's six
+    // rotating sessions, which are one spike of their role.
+    assert_eq!(k.iter().filter(|k| *k == "violation").count(), 5, "{k:?}");
     assert_eq!(
         k.iter().filter(|k| *k == "access_denied").count(),
-        4,
+        10,
+        "{k:?}"
+    );
+    assert_eq!(
+        k.iter().filter(|k| *k == "access_denied_spike").count(),
+        1,
         "{k:?}"
     );
     assert_eq!(k.iter().filter(|k| *k == "unevaluated").count(), 2, "{k:?}");
@@ -548,7 +557,7 @@ fn replay_of_the_bundled_events() {
     assert!(err.contains("3 malformed"), "{err}");
     assert!(
         err.contains(
-            "findings: 4 violation, 4 access_denied, 0 access_denied_spike, 2 unevaluated"
+            "findings: 5 violation, 10 access_denied, 1 access_denied_spike, 2 unevaluated"
         ),
         "{err}"
     );

@@ -10,8 +10,6 @@ use crate::json::{Json, JsonKind, Span};
 
 /// Sample ARN of an AWS-owned document (no account, no tags).
 const AWS_DOCUMENT: &str = "arn:aws:ssm:us-east-1::document/AWS-RunShellScript";
-/// Sample ARN of a document of the account's own.
-const OWN_DOCUMENT: &str = "arn:aws:ssm:us-east-1:111122223333:document/Custom-Document";
 
 fn covers_resource(s: &Statement, arn: &str) -> bool {
     let ctx = RequestContext::new();
@@ -258,11 +256,13 @@ pub(super) fn policy_lints<'j>(
     via_aws_service(policy, statements_json, r);
 }
 
-/// A resource-tag condition that also applies to documents. SendCommand and StartSession
-/// authorise the document separately from the instances, and AWS-owned documents carry no
-/// tags, so the document check fails. Warned when the statement names documents itself, or
-/// covers them (`"Resource": "*"`) while no other statement allows the AWS-owned documents
-/// without a tag condition (the shape AWS's setup guide uses).
+/// A resource-tag condition that also applies to AWS-owned documents. SendCommand and
+/// StartSession authorise the document separately from the instances, and AWS-owned documents
+/// carry no tags, so the document check fails. Warned when the statement names such documents
+/// itself, or covers them (`"Resource": "*"`) while no other statement allows them without a
+/// tag condition (the shape AWS's setup guide uses). A statement that names only the
+/// account's own documents is fine: those can be tagged (SSM `AddTagsToResource`, resource
+/// type `Document`), and allowing documents by tag is a sound intent.
 fn resource_tags_on_documents<'j>(
     policy: &Policy,
     statements_json: &'j Json<'j>,
@@ -284,7 +284,7 @@ fn resource_tags_on_documents<'j>(
                 .patterns
                 .iter()
                 .any(|p| p.as_str().contains(":document/"))
-            && (covers_resource(s, AWS_DOCUMENT) || covers_resource(s, OWN_DOCUMENT));
+            && covers_resource(s, AWS_DOCUMENT);
         let covers_documents = covers_resource(s, AWS_DOCUMENT);
         let documents_allowed_elsewhere = policy.statements.iter().any(|t| {
             t.index != s.index
