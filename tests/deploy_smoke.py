@@ -150,7 +150,7 @@ def main():
         wanted = {"logs:PutLogEvents", "events:PutEvents"}
         # Every function decides with live tags (the sweep evaluates runs whose record raced
         # their park) and batches its DynamoDB writes; none scans the table.
-        wanted |= {"ec2:DescribeTags", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
+        wanted |= {"ec2:DescribeTags", "ec2:DescribeInstances", "ssm:ListTagsForResource", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
         if "dynamodb:Scan" in actions:
             fail(f"{logical}: role {role} may scan the table")
         if not wanted <= actions:
@@ -167,7 +167,7 @@ def main():
         if "EventPattern" in r:
             patterns[r["Name"]] = json.loads(r["EventPattern"])
     ssm_calls = [p for p in patterns.values() if p.get("detail", {}).get("eventName")]
-    if len(ssm_calls) != 1 or ssm_calls[0]["detail"]["eventName"] != ["SendCommand", "StartSession"] \
+    if len(ssm_calls) != 1 or ssm_calls[0]["detail"]["eventName"] != ["SendCommand", "StartSession", "ResumeSession", "TerminateSession"] \
             or ssm_calls[0]["detail-type"] != ["AWS API Call via CloudTrail"]:
         fail(f"CloudTrail rule pattern: {ssm_calls}")
     status = [p for p in patterns.values()

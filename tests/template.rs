@@ -1,5 +1,5 @@
 //! `template.yaml` and `templates/forwarder.yaml` read as data: least privilege (no `*` action
-//! anywhere; only `ec2:DescribeTags` and X-Ray's trace writes on `Resource: "*"`; each function
+//! anywhere; only `ec2:DescribeTags`, `ec2:DescribeInstances` and X-Ray's trace writes on `Resource: "*"`; each function
 //! with its own role and no managed policies), every function with a
 //! bounded retry policy and a failure destination, every function's build pointing at a real
 //! binary, the configuration the functions require, and the EventBridge patterns as AWS emits
@@ -81,9 +81,11 @@ fn no_wildcard_actions_and_wildcard_resources_only_for_describe_tags() {
             let mut res = Vec::new();
             strings(&st["Resource"], &mut res);
             if res.iter().any(|r| r == "*") {
-                // EC2 DescribeTags and X-Ray's writes have no resource-level permissions.
+                // EC2 DescribeTags / DescribeInstances and X-Ray's writes have no resource-level
+                // permissions.
                 let allowed = [
                     "ec2:DescribeTags",
+                    "ec2:DescribeInstances",
                     "xray:PutTraceSegments",
                     "xray:PutTelemetryRecords",
                 ];
@@ -257,9 +259,10 @@ fn event_patterns_match_what_aws_emits() {
     assert_eq!(list(&ct["source"]), ["aws.ssm"]);
     assert_eq!(list(&ct["detail-type"]), ["AWS API Call via CloudTrail"]);
     assert_eq!(list(&ct["detail"]["eventSource"]), ["ssm.amazonaws.com"]);
+    // Every call the watcher knows (tagwatch_core::event::Action::EVENT_NAMES), no other.
     assert_eq!(
         list(&ct["detail"]["eventName"]),
-        ["SendCommand", "StartSession"]
+        tagwatch_core::event::Action::EVENT_NAMES
     );
     // No errorCode filter: denied calls must reach the watcher too.
     assert!(ct["detail"]["errorCode"].is_badvalue());

@@ -1,6 +1,14 @@
 //! Live tags: EC2 `DescribeTags` (batched) for instances, SSM `ListTagsForResource` for managed
-//! nodes (`mi-...`), cached for a short time across warm invocations. The result is an
-//! [`Inventory`] snapshot the core decides with.
+//! nodes (`mi-...`) and documents, cached for a short time across warm invocations. The result
+//! is an [`Inventory`] snapshot the core decides with.
+//!
+//! Unknown is not untagged. EC2 `DescribeTags` answers the same for an instance that does not
+//! exist and for one with no tags, so the instances it reports no tags for are asked
+//! `DescribeInstances` (by the `instance-id` filter, which leaves unknown ids out instead of
+//! failing the call): only those EC2 returns are untagged; the others are left out of the
+//! snapshot, so their tags are unknown and a decision that needs them is `unevaluated`. SSM
+//! `ListTagsForResource` tells the two apart itself: it answers `InvalidResourceId` for a
+//! managed node or document it does not know, and such a resource is left out too.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,9 +16,17 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
-use tagwatch_core::tags::{Inventory, TagSet};
+use aws_sdk_ssm::types::ResourceTypeForTagging;
+use tagwatch_core::tags::{Inventory, TagQuery, TagSet};
 
 use crate::AdapterError;
+
+/// What a cache entry holds: the resource's tags, or that it does not exist.
+#[derive(Debug, Clone)]
+enum Known {
+    Tags(TagSet),
+    Missing,
+}
 
 /// Tag lookups with a TTL cache.
 #[derive(Debug)]
@@ -18,14 +34,14 @@ pub struct LiveTags {
     client: Client,
     ssm: Option<aws_sdk_ssm::Client>,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, TagSet)>>,
+    cache: Mutex<HashMap<String, (Instant, Known)>>,
 }
 
-/// `DescribeTags` accepts up to 200 values per filter.
+/// `DescribeTags` and `DescribeInstances` accept up to 200 values per filter.
 const BATCH: usize = 200;
 
 impl LiveTags {
-    /// Instances through EC2 only; managed nodes stay unknown.
+    /// Instances through EC2 only; managed nodes and documents stay unknown.
     pub fn new(client: Client, ttl: Duration) -> Self {
         LiveTags {
             client,
@@ -35,111 +51,185 @@ impl LiveTags {
         }
     }
 
-    /// Managed nodes' tags through SSM `ListTagsForResource`.
+    /// Managed nodes' and documents' tags through SSM `ListTagsForResource`.
     pub fn with_ssm(mut self, ssm: aws_sdk_ssm::Client) -> Self {
         self.ssm = Some(ssm);
         self
     }
 
-    /// The tags of these instances (`i-...`) and managed nodes (`mi-...`). An instance EC2
-    /// reports no tags for is untagged; a managed node SSM does not know (deregistered), or any
-    /// managed node when no SSM client is configured, is left out: unknown, so decisions that
-    /// need its tags are `unevaluated`.
-    pub async fn gather(&self, ids: &[String]) -> Result<Inventory, AdapterError> {
+    /// The tags of the instances (`i-...`), managed nodes (`mi-...`) and documents (by name, or
+    /// ARN for shared ones) of `query`. A resource EC2 or SSM does not know is left out, as is
+    /// every managed node and document when no SSM client is configured: its tags are unknown.
+    pub async fn gather(&self, query: &TagQuery) -> Result<Inventory, AdapterError> {
         let mut inventory = Inventory::default();
-        let mut missing = Vec::new();
-        let mut nodes = Vec::new();
+        let mut instances = Vec::new();
+        let mut ssm_resources = Vec::new();
         {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            for id in ids.iter() {
-                if id.starts_with("mi-") && self.ssm.is_some() {
-                    match cache.get(id) {
-                        Some((at, tags)) if at.elapsed() < self.ttl => {
-                            inventory.insert(id.clone(), tags.clone())
-                        }
-                        _ => nodes.push(id.clone()),
+            let mut lookup = |id: &String, kind: Option<ResourceTypeForTagging>| match cache.get(id)
+            {
+                Some((at, known)) if at.elapsed() < self.ttl => {
+                    if let Known::Tags(tags) = known {
+                        inventory.insert(id.clone(), tags.clone());
                     }
-                    continue;
                 }
-                if !id.starts_with("i-") {
-                    continue;
+                _ => match kind {
+                    None => instances.push(id.clone()),
+                    Some(kind) => ssm_resources.push((kind, id.clone())),
+                },
+            };
+            for id in &query.targets {
+                if id.starts_with("i-") {
+                    lookup(id, None);
+                } else if id.starts_with("mi-") && self.ssm.is_some() {
+                    lookup(id, Some(ResourceTypeForTagging::ManagedInstance));
                 }
-                match cache.get(id) {
-                    Some((at, tags)) if at.elapsed() < self.ttl => {
-                        inventory.insert(id.clone(), tags.clone())
-                    }
-                    _ => missing.push(id.clone()),
+            }
+            if self.ssm.is_some() {
+                for name in &query.documents {
+                    lookup(name, Some(ResourceTypeForTagging::Document));
                 }
             }
         }
-        missing.sort();
-        missing.dedup();
-        nodes.sort();
-        nodes.dedup();
+        instances.sort();
+        instances.dedup();
+        ssm_resources.sort_by(|a, b| a.1.cmp(&b.1));
+        ssm_resources.dedup_by(|a, b| a.1 == b.1);
+        let mut learned: Vec<(String, Known)> = Vec::new();
         if let Some(ssm) = &self.ssm {
-            for node in nodes {
-                let out = ssm
-                    .list_tags_for_resource()
-                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::ManagedInstance)
-                    .resource_id(&node)
-                    .send()
-                    .await;
-                let tags: TagSet = match out {
-                    Ok(out) => out
-                        .tag_list()
-                        .iter()
-                        .map(|t| (t.key().to_string(), t.value().to_string()))
-                        .collect(),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|se| se.is_invalid_resource_id()) =>
-                    {
-                        continue
-                    }
-                    Err(e) => return Err(AdapterError::aws("SSM ListTagsForResource", e)),
-                };
-                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                cache.insert(node.clone(), (Instant::now(), tags.clone()));
-                inventory.insert(node, tags);
+            for (kind, id) in ssm_resources {
+                learned.push((id.clone(), self.ssm_tags(ssm, kind, &id).await?));
             }
         }
-        for batch in missing.chunks(BATCH) {
-            let mut found: HashMap<String, TagSet> =
-                batch.iter().map(|id| (id.clone(), TagSet::new())).collect();
-            let mut token: Option<String> = None;
-            loop {
-                let out = self
-                    .client
-                    .describe_tags()
-                    .filters(
-                        Filter::builder()
-                            .name("resource-id")
-                            .set_values(Some(batch.to_vec()))
-                            .build(),
-                    )
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| AdapterError::aws("EC2 DescribeTags", e))?;
-                for t in out.tags() {
-                    if let (Some(id), Some(k)) = (t.resource_id(), t.key()) {
-                        found
-                            .entry(id.to_string())
-                            .or_default()
-                            .insert(k.to_string(), t.value().unwrap_or_default().to_string());
-                    }
-                }
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
+        for batch in instances.chunks(BATCH) {
+            learned.extend(self.instance_tags(batch).await?);
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, known) in learned {
+            if let Known::Tags(tags) = &known {
+                inventory.insert(id.clone(), tags.clone());
             }
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            for (id, tags) in found {
-                cache.insert(id.clone(), (Instant::now(), tags.clone()));
-                inventory.insert(id, tags);
-            }
+            cache.insert(id, (Instant::now(), known));
         }
         Ok(inventory)
+    }
+
+    /// One managed node's or document's tags; `Missing` when SSM does not know it.
+    async fn ssm_tags(
+        &self,
+        ssm: &aws_sdk_ssm::Client,
+        kind: ResourceTypeForTagging,
+        id: &str,
+    ) -> Result<Known, AdapterError> {
+        let out = ssm
+            .list_tags_for_resource()
+            .resource_type(kind.clone())
+            .resource_id(id)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(Known::Tags(
+                out.tag_list()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            )),
+            Err(e)
+                if e.as_service_error().is_some_and(|se| {
+                    se.is_invalid_resource_id() || se.is_invalid_resource_type()
+                }) =>
+            {
+                Ok(Known::Missing)
+            }
+            Err(e) => Err(AdapterError::aws("SSM ListTagsForResource", e)),
+        }
+    }
+
+    /// Tags of up to [`BATCH`] instances: `DescribeTags`, then `DescribeInstances` for the ids
+    /// it reported no tags for (no tags, or no such instance).
+    async fn instance_tags(&self, batch: &[String]) -> Result<Vec<(String, Known)>, AdapterError> {
+        let mut found: HashMap<String, TagSet> = HashMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_tags()
+                .filters(
+                    Filter::builder()
+                        .name("resource-id")
+                        .set_values(Some(batch.to_vec()))
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("EC2 DescribeTags", e))?;
+            for t in out.tags() {
+                if let (Some(id), Some(k)) = (t.resource_id(), t.key()) {
+                    found
+                        .entry(id.to_string())
+                        .or_default()
+                        .insert(k.to_string(), t.value().unwrap_or_default().to_string());
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        let untagged: Vec<String> = batch
+            .iter()
+            .filter(|id| !found.contains_key(*id))
+            .cloned()
+            .collect();
+        let existing = if untagged.is_empty() {
+            Vec::new()
+        } else {
+            self.existing_instances(&untagged).await?
+        };
+        Ok(batch
+            .iter()
+            .map(|id| {
+                let known = match found.remove(id) {
+                    Some(tags) => Known::Tags(tags),
+                    None if existing.contains(id) => Known::Tags(TagSet::new()),
+                    None => Known::Missing,
+                };
+                (id.clone(), known)
+            })
+            .collect())
+    }
+
+    /// The ids of `ids` EC2 knows (`DescribeInstances` by the `instance-id` filter).
+    async fn existing_instances(&self, ids: &[String]) -> Result<Vec<String>, AdapterError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_instances()
+                .filters(
+                    Filter::builder()
+                        .name("instance-id")
+                        .set_values(Some(ids.to_vec()))
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("EC2 DescribeInstances", e))?;
+            for r in page.reservations() {
+                for i in r.instances() {
+                    if let Some(id) = i.instance_id() {
+                        out.push(id.to_string());
+                    }
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 }

@@ -66,8 +66,10 @@ pub async fn create_table(conf: &SdkConfig, table: &str) -> Result<(), AdapterEr
     Ok(())
 }
 
-/// Tags the instances (`i-...`) of an inventory file's text (`{"i-...": {"Key": "Value"}}`) in
-/// EC2 (`CreateTags`), e.g. the fixtures' instance ids from `examples/inventory.json`.
+/// Makes an inventory file's text (`{"i-...": {"Key": "Value"}, "Ops-Doc": {...}}`) live: the
+/// instances (`i-...`) tagged in EC2 (`CreateTags`), the documents (any other key but a managed
+/// node's `mi-...`, which moto cannot tag) created in SSM as Command documents with their tags.
+/// E.g. the fixtures' resources from `examples/inventory.json`.
 pub async fn tag_instances(conf: &SdkConfig, inventory_json: &str) -> Result<(), AdapterError> {
     let inventory: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
         serde_json::from_str(inventory_json).map_err(|e| AdapterError::Corrupt {
@@ -75,14 +77,36 @@ pub async fn tag_instances(conf: &SdkConfig, inventory_json: &str) -> Result<(),
             reason: e.to_string(),
         })?;
     let ec2 = aws_sdk_ec2::Client::new(conf);
-    for (id, tags) in inventory.iter().filter(|(id, _)| id.starts_with("i-")) {
-        let mut req = ec2.create_tags().resources(id);
-        for (k, v) in tags {
-            req = req.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+    let ssm = aws_sdk_ssm::Client::new(conf);
+    for (id, tags) in &inventory {
+        if id.starts_with("i-") {
+            let mut req = ec2.create_tags().resources(id);
+            for (k, v) in tags {
+                req = req.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+            }
+            req.send()
+                .await
+                .map_err(|e| AdapterError::aws("EC2 CreateTags", e))?;
+        } else if !id.starts_with("mi-") {
+            let mut req = ssm
+                .create_document()
+                .name(id)
+                .document_type(aws_sdk_ssm::types::DocumentType::Command)
+                .content(
+                    r#"{"schemaVersion":"2.2","description":"tagwatch test document","mainSteps":[{"action":"aws:runShellScript","name":"run","inputs":{"runCommand":["true"]}}]}"#,
+                );
+            for (k, v) in tags {
+                let tag = aws_sdk_ssm::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| AdapterError::aws("SSM Tag", e))?;
+                req = req.tags(tag);
+            }
+            req.send()
+                .await
+                .map_err(|e| AdapterError::aws("SSM CreateDocument", e))?;
         }
-        req.send()
-            .await
-            .map_err(|e| AdapterError::aws("EC2 CreateTags", e))?;
     }
     Ok(())
 }

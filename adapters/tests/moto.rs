@@ -20,6 +20,7 @@ use tagwatch_core::correlate::max_calls;
 use tagwatch_core::event::Event;
 use tagwatch_core::outputs::{bus_entry, log_message};
 use tagwatch_core::tags::Inventory;
+use tagwatch_core::tags::TagQuery;
 use tagwatch_core::verdict::{denial_caller, denial_session, Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
 use tagwatch_tests::{event, free_port, intent, inventory, moto, read};
@@ -333,8 +334,11 @@ async fn ec2_tags_for_running_instances() {
         .map(|i| i.instance_id().unwrap().to_string())
         .collect();
     let tags = LiveTags::new(ec2, Duration::from_secs(60));
-    let mut wanted = ids.clone();
-    wanted.push("mi-0123456789abcdef0".to_string());
+    let mut wanted = TagQuery {
+        targets: ids.clone(),
+        documents: Vec::new(),
+    };
+    wanted.targets.push("mi-0123456789abcdef0".to_string());
     let inv = tags.gather(&wanted).await.unwrap();
     use tagwatch_core::tags::TagLookup;
     for id in &ids {
@@ -356,8 +360,89 @@ async fn ec2_tags_for_running_instances() {
     assert_eq!(inv.len(), ids.len());
     // Served from the cache the second time (same answer, even with the server gone).
     drop(m);
-    let again = tags.gather(&ids).await.unwrap();
+    let again = tags
+        .gather(&TagQuery {
+            targets: ids.clone(),
+            documents: Vec::new(),
+        })
+        .await
+        .unwrap();
     assert_eq!(again.len(), ids.len());
+}
+
+/// EC2 `DescribeTags` returns nothing both for an instance with no tags and for one that does
+/// not exist; `DescribeInstances` tells them apart. SSM `ListTagsForResource` answers
+/// `InvalidResourceId` for a document it does not know.
+#[tokio::test]
+async fn unknown_resources_are_not_untagged_ones() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let run = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let untagged = run.instances()[0].instance_id().unwrap().to_string();
+    let ssm = aws_sdk_ssm::Client::new(&conf);
+    let content = r#"{"schemaVersion":"2.2","description":"collect logs","mainSteps":[{"action":"aws:runShellScript","name":"collect","inputs":{"runCommand":["tar czf /tmp/logs.tgz /var/log"]}}]}"#;
+    ssm.create_document()
+        .name("Ops-CollectLogs")
+        .content(content)
+        .document_type(aws_sdk_ssm::types::DocumentType::Command)
+        .tags(
+            aws_sdk_ssm::types::Tag::builder()
+                .key("Approved")
+                .value("true")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ssm.create_document()
+        .name("Ops-Untagged")
+        .content(content)
+        .document_type(aws_sdk_ssm::types::DocumentType::Command)
+        .send()
+        .await
+        .unwrap();
+    let tags = LiveTags::new(ec2, Duration::from_secs(60)).with_ssm(ssm);
+    let query = TagQuery {
+        targets: vec![untagged.clone(), "i-0a1b2c3d4e5f69999".to_string()],
+        documents: vec![
+            "Ops-CollectLogs".to_string(),
+            "Ops-Untagged".to_string(),
+            "Ops-NoSuchDocument".to_string(),
+        ],
+    };
+    let inv = tags.gather(&query).await.unwrap();
+    use tagwatch_core::tags::TagLookup;
+    assert_eq!(
+        inv.tags(&untagged).map(|t| t.len()),
+        Some(0),
+        "a running instance without tags is untagged"
+    );
+    assert!(
+        inv.tags("i-0a1b2c3d4e5f69999").is_none(),
+        "an instance EC2 does not know is unknown, not untagged"
+    );
+    assert_eq!(
+        inv.tags("Ops-CollectLogs")
+            .and_then(|t| t.get("Approved"))
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(inv.tags("Ops-Untagged").map(|t| t.len()), Some(0));
+    assert!(inv.tags("Ops-NoSuchDocument").is_none());
+    // The answers, "does not exist" included, are cached.
+    drop(m);
+    let again = tags.gather(&query).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.tags("i-0a1b2c3d4e5f69999").is_none());
 }
 
 #[tokio::test]
@@ -841,7 +926,7 @@ async fn intent_from_ssm_parameters_with_sibling_policy_files() {
     )
     .await
     .unwrap();
-    assert_eq!(intent.principals.len(), 3);
+    assert_eq!(intent.principals.len(), 4);
     assert_eq!(
         intent.principals[0].policies[0].name,
         "ssm:/tagwatch/policies/junior-engineers.json"
@@ -922,7 +1007,7 @@ async fn intent_from_an_s3_object() {
     )
     .await
     .unwrap();
-    assert_eq!(intent.principals.len(), 3);
+    assert_eq!(intent.principals.len(), 4);
     assert_eq!(
         intent.principals[1].policies[0].name,
         "s3://tagwatch-config/prod/policies/lead-engineers.json"

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tagwatch_core::correlate::MemoryStore;
 use tagwatch_core::event::{normalize, Event};
-use tagwatch_core::tags::{Inventory, TagLookup};
+use tagwatch_core::tags::{Inventory, TagLookup, TagQuery};
 use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
 
 use crate::input::{self, InputError};
@@ -134,25 +134,37 @@ impl LiveInventory {
         })
     }
 
-    /// Adds the tags of the event's instances and managed nodes not asked for before.
+    /// Adds the tags of the event's instances, managed nodes and documents not asked for
+    /// before. A resource EC2 or SSM does not know stays out of the inventory: unknown, not
+    /// untagged.
     fn fill(&mut self, event: &Event, inventory: &mut Inventory) -> std::io::Result<()> {
-        let targets = match event {
-            Event::Activity(a) => &a.targets,
-            Event::Status(s) => &s.targets,
+        let mut query = TagQuery::default();
+        match event {
+            Event::Activity(a) => {
+                query.add(&a.targets, &a.account);
+                if let Some(d) = &a.document {
+                    query.add(std::slice::from_ref(d), &a.account);
+                }
+            }
+            Event::Status(s) => query.add(&s.targets, &s.account),
             Event::Skipped(_) => return Ok(()),
-        };
-        let new: Vec<String> = targets
-            .iter()
-            .filter(|r| inventory.tags(&r.id).is_none() && !self.asked.contains(&r.id))
-            .map(|r| r.id.clone())
-            .collect();
-        if new.is_empty() {
+        }
+        let asked = &self.asked;
+        query
+            .targets
+            .retain(|id| inventory.tags(id).is_none() && !asked.contains(id));
+        query
+            .documents
+            .retain(|id| inventory.tags(id).is_none() && !asked.contains(id));
+        let query = query.dedup();
+        if query.is_empty() {
             return Ok(());
         }
-        self.asked.extend(new.iter().cloned());
-        match self.runtime.block_on(self.tags.gather(&new)) {
+        self.asked
+            .extend(query.targets.iter().chain(&query.documents).cloned());
+        match self.runtime.block_on(self.tags.gather(&query)) {
             Ok(found) => {
-                for id in &new {
+                for id in query.targets.iter().chain(&query.documents) {
                     if let Some(t) = found.tags(id) {
                         inventory.insert(id.clone(), t.clone());
                     }

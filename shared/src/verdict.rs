@@ -656,7 +656,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         event_id: &str,
     ) -> Option<Finding> {
         self.stats.resources_evaluated += 1;
-        let tags = tags_of(lookup, r);
+        let tags = tags_of(lookup, r, &a.account);
         let key = match (&a.command_id, r.kind) {
             (Some(cmd), ResourceKind::Instance | ResourceKind::ManagedNode) => {
                 invocation_finding_id(cmd, &r.id)
@@ -757,7 +757,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let mut undecided: Vec<String> = Vec::new();
         let mut unknown_tags = false;
         for r in &candidates {
-            let tags = tags_of(lookup, r);
+            let tags = tags_of(lookup, r, &a.account);
             match self.judge(a, r, resolution, tags, true) {
                 Judged::Refused(report) => {
                     refused.get_or_insert(report);

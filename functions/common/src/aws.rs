@@ -16,7 +16,7 @@ use tagwatch_core::correlate::{DenialWindow, Parked};
 use tagwatch_core::event::Event;
 use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::outputs::BusEntry;
-use tagwatch_core::tags::Inventory;
+use tagwatch_core::tags::{Inventory, TagQuery};
 use tagwatch_core::verdict::Finding;
 use tagwatch_core::Intent;
 
@@ -116,8 +116,8 @@ impl State for DynamoCorrelation {
 }
 
 impl Tags for LiveTags {
-    async fn gather(&self, ids: &[String]) -> PortResult<Inventory> {
-        Ok(LiveTags::gather(self, ids).await?)
+    async fn gather(&self, query: &TagQuery) -> PortResult<Inventory> {
+        Ok(LiveTags::gather(self, query).await?)
     }
 }
 

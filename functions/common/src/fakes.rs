@@ -9,7 +9,7 @@ use tagwatch_core::correlate::{DenialWindow, Episode, Parked};
 use tagwatch_core::event::{Activity, Event};
 use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::outputs::BusEntry;
-use tagwatch_core::tags::{Inventory, TagLookup};
+use tagwatch_core::tags::{Inventory, TagLookup, TagQuery};
 use tagwatch_core::verdict::Finding;
 
 use crate::pipeline::Invocation;
@@ -464,9 +464,10 @@ pub struct FakeTags {
 }
 
 impl Tags for FakeTags {
-    async fn gather(&self, ids: &[String]) -> PortResult<Inventory> {
+    async fn gather(&self, query: &TagQuery) -> PortResult<Inventory> {
         self.failing.check("tags")?;
-        lock(&self.asked).extend(ids.iter().cloned());
+        let ids: Vec<&String> = query.targets.iter().chain(&query.documents).collect();
+        lock(&self.asked).extend(ids.iter().map(|id| (*id).clone()));
         let mut out = Inventory::default();
         for id in ids {
             if let Some(tags) = self.inventory.tags(id) {

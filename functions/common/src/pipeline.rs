@@ -29,7 +29,7 @@ use tagwatch_core::outputs::{
     batches, bus_entry, log_message, MetricCounts, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
     LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
-use tagwatch_core::tags::Inventory;
+use tagwatch_core::tags::{Inventory, TagQuery};
 use tagwatch_core::verdict::{denial_caller, denial_session, Finding, FindingKind, Watcher};
 use tagwatch_core::Intent;
 
@@ -126,7 +126,10 @@ pub struct Failed {
 fn skip_reason(skip: &Skip) -> String {
     match skip {
         Skip::OtherSsmCall(name) => {
-            format!("unexpected event: the SSM call `{name}` is not SendCommand or StartSession")
+            format!(
+                "unexpected event: the SSM call `{name}` is not one tagwatch watches ({})",
+                tagwatch_core::event::Action::EVENT_NAMES.join(", ")
+            )
         }
         Skip::OtherService(source) => {
             format!("unexpected event: a CloudTrail record of `{source}`, not SSM")
@@ -194,22 +197,36 @@ async fn reject<S, T, L, B, Q: Quarantine>(
     })
 }
 
-/// The instances and managed nodes whose tags deciding this event may need; none when the
-/// event comes from an account or region the tag adapter cannot see (their tags stay unknown).
-fn tag_ids(event: &Event, journal: &JournalStore, scope: &TagScope) -> Vec<String> {
-    let targets = match event {
-        Event::Activity(a) => &a.targets,
-        Event::Status(s) => &s.targets,
-        Event::Skipped(_) => return Vec::new(),
-    };
+/// The instances, managed nodes and documents whose tags deciding this event may need; none
+/// when the event comes from an account or region the tag adapter cannot see (their tags stay
+/// unknown).
+fn tag_query(event: &Event, journal: &JournalStore, scope: &TagScope) -> TagQuery {
+    let mut query = TagQuery::default();
     if !covered(event, scope) {
-        return Vec::new();
+        return query;
     }
-    let mut ids: Vec<String> = targets.iter().map(|r| r.id.clone()).collect();
-    ids.extend(journal.parked_instances());
-    ids.sort();
-    ids.dedup();
-    ids
+    match event {
+        Event::Activity(a) => {
+            query.add(&a.targets, &a.account);
+            if let Some(d) = &a.document {
+                query.add(std::slice::from_ref(d), &a.account);
+            }
+            if a.action == tagwatch_core::event::Action::StartSession && a.document.is_none() {
+                // The default session document, authorised when the intent enforces the check.
+                let d = tagwatch_core::event::document_arn(
+                    tagwatch_core::event::DEFAULT_SESSION_DOCUMENT,
+                    &a.partition,
+                    &a.region,
+                    &a.account,
+                );
+                query.add(&[d], &a.account);
+            }
+        }
+        Event::Status(s) => query.add(&s.targets, &s.account),
+        Event::Skipped(_) => {}
+    }
+    query.targets.extend(journal.parked_instances());
+    query.dedup()
 }
 
 /// Handles one event for a watcher function.
@@ -372,7 +389,7 @@ where
     }
     let inventory = ports
         .tags
-        .gather(&tag_ids(&event, &journal, &ports.tag_scope))
+        .gather(&tag_query(&event, &journal, &ports.tag_scope))
         .await?;
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(&event, &inventory);
@@ -465,14 +482,16 @@ async fn resume_command<S: State, T: Tags, L, B, Q>(
     if !journal.has_command(command_id) {
         return Ok(false);
     }
-    let mut ids = journal.parked_instances();
-    if ids.is_empty() {
+    let query = TagQuery {
+        targets: journal.parked_instances(),
+        documents: Vec::new(),
+    }
+    .dedup();
+    if query.is_empty() {
         return Ok(true);
     }
-    ids.sort();
-    ids.dedup();
     let inventory = if covered {
-        ports.tags.gather(&ids).await?
+        ports.tags.gather(&query).await?
     } else {
         Inventory::default()
     };

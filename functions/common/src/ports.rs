@@ -9,7 +9,7 @@ use tagwatch_core::correlate::{DenialWindow, Parked};
 use tagwatch_core::event::Event;
 use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::outputs::BusEntry;
-use tagwatch_core::tags::Inventory;
+use tagwatch_core::tags::{Inventory, TagQuery};
 use tagwatch_core::verdict::Finding;
 
 /// Why a port call failed, by what a retry can do about it.
@@ -118,7 +118,7 @@ pub trait State {
 
 /// Live tags of instances and managed nodes; ids it does not know are left out (unknown).
 pub trait Tags {
-    fn gather(&self, ids: &[String]) -> impl Future<Output = PortResult<Inventory>> + Send;
+    fn gather(&self, query: &TagQuery) -> impl Future<Output = PortResult<Inventory>> + Send;
 }
 
 /// The findings log group (every finding, one JSON log event each).
