@@ -1383,3 +1383,61 @@ async fn the_functions_and_replay_give_the_same_findings() {
     assert!(replayed.len() >= 12, "{replayed:?}");
     assert_eq!(facts(&live), facts(&replayed));
 }
+
+/// With `command_output` in the intent, an accepted SendCommand whose output goes nowhere is an
+/// `unlogged_command`: in the log group, on the bus, and counted in the `UnloggedCommands`
+/// metric the template's alarm watches.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unlogged_command_is_logged_alerted_and_counted() {
+    let mut w = World::new().await;
+    let mut intent: Value = serde_json::from_str(&read("examples/intent.json")).unwrap();
+    intent["command_output"] = "cloudwatch".into();
+    aws_sdk_ssm::Client::new(&w.conf)
+        .put_parameter()
+        .name("/tagwatch/intent-with-output")
+        .value(intent.to_string())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    w.start(
+        CLOUDTRAIL,
+        &[(
+            "TAGWATCH_INTENT",
+            "ssm:/tagwatch/intent-with-output".to_string(),
+        )],
+    );
+    w.ok(
+        CLOUDTRAIL,
+        &event_json("cloudtrail-sendcommand-instanceids.json"),
+    );
+    w.ok(
+        CLOUDTRAIL,
+        &event_json("cloudtrail-sendcommand-aws-support-document.json"),
+    );
+    let findings = w.findings().await;
+    let unlogged: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["kind"] == "unlogged_command")
+        .collect();
+    assert_eq!(unlogged.len(), 1, "{findings:?}");
+    assert_eq!(
+        unlogged[0]["command_id"],
+        "62f746b4-84e6-4ceb-95bd-447e7184d454"
+    );
+    assert!(unlogged[0]["resource"].is_null());
+    let alerts = w.alerts().await;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["detail-type"] == "Tagwatch Unlogged Command"
+                && a["detail"]["finding_id"] == unlogged[0]["finding_id"]),
+        "{alerts:?}"
+    );
+    let total: u64 = w
+        .metrics(CLOUDTRAIL)
+        .iter()
+        .filter_map(|m| m["UnloggedCommands"].as_u64())
+        .sum();
+    assert_eq!(total, 1);
+}

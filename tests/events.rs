@@ -769,3 +769,102 @@ fn access_denied_is_judged_on_the_resource_the_message_names() {
     assert_eq!(denied.resource.as_deref(), Some(A3));
     assert_eq!(denied.intended, Some(Verdict::ExplicitDeny));
 }
+
+fn example_intent_with(patch: impl FnOnce(&mut serde_json::Value)) -> Intent {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&tagwatch_tests::read("examples/intent.json")).unwrap();
+    patch(&mut v);
+    let dir = root().join("examples");
+    Intent::parse(&v.to_string(), None, &mut |p: &str| {
+        let path = dir.join(p);
+        std::fs::read_to_string(&path)
+            .map(|t| (path.display().to_string(), t))
+            .map_err(|e| e.to_string())
+    })
+    .unwrap()
+    .value
+}
+
+/// AWS's Run Command setup guide recommends sending command output to CloudWatch Logs; the
+/// intent may require it (`command_output`), top level or per entry. SendCommand's response
+/// records the destinations (`cloudWatchOutputConfig.cloudWatchOutputEnabled`,
+/// `outputS3BucketName`).
+#[test]
+fn commands_without_the_required_output_are_unlogged_commands() {
+    let cloudwatch = example_intent_with(|v| v["command_output"] = "cloudwatch".into());
+    let run_with = |intent: &Intent, name: &str| findings_for(intent, &event_json(name));
+    // Output nowhere: one finding for the command (not per instance), medium, no resource.
+    let f = run_with(&cloudwatch, "cloudtrail-sendcommand-instanceids.json");
+    let unlogged: Vec<&Finding> = f
+        .iter()
+        .filter(|x| x.kind == FindingKind::UnloggedCommand)
+        .collect();
+    assert_eq!(unlogged.len(), 1, "{f:?}");
+    let u = unlogged[0];
+    assert_eq!(u.resource, None);
+    assert_eq!(
+        u.command_id.as_deref(),
+        Some("62f746b4-84e6-4ceb-95bd-447e7184d454")
+    );
+    assert_eq!(
+        serde_json::to_value(u.severity).unwrap(),
+        serde_json::json!("medium")
+    );
+    assert!(u.reason.contains("CloudWatch Logs output"), "{}", u.reason);
+    assert_eq!(serde_json::to_value(u).unwrap()["kind"], "unlogged_command");
+    // CloudWatch output on: nothing.
+    assert!(run_with(
+        &cloudwatch,
+        "cloudtrail-sendcommand-aws-support-document.json"
+    )
+    .is_empty());
+    // S3 only: not what "cloudwatch" asks, but "any" or "s3" is met.
+    let s3 = "cloudtrail-sendcommand-tagged-account-document.json";
+    assert_eq!(
+        run_with(&cloudwatch, s3)
+            .iter()
+            .filter(|x| x.kind == FindingKind::UnloggedCommand)
+            .count(),
+        1
+    );
+    let any = example_intent_with(|v| v["command_output"] = "any".into());
+    assert!(run_with(&any, s3).is_empty());
+    // An entry's own requirement overrides the top level: the leads (bob) need S3.
+    let leads_s3 = example_intent_with(|v| {
+        v["command_output"] = "cloudwatch".into();
+        v["principals"][1]["command_output"] = "s3".into();
+    });
+    assert!(run_with(&leads_s3, s3).is_empty());
+    assert_eq!(
+        run_with(
+            &leads_s3,
+            "cloudtrail-sendcommand-aws-support-document.json"
+        )
+        .len(),
+        1,
+        "bob's CloudWatch-only run lacks S3"
+    );
+    // No requirement, no finding; denied calls have no output to check.
+    let none = intent();
+    assert!(run_with(&none, "cloudtrail-sendcommand-instanceids.json")
+        .iter()
+        .all(|x| x.kind != FindingKind::UnloggedCommand));
+    assert!(
+        run_with(&cloudwatch, "cloudtrail-sendcommand-access-denied.json")
+            .iter()
+            .all(|x| x.kind != FindingKind::UnloggedCommand)
+    );
+    // A bad value is an error naming the path.
+    let bad = r#"{"principals":[{"name":"a","match":"arn:aws:iam::1:user/x","policies":[],"command_output":"syslog"}],"command_output":1}"#;
+    let e = Intent::parse(bad, None, &mut |_: &str| Err("no".to_string())).unwrap_err();
+    let paths: Vec<&str> = e
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "invalid-command-output")
+        .map(|d| d.path.as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        ["$.command_output", "$.principals[0].command_output"]
+    );
+}

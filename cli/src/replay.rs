@@ -41,6 +41,7 @@ pub enum FailOn {
     AccessDenied,
     AccessDeniedSpike,
     Unevaluated,
+    UnloggedCommand,
 }
 
 impl FailOn {
@@ -50,6 +51,7 @@ impl FailOn {
             FailOn::AccessDenied => FindingKind::AccessDenied,
             FailOn::AccessDeniedSpike => FindingKind::AccessDeniedSpike,
             FailOn::Unevaluated => FindingKind::Unevaluated,
+            FailOn::UnloggedCommand => FindingKind::UnloggedCommand,
         }
     }
 }
@@ -663,8 +665,8 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         run.counts.read as f64 / elapsed.max(1e-9),
     );
     eprintln!(
-        "findings: {} violation, {} access_denied, {} access_denied_spike, {} unevaluated; {} of {} resources within intent",
-        stats.violations, stats.access_denied, stats.spikes, stats.unevaluated, stats.compliant, stats.resources_evaluated
+        "findings: {} violation, {} access_denied, {} access_denied_spike, {} unevaluated, {} unlogged_command; {} of {} resources within intent; {} terminated sessions",
+        stats.violations, stats.access_denied, stats.spikes, stats.unevaluated, stats.unlogged_commands, stats.compliant, stats.resources_evaluated, stats.terminated_sessions
     );
     if args.strict && run.counts.malformed > 0 {
         return Ok(2);

@@ -119,6 +119,39 @@ pub struct Activity {
     /// Tag targets (`tag:Env` = values) of a SendCommand; CloudTrail names no instance for
     /// them, the status events do.
     pub tag_targets: Vec<(String, Vec<String>)>,
+    /// Where an accepted SendCommand sends its output (`responseElements.command`); `None`
+    /// when the record does not say (a denied call has no response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<CommandOutput>,
+}
+
+/// A command's output destinations, as SendCommand's response records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutput {
+    /// `cloudWatchOutputConfig.cloudWatchOutputEnabled`.
+    pub cloudwatch: bool,
+    /// `cloudWatchOutputConfig.cloudWatchLogGroupName`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
+    /// `outputS3BucketName`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket: Option<String>,
+}
+
+fn command_output(command: &Value) -> CommandOutput {
+    let cw = command.get("cloudWatchOutputConfig");
+    let non_empty = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
+    CommandOutput {
+        cloudwatch: cw
+            .and_then(|c| c.get("cloudWatchOutputEnabled"))
+            .is_some_and(|e| match e {
+                Value::Bool(b) => *b,
+                Value::String(s) => values::parse_bool(s) == Some(true),
+                _ => false,
+            }),
+        log_group: non_empty(cw.and_then(|c| str_at(c, "cloudWatchLogGroupName"))),
+        s3_bucket: non_empty(str_at(command, "outputS3BucketName")),
+    }
 }
 
 impl Activity {
@@ -557,6 +590,7 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         document: None,
         targets: Vec::new(),
         tag_targets: Vec::new(),
+        output: None,
     };
     let Some(req) = req else {
         return Err(err(
@@ -586,10 +620,13 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
                 .filter(|id| seen.insert(id.as_str()))
                 .map(|id| target_arn(id, &partition, &region, &account))
                 .collect();
-            activity.command_id = resp
+            let command = resp
                 .and_then(|r| r.get("command"))
+                .filter(|c| c.is_object());
+            activity.command_id = command
                 .and_then(|c| str_at(c, "commandId"))
                 .map(str::to_string);
+            activity.output = command.map(command_output);
         }
         Action::StartSession => {
             let target = required(req, "target", &req_path)?;

@@ -58,6 +58,31 @@ pub struct PrincipalEntry {
     pub policies: Vec<NamedPolicy>,
     /// `aws:PrincipalTag/<k>` values CloudTrail does not carry.
     pub principal_tags: Vec<(String, String)>,
+    /// Where this entry's callers must send command output (overrides the top level).
+    pub command_output: Option<OutputRequirement>,
+}
+
+/// Where an accepted SendCommand must send its output (AWS's Run Command setup guide
+/// recommends CloudWatch Logs): `command_output` in the intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputRequirement {
+    /// `cloudWatchOutputConfig.cloudWatchOutputEnabled` must be true.
+    Cloudwatch,
+    /// `outputS3BucketName` must be set.
+    S3,
+    /// Either destination.
+    Any,
+}
+
+impl OutputRequirement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputRequirement::Cloudwatch => "cloudwatch",
+            OutputRequirement::S3 => "s3",
+            OutputRequirement::Any => "any",
+        }
+    }
 }
 
 /// A parsed, compiled intent.
@@ -65,6 +90,8 @@ pub struct PrincipalEntry {
 pub struct Intent {
     pub principals: Vec<PrincipalEntry>,
     pub unlisted: Unlisted,
+    /// Where every caller's command output must go, unless its entry says otherwise.
+    pub command_output: Option<OutputRequirement>,
     pub spike: SpikeSettings,
 }
 
@@ -107,6 +134,23 @@ impl Resolution<'_> {
                     .any(|c| c.key_lower == "ssm:sessiondocumentaccesscheck")
             })
         })
+    }
+
+    /// Where this caller's command output must go: the requirements of the matching entries
+    /// that set one (all of them must hold), else the intent's top-level one.
+    pub fn output_requirements(&self, top: Option<OutputRequirement>) -> Vec<OutputRequirement> {
+        let mut own: Vec<OutputRequirement> = Vec::new();
+        for e in &self.entries {
+            if let Some(req) = e.command_output {
+                if !own.contains(&req) {
+                    own.push(req);
+                }
+            }
+        }
+        if own.is_empty() {
+            own.extend(top);
+        }
+        own
     }
 
     /// Adds `aws:PrincipalTag/<k>` entries to a context (keys already set win).
@@ -210,8 +254,49 @@ impl Intent {
     }
 }
 
-const TOP_FIELDS: &[&str] = &["principals", "unlisted", "spike", "description"];
-const ENTRY_FIELDS: &[&str] = &["name", "match", "policies", "principal_tags", "description"];
+const TOP_FIELDS: &[&str] = &[
+    "principals",
+    "unlisted",
+    "spike",
+    "command_output",
+    "description",
+];
+const ENTRY_FIELDS: &[&str] = &[
+    "name",
+    "match",
+    "policies",
+    "principal_tags",
+    "command_output",
+    "description",
+];
+
+/// `command_output` of the top level or an entry: `Some(None)` when absent, `None` when invalid
+/// (reported).
+fn parse_command_output<'j>(
+    obj: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<Option<OutputRequirement>> {
+    let Some(v) = obj.get("command_output") else {
+        return Some(None);
+    };
+    let out = match v.as_str() {
+        Some("cloudwatch") => Some(OutputRequirement::Cloudwatch),
+        Some("s3") => Some(OutputRequirement::S3),
+        Some("any") => Some(OutputRequirement::Any),
+        _ => None,
+    };
+    if out.is_none() {
+        let mark = r.path.key("command_output");
+        r.error(
+            "invalid-command-output",
+            v.span,
+            "`command_output` must be \"cloudwatch\", \"s3\" or \"any\"".to_string(),
+        );
+        r.path.truncate(mark);
+        return None;
+    }
+    Some(out)
+}
 
 fn unknown_fields<'j>(obj: &'j Json<'j>, known: &[&str], what: &str, r: &mut Reporter<'_, 'j>) {
     for m in obj.as_object().unwrap_or_default() {
@@ -274,6 +359,8 @@ fn parse_intent<'j>(
             u
         }
     };
+
+    let command_output = parse_command_output(root, r).unwrap_or(None);
 
     let spike = match root.get("spike") {
         None => SpikeSettings::default(),
@@ -352,6 +439,7 @@ fn parse_intent<'j>(
         principals,
         unlisted,
         spike,
+        command_output,
     })
 }
 
@@ -504,11 +592,13 @@ fn parse_entry<'j>(
         }
     };
 
+    let command_output = parse_command_output(item, r)?;
     Some(PrincipalEntry {
         name: name?,
         matchers: matchers?,
         policies: policies?,
         principal_tags: principal_tags?,
+        command_output,
     })
 }
 

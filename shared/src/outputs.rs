@@ -16,6 +16,9 @@ pub struct MetricCounts {
     pub access_denied: u64,
     pub access_denied_spikes: u64,
     pub unevaluated: u64,
+    pub unlogged_commands: u64,
+    /// TerminateSession calls seen (counted, not judged).
+    pub terminated_sessions: u64,
     pub events_processed: u64,
     pub malformed_events: u64,
     /// Permanent AWS errors and unreadable stored items (the event is kept, never retried
@@ -31,6 +34,8 @@ impl MetricCounts {
             access_denied: stats.access_denied,
             access_denied_spikes: stats.spikes,
             unevaluated: stats.unevaluated,
+            unlogged_commands: stats.unlogged_commands,
+            terminated_sessions: stats.terminated_sessions,
             events_processed: stats.activities + stats.status_events + stats.skipped,
             malformed_events: malformed,
             permanent_errors: 0,
@@ -47,11 +52,13 @@ pub fn emf_line(
     timestamp_ms: i64,
     properties: &[(&str, Value)],
 ) -> String {
-    let metrics: [(&str, u64); 7] = [
+    let metrics: [(&str, u64); 9] = [
         ("Violations", counts.violations),
         ("AccessDenied", counts.access_denied),
         ("AccessDeniedSpikes", counts.access_denied_spikes),
         ("Unevaluated", counts.unevaluated),
+        ("UnloggedCommands", counts.unlogged_commands),
+        ("TerminatedSessions", counts.terminated_sessions),
         ("EventsProcessed", counts.events_processed),
         ("MalformedEvents", counts.malformed_events),
         ("PermanentErrors", counts.permanent_errors),
@@ -104,6 +111,7 @@ pub fn bus_entry(finding: &Finding) -> Option<BusEntry> {
         FindingKind::Violation => "Tagwatch Violation",
         FindingKind::AccessDeniedSpike => "Tagwatch AccessDenied Spike",
         FindingKind::Unevaluated => "Tagwatch Unevaluated",
+        FindingKind::UnloggedCommand => "Tagwatch Unlogged Command",
         FindingKind::AccessDenied => return None,
     };
     let source = "tagwatch";

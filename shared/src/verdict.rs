@@ -10,7 +10,7 @@ use crate::context::Request;
 use crate::correlate::{record_denial, CorrelationStore, DenialEffect, Parked};
 use crate::eval::{evaluate_bounded, StatementRef, Verdict};
 use crate::event::{Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange};
-use crate::intent::{Intent, Resolution, Unlisted};
+use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
 use crate::tags::{tags_of, TagLookup, Tags};
 
 /// The finding kinds (the contract of tagwatch's output).
@@ -25,6 +25,8 @@ pub enum FindingKind {
     AccessDeniedSpike,
     /// A needed fact is missing (unknown tags, a command never seen).
     Unevaluated,
+    /// An accepted SendCommand sends its output nowhere the intent's `command_output` requires.
+    UnloggedCommand,
 }
 
 impl FindingKind {
@@ -34,6 +36,7 @@ impl FindingKind {
             FindingKind::AccessDenied => "access_denied",
             FindingKind::AccessDeniedSpike => "access_denied_spike",
             FindingKind::Unevaluated => "unevaluated",
+            FindingKind::UnloggedCommand => "unlogged_command",
         }
     }
 }
@@ -125,6 +128,7 @@ pub struct Stats {
     pub access_denied: u64,
     pub spikes: u64,
     pub unevaluated: u64,
+    pub unlogged_commands: u64,
     /// TerminateSession calls (counted, not judged).
     pub terminated_sessions: u64,
 }
@@ -136,6 +140,7 @@ impl Stats {
             FindingKind::AccessDenied => self.access_denied += 1,
             FindingKind::AccessDeniedSpike => self.spikes += 1,
             FindingKind::Unevaluated => self.unevaluated += 1,
+            FindingKind::UnloggedCommand => self.unlogged_commands += 1,
         }
     }
 }
@@ -472,6 +477,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                     for r in &resources_of(a, &resolution) {
                         out.extend(self.evaluate(a, r, &resolution, tags, &a.event_id));
                     }
+                    out.extend(self.unlogged(a, &resolution));
                 }
                 out.extend(self.resume_parked(a, &resolution, ignored, tags));
             }
@@ -554,6 +560,51 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             }
         }
         out
+    }
+
+    /// The `unlogged_command` finding of an accepted SendCommand whose output goes nowhere the
+    /// caller's `command_output` requirement names (one per command, whatever its targets).
+    fn unlogged(&self, a: &Activity, resolution: &Resolution<'_>) -> Option<Finding> {
+        if a.action != Action::SendCommand {
+            return None;
+        }
+        let (Some(cmd), Some(output)) = (&a.command_id, &a.output) else {
+            return None;
+        };
+        let missing: Vec<&str> = resolution
+            .output_requirements(self.intent.command_output)
+            .into_iter()
+            .filter_map(|req| {
+                let met = match req {
+                    OutputRequirement::Cloudwatch => output.cloudwatch,
+                    OutputRequirement::S3 => output.s3_bucket.is_some(),
+                    OutputRequirement::Any => output.cloudwatch || output.s3_bucket.is_some(),
+                };
+                (!met).then_some(match req {
+                    OutputRequirement::Cloudwatch => {
+                        "CloudWatch Logs output (cloudWatchOutputConfig.cloudWatchOutputEnabled is false)"
+                    }
+                    OutputRequirement::S3 => "S3 output (no outputS3BucketName)",
+                    OutputRequirement::Any => {
+                        "any output destination (neither CloudWatch Logs nor an S3 bucket)"
+                    }
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let mut f = self.base_finding(a, FindingKind::UnloggedCommand, resolution);
+        f.severity = FindingSeverity::Medium;
+        f.finding_id = finding_id(&["unlogged", cmd]);
+        f.resource = None;
+        f.reason = format!(
+            "{} ran {} as command {cmd} without {}, which the intent requires: its output is kept nowhere it can be reviewed",
+            who(a),
+            a.document.as_ref().map_or("a command", |d| d.id.as_str()),
+            missing.join(" and ")
+        );
+        Some(f)
     }
 
     fn base_finding(

@@ -394,6 +394,7 @@ where
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(&event, &inventory);
     let duplicate = watcher.stats.duplicates > 0;
+    outcome.counts.terminated_sessions = watcher.stats.terminated_sessions;
     let (sightings, changes): (Vec<Change>, Vec<Change>) = watcher
         .into_store()
         .take_changes()
@@ -732,6 +733,7 @@ where
                 FindingKind::AccessDenied => c.access_denied += 1,
                 FindingKind::AccessDeniedSpike => c.access_denied_spikes += 1,
                 FindingKind::Unevaluated => c.unevaluated += 1,
+                FindingKind::UnloggedCommand => c.unlogged_commands += 1,
             }
         }
         outcome.logged.extend(ids);
