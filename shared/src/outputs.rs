@@ -285,6 +285,8 @@ mod tests {
                 "AccessDenied",
                 "AccessDeniedSpikes",
                 "Unevaluated",
+                "UnloggedCommands",
+                "TerminatedSessions",
                 "EventsProcessed",
                 "MalformedEvents",
                 "PermanentErrors"
@@ -401,6 +403,12 @@ mod tests {
                 .unwrap()
                 .detail_type,
             "Tagwatch AccessDenied Spike"
+        );
+        assert_eq!(
+            bus_entry(&finding(FindingKind::UnloggedCommand))
+                .unwrap()
+                .detail_type,
+            "Tagwatch Unlogged Command"
         );
         assert_eq!(
             bus_entry(&finding(FindingKind::Unevaluated))
