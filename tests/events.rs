@@ -868,3 +868,24 @@ fn commands_without_the_required_output_are_unlogged_commands() {
         ["$.command_output", "$.principals[0].command_output"]
     );
 }
+
+/// IAM "AWS global condition context keys", aws:ResourceAccount: the account that owns the
+/// resource. An instance's ARN names it; an AWS-owned document's does not (unknown).
+#[test]
+fn resource_account_is_the_account_in_the_resource_arn() {
+    let same_account = inline_intent(
+        r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:ResourceAccount":"111122223333"}}}"#,
+    );
+    let mut v = event_json("cloudtrail-sendcommand-vpc-endpoint.json");
+    v["detail"]["requestParameters"]["instanceIds"] = serde_json::json!(["i-0a1b2c3d4e5f60001"]);
+    let own_doc = findings_for(&same_account, &v);
+    assert!(
+        own_doc.is_empty(),
+        "the account's document and instance: {own_doc:?}"
+    );
+    v["detail"]["requestParameters"]["documentName"] = "AWS-RunShellScript".into();
+    let f = findings_for(&same_account, &v);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].kind, FindingKind::Unevaluated);
+    assert_eq!(f[0].unknown_keys, ["aws:ResourceAccount"]);
+}

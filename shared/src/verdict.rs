@@ -678,6 +678,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             }
         }
         resolution.fill_context(&mut request.context);
+        // aws:ResourceAccount: the account that owns the resource, in its ARN (AWS-owned
+        // documents name none: unknown).
+        if let Some(owner) = r.arn.split(':').nth(4).filter(|acct| !acct.is_empty()) {
+            request.context.insert("aws:ResourceAccount", owner);
+        }
         if a.action == Action::StartSession && resolution.checks_session_document() {
             // The intent enforces the session document check: Session Manager then authorises
             // the session document too (the default one when the request names none).
