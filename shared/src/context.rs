@@ -41,14 +41,18 @@ pub struct RequestContext {
     /// Lowercased keys whose value is unknown; an entry ending in `/` covers every key it
     /// starts (`ssm:resourcetag/`).
     unknown: Vec<String>,
-    /// `Some`: every absent key is unknown except these (lowercased, `/`-prefixes allowed):
-    /// the keys a CloudTrail record settles.
-    known_absent: Option<Vec<String>>,
+    /// `Some`: every absent key is unknown except these (lowercase, `/`-prefixes allowed):
+    /// the keys a CloudTrail record settles, shared by every context built from a record.
+    settled: Option<&'static [&'static str]>,
+    /// Further keys known absent (lowercased, `/`-prefixes allowed).
+    absent: Vec<String>,
 }
 
-fn covers(list: &[String], lower: &str) -> bool {
-    list.iter()
-        .any(|k| k == lower || (k.ends_with('/') && lower.starts_with(k.as_str())))
+fn covers<S: AsRef<str>>(list: &[S], lower: &str) -> bool {
+    list.iter().any(|k| {
+        let k = k.as_ref();
+        k == lower || (k.ends_with('/') && lower.starts_with(k))
+    })
 }
 
 impl RequestContext {
@@ -120,27 +124,21 @@ impl RequestContext {
         }
     }
 
-    /// Makes every absent key unknown except those listed (keys or `/`-prefixes): the
-    /// context of a request seen from its record, where only some absences are facts.
-    pub fn absent_is_unknown_except(&mut self, known_absent: &[&str]) {
-        self.known_absent = Some(
-            known_absent
-                .iter()
-                .map(|k| k.to_ascii_lowercase())
-                .collect(),
-        );
+    /// Makes every absent key unknown except those listed (lowercase keys or `/`-prefixes)
+    /// and those added by [`RequestContext::known_absent`]: the context of a request seen from
+    /// its record, where only some absences are facts.
+    pub fn absent_is_unknown_except(&mut self, settled: &'static [&'static str]) {
+        debug_assert!(settled.iter().all(|k| k.to_ascii_lowercase() == *k));
+        self.settled = Some(settled);
     }
 
-    /// Adds keys (or `/`-prefixes) known to be absent from the request.
+    /// Adds a key (or `/`-prefix) known to be absent from the request.
     pub fn known_absent(&mut self, key_or_prefix: &str) {
-        if let Some(list) = &mut self.known_absent {
-            let lower = key_or_prefix.to_ascii_lowercase();
-            if !list.contains(&lower) {
-                list.push(lower);
-            }
-        }
         let lower = key_or_prefix.to_ascii_lowercase();
         self.unknown.retain(|k| k != &lower);
+        if self.settled.is_some() && !self.absent.contains(&lower) {
+            self.absent.push(lower);
+        }
     }
 
     /// Whether the request has a value for this (lowercased) key that nobody can tell.
@@ -149,15 +147,14 @@ impl RequestContext {
             return false;
         }
         covers(&self.unknown, lower_key)
-            || self
-                .known_absent
-                .as_ref()
-                .is_some_and(|known| !covers(known, lower_key))
+            || self.settled.is_some_and(|settled| {
+                !covers(settled, lower_key) && !covers(&self.absent, lower_key)
+            })
     }
 
     /// Whether any key is unknown (then a decision may depend on what nobody can tell).
     pub fn has_unknowns(&self) -> bool {
-        !self.unknown.is_empty() || self.known_absent.is_some()
+        !self.unknown.is_empty() || self.settled.is_some()
     }
 
     /// Sets `ssm:resourceTag/<k>` and `aws:ResourceTag/<k>` for each tag.
@@ -244,21 +241,21 @@ pub fn via(a: &Activity) -> Via {
 /// is absent from the context, it is absent from the request (not unknown). The calls carry
 /// no request tags.
 const SETTLED: &[&str] = &[
-    "aws:PrincipalArn",
-    "aws:PrincipalAccount",
-    "aws:PrincipalType",
-    "aws:PrincipalIsAWSService",
-    "aws:PrincipalServiceName",
-    "aws:PrincipalServiceNamesList",
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principaltype",
+    "aws:principalisawsservice",
+    "aws:principalservicename",
+    "aws:principalservicenameslist",
     "aws:userid",
     "aws:username",
-    "aws:SourceIdentity",
-    "aws:RequestedRegion",
-    "aws:CurrentTime",
-    "aws:EpochTime",
-    "aws:UserAgent",
-    "aws:RequestTag/",
-    "aws:TagKeys",
+    "aws:sourceidentity",
+    "aws:requestedregion",
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:useragent",
+    "aws:requesttag/",
+    "aws:tagkeys",
 ];
 
 /// The request context IAM built for an activity, from its CloudTrail record (IAM: "AWS global
@@ -405,7 +402,7 @@ mod tests {
         );
 
         let mut open = RequestContext::new();
-        open.absent_is_unknown_except(&["aws:SourceIp", "aws:RequestTag/"]);
+        open.absent_is_unknown_except(&["aws:sourceip", "aws:requesttag/"]);
         assert!(!open.is_unknown_lower("aws:sourceip"));
         assert!(!open.is_unknown_lower("aws:requesttag/team"));
         assert!(open.is_unknown_lower("aws:principalorgid"));
