@@ -290,9 +290,8 @@ fn resources_of(a: &Activity, resolution: &Resolution<'_>) -> Vec<ResourceRef> {
 /// What the caller did to the resource, for a reason sentence.
 fn what(a: &Activity, r: &ResourceRef, tags: Tags<'_>) -> String {
     match (a.action, r.kind) {
-        (Action::ResumeSession | Action::TerminateSession, _) => {
-            format!("resumed session {}", r.id)
-        }
+        (Action::ResumeSession, _) => format!("resumed session {}", r.id),
+        (Action::TerminateSession, _) => format!("terminated session {}", r.id),
         (Action::SendCommand, ResourceKind::Document) => format!("used document {}", r.id),
         (Action::SendCommand, _) => format!(
             "ran {} on {}{}",
