@@ -312,6 +312,19 @@ impl World {
         std::fs::read_to_string(self.dir.join(format!("{function}.log"))).unwrap_or_default()
     }
 
+    /// One metric summed over every EMF line a function's environments printed (each line
+    /// must carry it).
+    fn metric_total(&self, function: &str, name: &str) -> u64 {
+        self.metrics(function)
+            .iter()
+            .map(|m| {
+                m[name]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no {name} in {m}"))
+            })
+            .sum()
+    }
+
     /// The EMF lines a function's environments printed.
     fn metrics(&self, function: &str) -> Vec<Value> {
         let mut text = self.function_log(function);
@@ -543,12 +556,7 @@ async fn an_access_denied_burst_raises_one_spike() {
     assert!(keys
         .iter()
         .any(|(pk, sk)| pk == caller && sk.starts_with("episode#")));
-    let spikes_counted: u64 = w
-        .metrics(CLOUDTRAIL)
-        .iter()
-        .map(|m| m["AccessDeniedSpikes"].as_u64().unwrap())
-        .sum();
-    assert_eq!(spikes_counted, 1);
+    assert_eq!(w.metric_total(CLOUDTRAIL, "AccessDeniedSpikes"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -878,12 +886,7 @@ async fn twenty_denials_at_once_on_twenty_environments_log_twenty_and_spike_once
     let alerts = w.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["detail-type"], "Tagwatch AccessDenied Spike");
-    let spikes: u64 = w
-        .metrics(CLOUDTRAIL)
-        .iter()
-        .map(|m| m["AccessDeniedSpikes"].as_u64().unwrap())
-        .sum();
-    assert_eq!(spikes, 1);
+    assert_eq!(w.metric_total(CLOUDTRAIL, "AccessDeniedSpikes"), 1);
 }
 
 /// Issue 9, row 2: the same violation on 5 environments at once (EventBridge redelivery), and
@@ -1434,10 +1437,5 @@ async fn an_unlogged_command_is_logged_alerted_and_counted() {
                 && a["detail"]["finding_id"] == unlogged[0]["finding_id"]),
         "{alerts:?}"
     );
-    let total: u64 = w
-        .metrics(CLOUDTRAIL)
-        .iter()
-        .filter_map(|m| m["UnloggedCommands"].as_u64())
-        .sum();
-    assert_eq!(total, 1);
+    assert_eq!(w.metric_total(CLOUDTRAIL, "UnloggedCommands"), 1);
 }

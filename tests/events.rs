@@ -600,15 +600,7 @@ fn an_aws_service_caller_is_matched_by_its_service_name() {
     // Without the entry it is unlisted, and everything it does is outside intent.
     let text = tagwatch_tests::read("examples/intent.json")
         .replace("service:ssm.amazonaws.com", "service:nothing.amazonaws.com");
-    let dir = root().join("examples");
-    let intent = Intent::parse(&text, None, &mut |p: &str| {
-        let path = dir.join(p);
-        std::fs::read_to_string(&path)
-            .map(|t| (path.display().to_string(), t))
-            .map_err(|e| e.to_string())
-    })
-    .unwrap()
-    .value;
+    let intent = tagwatch_tests::example_intent(&text);
     let f = findings_for(
         &intent,
         &event_json("cloudtrail-sendcommand-aws-service-caller.json"),
@@ -774,15 +766,7 @@ fn example_intent_with(patch: impl FnOnce(&mut serde_json::Value)) -> Intent {
     let mut v: serde_json::Value =
         serde_json::from_str(&tagwatch_tests::read("examples/intent.json")).unwrap();
     patch(&mut v);
-    let dir = root().join("examples");
-    Intent::parse(&v.to_string(), None, &mut |p: &str| {
-        let path = dir.join(p);
-        std::fs::read_to_string(&path)
-            .map(|t| (path.display().to_string(), t))
-            .map_err(|e| e.to_string())
-    })
-    .unwrap()
-    .value
+    tagwatch_tests::example_intent(&v.to_string())
 }
 
 /// AWS's Run Command setup guide recommends sending command output to CloudWatch Logs; the

@@ -37,14 +37,19 @@ pub fn read(rel: &str) -> String {
 
 /// `examples/intent.json` with its policy files.
 pub fn intent() -> Intent {
+    example_intent(&read("examples/intent.json"))
+}
+
+/// An intent text whose `{"file": ...}` policies are read from `examples/` (a variant of the
+/// example intent).
+pub fn example_intent(text: &str) -> Intent {
     let dir = root().join("examples");
-    let text = std::fs::read_to_string(dir.join("intent.json")).unwrap();
     let mut load = |p: &str| {
         std::fs::read_to_string(dir.join(p))
             .map(|t| (p.to_string(), t))
             .map_err(|e| e.to_string())
     };
-    Intent::parse(&text, Some("examples/intent.json"), &mut load)
+    Intent::parse(text, Some("examples/intent.json"), &mut load)
         .unwrap()
         .value
 }

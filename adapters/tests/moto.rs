@@ -303,36 +303,35 @@ async fn alerts_reach_an_sqs_queue_through_a_rule_on_the_bus() {
     assert_eq!(bodies[0]["detail"]["kind"], "violation");
 }
 
+/// Runs `n` instances in moto's EC2, tagged with `tag` when given; their ids.
+async fn launch(ec2: &aws_sdk_ec2::Client, n: i32, tag: Option<(&str, &str)>) -> Vec<String> {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let mut req = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(n)
+        .max_count(n);
+    if let Some((k, v)) = tag {
+        req = req.tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(k).value(v).build())
+                .build(),
+        );
+    }
+    let run = req.send().await.unwrap();
+    run.instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn ec2_tags_for_running_instances() {
     let m = moto();
     let conf = config(&m.url).await;
     let ec2 = aws_sdk_ec2::Client::new(&conf);
-    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-    let run = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .min_count(2)
-        .max_count(2)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .tags(
-                    Tag::builder()
-                        .key("Environment")
-                        .value("productionServer")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let ids: Vec<String> = run
-        .instances()
-        .iter()
-        .map(|i| i.instance_id().unwrap().to_string())
-        .collect();
+    let ids = launch(&ec2, 2, Some(("Environment", "productionServer"))).await;
     let tags = LiveTags::new(ec2, Duration::from_secs(60));
     let mut wanted = TagQuery {
         targets: ids.clone(),
@@ -378,38 +377,27 @@ async fn unknown_resources_are_not_untagged_ones() {
     let m = moto();
     let conf = config(&m.url).await;
     let ec2 = aws_sdk_ec2::Client::new(&conf);
-    let run = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap();
-    let untagged = run.instances()[0].instance_id().unwrap().to_string();
+    let untagged = launch(&ec2, 1, None).await.remove(0);
     let ssm = aws_sdk_ssm::Client::new(&conf);
     let content = r#"{"schemaVersion":"2.2","description":"collect logs","mainSteps":[{"action":"aws:runShellScript","name":"collect","inputs":{"runCommand":["tar czf /tmp/logs.tgz /var/log"]}}]}"#;
-    ssm.create_document()
-        .name("Ops-CollectLogs")
-        .content(content)
-        .document_type(aws_sdk_ssm::types::DocumentType::Command)
-        .tags(
-            aws_sdk_ssm::types::Tag::builder()
-                .key("Approved")
-                .value("true")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
+    let approved = aws_sdk_ssm::types::Tag::builder()
+        .key("Approved")
+        .value("true")
+        .build()
         .unwrap();
-    ssm.create_document()
-        .name("Ops-Untagged")
-        .content(content)
-        .document_type(aws_sdk_ssm::types::DocumentType::Command)
-        .send()
-        .await
-        .unwrap();
+    for (name, tags) in [
+        ("Ops-CollectLogs", vec![approved]),
+        ("Ops-Untagged", vec![]),
+    ] {
+        ssm.create_document()
+            .name(name)
+            .content(content)
+            .document_type(aws_sdk_ssm::types::DocumentType::Command)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .unwrap();
+    }
     let tags = LiveTags::new(ec2, Duration::from_secs(60)).with_ssm(ssm);
     let query = TagQuery {
         targets: vec![untagged.clone(), "i-0a1b2c3d4e5f69999".to_string()],

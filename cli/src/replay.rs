@@ -20,8 +20,9 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tagwatch_core::correlate::MemoryStore;
 use tagwatch_core::event::{normalize, Event};
-use tagwatch_core::tags::{Inventory, TagLookup, TagQuery};
-use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
+use tagwatch_core::tags::{Inventory, TagLookup};
+use tagwatch_core::verdict::{tag_query, Finding, FindingKind, Watcher};
+use tagwatch_core::Intent;
 
 use crate::input::{self, InputError};
 
@@ -139,18 +140,13 @@ impl LiveInventory {
     /// Adds the tags of the event's instances, managed nodes and documents not asked for
     /// before. A resource EC2 or SSM does not know stays out of the inventory: unknown, not
     /// untagged.
-    fn fill(&mut self, event: &Event, inventory: &mut Inventory) -> std::io::Result<()> {
-        let mut query = TagQuery::default();
-        match event {
-            Event::Activity(a) => {
-                query.add(&a.targets, &a.account);
-                if let Some(d) = &a.document {
-                    query.add(std::slice::from_ref(d), &a.account);
-                }
-            }
-            Event::Status(s) => query.add(&s.targets, &s.account),
-            Event::Skipped(_) => return Ok(()),
-        }
+    fn fill(
+        &mut self,
+        event: &Event,
+        intent: &Intent,
+        inventory: &mut Inventory,
+    ) -> std::io::Result<()> {
+        let mut query = tag_query(event, intent);
         let asked = &self.asked;
         query
             .targets
@@ -420,7 +416,7 @@ impl<W: Write> Run<'_, W> {
         match normalize(v) {
             Ok(event) => {
                 if let Some(live) = self.live.as_mut() {
-                    live.fill(&event, &mut self.inventory)?;
+                    live.fill(&event, self.watcher.intent(), &mut self.inventory)?;
                 }
                 let findings = self.watcher.handle(&event, &self.inventory);
                 self.emit(findings)

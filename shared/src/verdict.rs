@@ -11,7 +11,7 @@ use crate::correlate::{record_denial, CorrelationStore, DenialEffect, Parked};
 use crate::eval::{evaluate_bounded, StatementRef, Verdict};
 use crate::event::{Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange};
 use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
-use crate::tags::{tags_of, TagLookup, Tags};
+use crate::tags::{tags_of, TagLookup, TagQuery, Tags};
 
 /// The finding kinds (the contract of tagwatch's output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,6 +265,20 @@ fn depends_on(keys: &[String], tags: Tags<'_>) -> String {
     parts.join("; ")
 }
 
+/// The resources whose tags deciding `event` under `intent` needs: every resource IAM
+/// authorises for an activity ([`resources_of`], the default session document included when
+/// the caller's intent checks it), a status event's targets. The functions and `replay
+/// --inventory-from-aws` ask for exactly these.
+pub fn tag_query(event: &Event, intent: &Intent) -> TagQuery {
+    let mut query = TagQuery::default();
+    match event {
+        Event::Activity(a) => query.add(&resources_of(a, &intent.resolve(&a.caller)), &a.account),
+        Event::Status(s) => query.add(&s.targets, &s.account),
+        Event::Skipped(_) => {}
+    }
+    query
+}
+
 /// Every resource IAM authorises for the call: its document (for a StartSession that names
 /// none, the default session document when the caller's intent enforces the session document
 /// check with `ssm:SessionDocumentAccessCheck`), then its instances or session.
@@ -326,6 +340,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             store,
             stats: Stats::default(),
         }
+    }
+
+    /// The intent the watcher decides with.
+    pub fn intent(&self) -> &'i Intent {
+        self.intent
     }
 
     /// The correlation state (for inspection and tests).

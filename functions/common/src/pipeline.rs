@@ -197,34 +197,14 @@ async fn reject<S, T, L, B, Q: Quarantine>(
     })
 }
 
-/// The instances, managed nodes and documents whose tags deciding this event may need; none
-/// when the event comes from an account or region the tag adapter cannot see (their tags stay
-/// unknown).
-fn tag_query(event: &Event, journal: &JournalStore, scope: &TagScope) -> TagQuery {
-    let mut query = TagQuery::default();
+/// The instances, managed nodes and documents whose tags deciding this event may need
+/// ([`tagwatch_core::verdict::tag_query`], and the runs parked for its command); none when the
+/// event comes from an account or region the tag adapter cannot see (their tags stay unknown).
+fn tag_query(event: &Event, intent: &Intent, journal: &JournalStore, scope: &TagScope) -> TagQuery {
     if !covered(event, scope) {
-        return query;
+        return TagQuery::default();
     }
-    match event {
-        Event::Activity(a) => {
-            query.add(&a.targets, &a.account);
-            if let Some(d) = &a.document {
-                query.add(std::slice::from_ref(d), &a.account);
-            }
-            if a.action == tagwatch_core::event::Action::StartSession && a.document.is_none() {
-                // The default session document, authorised when the intent enforces the check.
-                let d = tagwatch_core::event::document_arn(
-                    tagwatch_core::event::DEFAULT_SESSION_DOCUMENT,
-                    &a.partition,
-                    &a.region,
-                    &a.account,
-                );
-                query.add(&[d], &a.account);
-            }
-        }
-        Event::Status(s) => query.add(&s.targets, &s.account),
-        Event::Skipped(_) => {}
-    }
+    let mut query = tagwatch_core::verdict::tag_query(event, intent);
     query.targets.extend(journal.parked_instances());
     query.dedup()
 }
@@ -389,7 +369,7 @@ where
     }
     let inventory = ports
         .tags
-        .gather(&tag_query(&event, &journal, &ports.tag_scope))
+        .gather(&tag_query(&event, intent, &journal, &ports.tag_scope))
         .await?;
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(&event, &inventory);
