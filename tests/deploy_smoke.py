@@ -167,7 +167,10 @@ def main():
         if "EventPattern" in r:
             patterns[r["Name"]] = json.loads(r["EventPattern"])
     ssm_calls = [p for p in patterns.values() if p.get("detail", {}).get("eventName")]
-    if len(ssm_calls) != 1 or ssm_calls[0]["detail"]["eventName"] != ["SendCommand", "StartSession", "ResumeSession", "TerminateSession"] \
+    if len(ssm_calls) != 1 or ssm_calls[0]["detail"]["eventName"] != ["SendCommand", "StartSession", "ResumeSession", "TerminateSession",
+        "CreateAssociation", "CreateAssociationBatch", "UpdateAssociation",
+        "RegisterTaskWithMaintenanceWindow", "UpdateMaintenanceWindowTask",
+        "StartAutomationExecution"] \
             or ssm_calls[0]["detail-type"] != ["AWS API Call via CloudTrail"]:
         fail(f"CloudTrail rule pattern: {ssm_calls}")
     status = [p for p in patterns.values()

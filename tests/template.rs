@@ -259,11 +259,13 @@ fn event_patterns_match_what_aws_emits() {
     assert_eq!(list(&ct["source"]), ["aws.ssm"]);
     assert_eq!(list(&ct["detail-type"]), ["AWS API Call via CloudTrail"]);
     assert_eq!(list(&ct["detail"]["eventSource"]), ["ssm.amazonaws.com"]);
-    // Every call the watcher knows (tagwatch_core::event::Action::EVENT_NAMES), no other.
-    assert_eq!(
-        list(&ct["detail"]["eventName"]),
-        tagwatch_core::event::Action::EVENT_NAMES
-    );
+    // Every call the watcher knows (tagwatch_core::event::Action::EVENT_NAMES, and the calls
+    // that set up runs Systems Manager starts itself), no other.
+    let names: Vec<&str> = tagwatch_core::event::Action::EVENT_NAMES
+        .into_iter()
+        .chain(tagwatch_core::origin::SETUP_EVENT_NAMES)
+        .collect();
+    assert_eq!(list(&ct["detail"]["eventName"]), names);
     // No errorCode filter: denied calls must reach the watcher too.
     assert!(ct["detail"]["errorCode"].is_badvalue());
     let st = &t["Resources"]["StatusWatcher"]["Properties"]["Events"]["StatusChanges"]
@@ -272,7 +274,8 @@ fn event_patterns_match_what_aws_emits() {
         list(&st["detail-type"]),
         [
             "EC2 Command Status-change Notification",
-            "EC2 Command Invocation Status-change Notification"
+            "EC2 Command Invocation Status-change Notification",
+            tagwatch_core::origin::ASSOCIATION_RUN_DETAIL_TYPE,
         ]
     );
     // The fixtures carry exactly these values.

@@ -13,6 +13,13 @@
 //! | a finding staged for delivery (outbox) | `event#<id>` | `finding#<finding id>` |
 //! | who is delivering a finding now | `finding#<id>` | `lease` (`holder`, `until_ms`) |
 //! | a sink a finding reached | `finding#<id>` | `sink#<sink>` |
+//! | an association's definition (no TTL: associations run for years) | `origin#association#<id>` | `setup` |
+//! | an Automation execution's start | `origin#automation#<id>` | `setup` |
+//! | a maintenance window Run Command task (no TTL) | `origin#window-task#<role, lower case>#<document>` | `task#<window task id>` |
+//! | an association run on a node | `assocrun#<node>#<document>` | `run#<event ms, 15 digits>#<association id>` |
+//!
+//! Origin setups are written only over an older definition of the same id (`set_at`), so a
+//! redelivered or late record never replaces a newer one.
 //!
 //! Every write two execution environments can race on is conditional or commutative: sightings,
 //! claims, episodes and leases are conditional; denials are one item per call (a put keyed by
@@ -34,6 +41,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tagwatch_core::correlate::{DenialWindow, Episode, Parked};
 use tagwatch_core::event::{Activity, Event, StatusChange};
 use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::origin::{role_key, AssociationRun, OriginKind, OriginSetup};
 use tagwatch_core::verdict::Finding;
 
 use crate::AdapterError;
@@ -101,6 +109,14 @@ fn to_json<T: serde::Serialize>(value: &T, key: &str) -> Result<AttributeValue, 
             key: key.to_string(),
             reason: format!("cannot be written: {e}"),
         })
+}
+
+fn origin_pk(kind: OriginKind, id: &str) -> String {
+    format!("origin#{}#{id}", kind.as_str())
+}
+
+fn window_tasks_pk(role_key: &str, document: &str) -> String {
+    format!("origin#window-task#{role_key}#{document}")
 }
 
 /// The spike-window-long bucket of event time an instant falls in.
@@ -434,10 +450,8 @@ impl DynamoCorrelation {
     /// the partition there made a fleet of N instances cost N² item reads.
     pub async fn gather(&self, event: &Event) -> Result<JournalStore, AdapterError> {
         let mut store = JournalStore::new();
-        let (event_id, event_ms) = match event {
-            Event::Skipped(_) => return Ok(store),
-            Event::Activity(a) => (&a.event_id, a.event_epoch_ms),
-            Event::Status(st) => (&st.event_id, st.event_epoch_ms),
+        let (Some(event_id), Some(event_ms)) = (event.event_id(), event.event_ms()) else {
+            return Ok(store);
         };
         let seen_key = format!("event#{event_id}");
         let seen = self.get(&seen_key, "seen");
@@ -453,15 +467,102 @@ impl DynamoCorrelation {
                 let (seen, g) = tokio::join!(seen, self.load_pairs(st));
                 (seen?, Some(g?))
             }
-            Event::Skipped(_) => (None, None),
+            Event::Origin(_) | Event::AssociationRun(_) | Event::Skipped(_) => (seen.await?, None),
         };
         if let Some(g) = gathered {
             g.merge_into(&mut store);
+        }
+        for setup in self.origins_for(event).await? {
+            store.preload_origin(Arc::new(setup));
         }
         if seen.is_some() {
             store.preload_sighting(event_id, event_ms);
         }
         Ok(store)
+    }
+
+    /// The origin setups deciding `event` needs: an association run's definition, and for a
+    /// SendCommand Systems Manager made, the execution its session names and the window tasks
+    /// of its role and document.
+    async fn origins_for(&self, event: &Event) -> Result<Vec<OriginSetup>, AdapterError> {
+        let lookup = match event {
+            Event::AssociationRun(run) => tagwatch_core::origin::OriginLookup {
+                association: Some(run.association_id.clone()),
+                ..Default::default()
+            },
+            Event::Activity(a) => tagwatch_core::origin::lookup_of(a),
+            _ => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for (kind, id) in [
+            (OriginKind::Association, &lookup.association),
+            (OriginKind::Automation, &lookup.automation),
+        ] {
+            let Some(id) = id else { continue };
+            let pk = origin_pk(kind, id);
+            if let Some(item) = self.get(&pk, "setup").await? {
+                out.push(Self::json(&item, &pk)?);
+            }
+        }
+        if let Some((role, doc)) = &lookup.window_tasks {
+            let pk = window_tasks_pk(role, doc);
+            for item in self.query_prefix(&pk, "task#").await? {
+                out.push(Self::json(&item, &pk)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The association runs recorded on a node for a document (the sweep asks before it
+    /// reports a command that has no record).
+    pub async fn association_runs(
+        &self,
+        instance: &str,
+        document: &str,
+    ) -> Result<Vec<AssociationRun>, AdapterError> {
+        let pk = format!("assocrun#{instance}#{document}");
+        self.query_prefix(&pk, "run#")
+            .await?
+            .iter()
+            .map(|item| Self::json(item, &pk))
+            .collect()
+    }
+
+    /// Writes an origin's setup unless a newer definition of the same id is stored.
+    async fn put_origin(&self, setup: &OriginSetup) -> Result<(), AdapterError> {
+        let (pk, sk) = match setup.kind {
+            OriginKind::MaintenanceWindow => {
+                let (Some(role), Some(doc)) = (&setup.service_role, &setup.document) else {
+                    return Ok(());
+                };
+                (
+                    window_tasks_pk(&role_key(role), doc),
+                    format!("task#{}", setup.id),
+                )
+            }
+            kind => (origin_pk(kind, &setup.id), "setup".to_string()),
+        };
+        let mut item = if setup.kind == OriginKind::Automation {
+            self.item(pk.clone(), sk, setup.call.event_epoch_ms)
+        } else {
+            key(pk.clone(), sk)
+        };
+        item.insert("json".into(), to_json(setup, &pk)?);
+        item.insert("set_at".into(), n(setup.call.event_epoch_ms));
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR set_at <= :ms")
+            .expression_attribute_values(":ms", n(setup.call.event_epoch_ms))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(AdapterError::aws("DynamoDB PutItem", e)),
+        }
     }
 
     /// What a status event needs of its command's partition: the record and its targets'
@@ -559,6 +660,7 @@ impl DynamoCorrelation {
         let mut writes = Vec::new();
         let mut claims = Vec::new();
         let mut episodes = Vec::new();
+        let mut origins = Vec::new();
         let mut sightings = Vec::new();
         for change in changes {
             match change {
@@ -605,7 +707,25 @@ impl DynamoCorrelation {
                     episode,
                     opened,
                 } => episodes.push((caller, episode, opened)),
+                Change::Origin(setup) => origins.push(setup),
+                Change::AssociationRan(run) => {
+                    let pk = format!("assocrun#{}#{}", run.target.id, run.document.id);
+                    let mut item = self.item(
+                        pk.clone(),
+                        format!(
+                            "run#{:015}#{}",
+                            run.event_epoch_ms.max(0),
+                            run.association_id
+                        ),
+                        run.event_epoch_ms,
+                    );
+                    item.insert("json".into(), to_json(&*run, &pk)?);
+                    writes.push(Self::put_request(item)?);
+                }
             }
+        }
+        for setup in origins {
+            self.put_origin(&setup).await?;
         }
         self.batch_write(writes).await?;
         let lost: Vec<Option<(String, String)>> = stream::iter(claims)

@@ -661,8 +661,9 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         run.counts.read as f64 / elapsed.max(1e-9),
     );
     eprintln!(
-        "findings: {} violation, {} access_denied, {} access_denied_spike, {} unevaluated, {} unlogged_command; {} of {} resources within intent; {} terminated sessions",
-        stats.violations, stats.access_denied, stats.spikes, stats.unevaluated, stats.unlogged_commands, stats.compliant, stats.resources_evaluated, stats.terminated_sessions
+        "findings: {} violation, {} access_denied, {} access_denied_spike, {} unevaluated, {} unlogged_command; {} of {} resources within intent; {} terminated sessions; {} runs started by Systems Manager ({} ignored by origins, {} association commands accounted for)",
+        stats.violations, stats.access_denied, stats.spikes, stats.unevaluated, stats.unlogged_commands, stats.compliant, stats.resources_evaluated, stats.terminated_sessions,
+        stats.origin_runs, stats.origin_ignored, stats.association_commands
     );
     if args.strict && run.counts.malformed > 0 {
         return Ok(2);

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::event::{Activity, StatusChange};
+use crate::origin::{role_key, AssociationRun, OriginKind, OriginSetup, ASSOCIATION_MATCH_MS};
 
 /// An invocation whose SendCommand record has not been seen yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +122,33 @@ pub trait CorrelationStore {
     fn drain_parked(&mut self) -> Vec<Parked>;
     /// The AccessDenied window of a caller.
     fn denials(&mut self, caller: &str) -> &mut DenialWindow;
+    /// Remembers an origin's setup (the latest definition of an id wins). Origins outlive the
+    /// correlation window: an association runs for years after its definition.
+    fn put_origin(&mut self, setup: Arc<OriginSetup>);
+    /// The setup of an association or automation execution.
+    fn origin(&self, kind: OriginKind, id: &str) -> Option<Arc<OriginSetup>>;
+    /// The maintenance window tasks registered to run `document` with `role`.
+    fn window_tasks(&self, role: &str, document: &str) -> Vec<Arc<OriginSetup>>;
+    /// Remembers an association run on a node (it accounts for the run's command, which has no
+    /// SendCommand record).
+    fn put_association_run(&mut self, run: &AssociationRun);
+    /// The association whose run of `document` on `instance` is within
+    /// [`ASSOCIATION_MATCH_MS`] of `event_ms`, if any.
+    fn association_run_near(&self, instance: &str, document: &str, event_ms: i64)
+        -> Option<String>;
+}
+
+/// Keeps the newer of two definitions of one origin.
+fn newer(held: Option<&Arc<OriginSetup>>, setup: &OriginSetup) -> bool {
+    held.is_none_or(|h| h.call.event_epoch_ms <= setup.call.event_epoch_ms)
+}
+
+/// The association of the run nearest `event_ms` within the match window.
+pub fn nearest_run(runs: &[(i64, String)], event_ms: i64) -> Option<String> {
+    runs.iter()
+        .filter(|(t, _)| (t - event_ms).abs() <= ASSOCIATION_MATCH_MS)
+        .min_by_key(|(t, id)| ((t - event_ms).abs(), id.clone()))
+        .map(|(_, id)| id.clone())
 }
 
 /// In-memory correlation state with an event-time TTL.
@@ -135,6 +163,15 @@ pub struct MemoryStore {
     denials: HashMap<String, DenialWindow>,
     /// Expiry index: event time to the keys created then.
     by_time: BTreeMap<i64, Vec<Key>>,
+    /// Origins never expire with the correlation window.
+    origins: HashMap<(OriginKind, String), Arc<OriginSetup>>,
+    /// Window tasks by (role, document), by task id.
+    window_tasks: HashMap<(String, String), BTreeMap<String, Arc<OriginSetup>>>,
+    /// Association runs by (node, document name): (event ms, association id).
+    association_runs: HashMap<(String, String), Vec<(i64, String)>>,
+    /// Association runs past the TTL, evicted at the next expiry: the invocations expired with
+    /// them must still find the run that accounts for them.
+    stale_runs: Vec<((String, String), i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +181,7 @@ enum Key {
     Claim(String, String),
     Parked(String),
     Denials(String),
+    AssociationRun(String, String),
 }
 
 impl MemoryStore {
@@ -240,6 +278,14 @@ impl CorrelationStore for MemoryStore {
         let now = now_ms.max(self.newest_ms);
         let cutoff = now.saturating_sub(self.ttl_ms);
         let mut expired = Vec::new();
+        for (k, before) in std::mem::take(&mut self.stale_runs) {
+            if let Some(runs) = self.association_runs.get_mut(&k) {
+                runs.retain(|(t, _)| *t >= before);
+                if runs.is_empty() {
+                    self.association_runs.remove(&k);
+                }
+            }
+        }
         let keep = self.by_time.split_off(&cutoff);
         let old = std::mem::replace(&mut self.by_time, keep);
         for key in old.into_values().flatten() {
@@ -257,6 +303,9 @@ impl CorrelationStore for MemoryStore {
                     if let Some(list) = self.parked.remove(&id) {
                         expired.extend(list);
                     }
+                }
+                Key::AssociationRun(instance, doc) => {
+                    self.stale_runs.push(((instance, doc), cutoff));
                 }
                 Key::Denials(caller) => {
                     let newest = self.denials.get_mut(&caller).and_then(|w| {
@@ -300,6 +349,65 @@ impl CorrelationStore for MemoryStore {
             self.index(ms, Key::Denials(caller.to_string()));
         }
         self.denials.entry(caller.to_string()).or_default()
+    }
+
+    fn put_origin(&mut self, setup: Arc<OriginSetup>) {
+        if setup.kind == OriginKind::MaintenanceWindow {
+            let (Some(role), Some(doc)) = (&setup.service_role, &setup.document) else {
+                return;
+            };
+            // An update may move a task to another role or document.
+            for tasks in self.window_tasks.values_mut() {
+                if tasks.get(&setup.id).is_some_and(|h| newer(Some(h), &setup)) {
+                    tasks.remove(&setup.id);
+                }
+            }
+            let tasks = self
+                .window_tasks
+                .entry((role_key(role), doc.clone()))
+                .or_default();
+            if newer(tasks.get(&setup.id), &setup) {
+                tasks.insert(setup.id.clone(), setup);
+            }
+            return;
+        }
+        let key = (setup.kind, setup.id.clone());
+        if newer(self.origins.get(&key), &setup) {
+            self.origins.insert(key, setup);
+        }
+    }
+
+    fn origin(&self, kind: OriginKind, id: &str) -> Option<Arc<OriginSetup>> {
+        self.origins.get(&(kind, id.to_string())).cloned()
+    }
+
+    fn window_tasks(&self, role: &str, document: &str) -> Vec<Arc<OriginSetup>> {
+        self.window_tasks
+            .get(&(role_key(role), document.to_string()))
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn put_association_run(&mut self, run: &AssociationRun) {
+        let k = (run.target.id.clone(), run.document.id.clone());
+        let runs = self.association_runs.entry(k.clone()).or_default();
+        let entry = (run.event_epoch_ms, run.association_id.clone());
+        if !runs.contains(&entry) {
+            runs.push(entry);
+            self.index(run.event_epoch_ms, Key::AssociationRun(k.0, k.1));
+        }
+    }
+
+    fn association_run_near(
+        &self,
+        instance: &str,
+        document: &str,
+        event_ms: i64,
+    ) -> Option<String> {
+        let runs = self
+            .association_runs
+            .get(&(instance.to_string(), document.to_string()))?;
+        nearest_run(runs, event_ms)
     }
 }
 

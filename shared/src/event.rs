@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::origin::{AssociationRun, OriginKind, OriginSetup, RunOrigin, SetupCall};
 use crate::values;
 
 /// The calls tagwatch watches. `TerminateSession` is counted, not evaluated.
@@ -123,6 +124,10 @@ pub struct Activity {
     /// when the record does not say (a denied call has no response).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<CommandOutput>,
+    /// Where the run came from when Systems Manager started it ([`crate::origin`]); then
+    /// `caller` is the principal behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RunOrigin>,
 }
 
 /// A command's output destinations, as SendCommand's response records them.
@@ -267,7 +272,48 @@ pub enum Skip {
 pub enum Event {
     Activity(Box<Activity>),
     Status(StatusChange),
+    /// Calls that set up runs Systems Manager starts itself (one record may define several).
+    Origin(Vec<OriginSetup>),
+    /// One State Manager association run on one node.
+    AssociationRun(Box<AssociationRun>),
     Skipped(Skip),
+}
+
+impl Event {
+    /// The event's id (CloudTrail `eventID` or EventBridge `id`), when it is processed.
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            Event::Activity(a) => Some(&a.event_id),
+            Event::Status(s) => Some(&s.event_id),
+            Event::Origin(setups) => setups.first().map(|s| s.call.event_id.as_str()),
+            Event::AssociationRun(r) => Some(&r.event_id),
+            Event::Skipped(_) => None,
+        }
+    }
+
+    /// The event's time (epoch ms), when it is processed.
+    pub fn event_ms(&self) -> Option<i64> {
+        match self {
+            Event::Activity(a) => Some(a.event_epoch_ms),
+            Event::Status(s) => Some(s.event_epoch_ms),
+            Event::Origin(setups) => setups.first().map(|s| s.call.event_epoch_ms),
+            Event::AssociationRun(r) => Some(r.event_epoch_ms),
+            Event::Skipped(_) => None,
+        }
+    }
+
+    /// The account and region the event is about.
+    pub fn account_region(&self) -> Option<(&str, &str)> {
+        match self {
+            Event::Activity(a) => Some((&a.account, &a.region)),
+            Event::Status(s) => Some((&s.account, &s.region)),
+            Event::Origin(setups) => setups
+                .first()
+                .map(|s| (s.call.account.as_str(), s.call.region.as_str())),
+            Event::AssociationRun(r) => Some((&r.account, &r.region)),
+            Event::Skipped(_) => None,
+        }
+    }
 }
 
 /// An event that cannot be processed: what is wrong and where.
@@ -338,6 +384,7 @@ pub fn normalize(v: &Value) -> Result<Event, EventError> {
                 normalize_record(detail, "$.detail")
             }
             COMMAND_STATUS => normalize_status(v, StatusKind::Command),
+            crate::origin::ASSOCIATION_RUN_DETAIL_TYPE => normalize_association_run(v),
             INVOCATION_STATUS => normalize_status(v, StatusKind::Invocation),
             other => Ok(Event::Skipped(Skip::OtherEventType(other.to_string()))),
         };
@@ -527,28 +574,12 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         "StartSession" => Action::StartSession,
         "ResumeSession" => Action::ResumeSession,
         "TerminateSession" => Action::TerminateSession,
+        setup if crate::origin::SETUP_EVENT_NAMES.contains(&setup) => {
+            return normalize_setup(r, base, setup)
+        }
         other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
     };
-    let event_id = required(r, "eventID", base)?.to_string();
-    let event_time = required(r, "eventTime", base)?.to_string();
-    let event_epoch_ms = epoch_ms(&event_time, &format!("{base}.eventTime"))?;
-    let region = required(r, "awsRegion", base)?.to_string();
-    let ui_path = format!("{base}.userIdentity");
-    let ui = r
-        .get("userIdentity")
-        .ok_or_else(|| err(&ui_path, "missing `userIdentity`: the caller is unknown"))?;
-    let caller = caller(ui, &ui_path)?;
-    let account = str_at(r, "recipientAccountId")
-        .map(str::to_string)
-        .or_else(|| caller.account.clone())
-        .ok_or_else(|| {
-            err(
-                &format!("{base}.recipientAccountId"),
-                "missing both `recipientAccountId` and `userIdentity.accountId`",
-            )
-        })?;
-    let partition = partition_of(caller.arn.as_deref(), &region);
-
+    let call = record_call(r, base, name)?;
     let outcome = match str_at(r, "errorCode") {
         None => Outcome::Allowed,
         Some(code) => {
@@ -571,6 +602,20 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
     let req = r.get("requestParameters").filter(|v| v.is_object());
     let resp = r.get("responseElements").filter(|v| v.is_object());
     let req_path = format!("{base}.requestParameters");
+    let SetupCall {
+        event_id,
+        event_time,
+        event_epoch_ms,
+        account,
+        region,
+        partition,
+        caller,
+        source_ip,
+        user_agent,
+        vpc_endpoint,
+        tls,
+        ..
+    } = call;
     let mut activity = Activity {
         event_id,
         event_time,
@@ -580,10 +625,10 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         partition: partition.clone(),
         action,
         caller,
-        source_ip: str_at(r, "sourceIPAddress").map(str::to_string),
-        user_agent: str_at(r, "userAgent").map(str::to_string),
-        vpc_endpoint: str_at(r, "vpcEndpointId").map(str::to_string),
-        tls: r.get("tlsDetails").is_some_and(Value::is_object),
+        source_ip,
+        user_agent,
+        vpc_endpoint,
+        tls,
         outcome,
         command_id: None,
         session_id: None,
@@ -591,6 +636,7 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         targets: Vec::new(),
         tag_targets: Vec::new(),
         output: None,
+        origin: None,
     };
     let Some(req) = req else {
         return Err(err(
@@ -646,6 +692,167 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         }
     }
     Ok(Event::Activity(Box::new(activity)))
+}
+
+/// The facts every CloudTrail record of a call carries: who, when, where, from where.
+fn record_call(r: &Value, base: &str, name: &str) -> Result<SetupCall, EventError> {
+    let event_id = required(r, "eventID", base)?.to_string();
+    let event_time = required(r, "eventTime", base)?.to_string();
+    let event_epoch_ms = epoch_ms(&event_time, &format!("{base}.eventTime"))?;
+    let region = required(r, "awsRegion", base)?.to_string();
+    let ui_path = format!("{base}.userIdentity");
+    let ui = r
+        .get("userIdentity")
+        .ok_or_else(|| err(&ui_path, "missing `userIdentity`: the caller is unknown"))?;
+    let caller = caller(ui, &ui_path)?;
+    let account = str_at(r, "recipientAccountId")
+        .map(str::to_string)
+        .or_else(|| caller.account.clone())
+        .ok_or_else(|| {
+            err(
+                &format!("{base}.recipientAccountId"),
+                "missing both `recipientAccountId` and `userIdentity.accountId`",
+            )
+        })?;
+    let partition = partition_of(caller.arn.as_deref(), &region);
+    Ok(SetupCall {
+        event_id,
+        event_name: name.to_string(),
+        event_time,
+        event_epoch_ms,
+        account,
+        region,
+        partition,
+        caller,
+        source_ip: str_at(r, "sourceIPAddress").map(str::to_string),
+        user_agent: str_at(r, "userAgent").map(str::to_string),
+        vpc_endpoint: str_at(r, "vpcEndpointId").map(str::to_string),
+        tls: r.get("tlsDetails").is_some_and(Value::is_object),
+    })
+}
+
+/// The document name of a `taskArn` / `name` / `documentName` (a name or a document ARN).
+fn document_name(name: &str) -> String {
+    if name.starts_with("arn:") {
+        name.rsplit('/').next().unwrap_or(name).to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+/// A record of a call that sets up runs Systems Manager starts itself ([`crate::origin`]). A
+/// call that failed set nothing up: it is skipped like other SSM calls.
+fn normalize_setup(r: &Value, base: &str, name: &str) -> Result<Event, EventError> {
+    if str_at(r, "errorCode").is_some() {
+        return Ok(Event::Skipped(Skip::OtherSsmCall(name.to_string())));
+    }
+    let call = record_call(r, base, name)?;
+    let empty = Value::Null;
+    let req = r.get("requestParameters").unwrap_or(&empty);
+    let resp = r.get("responseElements").unwrap_or(&empty);
+    let req_path = format!("{base}.requestParameters");
+    let resp_path = format!("{base}.responseElements");
+    let setup = |kind, id: &str, document: Option<&str>| OriginSetup {
+        kind,
+        id: id.to_string(),
+        window_id: None,
+        document: document.map(document_name),
+        service_role: None,
+        call: call.clone(),
+    };
+    let setups = match name {
+        "CreateAssociation" | "UpdateAssociation" => {
+            let path = format!("{resp_path}.associationDescription");
+            let d = resp
+                .get("associationDescription")
+                .filter(|d| d.is_object())
+                .ok_or_else(|| err(&path, "missing the association's description"))?;
+            let id = required(d, "associationId", &path)?;
+            let doc = str_at(d, "name").or_else(|| str_at(req, "name"));
+            vec![setup(OriginKind::Association, id, doc)]
+        }
+        "CreateAssociationBatch" => {
+            let path = format!("{resp_path}.successful");
+            let Some(Value::Array(done)) = resp.get("successful") else {
+                return Err(err(&path, "missing the associations created"));
+            };
+            let mut out = Vec::new();
+            for (i, d) in done.iter().enumerate() {
+                let id = required(d, "associationId", &format!("{path}[{i}]"))?;
+                out.push(setup(OriginKind::Association, id, str_at(d, "name")));
+            }
+            out
+        }
+        "RegisterTaskWithMaintenanceWindow" | "UpdateMaintenanceWindowTask" => {
+            let field = |k: &str| str_at(resp, k).or_else(|| str_at(req, k));
+            // Only Run Command tasks call SendCommand themselves.
+            if field("taskType").is_some_and(|t| t != "RUN_COMMAND") {
+                return Ok(Event::Skipped(Skip::OtherSsmCall(name.to_string())));
+            }
+            let id = field("windowTaskId").ok_or_else(|| {
+                err(
+                    &format!("{resp_path}.windowTaskId"),
+                    "missing `windowTaskId`",
+                )
+            })?;
+            let window = field("windowId")
+                .ok_or_else(|| err(&format!("{req_path}.windowId"), "missing `windowId`"))?;
+            let mut s = setup(OriginKind::MaintenanceWindow, id, field("taskArn"));
+            s.window_id = Some(window.to_string());
+            s.service_role = Some(field("serviceRoleArn").map_or_else(
+                || crate::origin::service_linked_role(&call.partition, &call.account),
+                str::to_string,
+            ));
+            vec![s]
+        }
+        "StartAutomationExecution" => {
+            let id = required(resp, "automationExecutionId", &resp_path)?;
+            let mut s = setup(OriginKind::Automation, id, str_at(req, "documentName"));
+            s.service_role = req
+                .get("parameters")
+                .and_then(|p| p.get("AutomationAssumeRole"))
+                .and_then(|v| match v {
+                    Value::Array(a) => a.first().and_then(Value::as_str),
+                    Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .map(str::to_string);
+            vec![s]
+        }
+        other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
+    };
+    Ok(Event::Origin(setups))
+}
+
+/// "EC2 State Manager Instance Association State Change": one association run on one node.
+fn normalize_association_run(v: &Value) -> Result<Event, EventError> {
+    let event_id = required(v, "id", "$")?.to_string();
+    let event_time = required(v, "time", "$")?.to_string();
+    let event_epoch_ms = epoch_ms(&event_time, "$.time")?;
+    let region = required(v, "region", "$")?.to_string();
+    let account = required(v, "account", "$")?.to_string();
+    let detail = v
+        .get("detail")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| err("$.detail", "missing the association detail"))?;
+    let association_id = required(detail, "association-id", "$.detail")?.to_string();
+    let instance = required(detail, "instance-id", "$.detail")?;
+    let document = required(detail, "document-name", "$.detail")?;
+    let resources = string_list(v.get("resources"));
+    let partition = partition_of(resources.first().map(String::as_str), &region);
+    Ok(Event::AssociationRun(Box::new(AssociationRun {
+        event_id,
+        event_time,
+        event_epoch_ms,
+        association_id,
+        document: document_arn(document, &partition, &region, &account),
+        document_version: str_at(detail, "document-version").map(str::to_string),
+        target: target_arn(instance, &partition, &region, &account),
+        status: str_at(detail, "status").map(str::to_string),
+        account,
+        region,
+        partition,
+    })))
 }
 
 fn normalize_status(v: &Value, kind: StatusKind) -> Result<Event, EventError> {

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::diag::{self, Diagnostic, JsonPath, Reporter, Severity, SourceText};
 use crate::json::{self, Json, JsonKind};
+use crate::origin::{OriginKind, OriginPolicy, Origins};
 use crate::policy::{parse_policy_json, NamedPolicy, Parsed};
 use crate::principal::{Caller, SERVICE_PREFIX};
 use crate::wildcard::{Flavor, Pattern};
@@ -93,6 +94,8 @@ pub struct Intent {
     /// Where every caller's command output must go, unless its entry says otherwise.
     pub command_output: Option<OutputRequirement>,
     pub spike: SpikeSettings,
+    /// What to do with runs Systems Manager starts itself, per origin (`origins`).
+    pub origins: Origins,
 }
 
 /// The intent as it applies to one caller.
@@ -259,6 +262,7 @@ const TOP_FIELDS: &[&str] = &[
     "unlisted",
     "spike",
     "command_output",
+    "origins",
     "description",
 ];
 const ENTRY_FIELDS: &[&str] = &[
@@ -362,6 +366,16 @@ fn parse_intent<'j>(
 
     let command_output = parse_command_output(root, r).unwrap_or(None);
 
+    let origins = match root.get("origins") {
+        None => Origins::default(),
+        Some(v) => {
+            let mark = r.path.key("origins");
+            let o = parse_origins(v, r);
+            r.path.truncate(mark);
+            o
+        }
+    };
+
     let spike = match root.get("spike") {
         None => SpikeSettings::default(),
         Some(v) => {
@@ -440,7 +454,45 @@ fn parse_intent<'j>(
         unlisted,
         spike,
         command_output,
+        origins,
     })
+}
+
+/// `origins`: `{"association" | "maintenance_window" | "automation": "evaluate" | "ignore"}`.
+fn parse_origins<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Origins {
+    let mut o = Origins::default();
+    let JsonKind::Object(members) = &v.kind else {
+        r.error(
+            "invalid-origins",
+            v.span,
+            format!("`origins` must be an object, found {}", v.type_name()),
+        );
+        return o;
+    };
+    for m in members.iter() {
+        let mark = r.path.key(m.key);
+        match OriginKind::parse(m.key) {
+            None => r.error(
+                "invalid-origins",
+                m.value.span,
+                format!(
+                    "`{}` is not an origin: use \"association\", \"maintenance_window\" or \"automation\"",
+                    m.key
+                ),
+            ),
+            Some(kind) => match m.value.as_str() {
+                Some("evaluate") => o.set(kind, OriginPolicy::Evaluate),
+                Some("ignore") => o.set(kind, OriginPolicy::Ignore),
+                _ => r.error(
+                    "invalid-origins",
+                    m.value.span,
+                    format!("`origins.{}` must be \"evaluate\" or \"ignore\"", m.key),
+                ),
+            },
+        }
+        r.path.truncate(mark);
+    }
+    o
 }
 
 fn positive_int(v: &Json) -> Option<u64> {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::correlate::{CorrelationStore, DenialWindow, Episode, MemoryStore, Parked};
 use crate::event::Activity;
+use crate::origin::{AssociationRun, OriginKind, OriginSetup};
 
 /// One state change the core made while deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,11 @@ pub enum Change {
         episode: Episode,
         opened: bool,
     },
+    /// An origin's setup to remember (associations and window tasks for good, executions
+    /// for the correlation window).
+    Origin(Arc<OriginSetup>),
+    /// An association ran on a node (kept for the correlation window).
+    AssociationRan(Box<AssociationRun>),
 }
 
 /// What persisting a journal found.
@@ -140,6 +146,16 @@ impl JournalStore {
         *self.inner.denials(caller) = window;
     }
 
+    /// Gathered: an origin's setup.
+    pub fn preload_origin(&mut self, setup: Arc<OriginSetup>) {
+        self.inner.put_origin(setup);
+    }
+
+    /// Gathered: an association run on a node.
+    pub fn preload_association_run(&mut self, run: &AssociationRun) {
+        self.inner.put_association_run(run);
+    }
+
     /// The instances of the gathered parked invocations: their tags are needed when the
     /// command's record finishes them.
     pub fn parked_instances(&self) -> Vec<String> {
@@ -234,6 +250,35 @@ impl CorrelationStore for JournalStore {
 
     fn drain_parked(&mut self) -> Vec<Parked> {
         self.inner.drain_parked()
+    }
+
+    fn put_origin(&mut self, setup: Arc<OriginSetup>) {
+        self.changes.push(Change::Origin(Arc::clone(&setup)));
+        self.inner.put_origin(setup);
+    }
+
+    fn origin(&self, kind: OriginKind, id: &str) -> Option<Arc<OriginSetup>> {
+        self.inner.origin(kind, id)
+    }
+
+    fn window_tasks(&self, role: &str, document: &str) -> Vec<Arc<OriginSetup>> {
+        self.inner.window_tasks(role, document)
+    }
+
+    fn put_association_run(&mut self, run: &AssociationRun) {
+        self.changes
+            .push(Change::AssociationRan(Box::new(run.clone())));
+        self.inner.put_association_run(run);
+    }
+
+    fn association_run_near(
+        &self,
+        instance: &str,
+        document: &str,
+        event_ms: i64,
+    ) -> Option<String> {
+        self.inner
+            .association_run_near(instance, document, event_ms)
     }
 
     fn denials(&mut self, caller: &str) -> &mut DenialWindow {

@@ -13,6 +13,7 @@ pub mod intent;
 pub mod journal;
 pub mod json;
 pub mod onemany;
+pub mod origin;
 pub mod outputs;
 pub mod policy;
 pub mod principal;

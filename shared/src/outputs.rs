@@ -19,6 +19,12 @@ pub struct MetricCounts {
     pub unlogged_commands: u64,
     /// TerminateSession calls seen (counted, not judged).
     pub terminated_sessions: u64,
+    /// Runs Systems Manager started itself (associations, window tasks, Automation steps).
+    pub origin_runs: u64,
+    /// Of those, runs the intent's `origins` ignores.
+    pub origin_runs_ignored: u64,
+    /// Commands with no SendCommand record that an association run accounted for.
+    pub association_commands: u64,
     pub events_processed: u64,
     pub malformed_events: u64,
     /// Permanent AWS errors and unreadable stored items (the event is kept, never retried
@@ -36,6 +42,9 @@ impl MetricCounts {
             unevaluated: stats.unevaluated,
             unlogged_commands: stats.unlogged_commands,
             terminated_sessions: stats.terminated_sessions,
+            origin_runs: stats.origin_runs,
+            origin_runs_ignored: stats.origin_ignored,
+            association_commands: stats.association_commands,
             events_processed: stats.activities + stats.status_events + stats.skipped,
             malformed_events: malformed,
             permanent_errors: 0,
@@ -52,13 +61,16 @@ pub fn emf_line(
     timestamp_ms: i64,
     properties: &[(&str, Value)],
 ) -> String {
-    let metrics: [(&str, u64); 9] = [
+    let metrics: [(&str, u64); 12] = [
         ("Violations", counts.violations),
         ("AccessDenied", counts.access_denied),
         ("AccessDeniedSpikes", counts.access_denied_spikes),
         ("Unevaluated", counts.unevaluated),
         ("UnloggedCommands", counts.unlogged_commands),
         ("TerminatedSessions", counts.terminated_sessions),
+        ("OriginRuns", counts.origin_runs),
+        ("OriginRunsIgnored", counts.origin_runs_ignored),
+        ("AssociationCommands", counts.association_commands),
         ("EventsProcessed", counts.events_processed),
         ("MalformedEvents", counts.malformed_events),
         ("PermanentErrors", counts.permanent_errors),
@@ -287,6 +299,9 @@ mod tests {
                 "Unevaluated",
                 "UnloggedCommands",
                 "TerminatedSessions",
+                "OriginRuns",
+                "OriginRunsIgnored",
+                "AssociationCommands",
                 "EventsProcessed",
                 "MalformedEvents",
                 "PermanentErrors"

@@ -11,6 +11,7 @@ use crate::correlate::{record_denial, CorrelationStore, DenialEffect, Parked};
 use crate::eval::{evaluate_bounded, StatementRef, Verdict};
 use crate::event::{Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange};
 use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
+use crate::origin::{AssociationRun, OriginKind, OriginPolicy, OriginSetup, RunOrigin};
 use crate::tags::{tags_of, TagLookup, TagQuery, Tags};
 
 /// The finding kinds (the contract of tagwatch's output).
@@ -102,6 +103,10 @@ pub struct Finding {
     /// Spikes: the sessions (assumed-role session ARNs) whose calls the window counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
+    /// Where the run came from when Systems Manager started it (a State Manager association, a
+    /// maintenance window task, an Automation execution), with the principal behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RunOrigin>,
     /// Long fields were shortened to fit a sink's size limit (the finding is never dropped).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -131,6 +136,14 @@ pub struct Stats {
     pub unlogged_commands: u64,
     /// TerminateSession calls (counted, not judged).
     pub terminated_sessions: u64,
+    /// Origins set up (associations defined, window tasks registered, executions started).
+    pub origin_setups: u64,
+    /// Runs Systems Manager started (association runs, window task and Automation commands).
+    pub origin_runs: u64,
+    /// Of those, runs the intent's `origins` ignores (counted, not judged).
+    pub origin_ignored: u64,
+    /// Commands with no SendCommand record that an association run accounts for.
+    pub association_commands: u64,
 }
 
 impl Stats {
@@ -202,6 +215,49 @@ fn principal_name(key: &str) -> String {
     }
 }
 
+/// An association run whose definition (CreateAssociation / UpdateAssociation) was never seen:
+/// the principal behind it is unknown, so the run is `unevaluated`. One finding id per
+/// association, so its every run on every node is one alert (each run is still counted).
+fn unattributed_run(run: &AssociationRun) -> Finding {
+    Finding {
+        kind: FindingKind::Unevaluated,
+        severity: FindingSeverity::Medium,
+        finding_id: finding_id(&["unattributed", &run.association_id]),
+        event_id: run.event_id.clone(),
+        event_time: run.event_time.clone(),
+        account: run.account.clone(),
+        region: run.region.clone(),
+        principal: None,
+        principal_entry: None,
+        action: Some(Action::SendCommand.as_str().to_string()),
+        resource: Some(run.target.arn.clone()),
+        document: Some(run.document.arn.clone()),
+        command_id: None,
+        session_id: None,
+        intended: None,
+        actual: Actual::Allowed,
+        statements: Vec::new(),
+        reason: format!(
+            "State Manager association {} ran {} on {}, but the record that defined it (CreateAssociation or UpdateAssociation) was not seen, so the principal behind it is unknown and the run could not be checked against the intent",
+            run.association_id, run.document.id, run.target.id
+        ),
+        unknown_keys: Vec::new(),
+        error_code: None,
+        error_message: None,
+        denied_calls: None,
+        window_seconds: None,
+        sessions: Vec::new(),
+        origin: Some(RunOrigin {
+            kind: OriginKind::Association,
+            id: Some(run.association_id.clone()),
+            window_id: None,
+            principal: None,
+            setup_event_id: None,
+        }),
+        truncated: false,
+    }
+}
+
 pub use crate::context::activity_context;
 
 /// Processes events into findings with correlation state `S`.
@@ -212,8 +268,28 @@ pub struct Watcher<'i, S> {
     pub stats: Stats,
 }
 
-/// A short name for people: `alice (JuniorEngineer)`, `mallory`, or the ARN.
+/// A short name for people: `alice (JuniorEngineer)`, `mallory`, or the ARN; for a run
+/// Systems Manager started, with its origin: `alice (Ops) through State Manager association ID`.
 fn who(a: &Activity) -> String {
+    let name = caller_name(a);
+    match &a.origin {
+        None => name,
+        Some(o) => {
+            let id = o.id.as_deref().or(o.window_id.as_deref());
+            let origin = match id {
+                Some(id) => format!("{} {id}", o.kind.describe()),
+                None => format!("a {}", o.kind.describe()),
+            };
+            if o.principal.is_some() {
+                format!("{name} through {origin}")
+            } else {
+                format!("{name} (for {origin} whose principal is unknown)")
+            }
+        }
+    }
+}
+
+fn caller_name(a: &Activity) -> String {
     let arn = a.caller.arn.as_deref().unwrap_or("an unknown caller");
     if let Some(rest) = arn.split(":assumed-role/").nth(1) {
         if let Some((role, session)) = rest.split_once('/') {
@@ -274,7 +350,8 @@ pub fn tag_query(event: &Event, intent: &Intent) -> TagQuery {
     match event {
         Event::Activity(a) => query.add(&resources_of(a, &intent.resolve(&a.caller)), &a.account),
         Event::Status(s) => query.add(&s.targets, &s.account),
-        Event::Skipped(_) => {}
+        Event::AssociationRun(r) => query.add(&[r.document.clone(), r.target.clone()], &r.account),
+        Event::Origin(_) | Event::Skipped(_) => {}
     }
     query
 }
@@ -372,6 +449,14 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 self.stats.status_events += 1;
                 self.status(s, tags)
             }
+            Event::Origin(setups) => {
+                self.origin_setups(setups);
+                Vec::new()
+            }
+            Event::AssociationRun(run) => {
+                self.stats.status_events += 1;
+                self.association_run(run, tags)
+            }
         };
         for f in &out {
             self.stats.count(f);
@@ -382,10 +467,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     /// End of input: invocations whose SendCommand never arrived become `unevaluated`.
     pub fn finish(&mut self) -> Vec<Finding> {
         let parked = self.store.drain_parked();
-        let out: Vec<Finding> = parked
-            .iter()
-            .map(|p| self.orphan(p, "never arrived"))
-            .collect();
+        let out = self.orphans(&parked, "never arrived");
         for f in &out {
             self.stats.count(f);
         }
@@ -395,10 +477,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     /// `unevaluated` findings for invocations whose SendCommand record did not arrive in time
     /// (the scheduled sweep of a persistent store).
     pub fn expired(&mut self, parked: &[Parked]) -> Vec<Finding> {
-        let out: Vec<Finding> = parked
-            .iter()
-            .map(|p| self.orphan(p, "did not arrive within the correlation window"))
-            .collect();
+        let out = self.orphans(parked, "did not arrive within the correlation window");
         for f in &out {
             self.stats.count(f);
         }
@@ -407,10 +486,117 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
 
     fn expire(&mut self, now_ms: i64) -> Vec<Finding> {
         let expired = self.store.expire(now_ms);
-        expired
-            .iter()
-            .map(|p| self.orphan(p, "did not arrive within the correlation window"))
-            .collect()
+        self.orphans(&expired, "did not arrive within the correlation window")
+    }
+
+    /// The `unevaluated` findings of parked invocations whose record did not come, but those
+    /// an association run accounts for.
+    fn orphans(&mut self, parked: &[Parked], why: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for p in parked {
+            if !self.accounted_for(p) {
+                out.push(self.orphan(p, why));
+            }
+        }
+        out
+    }
+
+    /// Whether an association run accounts for a parked invocation whose SendCommand record
+    /// never came: State Manager runs associations without a SendCommand call, so their
+    /// commands have no record; the run of the same document on the same node, near in time,
+    /// is judged in its own right ([`Self::association_run`]).
+    fn accounted_for(&mut self, p: &Parked) -> bool {
+        let Some(doc) = &p.status.document_name else {
+            return false;
+        };
+        let found = self
+            .store
+            .association_run_near(&p.instance_id, doc, p.status.event_epoch_ms)
+            .is_some();
+        if found {
+            self.stats.association_commands += 1;
+        }
+        found
+    }
+
+    /// Remembers the origins a setup record defines.
+    fn origin_setups(&mut self, setups: &[OriginSetup]) {
+        let Some(first) = setups.first() else {
+            return;
+        };
+        if !self
+            .store
+            .first_sighting(&first.call.event_id, first.call.event_epoch_ms)
+        {
+            self.stats.duplicates += 1;
+            return;
+        }
+        for s in setups {
+            self.stats.origin_setups += 1;
+            self.store.put_origin(Arc::new(s.clone()));
+        }
+    }
+
+    /// One association run on one node, judged as the SendCommand of the principal who defined
+    /// the association (its last CreateAssociation / UpdateAssociation record); `unevaluated`
+    /// when no such record was seen.
+    fn association_run(&mut self, run: &AssociationRun, tags: &dyn TagLookup) -> Vec<Finding> {
+        if !self.store.first_sighting(&run.event_id, run.event_epoch_ms) {
+            self.stats.duplicates += 1;
+            return Vec::new();
+        }
+        let mut out = self.expire(run.event_epoch_ms);
+        self.store.put_association_run(run);
+        self.stats.origin_runs += 1;
+        if self.intent.origins.policy(OriginKind::Association) == OriginPolicy::Ignore {
+            self.stats.origin_ignored += 1;
+            return out;
+        }
+        let Some(setup) = self
+            .store
+            .origin(OriginKind::Association, &run.association_id)
+        else {
+            out.push(unattributed_run(run));
+            return out;
+        };
+        let a = crate::origin::association_activity(run, &setup);
+        let resolution = self.intent.resolve(&a.caller);
+        if resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore {
+            self.stats.ignored += 1;
+            return out;
+        }
+        for r in &resources_of(&a, &resolution) {
+            out.extend(self.evaluate(&a, r, &resolution, tags, &a.event_id));
+        }
+        out
+    }
+
+    /// An allowed SendCommand as the principal behind it made it, when Systems Manager made the
+    /// call for a maintenance window task or an Automation step ([`crate::origin::recognise`]).
+    fn attributed(&mut self, a: &Activity) -> Option<Activity> {
+        let lookup = crate::origin::lookup_of(a);
+        if lookup.is_empty() {
+            return None;
+        }
+        let automation = lookup
+            .automation
+            .as_deref()
+            .and_then(|id| self.store.origin(OriginKind::Automation, id));
+        let tasks = lookup
+            .window_tasks
+            .as_ref()
+            .map(|(role, doc)| self.store.window_tasks(role, doc))
+            .unwrap_or_default();
+        let found = crate::origin::recognise(a, automation.as_deref(), &tasks)?;
+        self.stats.origin_runs += 1;
+        Some(found)
+    }
+
+    /// Whether the intent's `origins` ignores the run.
+    fn origin_ignored(&self, a: &Activity) -> bool {
+        a.origin
+            .as_ref()
+            .is_some_and(|o| self.intent.origins.policy(o.kind) == OriginPolicy::Ignore)
     }
 
     fn orphan(&self, p: &Parked, why: &str) -> Finding {
@@ -448,6 +634,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             denied_calls: None,
             window_seconds: None,
             sessions: Vec::new(),
+            origin: None,
             truncated: false,
         }
     }
@@ -482,6 +669,15 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 ));
             }
             Outcome::Allowed => {
+                let attributed = self.attributed(a);
+                let a = attributed.as_ref().unwrap_or(a);
+                let resolution = self.intent.resolve(&a.caller);
+                let origin_ignored = self.origin_ignored(a);
+                if origin_ignored {
+                    self.stats.origin_ignored += 1;
+                }
+                let ignored = origin_ignored
+                    || (resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore);
                 let shared = Arc::new(a.clone());
                 if let Some(cmd) = &a.command_id {
                     for t in &a.targets {
@@ -490,7 +686,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                     self.store.put_command(Arc::clone(&shared));
                 }
                 if ignored {
-                    self.stats.ignored += 1;
+                    if !origin_ignored {
+                        self.stats.ignored += 1;
+                    }
                 } else {
                     for r in &resources_of(a, &resolution) {
                         out.extend(self.evaluate(a, r, &resolution, tags, &a.event_id));
@@ -541,7 +739,8 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             return Vec::new();
         }
         let resolution = self.intent.resolve(&a.caller);
-        let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
+        let ignored = self.origin_ignored(&a)
+            || (resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore);
         let out = self.resume_parked(&a, &resolution, ignored, tags);
         for f in &out {
             self.stats.count(f);
@@ -558,7 +757,8 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         match self.store.command(&s.command_id) {
             Some(a) => {
                 let resolution = self.intent.resolve(&a.caller);
-                let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
+                let ignored = self.origin_ignored(&a)
+                    || (resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore);
                 for t in &s.targets {
                     if self.store.claim(&s.command_id, &t.id, s.event_epoch_ms) && !ignored {
                         out.extend(self.evaluate(&a, t, &resolution, tags, &a.event_id));
@@ -656,6 +856,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             denied_calls: None,
             window_seconds: None,
             sessions: Vec::new(),
+            origin: a.origin.clone(),
             truncated: false,
         }
     }

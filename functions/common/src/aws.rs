@@ -15,6 +15,7 @@ use tagwatch_aws::{
 use tagwatch_core::correlate::{DenialWindow, Parked};
 use tagwatch_core::event::Event;
 use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::origin::AssociationRun;
 use tagwatch_core::outputs::BusEntry;
 use tagwatch_core::tags::{Inventory, TagQuery};
 use tagwatch_core::verdict::Finding;
@@ -112,6 +113,13 @@ impl State for DynamoCorrelation {
     }
     async fn drop_parked(&self, parked: &[Parked]) -> PortResult<()> {
         Ok(DynamoCorrelation::drop_parked(self, parked).await?)
+    }
+    async fn association_runs(
+        &self,
+        instance: &str,
+        document: &str,
+    ) -> PortResult<Vec<AssociationRun>> {
+        Ok(DynamoCorrelation::association_runs(self, instance, document).await?)
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tagwatch_core::correlate::{DenialWindow, Episode, Parked};
 use tagwatch_core::event::{Activity, Event};
 use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::origin::{role_key, AssociationRun, OriginKind, OriginSetup};
 use tagwatch_core::outputs::BusEntry;
 use tagwatch_core::tags::{Inventory, TagLookup, TagQuery};
 use tagwatch_core::verdict::Finding;
@@ -57,6 +58,9 @@ pub struct Table {
     /// here; `FakeState::leases_expired` makes them).
     pub leases: HashMap<String, String>,
     pub delivered: HashMap<String, BTreeSet<String>>,
+    /// Origin setups, the newest definition of each (kind, id).
+    pub origins: Vec<Arc<OriginSetup>>,
+    pub association_runs: Vec<AssociationRun>,
 }
 
 /// The DynamoDB adapter's contract in memory.
@@ -179,7 +183,37 @@ impl State for FakeState {
             Event::Skipped(_) => return Ok(store),
             Event::Activity(a) => (&a.event_id, a.event_epoch_ms, a.command_id.as_ref(), false),
             Event::Status(s) => (&s.event_id, s.event_epoch_ms, Some(&s.command_id), true),
+            Event::Origin(_) | Event::AssociationRun(_) => {
+                let (id, ms) = (
+                    event.event_id().unwrap_or_default(),
+                    event.event_ms().unwrap_or_default(),
+                );
+                (&id.to_string(), ms, None, false)
+            }
         };
+        let lookup = match event {
+            Event::AssociationRun(run) => tagwatch_core::origin::OriginLookup {
+                association: Some(run.association_id.clone()),
+                ..Default::default()
+            },
+            Event::Activity(a) => tagwatch_core::origin::lookup_of(a),
+            _ => Default::default(),
+        };
+        for o in &t.origins {
+            let wanted = match o.kind {
+                OriginKind::Association => lookup.association.as_deref() == Some(o.id.as_str()),
+                OriginKind::Automation => lookup.automation.as_deref() == Some(o.id.as_str()),
+                OriginKind::MaintenanceWindow => {
+                    lookup.window_tasks.as_ref().is_some_and(|(role, doc)| {
+                        o.service_role.as_deref().map(role_key).as_deref() == Some(role.as_str())
+                            && o.document.as_deref() == Some(doc.as_str())
+                    })
+                }
+            };
+            if wanted {
+                store.preload_origin(Arc::clone(o));
+            }
+        }
         if t.seen.contains(event_id) {
             store.preload_sighting(event_id, event_ms);
         }
@@ -229,6 +263,23 @@ impl State for FakeState {
         for change in changes {
             match change {
                 Change::Sighted { event_id, .. } => sightings.push(event_id),
+                Change::Origin(setup) => {
+                    let held = t
+                        .origins
+                        .iter()
+                        .position(|o| o.kind == setup.kind && o.id == setup.id);
+                    match held {
+                        Some(i) if t.origins[i].call.event_epoch_ms > setup.call.event_epoch_ms => {
+                        }
+                        Some(i) => t.origins[i] = setup,
+                        None => t.origins.push(setup),
+                    }
+                }
+                Change::AssociationRan(run) => {
+                    if !t.association_runs.contains(&run) {
+                        t.association_runs.push(*run);
+                    }
+                }
                 Change::Command(a) => {
                     if let Some(cmd) = &a.command_id {
                         t.commands.insert(cmd.clone(), (*a).clone());
@@ -440,6 +491,20 @@ impl State for FakeState {
             }
         }
         Ok(())
+    }
+
+    async fn association_runs(
+        &self,
+        instance: &str,
+        document: &str,
+    ) -> PortResult<Vec<AssociationRun>> {
+        self.failing.check("association_runs")?;
+        Ok(lock(&self.table)
+            .association_runs
+            .iter()
+            .filter(|r| r.target.id == instance && r.document.id == document)
+            .cloned()
+            .collect())
     }
 
     async fn drop_parked(&self, parked: &[Parked]) -> PortResult<()> {

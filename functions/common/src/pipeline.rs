@@ -288,11 +288,9 @@ fn denial_of(event: &Event) -> Option<(String, i64, Option<String>)> {
 
 /// Whether the tag adapter sees the event's account and region.
 fn covered(event: &Event, scope: &TagScope) -> bool {
-    match event {
-        Event::Activity(a) => scope.covers(&a.account, &a.region),
-        Event::Status(s) => scope.covers(&s.account, &s.region),
-        Event::Skipped(_) => false,
-    }
+    event
+        .account_region()
+        .is_some_and(|(account, region)| scope.covers(account, region))
 }
 
 async fn watch_event<S, T, L, B, Q>(
@@ -326,14 +324,19 @@ where
                 .map(Some)
         }
         (Event::Activity(a), Accept::Activities) => a.event_id.clone(),
+        (Event::Origin(setups), Accept::Activities) => setups
+            .first()
+            .map(|s| s.call.event_id.clone())
+            .unwrap_or_default(),
         (Event::Status(s), Accept::StatusChanges) => s.event_id.clone(),
-        (Event::Activity(_), Accept::StatusChanges) => {
+        (Event::AssociationRun(r), Accept::StatusChanges) => r.event_id.clone(),
+        (Event::Activity(_) | Event::Origin(_), Accept::StatusChanges) => {
             let reason = "unexpected event: a CloudTrail API call reached the status watcher (check the rule's pattern)";
             return reject(ports, function, raw, reason.to_string())
                 .await
                 .map(Some);
         }
-        (Event::Status(_), Accept::Activities) => {
+        (Event::Status(_) | Event::AssociationRun(_), Accept::Activities) => {
             let reason = "unexpected event: a status-change notification reached the CloudTrail watcher (check the rule's pattern)";
             return reject(ports, function, raw, reason.to_string())
                 .await
@@ -375,6 +378,8 @@ where
     let findings = watcher.handle(&event, &inventory);
     let duplicate = watcher.stats.duplicates > 0;
     outcome.counts.terminated_sessions = watcher.stats.terminated_sessions;
+    outcome.counts.origin_runs = watcher.stats.origin_runs;
+    outcome.counts.origin_runs_ignored = watcher.stats.origin_ignored;
     let (sightings, changes): (Vec<Change>, Vec<Change>) = watcher
         .into_store()
         .take_changes()
@@ -572,7 +577,18 @@ where
         if report.is_empty() {
             continue;
         }
-        let findings = Watcher::new(intent, JournalStore::new()).expired(&report);
+        // An association run may account for a command that has no record.
+        let mut runs = JournalStore::new();
+        for p in &report {
+            if let Some(doc) = &p.status.document_name {
+                for run in ports.state.association_runs(&p.instance_id, doc).await? {
+                    runs.preload_association_run(&run);
+                }
+            }
+        }
+        let mut watcher = Watcher::new(intent, runs);
+        let findings = watcher.expired(&report);
+        outcome.counts.association_commands += watcher.stats.association_commands;
         ports.state.stage(sweep_id, &findings).await?;
         ports.state.reported_overdue(&report).await?;
     }

@@ -8,6 +8,7 @@ use std::future::Future;
 use tagwatch_core::correlate::{DenialWindow, Parked};
 use tagwatch_core::event::Event;
 use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::origin::AssociationRun;
 use tagwatch_core::outputs::BusEntry;
 use tagwatch_core::tags::{Inventory, TagQuery};
 use tagwatch_core::verdict::Finding;
@@ -114,6 +115,12 @@ pub trait State {
     fn reported_overdue(&self, parked: &[Parked]) -> impl Future<Output = PortResult<()>> + Send;
     /// Removes parked invocations whose pair was evaluated.
     fn drop_parked(&self, parked: &[Parked]) -> impl Future<Output = PortResult<()>> + Send;
+    /// The association runs recorded on a node for a document.
+    fn association_runs(
+        &self,
+        instance: &str,
+        document: &str,
+    ) -> impl Future<Output = PortResult<Vec<AssociationRun>>> + Send;
 }
 
 /// Live tags of instances and managed nodes; ids it does not know are left out (unknown).

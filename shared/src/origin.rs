@@ -1,0 +1,418 @@
+//! Runs Systems Manager starts itself: State Manager associations, maintenance window tasks and
+//! Automation `aws:runCommand` steps.
+//!
+//! How each shows up (AWS Systems Manager User Guide and API Reference):
+//! - **State Manager.** `CreateAssociation` / `CreateAssociationBatch` / `UpdateAssociation`
+//!   record who defined an association (`associationId` in `responseElements`). State Manager
+//!   then runs it on its schedule with no `SendCommand` call of anyone's (so no CloudTrail
+//!   record): each run on a node is an "EC2 State Manager Instance Association State Change"
+//!   event (`association-id`, `instance-id`, `document-name`), and its Run Command output
+//!   (`DescribeAssociationExecutionTargets`: `OutputSource.OutputSourceType` `RunCommand`) makes
+//!   command status events whose command has no record.
+//! - **Maintenance windows.** `RegisterTaskWithMaintenanceWindow` / `UpdateMaintenanceWindowTask`
+//!   record who registered a `RUN_COMMAND` task, its document (`taskArn`) and the role it runs
+//!   with (`serviceRoleArn`; without one, the service-linked role `AWSServiceRoleForAmazonSSM`).
+//!   When the window runs, Systems Manager calls `SendCommand` with that role: a CloudTrail
+//!   record whose caller is the role's session and whose source is `ssm.amazonaws.com`.
+//! - **Automation.** `StartAutomationExecution` records who started an execution
+//!   (`automationExecutionId`) and its `AutomationAssumeRole`. An `aws:runCommand` step calls
+//!   `SendCommand` as that role, in a session named after the execution, from
+//!   `ssm.amazonaws.com`.
+//!
+//! tagwatch attributes a run to the principal behind it only when a record names that
+//! principal exactly: the association's last definition, the one principal who registered the
+//! window's tasks that run this document with this role, the execution whose id names the
+//! session. Otherwise the run is judged as the call it is (the role's), and an association run
+//! with no known definition is `unevaluated`: never a guess.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Action, Activity, Outcome, ResourceRef};
+use crate::principal::Caller;
+
+/// Where a run came from, when Systems Manager started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginKind {
+    /// A State Manager association.
+    Association,
+    /// A maintenance window's Run Command task.
+    MaintenanceWindow,
+    /// An Automation execution's `aws:runCommand` step.
+    Automation,
+}
+
+impl OriginKind {
+    pub const ALL: [OriginKind; 3] = [
+        OriginKind::Association,
+        OriginKind::MaintenanceWindow,
+        OriginKind::Automation,
+    ];
+
+    /// The name used in the intent's `origins` and in findings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginKind::Association => "association",
+            OriginKind::MaintenanceWindow => "maintenance_window",
+            OriginKind::Automation => "automation",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<OriginKind> {
+        OriginKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// How a person names it in a sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OriginKind::Association => "State Manager association",
+            OriginKind::MaintenanceWindow => "maintenance window task",
+            OriginKind::Automation => "Automation execution",
+        }
+    }
+}
+
+/// What the intent does with one origin's runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginPolicy {
+    /// Judged against the intent of the principal behind the run (the default).
+    #[default]
+    Evaluate,
+    /// Counted, not judged.
+    Ignore,
+}
+
+/// The intent's `origins`: one policy per origin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origins {
+    #[serde(default)]
+    pub association: OriginPolicy,
+    #[serde(default)]
+    pub maintenance_window: OriginPolicy,
+    #[serde(default)]
+    pub automation: OriginPolicy,
+}
+
+impl Origins {
+    pub fn policy(&self, kind: OriginKind) -> OriginPolicy {
+        match kind {
+            OriginKind::Association => self.association,
+            OriginKind::MaintenanceWindow => self.maintenance_window,
+            OriginKind::Automation => self.automation,
+        }
+    }
+
+    pub fn set(&mut self, kind: OriginKind, policy: OriginPolicy) {
+        match kind {
+            OriginKind::Association => self.association = policy,
+            OriginKind::MaintenanceWindow => self.maintenance_window = policy,
+            OriginKind::Automation => self.automation = policy,
+        }
+    }
+}
+
+/// The CloudTrail calls that set up an origin (the functions' rule subscribes to them).
+pub const SETUP_EVENT_NAMES: [&str; 6] = [
+    "CreateAssociation",
+    "CreateAssociationBatch",
+    "UpdateAssociation",
+    "RegisterTaskWithMaintenanceWindow",
+    "UpdateMaintenanceWindowTask",
+    "StartAutomationExecution",
+];
+
+/// The EventBridge detail-type of one association run on one node.
+pub const ASSOCIATION_RUN_DETAIL_TYPE: &str = "EC2 State Manager Instance Association State Change";
+
+/// The service that calls `SendCommand` for maintenance windows and Automation.
+pub const SSM_SERVICE: &str = "ssm.amazonaws.com";
+
+/// The role maintenance window tasks run with when registered without `serviceRoleArn`.
+pub fn service_linked_role(partition: &str, account: &str) -> String {
+    format!(
+        "arn:{partition}:iam::{account}:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM"
+    )
+}
+
+/// The call that set an origin up, with the request facts IAM saw for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupCall {
+    pub event_id: String,
+    /// `eventName`: `CreateAssociation`, `RegisterTaskWithMaintenanceWindow`, ...
+    pub event_name: String,
+    pub event_time: String,
+    pub event_epoch_ms: i64,
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+    pub caller: Caller,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub vpc_endpoint: Option<String>,
+    pub tls: bool,
+}
+
+/// One origin as its setup call defined it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginSetup {
+    pub kind: OriginKind,
+    /// The association id, the window task id, or the automation execution id.
+    pub id: String,
+    /// The maintenance window (window tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_id: Option<String>,
+    /// The document it runs (associations and window tasks; an execution's runbook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// The role Systems Manager runs it with (window tasks: `serviceRoleArn` or the
+    /// service-linked role; executions: `AutomationAssumeRole`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role: Option<String>,
+    pub call: SetupCall,
+}
+
+impl OriginSetup {
+    /// The principal behind the origin, as a finding names it.
+    pub fn principal(&self) -> Option<String> {
+        self.call
+            .caller
+            .arn
+            .clone()
+            .or_else(|| self.call.caller.principal_key())
+    }
+
+    fn run_origin(&self) -> RunOrigin {
+        RunOrigin {
+            kind: self.kind,
+            id: Some(self.id.clone()),
+            window_id: self.window_id.clone(),
+            principal: self.principal(),
+            setup_event_id: Some(self.call.event_id.clone()),
+        }
+    }
+}
+
+/// One association run on one node ("EC2 State Manager Instance Association State Change").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssociationRun {
+    pub event_id: String,
+    pub event_time: String,
+    pub event_epoch_ms: i64,
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+    pub association_id: String,
+    pub document: ResourceRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_version: Option<String>,
+    pub target: ResourceRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Where a finding's run came from (absent for calls people made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOrigin {
+    pub kind: OriginKind,
+    /// The association id, window task id or automation execution id, when known.
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_id: Option<String>,
+    /// The principal behind the run (null when no record names one exactly).
+    pub principal: Option<String>,
+    /// The CloudTrail record that names the principal.
+    pub setup_event_id: Option<String>,
+}
+
+/// How far apart (event time) an association run and a command status event of the same
+/// document on the same node may be for the run to account for a command with no
+/// `SendCommand` record.
+pub const ASSOCIATION_MATCH_MS: i64 = 60 * 60 * 1000;
+
+/// What the correlation state must hold to recognise an activity's origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginLookup {
+    /// An automation execution id (the session name of a call Systems Manager made).
+    pub automation: Option<String>,
+    /// The (role, document) of window tasks that may have made the call.
+    pub window_tasks: Option<(String, String)>,
+    /// An association id.
+    pub association: Option<String>,
+}
+
+impl OriginLookup {
+    pub fn is_empty(&self) -> bool {
+        self.automation.is_none() && self.window_tasks.is_none() && self.association.is_none()
+    }
+}
+
+/// Whether Systems Manager made this call with a role of the account's (a maintenance window
+/// task or an Automation step): the caller is a role session and the call came from
+/// `ssm.amazonaws.com`.
+pub fn made_by_ssm(a: &Activity) -> bool {
+    let c = &a.caller;
+    c.identity_type == "AssumedRole"
+        && c.role_arn.is_some()
+        && (c.invoked_by.as_deref() == Some(SSM_SERVICE)
+            || a.source_ip.as_deref() == Some(SSM_SERVICE))
+}
+
+/// The session name of an assumed-role caller (`assumed-role/ROLE/SESSION`).
+fn session_name(c: &Caller) -> Option<&str> {
+    let arn = c.arn.as_deref()?;
+    let rest = arn.split_once(":assumed-role/")?.1;
+    rest.split_once('/')
+        .map(|(_, s)| s)
+        .filter(|s| !s.is_empty())
+}
+
+/// The origins an allowed SendCommand may have come from, for the state to gather.
+pub fn lookup_of(a: &Activity) -> OriginLookup {
+    if a.action != Action::SendCommand || a.outcome != Outcome::Allowed || !made_by_ssm(a) {
+        return OriginLookup::default();
+    }
+    OriginLookup {
+        automation: session_name(&a.caller).map(str::to_string),
+        window_tasks: a
+            .caller
+            .role_arn
+            .as_ref()
+            .zip(a.document.as_ref())
+            .map(|(role, d)| (role_key(role), d.id.clone())),
+        association: None,
+    }
+}
+
+/// Roles are compared case-insensitively (IAM role names are unique regardless of case).
+pub fn role_key(role: &str) -> String {
+    role.to_ascii_lowercase()
+}
+
+/// The activity as the principal behind it made it: the setup call's caller and request facts,
+/// this run's time, document, targets and output. IAM authorised the setup call in that
+/// context; the run itself has no request of the principal's.
+pub fn attributed(a: &Activity, setup: &OriginSetup) -> Activity {
+    let call = &setup.call;
+    Activity {
+        caller: call.caller.clone(),
+        source_ip: call.source_ip.clone(),
+        user_agent: call.user_agent.clone(),
+        vpc_endpoint: call.vpc_endpoint.clone(),
+        tls: call.tls,
+        origin: Some(setup.run_origin()),
+        ..a.clone()
+    }
+}
+
+/// Recognises where an allowed SendCommand came from, from the setups gathered: an automation
+/// execution named by the session (exact), or the window tasks registered with this role for
+/// this document. `None` when it is a call a principal made.
+pub fn recognise(
+    a: &Activity,
+    automation: Option<&OriginSetup>,
+    window_tasks: &[std::sync::Arc<OriginSetup>],
+) -> Option<Activity> {
+    if lookup_of(a).is_empty() {
+        return None;
+    }
+    if let Some(setup) = automation.filter(|s| s.kind == OriginKind::Automation) {
+        return Some(attributed(a, setup));
+    }
+    let role = a.caller.role_arn.as_deref().unwrap_or_default();
+    let linked = role.eq_ignore_ascii_case(&service_linked_role(&a.partition, &a.account));
+    if window_tasks.is_empty() && !linked {
+        return None;
+    }
+    let mut principals: Vec<Option<String>> = window_tasks
+        .iter()
+        .map(|t| t.call.caller.principal_key())
+        .collect();
+    principals.sort();
+    principals.dedup();
+    if let ([Some(_)], Some(latest)) = (
+        principals.as_slice(),
+        window_tasks.iter().max_by_key(|t| t.call.event_epoch_ms),
+    ) {
+        return Some(attributed(a, latest));
+    }
+    // A maintenance window's role, but no one principal behind it: judged as the role's call.
+    let window_id = {
+        let mut ids: Vec<&str> = window_tasks
+            .iter()
+            .filter_map(|t| t.window_id.as_deref())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        match ids.as_slice() {
+            [one] => Some(one.to_string()),
+            _ => None,
+        }
+    };
+    Some(Activity {
+        origin: Some(RunOrigin {
+            kind: OriginKind::MaintenanceWindow,
+            id: match window_tasks {
+                [one] => Some(one.id.clone()),
+                _ => None,
+            },
+            window_id,
+            principal: None,
+            setup_event_id: None,
+        }),
+        ..a.clone()
+    })
+}
+
+/// An association run as the SendCommand of the association's definer: its document on its
+/// node, in the context of the call that defined it.
+pub fn association_activity(run: &AssociationRun, setup: &OriginSetup) -> Activity {
+    let call = &setup.call;
+    Activity {
+        event_id: run.event_id.clone(),
+        event_time: run.event_time.clone(),
+        event_epoch_ms: run.event_epoch_ms,
+        account: run.account.clone(),
+        region: run.region.clone(),
+        partition: run.partition.clone(),
+        action: Action::SendCommand,
+        caller: call.caller.clone(),
+        source_ip: call.source_ip.clone(),
+        user_agent: call.user_agent.clone(),
+        vpc_endpoint: call.vpc_endpoint.clone(),
+        tls: call.tls,
+        outcome: Outcome::Allowed,
+        command_id: None,
+        session_id: None,
+        document: Some(run.document.clone()),
+        targets: vec![run.target.clone()],
+        tag_targets: Vec::new(),
+        output: None,
+        origin: Some(setup.run_origin()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_names_round_trip() {
+        for k in OriginKind::ALL {
+            assert_eq!(OriginKind::parse(k.as_str()), Some(k));
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::json!(k.as_str())
+            );
+        }
+        assert_eq!(OriginKind::parse("Association"), None);
+    }
+
+    #[test]
+    fn the_service_linked_role_is_named_by_partition_and_account() {
+        assert_eq!(
+            service_linked_role("aws", "111122223333"),
+            "arn:aws:iam::111122223333:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM"
+        );
+    }
+}
