@@ -44,11 +44,7 @@ async fn invoke(
     inv: &Inventory,
     e: &Event,
 ) -> Vec<Finding> {
-    let event_id = match e {
-        Event::Activity(a) => a.event_id.clone(),
-        Event::Status(s) => s.event_id.clone(),
-        Event::Skipped(_) => panic!("skipped"),
-    };
+    let event_id = e.event_id().expect("not a skipped event").to_string();
     let mut journal = store.gather(e).await.unwrap();
     if let Event::Activity(a) = e {
         if matches!(a.outcome, tagwatch_core::event::Outcome::Denied { .. }) {

@@ -528,9 +528,12 @@ fn replay_of_the_bundled_events() {
     let k = kinds(&findings);
     // Violations: the junior on a production server, the customer document and the
     // quarantined host through the VPC endpoint, the tag-targeted patch run reaching the
-    // quarantined host, and a ResumeSession outside intent. AccessDenied: four single calls and the prober's six
-    // rotating sessions, which are one spike of their role.
-    assert_eq!(k.iter().filter(|k| *k == "violation").count(), 5, "{k:?}");
+    // quarantined host, a ResumeSession outside intent, and the junior's runs on a production
+    // server through a State Manager association and an Automation execution (attributed to
+    // her). AccessDenied: four single calls and the prober's six rotating sessions, which are
+    // one spike of their role. Unevaluated: an unknown instance, a command whose record never
+    // came, and a run of an association whose definition was never seen.
+    assert_eq!(k.iter().filter(|k| *k == "violation").count(), 7, "{k:?}");
     assert_eq!(
         k.iter().filter(|k| *k == "access_denied").count(),
         10,
@@ -541,7 +544,7 @@ fn replay_of_the_bundled_events() {
         1,
         "{k:?}"
     );
-    assert_eq!(k.iter().filter(|k| *k == "unevaluated").count(), 2, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == "unevaluated").count(), 3, "{k:?}");
     let err = stderr(&o);
     for bad in [
         "events/malformed/corrupt.json.gz",
@@ -557,7 +560,7 @@ fn replay_of_the_bundled_events() {
     assert!(err.contains("3 malformed"), "{err}");
     assert!(
         err.contains(
-            "findings: 5 violation, 10 access_denied, 1 access_denied_spike, 2 unevaluated"
+            "findings: 7 violation, 10 access_denied, 1 access_denied_spike, 3 unevaluated"
         ),
         "{err}"
     );

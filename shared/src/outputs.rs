@@ -340,6 +340,7 @@ mod tests {
             denied_calls: None,
             window_seconds: None,
             sessions: Vec::new(),
+            origin: None,
             truncated: false,
         }
     }
