@@ -1387,6 +1387,109 @@ async fn the_functions_and_replay_give_the_same_findings() {
     assert_eq!(facts(&live), facts(&replayed));
 }
 
+/// Issue 10 §5: runs Systems Manager starts itself, through the deployed functions (the
+/// CloudTrail watcher for the setup records and the window task's and Automation step's
+/// SendCommand, the status watcher for the association's run and its command, the sweep) and
+/// through `replay` of the same fixtures: the same findings, attributed to the principal
+/// behind each run, and the association's command accounted for rather than reported.
+#[tokio::test]
+async fn runs_ssm_starts_itself_give_the_same_findings_live_and_in_replay() {
+    let w = World::new().await;
+    let fixtures = [
+        (CLOUDTRAIL, "cloudtrail-createassociation.json"),
+        (
+            CLOUDTRAIL,
+            "cloudtrail-registertaskwithmaintenancewindow.json",
+        ),
+        (CLOUDTRAIL, "cloudtrail-sendcommand-maintenance-window.json"),
+        (CLOUDTRAIL, "cloudtrail-logfile-automation.json"),
+        (
+            STATUS,
+            "ssm-command-invocation-status-change-association.json",
+        ),
+        (STATUS, "ssm-association-run.json"),
+        (STATUS, "ssm-association-run-undefined.json"),
+    ];
+    for (function, name) in fixtures {
+        let v = event_json(name);
+        match v.get("Records").and_then(Value::as_array) {
+            Some(records) => {
+                for r in records {
+                    w.ok(function, r);
+                }
+            }
+            None => {
+                w.ok(function, &v);
+            }
+        }
+    }
+    let schedule = json!({
+        "version": "0", "id": "5e1d1e5a-0000-4000-8000-0000000000a5",
+        "detail-type": "Scheduled Event", "source": "aws.events", "account": "111122223333",
+        "time": "2026-11-22T09:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:111122223333:rule/tagwatch-sweep"], "detail": {}
+    });
+    let swept = w.ok(SWEEP, &schedule);
+    assert_eq!(
+        swept["logged"], 0,
+        "the association's command is accounted for: {swept}"
+    );
+    let out = Command::new(binary("tagwatch"))
+        .args([
+            "replay",
+            "--policy",
+            "examples/intent.json",
+            "--inventory",
+            "examples/inventory.json",
+        ])
+        .args(fixtures.iter().map(|(_, f)| format!("events/{f}")))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let facts = |findings: &[Value]| {
+        let mut v: Vec<String> = findings
+            .iter()
+            .map(|f| {
+                json!({
+                    "finding_id": f["finding_id"], "kind": f["kind"], "principal": f["principal"],
+                    "resource": f["resource"], "document": f["document"], "origin": f["origin"],
+                    "intended": f["intended"], "statements": f["statements"],
+                })
+                .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let live = w.findings().await;
+    // alice's association run and Automation step on a production server (violations), and
+    // the run of an association nobody is known to have defined (unevaluated); bob's window
+    // task is within intent.
+    let mut k = kinds(&live);
+    k.sort();
+    assert_eq!(k, ["unevaluated", "violation", "violation"], "{live:#?}");
+    let alice = "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
+    assert!(live
+        .iter()
+        .filter(|f| f["kind"] == "violation")
+        .all(|f| f["principal"] == alice && f["origin"]["principal"] == alice));
+    assert_eq!(facts(&live), facts(&replayed));
+    // Two runs through each watcher: the window task's and the Automation step's SendCommand,
+    // two association runs.
+    assert_eq!(w.metric_total(CLOUDTRAIL, "OriginRuns"), 2);
+    assert_eq!(w.metric_total(STATUS, "OriginRuns"), 2);
+    assert_eq!(w.metric_total(SWEEP, "AssociationCommands"), 1);
+}
+
 /// With `command_output` in the intent, an accepted SendCommand whose output goes nowhere is an
 /// `unlogged_command`: in the log group, on the bus, and counted in the `UnloggedCommands`
 /// metric the template's alarm watches.

@@ -37,7 +37,8 @@ fn norm(v: &Value) -> Event {
 /// The records of `events/cloudtrail-logfile-automation.json`: the execution's start, then its
 /// step's SendCommand.
 fn automation_records() -> Vec<Value> {
-    let v: Value = serde_json::from_str(&read("events/cloudtrail-logfile-automation.json")).unwrap();
+    let v: Value =
+        serde_json::from_str(&read("events/cloudtrail-logfile-automation.json")).unwrap();
     v["Records"].as_array().unwrap().clone()
 }
 
@@ -73,8 +74,9 @@ fn setup_records_name_the_origin_and_the_principal_behind_it() {
     assert_eq!(a[0].call.caller.arn.as_deref(), Some(ALICE));
     assert_eq!(a[0].call.source_ip.as_deref(), Some("198.51.100.23"));
 
-    let Event::Origin(w) = norm(&fixture("cloudtrail-registertaskwithmaintenancewindow.json"))
-    else {
+    let Event::Origin(w) = norm(&fixture(
+        "cloudtrail-registertaskwithmaintenancewindow.json",
+    )) else {
         panic!("not an origin setup")
     };
     assert_eq!(w[0].kind, OriginKind::MaintenanceWindow);
@@ -273,7 +275,9 @@ fn a_command_and_its_association_run_expiring_together_are_still_accounted_for()
     later["time"] = json!("2026-11-20T18:00:00Z");
     let findings = w.handle(&norm(&later), &inv);
     assert!(
-        findings.iter().all(|f| !f.reason.contains("did not arrive")),
+        findings
+            .iter()
+            .all(|f| !f.reason.contains("did not arrive")),
         "{findings:#?}"
     );
     assert_eq!(w.stats.association_commands, 1);
@@ -305,7 +309,9 @@ fn a_maintenance_window_run_is_judged_against_who_registered_the_task() {
     let (findings, stats) = run(&[send]);
     assert_eq!(findings.len(), 2, "{findings:#?}");
     assert!(findings.iter().all(|f| f.kind == FindingKind::Violation
-        && f.principal.as_deref().is_some_and(|p| p.contains("MaintenanceWindowRole"))
+        && f.principal
+            .as_deref()
+            .is_some_and(|p| p.contains("MaintenanceWindowRole"))
         && f.origin.is_none()));
     assert_eq!(stats.origin_runs, 0);
 }
@@ -316,7 +322,8 @@ fn window_tasks_of_two_principals_leave_the_run_to_its_role() {
     let mut alice = bob.clone();
     let d = &mut alice["detail"];
     d["eventID"] = json!("0b7f6a2e-5c1d-4e8a-9f3b-2a6d8c4e00cc");
-    d["userIdentity"] = fixture("cloudtrail-createassociation.json")["detail"]["userIdentity"].clone();
+    d["userIdentity"] =
+        fixture("cloudtrail-createassociation.json")["detail"]["userIdentity"].clone();
     d["responseElements"]["windowTaskId"] = json!("4f7ca192-7e9a-40fe-9192-5cb15a0d00cc");
     alice["id"] = json!("0b7f6a2e-5c1d-4e8a-9f3b-2a6d8c4e00cc");
     let (findings, stats) = run(&[
@@ -331,8 +338,16 @@ fn window_tasks_of_two_principals_leave_the_run_to_its_role() {
         assert_eq!(o.kind, OriginKind::MaintenanceWindow);
         assert_eq!(o.principal, None, "two registrants: nobody is guessed");
         assert_eq!(o.window_id.as_deref(), Some("mw-0c50858d01EXAMPLE"));
-        assert!(f.principal.as_deref().unwrap().contains("MaintenanceWindowRole"));
-        assert!(f.reason.contains("whose principal is unknown"), "{}", f.reason);
+        assert!(f
+            .principal
+            .as_deref()
+            .unwrap()
+            .contains("MaintenanceWindowRole"));
+        assert!(
+            f.reason.contains("whose principal is unknown"),
+            "{}",
+            f.reason
+        );
     }
 }
 
@@ -347,9 +362,10 @@ fn the_service_linked_role_marks_a_maintenance_window_run() {
     let (findings, stats) = run(&[send]);
     assert_eq!(stats.origin_runs, 1);
     assert!(!findings.is_empty());
-    assert!(findings.iter().all(|f| f.origin.as_ref().is_some_and(|o| o.kind
-        == OriginKind::MaintenanceWindow
-        && o.principal.is_none())));
+    assert!(findings.iter().all(|f| f
+        .origin
+        .as_ref()
+        .is_some_and(|o| o.kind == OriginKind::MaintenanceWindow && o.principal.is_none())));
 }
 
 #[test]
@@ -385,7 +401,8 @@ fn an_automation_step_is_attributed_to_who_started_the_execution() {
 #[test]
 fn the_intent_can_ignore_each_origin() {
     let mut text: Value = serde_json::from_str(&read("examples/intent.json")).unwrap();
-    text["origins"] = json!({"association": "ignore", "maintenance_window": "ignore", "automation": "ignore"});
+    text["origins"] =
+        json!({"association": "ignore", "maintenance_window": "ignore", "automation": "ignore"});
     let quiet = example_intent(&text.to_string());
     let mut events = vec![
         fixture("cloudtrail-createassociation.json"),
@@ -400,11 +417,17 @@ fn the_intent_can_ignore_each_origin() {
     assert!(findings.is_empty(), "{findings:#?}");
     assert_eq!(stats.origin_runs, 4);
     assert_eq!(stats.origin_ignored, 4);
-    assert_eq!(stats.association_commands, 1, "ignored runs still account for their commands");
+    assert_eq!(
+        stats.association_commands, 1,
+        "ignored runs still account for their commands"
+    );
     // Evaluated (the default), the same events page for alice's runs.
     let (findings, _) = run(&events);
     assert_eq!(
-        findings.iter().filter(|f| f.kind == FindingKind::Violation).count(),
+        findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Violation)
+            .count(),
         2
     );
 }

@@ -137,6 +137,87 @@ async fn dynamodb_correlation_in_either_order_and_without_duplicates() {
     assert!(invoke(&store, &intent, &inv, &direct).await.is_empty());
 }
 
+/// Issue 10 §5: origin setups outlive the event that wrote them (associations run for years),
+/// an older definition never replaces a newer one, and the runs find the principal behind them
+/// in the table.
+#[tokio::test]
+async fn origins_are_stored_and_found_by_their_runs() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let (intent, inv) = (intent(), inventory());
+    let alice = "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice";
+
+    assert!(invoke(
+        &store,
+        &intent,
+        &inv,
+        &event("cloudtrail-createassociation.json")
+    )
+    .await
+    .is_empty());
+    // An older UpdateAssociation by bob, delivered late: alice's newer definition stays.
+    let mut older = tagwatch_tests::event_json("cloudtrail-createassociation.json");
+    older["id"] = serde_json::json!("late-update");
+    older["detail"]["eventID"] = serde_json::json!("late-update");
+    older["detail"]["eventName"] = serde_json::json!("UpdateAssociation");
+    older["detail"]["eventTime"] = serde_json::json!("2026-11-20T11:00:00Z");
+    older["detail"]["userIdentity"] =
+        tagwatch_tests::event_json("cloudtrail-registertaskwithmaintenancewindow.json")["detail"]
+            ["userIdentity"]
+            .clone();
+    let older = tagwatch_core::event::normalize(&older).unwrap();
+    assert!(invoke(&store, &intent, &inv, &older).await.is_empty());
+
+    let found = invoke(&store, &intent, &inv, &event("ssm-association-run.json")).await;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].kind, FindingKind::Violation);
+    assert_eq!(found[0].principal.as_deref(), Some(alice));
+    let runs = store
+        .association_runs("i-0a1b2c3d4e5f60002", "AWS-RunShellScript")
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].association_id,
+        "8dfe3659-4309-493a-8755-0a1b2c3d0001"
+    );
+
+    // A window task registered by a lead engineer: its run is his, and within intent.
+    assert!(invoke(
+        &store,
+        &intent,
+        &inv,
+        &event("cloudtrail-registertaskwithmaintenancewindow.json")
+    )
+    .await
+    .is_empty());
+    assert!(invoke(
+        &store,
+        &intent,
+        &inv,
+        &event("cloudtrail-sendcommand-maintenance-window.json")
+    )
+    .await
+    .is_empty());
+
+    // An Automation execution started by alice: its step's SendCommand is hers.
+    let log: serde_json::Value =
+        serde_json::from_str(&read("events/cloudtrail-logfile-automation.json")).unwrap();
+    let mut found = Vec::new();
+    for r in log["Records"].as_array().unwrap() {
+        let e = tagwatch_core::event::normalize(r).unwrap();
+        found.extend(invoke(&store, &intent, &inv, &e).await);
+    }
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].principal.as_deref(), Some(alice));
+    assert_eq!(
+        found[0].origin.as_ref().map(|o| o.kind),
+        Some(tagwatch_core::origin::OriginKind::Automation)
+    );
+}
+
 #[tokio::test]
 async fn access_denied_windows_survive_between_invocations() {
     let m = moto();

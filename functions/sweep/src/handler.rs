@@ -313,4 +313,54 @@ mod tests {
         assert_eq!(o.counts.permanent_errors, 1);
         assert_eq!(o.counts.unevaluated, 1, "the rest is still reported");
     }
+
+    /// Issue 10 §5: State Manager runs an association without a SendCommand call; its command
+    /// is accounted for by the association run (judged against who defined it), not reported
+    /// "never arrived" by the sweep.
+    #[tokio::test]
+    async fn an_association_run_accounts_for_its_command_at_the_sweep() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        watch(
+            &p,
+            &i,
+            &fakes::invocation("cloudtrail-watcher"),
+            Accept::Activities,
+            &event_json("cloudtrail-createassociation.json"),
+        )
+        .await
+        .unwrap();
+        status(&p, "ssm-command-invocation-status-change-association.json").await;
+        let run = watch(
+            &p,
+            &i,
+            &fakes::invocation("status-watcher"),
+            Accept::StatusChanges,
+            &event_json("ssm-association-run.json"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            run.counts.violations, 1,
+            "alice's association on a production server"
+        );
+        assert_eq!(run.counts.origin_runs, 1);
+        let o = swept(&p, &i, "s-1").await;
+        assert_eq!(o.counts.unevaluated, 0);
+        assert_eq!(o.counts.association_commands, 1);
+        let found = logged(&p);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(
+            found[0]
+                .origin
+                .as_ref()
+                .and_then(|o| o.principal.as_deref()),
+            Some("arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice")
+        );
+        assert!(p.state.snapshot().parked.is_empty());
+        // Without the run, the same command is reported.
+        let q = fakes::ports(inventory());
+        status(&q, "ssm-command-invocation-status-change-association.json").await;
+        assert_eq!(swept(&q, &i, "s-1").await.counts.unevaluated, 1);
+    }
 }
