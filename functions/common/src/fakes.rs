@@ -266,12 +266,11 @@ impl State for FakeState {
                 Change::Origin(setup) => {
                     let held = t
                         .origins
-                        .iter()
-                        .position(|o| o.kind == setup.kind && o.id == setup.id);
+                        .iter_mut()
+                        .find(|o| o.kind == setup.kind && o.id == setup.id);
                     match held {
-                        Some(i) if t.origins[i].call.event_epoch_ms > setup.call.event_epoch_ms => {
-                        }
-                        Some(i) => t.origins[i] = setup,
+                        Some(h) if h.call.event_epoch_ms > setup.call.event_epoch_ms => {}
+                        Some(h) => *h = setup,
                         None => t.origins.push(setup),
                     }
                 }
