@@ -85,11 +85,18 @@ pub struct ReplayArgs {
     /// other before the status event is reported unevaluated.
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     correlation_window: u64,
+    /// The largest record (one line, or one multi-line document) read whole, in bytes: a longer
+    /// one is reported malformed with its position and skipped without being held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: usize,
     /// Files (.json, .jsonl, .json.gz, CloudTrail log files), directories (recursive), or `-`
     /// for stdin.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
 }
+
+/// 64 MiB: far above any CloudTrail record (and log file) AWS writes.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
 /// A CloudTrail log file, records kept raw so that irrelevant ones are never fully parsed.
 #[derive(Deserialize)]
@@ -189,6 +196,8 @@ struct Run<'i, W: Write> {
     fail_kinds: Vec<FindingKind>,
     failed_kind_seen: bool,
     progress: Option<Progress>,
+    /// `--max-record-bytes`.
+    max_record: usize,
 }
 
 /// Bytes read so far of the current input (compressed bytes for .gz).
@@ -335,6 +344,60 @@ fn mentions_ssm(bytes: &[u8]) -> bool {
     })
 }
 
+/// Whether the text holds a `\u` escape, which can spell any letter the prefilter looks for
+/// (`"\u0073sm.amazonaws.com"`): such text is parsed, never prefiltered away.
+fn has_unicode_escape(bytes: &[u8]) -> bool {
+    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    FINDER
+        .get_or_init(|| memmem::Finder::new(b"\\u"))
+        .find(bytes)
+        .is_some()
+}
+
+/// Whether the prefilter may skip the text without a parse: certainly not an SSM event.
+fn certainly_irrelevant(bytes: &[u8]) -> bool {
+    !mentions_ssm(bytes) && !has_unicode_escape(bytes)
+}
+
+/// Whether a line is, on its own, an event or a log file (a JSON object with a key events
+/// have): what tells JSON lines whose first line is bad from a multi-line document.
+fn is_event_line(line: &[u8]) -> bool {
+    let t = trim(line);
+    t.first() == Some(&b'{')
+        && serde_json::from_slice::<std::collections::HashMap<String, serde::de::IgnoredAny>>(t)
+            .is_ok_and(|m| {
+                [
+                    "detail-type",
+                    "eventSource",
+                    "eventName",
+                    "Records",
+                    "eventVersion",
+                ]
+                .iter()
+                .any(|k| m.contains_key(*k))
+            })
+}
+
+/// A UTF-8 byte order mark: not part of the JSON text.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How an input is framed, decided by its first non-blank line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Only blank lines so far.
+    Undecided,
+    /// One JSON text per line.
+    Lines,
+}
+
+/// What the framing makes of one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Next,
+    /// The first non-blank line does not end a JSON object: a multi-line document starts.
+    Document,
+}
+
 /// The first line of a file that does not end a JSON object starts a multi-line document.
 fn is_partial_document(first_line: &[u8]) -> bool {
     let t = trim(first_line);
@@ -429,7 +492,7 @@ impl<W: Write> Run<'_, W> {
     }
 
     fn raw_record(&mut self, raw: &RawValue, origin: &dyn Fn() -> String) -> std::io::Result<()> {
-        if !mentions_ssm(raw.get().as_bytes()) {
+        if certainly_irrelevant(raw.get().as_bytes()) {
             self.counts.read += 1;
             self.counts.prefiltered += 1;
             self.watcher.stats.skipped += 1;
@@ -463,7 +526,7 @@ impl<W: Write> Run<'_, W> {
             }
             return Ok(());
         }
-        if !mentions_ssm(text) {
+        if certainly_irrelevant(text) {
             // Irrelevant: skipped without a full parse. Text that cannot be a JSON object is
             // still reported.
             self.counts.read += 1;
@@ -476,6 +539,21 @@ impl<W: Write> Run<'_, W> {
             return Ok(());
         }
         match serde_json::from_slice::<Value>(text) {
+            // A log file whose `Records` key is written with escapes.
+            Ok(Value::Object(log))
+                if log.len() == 1 && log.get("Records").is_some_and(Value::is_array) =>
+            {
+                for (i, record) in log
+                    .get("Records")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    self.value(record, &|| format!("{}: Records[{i}]", origin()))?;
+                }
+                Ok(())
+            }
             Ok(v) => self.value(&v, origin),
             Err(e) => {
                 self.counts.read += 1;
@@ -483,6 +561,107 @@ impl<W: Write> Run<'_, W> {
                 Ok(())
             }
         }
+    }
+
+    /// A record longer than `--max-record-bytes`: reported with its position, never held.
+    fn too_long(&mut self, origin: &str) {
+        self.counts.read += 1;
+        let reason = format!("longer than the record limit ({} bytes)", self.max_record);
+        self.malformed(origin, &reason);
+    }
+
+    /// One line, as the framing decided so far.
+    fn framed(
+        &mut self,
+        framing: &mut Framing,
+        name: &str,
+        line_no: usize,
+        line: &[u8],
+    ) -> std::io::Result<Step> {
+        if *framing == Framing::Undecided {
+            if trim(line).is_empty() {
+                return Ok(Step::Next);
+            }
+            if is_partial_document(line) {
+                return Ok(Step::Document);
+            }
+            *framing = Framing::Lines;
+        }
+        self.line(name, line_no, line)?;
+        Ok(Step::Next)
+    }
+
+    /// The first non-blank line (`doc`, from line `first`) does not end a JSON object: a
+    /// multi-line document, or JSON lines whose first line is bad. Reads the rest of the input
+    /// up to the record limit and decides: one JSON text is one document; otherwise, if any
+    /// line is an event on its own, the input is JSON lines (each bad line reported, the rest
+    /// processed, reading on from where the limit stopped: returns true with `partial` holding
+    /// the unfinished line); otherwise one malformed input.
+    #[allow(clippy::too_many_arguments)]
+    fn multi_line(
+        &mut self,
+        name: &str,
+        first: usize,
+        mut doc: Vec<u8>,
+        reader: &mut dyn BufRead,
+        partial: &mut Vec<u8>,
+        framing: &mut Framing,
+        line_no: &mut usize,
+    ) -> std::io::Result<bool> {
+        let limit = self.max_record;
+        let room = (limit + 1).saturating_sub(doc.len());
+        if let Err(e) = reader.take(room as u64).read_to_end(&mut doc) {
+            self.malformed(name, &format!("cannot read: {e}"));
+            return Ok(false);
+        }
+        // Within the limit, the take ended at the end of the input.
+        let complete = doc.len() <= limit;
+        let whole = if complete {
+            let text = trim(&doc);
+            match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
+                Ok(_) => {
+                    let origin = name.to_string();
+                    self.document(text, &|| origin.clone())?;
+                    return Ok(false);
+                }
+                Err(e) => Some(e),
+            }
+        } else {
+            None
+        };
+        let cut = if complete {
+            doc.len()
+        } else {
+            memchr::memrchr(b'\n', &doc).map_or(0, |i| i + 1)
+        };
+        let body = doc.get(..cut).unwrap_or_default();
+        if !body.split(|b| *b == b'\n').any(is_event_line) {
+            match whole {
+                Some(e) => {
+                    self.counts.read += 1;
+                    self.malformed(name, &format!("invalid JSON: {e}"));
+                }
+                None => self.too_long(name),
+            }
+            return Ok(false);
+        }
+        *framing = Framing::Lines;
+        let mut n = first;
+        let mut lines = body.split(|b| *b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            // The empty piece after a final newline is not a line.
+            if lines.peek().is_none() && line.is_empty() {
+                break;
+            }
+            self.line(name, n, line)?;
+            *line_no = n;
+            n += 1;
+        }
+        if complete {
+            return Ok(false);
+        }
+        *partial = doc.get(cut..).unwrap_or_default().to_vec();
+        Ok(true)
     }
 
     /// One line of a JSON-lines input (or a one-line CloudTrail log file).
@@ -510,9 +689,17 @@ impl<W: Write> Run<'_, W> {
                 return Ok(());
             }
         };
+        // A UTF-8 byte order mark is not part of the JSON text.
+        if reader.fill_buf().is_ok_and(|b| b.starts_with(BOM)) {
+            reader.consume(BOM.len());
+        }
         // Lines are handled in place in the reader's buffer; only a line that straddles two
-        // buffer fills is copied.
+        // buffer fills is copied. No line is held past the record limit: a longer one is
+        // skipped to its end and reported. The framing never depends on the buffer's size.
+        let limit = self.max_record;
         let mut partial: Vec<u8> = Vec::new();
+        let mut skipping = false;
+        let mut framing = Framing::Undecided;
         let mut line_no = 0usize;
         loop {
             let buf = match reader.fill_buf() {
@@ -526,51 +713,72 @@ impl<W: Write> Run<'_, W> {
                 }
             };
             if buf.is_empty() {
-                if !partial.is_empty() {
+                if skipping {
+                    line_no += 1;
+                    self.too_long(&format!("{name}:{line_no}"));
+                } else if !partial.is_empty() {
                     line_no += 1;
                     let line = std::mem::take(&mut partial);
-                    self.line(&name, line_no, &line)?;
+                    if self.framed(&mut framing, &name, line_no, &line)? == Step::Document {
+                        let mut empty = std::io::empty();
+                        self.multi_line(
+                            &name,
+                            line_no,
+                            line,
+                            &mut empty,
+                            &mut partial,
+                            &mut framing,
+                            &mut line_no,
+                        )?;
+                    }
                 }
                 break;
             }
             let Some(nl) = memchr::memchr(b'\n', buf) else {
-                partial.extend_from_slice(buf);
                 let n = buf.len();
+                if !skipping {
+                    if partial.len() + n > limit {
+                        skipping = true;
+                        partial = Vec::new();
+                    } else {
+                        partial.extend_from_slice(buf);
+                    }
+                }
                 reader.consume(n);
                 continue;
             };
             line_no += 1;
-            let whole_document = if partial.is_empty() {
-                let line = buf.get(..nl).unwrap_or_default();
-                let multi = line_no == 1 && is_partial_document(line);
-                if !multi {
-                    self.line(&name, line_no, line)?;
-                }
-                multi
+            let here = buf.get(..nl).unwrap_or_default();
+            let document = if skipping || partial.len() + here.len() > limit {
+                skipping = false;
+                partial.clear();
+                self.too_long(&format!("{name}:{line_no}"));
+                None
+            } else if partial.is_empty() {
+                (self.framed(&mut framing, &name, line_no, here)? == Step::Document)
+                    .then(|| here.to_vec())
             } else {
-                partial.extend_from_slice(buf.get(..nl).unwrap_or_default());
-                let multi = line_no == 1 && is_partial_document(&partial);
-                if !multi {
-                    let line = std::mem::take(&mut partial);
-                    self.line(&name, line_no, &line)?;
-                }
-                multi
+                partial.extend_from_slice(here);
+                let line = std::mem::take(&mut partial);
+                (self.framed(&mut framing, &name, line_no, &line)? == Step::Document)
+                    .then_some(line)
             };
-            if whole_document {
-                // A multi-line document (a pretty-printed event or log file): read the whole
-                // file as one JSON text.
-                let mut all = std::mem::take(&mut partial);
-                all.extend_from_slice(buf.get(..=nl).unwrap_or_default());
-                reader.consume(nl + 1);
-                if let Err(e) = reader.read_to_end(&mut all) {
-                    self.malformed(&name, &format!("cannot read: {e}"));
+            reader.consume(nl + 1);
+            if let Some(mut doc) = document {
+                doc.push(b'\n');
+                let first = line_no;
+                if !self.multi_line(
+                    &name,
+                    first,
+                    doc,
+                    &mut reader,
+                    &mut partial,
+                    &mut framing,
+                    &mut line_no,
+                )? {
                     break;
                 }
-                let origin = name.clone();
-                self.document(trim(&all), &|| origin.clone())?;
-                break;
             }
-            reader.consume(nl + 1);
             if let Some(p) = self.progress.as_mut() {
                 p.tick(self.counts.read, false);
             }
@@ -625,6 +833,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         counts: Counts::default(),
         table_header: false,
         fail_kinds: args.fail_on.iter().map(|f| f.kind()).collect(),
+        max_record: args.max_record_bytes.max(1),
         failed_kind_seen: false,
         progress,
     };
