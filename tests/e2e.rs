@@ -6,9 +6,9 @@
 //! the findings log group, the SQS queue behind a rule on the findings bus, the quarantine
 //! queue and the DynamoDB table.
 //!
-//! Needs moto for the `python3` on PATH and `cargo lambda` on PATH (`.ci/run` installs both:
-//! `pip install 'moto[server]' cargo-lambda ziglang`) and the function binaries, which `cargo
-//! test --workspace` builds (each function crate has an integration test of its binary).
+//! Needs moto for the `python3` on PATH and `cargo lambda` on PATH (`cargo xtask test` installs
+//! both, pinned, and puts them first) and the function binaries, which `cargo test --workspace`
+//! builds (each function crate has an integration test of its binary).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -48,7 +48,7 @@ fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo test --workspace`, which builds the function binaries",
+        "{} is missing: run `cargo xtask test` (or `cargo test --workspace`), which builds the function binaries",
         path.display()
     );
     path
@@ -204,7 +204,7 @@ impl World {
             .stderr(watch_log)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start `cargo lambda watch` ({e}): pip install cargo-lambda ziglang")
+                panic!("cannot start `cargo lambda watch` ({e}): run the tests with `cargo xtask test`, which installs it")
             });
         world._watch = Some(Proc(watch));
         wait_for_port(watch_port, "cargo lambda watch");

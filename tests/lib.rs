@@ -135,7 +135,7 @@ impl Drop for Moto {
 /// Starts moto's server on a free loopback port and waits for it. It runs through
 /// `tests/moto_serial.py` (moto's own server, answering one request at a time, so that racing
 /// conditional writes behave as DynamoDB's atomic ones do) with the `python3` on PATH, which
-/// must have moto (`.ci/run` puts its virtual environment first).
+/// must have moto (`cargo xtask test` puts its pinned virtual environment first).
 pub fn moto() -> Moto {
     let port = free_port();
     let child = std::process::Command::new("python3")
@@ -144,10 +144,14 @@ pub fn moto() -> Moto {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto ({e}): pip install 'moto[server]'"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start moto ({e}): run the tests with `cargo xtask test`, which installs it"
+            )
+        });
     wait_for_port(
         port,
-        "moto (python3 tests/moto_serial.py; pip install 'moto[server]')",
+        "moto (python3 tests/moto_serial.py; run the tests with `cargo xtask test`, which installs it)",
     );
     Moto {
         url: format!("http://127.0.0.1:{port}"),
