@@ -171,6 +171,17 @@ impl RuntimeApi {
     }
 }
 
+/// Whether the other end of a connection is still open (a closed one reads as end of file).
+fn peer_alive(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let open = !matches!(stream.peek(&mut byte), Ok(0));
+    let _ = stream.set_nonblocking(false);
+    open
+}
+
 fn serve(stream: TcpStream, shared: &Shared) {
     let Ok(read_half) = stream.try_clone() else {
         return;
@@ -210,6 +221,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
             ("GET", ["invocation", "next"]) => {
                 let mut inner = shared.lock();
                 let (id, payload) = loop {
+                    let ready = inner.queues.get(&function).is_some_and(|q| !q.is_empty());
+                    // An environment a test stopped while it polled has closed its end: it
+                    // takes nothing (a write to it could still succeed and lose the job).
+                    if ready && !peer_alive(&writer) {
+                        return;
+                    }
                     if let Some(next) = inner
                         .queues
                         .get_mut(&function)

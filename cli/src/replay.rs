@@ -359,62 +359,7 @@ fn certainly_irrelevant(bytes: &[u8]) -> bool {
     !mentions_ssm(bytes) && !has_unicode_escape(bytes)
 }
 
-/// Whether a line is, on its own, an event or a log file (a JSON object with a key events
-/// have): what tells JSON lines whose first line is bad from a multi-line document.
-fn is_event_line(line: &[u8]) -> bool {
-    let t = trim(line);
-    t.first() == Some(&b'{')
-        && serde_json::from_slice::<std::collections::HashMap<String, serde::de::IgnoredAny>>(t)
-            .is_ok_and(|m| {
-                [
-                    "detail-type",
-                    "eventSource",
-                    "eventName",
-                    "Records",
-                    "eventVersion",
-                ]
-                .iter()
-                .any(|k| m.contains_key(*k))
-            })
-}
-
-/// A UTF-8 byte order mark: not part of the JSON text.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// How an input is framed, decided by its first non-blank line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// Only blank lines so far.
-    Undecided,
-    /// One JSON text per line.
-    Lines,
-}
-
-/// What the framing makes of one line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Next,
-    /// The first non-blank line does not end a JSON object: a multi-line document starts.
-    Document,
-}
-
-/// The first line of a file that does not end a JSON object starts a multi-line document.
-fn is_partial_document(first_line: &[u8]) -> bool {
-    let t = trim(first_line);
-    !t.is_empty() && !t.ends_with(b"}")
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    bytes.get(start..end).unwrap_or_default()
-}
+use tagwatch_core::framing::{trim, Framer, Record};
 
 impl<W: Write> Run<'_, W> {
     fn malformed(&mut self, origin: &str, reason: &str) {
@@ -570,98 +515,22 @@ impl<W: Write> Run<'_, W> {
         self.malformed(origin, &reason);
     }
 
-    /// One line, as the framing decided so far.
-    fn framed(
-        &mut self,
-        framing: &mut Framing,
-        name: &str,
-        line_no: usize,
-        line: &[u8],
-    ) -> std::io::Result<Step> {
-        if *framing == Framing::Undecided {
-            if trim(line).is_empty() {
-                return Ok(Step::Next);
+    /// One record the framer found.
+    fn record(&mut self, name: &str, r: Record<'_>) -> std::io::Result<()> {
+        match r {
+            Record::Line { line, text } => self.line(name, line, text),
+            Record::Document { text } => self.document(text, &|| name.to_string()),
+            Record::TooLong { line } => {
+                let origin = line.map_or_else(|| name.to_string(), |n| format!("{name}:{n}"));
+                self.too_long(&origin);
+                Ok(())
             }
-            if is_partial_document(line) {
-                return Ok(Step::Document);
+            Record::Invalid { reason } => {
+                self.counts.read += 1;
+                self.malformed(name, &format!("invalid JSON: {reason}"));
+                Ok(())
             }
-            *framing = Framing::Lines;
         }
-        self.line(name, line_no, line)?;
-        Ok(Step::Next)
-    }
-
-    /// The first non-blank line (`doc`, from line `first`) does not end a JSON object: a
-    /// multi-line document, or JSON lines whose first line is bad. Reads the rest of the input
-    /// up to the record limit and decides: one JSON text is one document; otherwise, if any
-    /// line is an event on its own, the input is JSON lines (each bad line reported, the rest
-    /// processed, reading on from where the limit stopped: returns true with `partial` holding
-    /// the unfinished line); otherwise one malformed input.
-    #[allow(clippy::too_many_arguments)]
-    fn multi_line(
-        &mut self,
-        name: &str,
-        first: usize,
-        mut doc: Vec<u8>,
-        reader: &mut dyn BufRead,
-        partial: &mut Vec<u8>,
-        framing: &mut Framing,
-        line_no: &mut usize,
-    ) -> std::io::Result<bool> {
-        let limit = self.max_record;
-        let room = (limit + 1).saturating_sub(doc.len());
-        if let Err(e) = reader.take(room as u64).read_to_end(&mut doc) {
-            self.malformed(name, &format!("cannot read: {e}"));
-            return Ok(false);
-        }
-        // Within the limit, the take ended at the end of the input.
-        let complete = doc.len() <= limit;
-        let whole = if complete {
-            let text = trim(&doc);
-            match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
-                Ok(_) => {
-                    let origin = name.to_string();
-                    self.document(text, &|| origin.clone())?;
-                    return Ok(false);
-                }
-                Err(e) => Some(e),
-            }
-        } else {
-            None
-        };
-        let cut = if complete {
-            doc.len()
-        } else {
-            memchr::memrchr(b'\n', &doc).map_or(0, |i| i + 1)
-        };
-        let body = doc.get(..cut).unwrap_or_default();
-        if !body.split(|b| *b == b'\n').any(is_event_line) {
-            match whole {
-                Some(e) => {
-                    self.counts.read += 1;
-                    self.malformed(name, &format!("invalid JSON: {e}"));
-                }
-                None => self.too_long(name),
-            }
-            return Ok(false);
-        }
-        *framing = Framing::Lines;
-        let mut n = first;
-        let mut lines = body.split(|b| *b == b'\n').peekable();
-        while let Some(line) = lines.next() {
-            // The empty piece after a final newline is not a line.
-            if lines.peek().is_none() && line.is_empty() {
-                break;
-            }
-            self.line(name, n, line)?;
-            *line_no = n;
-            n += 1;
-        }
-        if complete {
-            return Ok(false);
-        }
-        *partial = doc.get(cut..).unwrap_or_default().to_vec();
-        Ok(true)
     }
 
     /// One line of a JSON-lines input (or a one-line CloudTrail log file).
@@ -689,100 +558,32 @@ impl<W: Write> Run<'_, W> {
                 return Ok(());
             }
         };
-        // A UTF-8 byte order mark is not part of the JSON text.
-        if reader.fill_buf().is_ok_and(|b| b.starts_with(BOM)) {
-            reader.consume(BOM.len());
-        }
-        // Lines are handled in place in the reader's buffer; only a line that straddles two
-        // buffer fills is copied. No line is held past the record limit: a longer one is
-        // skipped to its end and reported. The framing never depends on the buffer's size.
-        let limit = self.max_record;
-        let mut partial: Vec<u8> = Vec::new();
-        let mut skipping = false;
-        let mut framing = Framing::Undecided;
-        let mut line_no = 0usize;
+        // The framer (tagwatch_core::framing) decides lines or one document, skips a byte
+        // order mark and holds no record past the limit; lines are handed over in place in the
+        // reader's buffer.
+        let mut framer = Framer::new(self.max_record);
         loop {
             let buf = match reader.fill_buf() {
                 Ok(b) => b,
                 Err(e) => {
                     self.malformed(
-                        &format!("{name}:{}", line_no + 1),
+                        &format!("{name}:{}", framer.next_line()),
                         &format!("cannot read: {e}"),
                     );
                     break;
                 }
             };
             if buf.is_empty() {
-                if skipping {
-                    line_no += 1;
-                    self.too_long(&format!("{name}:{line_no}"));
-                } else if !partial.is_empty() {
-                    line_no += 1;
-                    let line = std::mem::take(&mut partial);
-                    if self.framed(&mut framing, &name, line_no, &line)? == Step::Document {
-                        let mut empty = std::io::empty();
-                        self.multi_line(
-                            &name,
-                            line_no,
-                            line,
-                            &mut empty,
-                            &mut partial,
-                            &mut framing,
-                            &mut line_no,
-                        )?;
-                    }
-                }
                 break;
             }
-            let Some(nl) = memchr::memchr(b'\n', buf) else {
-                let n = buf.len();
-                if !skipping {
-                    if partial.len() + n > limit {
-                        skipping = true;
-                        partial = Vec::new();
-                    } else {
-                        partial.extend_from_slice(buf);
-                    }
-                }
-                reader.consume(n);
-                continue;
-            };
-            line_no += 1;
-            let here = buf.get(..nl).unwrap_or_default();
-            let document = if skipping || partial.len() + here.len() > limit {
-                skipping = false;
-                partial.clear();
-                self.too_long(&format!("{name}:{line_no}"));
-                None
-            } else if partial.is_empty() {
-                (self.framed(&mut framing, &name, line_no, here)? == Step::Document)
-                    .then(|| here.to_vec())
-            } else {
-                partial.extend_from_slice(here);
-                let line = std::mem::take(&mut partial);
-                (self.framed(&mut framing, &name, line_no, &line)? == Step::Document)
-                    .then_some(line)
-            };
-            reader.consume(nl + 1);
-            if let Some(mut doc) = document {
-                doc.push(b'\n');
-                let first = line_no;
-                if !self.multi_line(
-                    &name,
-                    first,
-                    doc,
-                    &mut reader,
-                    &mut partial,
-                    &mut framing,
-                    &mut line_no,
-                )? {
-                    break;
-                }
-            }
+            let n = buf.len();
+            framer.feed(buf, &mut |r| self.record(&name, r))?;
+            reader.consume(n);
             if let Some(p) = self.progress.as_mut() {
                 p.tick(self.counts.read, false);
             }
         }
+        framer.finish(&mut |r| self.record(&name, r))?;
         if let Some(p) = self.progress.as_mut() {
             p.done_bytes += counter.0.get();
         }

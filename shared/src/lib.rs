@@ -9,6 +9,7 @@ pub mod correlate;
 pub mod diag;
 pub mod eval;
 pub mod event;
+pub mod framing;
 pub mod intent;
 pub mod journal;
 pub mod json;

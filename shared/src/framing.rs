@@ -1,0 +1,491 @@
+//! Splitting an input stream into JSON records, whatever its shape and however it arrives.
+//!
+//! Replay inputs are JSON lines (one event or one CloudTrail log file per line), or one
+//! multi-line document (a pretty-printed event or log file). [`Framer`] is fed the stream in
+//! chunks of any size and hands each record to a sink, without I/O of its own:
+//! - a UTF-8 byte order mark at the start is skipped;
+//! - the first non-blank line decides: a line that ends a JSON object starts JSON lines; one
+//!   that does not starts a document candidate, which is one [`Record::Document`] if the whole
+//!   input parses as one JSON text, JSON lines whose first line is bad if any of its lines is an
+//!   event on its own (every line reported, the bad ones malformed by the sink), and one
+//!   [`Record::Invalid`] otherwise;
+//! - no record is held past the limit: a longer line is skipped to its end and reported
+//!   ([`Record::TooLong`]), a longer document too.
+//!
+//! Lines wholly inside a chunk are handed over in place; only a line that straddles chunks is
+//! copied. The records never depend on how the stream was cut into chunks.
+
+/// A UTF-8 byte order mark: not part of the JSON text.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What the framer found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// One line of JSON lines (1-based), not trimmed; blank lines are not records.
+    Line { line: usize, text: &'a [u8] },
+    /// The whole input as one JSON text (trimmed).
+    Document { text: &'a [u8] },
+    /// A line (`Some(n)`) or the document (`None`) longer than the limit.
+    TooLong { line: Option<usize> },
+    /// The input is one multi-line text that is not JSON.
+    Invalid { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Only blank lines so far.
+    Undecided,
+    /// One JSON text per line.
+    Lines,
+    /// A multi-line document from line `first`, held until the end or the limit.
+    Document { first: usize, text: Vec<u8> },
+    /// The rest of the input is ignored (a document over the limit).
+    Discard,
+}
+
+/// The push-based framer; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Framer {
+    limit: usize,
+    started: bool,
+    /// The unfinished line (bytes since the last newline), when it straddles chunks.
+    partial: Vec<u8>,
+    /// Inside a line longer than the limit: skipped to its end.
+    skipping: bool,
+    /// Lines ended so far.
+    line_no: usize,
+    state: State,
+}
+
+/// Trims ASCII whitespace at both ends.
+pub fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+/// A first line that does not end a JSON object starts a multi-line document.
+fn starts_document(line: &[u8]) -> bool {
+    let t = trim(line);
+    !t.is_empty() && !t.ends_with(b"}")
+}
+
+/// Whether a line is, on its own, an event or a log file (a JSON object with a key events
+/// have): what tells JSON lines whose first line is bad from a multi-line document.
+pub fn is_event_line(line: &[u8]) -> bool {
+    let t = trim(line);
+    t.first() == Some(&b'{')
+        && serde_json::from_slice::<std::collections::HashMap<String, serde::de::IgnoredAny>>(t)
+            .is_ok_and(|m| {
+                [
+                    "detail-type",
+                    "eventSource",
+                    "eventName",
+                    "Records",
+                    "eventVersion",
+                ]
+                .iter()
+                .any(|k| m.contains_key(*k))
+            })
+}
+
+impl Framer {
+    /// A framer that holds no record longer than `limit` bytes (at least 1).
+    pub fn new(limit: usize) -> Self {
+        Framer {
+            limit: limit.max(1),
+            started: false,
+            partial: Vec::new(),
+            skipping: false,
+            line_no: 0,
+            state: State::Undecided,
+        }
+    }
+
+    /// The number of the line being read (1-based), for read errors.
+    pub fn next_line(&self) -> usize {
+        self.line_no + 1
+    }
+
+    /// Feeds the next chunk of the stream.
+    pub fn feed<E>(
+        &mut self,
+        mut chunk: &[u8],
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if !self.started && !chunk.is_empty() {
+            self.started = true;
+            if let Some(rest) = chunk.strip_prefix(BOM) {
+                chunk = rest;
+            }
+        }
+        while !chunk.is_empty() {
+            match &mut self.state {
+                State::Discard => return Ok(()),
+                State::Document { text, .. } => {
+                    let room = (self.limit + 1).saturating_sub(text.len());
+                    let take = room.min(chunk.len());
+                    text.extend_from_slice(chunk.get(..take).unwrap_or_default());
+                    chunk = chunk.get(take..).unwrap_or_default();
+                    if text.len() > self.limit {
+                        self.over_limit(sink)?;
+                    }
+                    continue;
+                }
+                State::Undecided | State::Lines => {}
+            }
+            let Some(nl) = memchr::memchr(b'\n', chunk) else {
+                if !self.skipping {
+                    if self.partial.len() + chunk.len() > self.limit {
+                        self.skipping = true;
+                        self.partial = Vec::new();
+                    } else {
+                        self.partial.extend_from_slice(chunk);
+                    }
+                }
+                return Ok(());
+            };
+            let here = chunk.get(..nl).unwrap_or_default();
+            chunk = chunk.get(nl + 1..).unwrap_or_default();
+            self.line_no += 1;
+            let line_no = self.line_no;
+            if self.skipping || self.partial.len() + here.len() > self.limit {
+                self.skipping = false;
+                self.partial.clear();
+                sink(Record::TooLong {
+                    line: Some(line_no),
+                })?;
+            } else if self.partial.is_empty() {
+                self.line(line_no, here, sink)?;
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(here);
+                self.line(line_no, &line, sink)?;
+                if self.partial.capacity() == 0 {
+                    // Reuse the allocation for the next straddling line.
+                    line.clear();
+                    self.partial = line;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of the stream.
+    pub fn finish<E>(
+        &mut self,
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match std::mem::replace(&mut self.state, State::Discard) {
+            State::Discard => Ok(()),
+            State::Document { first, text } => self.decide(first, text, true, sink),
+            state @ (State::Undecided | State::Lines) => {
+                self.state = state;
+                if self.skipping {
+                    self.skipping = false;
+                    self.line_no += 1;
+                    sink(Record::TooLong {
+                        line: Some(self.line_no),
+                    })?;
+                } else if !self.partial.is_empty() {
+                    self.line_no += 1;
+                    let line = std::mem::take(&mut self.partial);
+                    self.line(self.line_no, &line, sink)?;
+                    if let State::Document { first, text } =
+                        std::mem::replace(&mut self.state, State::Discard)
+                    {
+                        return self.decide(first, text, true, sink);
+                    }
+                }
+                self.state = State::Discard;
+                Ok(())
+            }
+        }
+    }
+
+    /// One whole line, as the framing decided so far.
+    fn line<E>(
+        &mut self,
+        line_no: usize,
+        line: &[u8],
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.state == State::Undecided {
+            if trim(line).is_empty() {
+                return Ok(());
+            }
+            if starts_document(line) {
+                let mut text = Vec::with_capacity(line.len() + 1);
+                text.extend_from_slice(line);
+                text.push(b'\n');
+                self.state = State::Document {
+                    first: line_no,
+                    text,
+                };
+                return Ok(());
+            }
+            self.state = State::Lines;
+        }
+        if trim(line).is_empty() {
+            return Ok(());
+        }
+        sink(Record::Line {
+            line: line_no,
+            text: line,
+        })
+    }
+
+    /// The document candidate reached the limit before the end: JSON lines if its complete
+    /// lines hold an event, otherwise a document too long to read.
+    fn over_limit<E>(
+        &mut self,
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let State::Document { first, text } = std::mem::replace(&mut self.state, State::Discard)
+        else {
+            return Ok(());
+        };
+        self.decide(first, text, false, sink)
+    }
+
+    /// Decides a document candidate: `complete` when it is the whole input.
+    fn decide<E>(
+        &mut self,
+        first: usize,
+        text: Vec<u8>,
+        complete: bool,
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let whole = if complete {
+            let t = trim(&text);
+            match serde_json::from_slice::<serde::de::IgnoredAny>(t) {
+                Ok(_) => {
+                    self.state = State::Discard;
+                    return sink(Record::Document { text: t });
+                }
+                Err(e) => Some(e.to_string()),
+            }
+        } else {
+            None
+        };
+        let cut = if complete {
+            text.len()
+        } else {
+            memchr::memrchr(b'\n', &text).map_or(0, |i| i + 1)
+        };
+        let body = text.get(..cut).unwrap_or_default();
+        if !body.split(|b| *b == b'\n').any(is_event_line) {
+            self.state = State::Discard;
+            return match whole {
+                Some(reason) => sink(Record::Invalid { reason }),
+                None => sink(Record::TooLong { line: None }),
+            };
+        }
+        self.state = State::Lines;
+        let mut n = first;
+        let mut lines = body.split(|b| *b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            // The empty piece after a final newline is not a line.
+            if lines.peek().is_none() && line.is_empty() {
+                break;
+            }
+            if !trim(line).is_empty() {
+                sink(Record::Line {
+                    line: n,
+                    text: line,
+                })?;
+            }
+            n += 1;
+        }
+        self.line_no = n - 1;
+        if complete {
+            self.state = State::Discard;
+            return Ok(());
+        }
+        // Read on from the unfinished line (the limit can cut a line, never lose it).
+        let tail = text.get(cut..).unwrap_or_default();
+        self.partial.clear();
+        if tail.len() > self.limit {
+            self.skipping = true;
+        } else {
+            self.partial.extend_from_slice(tail);
+        }
+        Ok(())
+    }
+}
+
+/// Frames a whole input at once (for tests and callers that hold it).
+pub fn frame_all(input: &[u8], limit: usize) -> Vec<OwnedRecord> {
+    let mut out = Vec::new();
+    let mut f = Framer::new(limit);
+    let mut sink = |r: Record<'_>| -> Result<(), std::convert::Infallible> {
+        out.push(OwnedRecord::from(r));
+        Ok(())
+    };
+    let _ = f.feed(input, &mut sink);
+    let _ = f.finish(&mut sink);
+    out
+}
+
+/// A [`Record`] that owns its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedRecord {
+    Line { line: usize, text: Vec<u8> },
+    Document { text: Vec<u8> },
+    TooLong { line: Option<usize> },
+    Invalid { reason: String },
+}
+
+impl From<Record<'_>> for OwnedRecord {
+    fn from(r: Record<'_>) -> Self {
+        match r {
+            Record::Line { line, text } => OwnedRecord::Line {
+                line,
+                text: text.to_vec(),
+            },
+            Record::Document { text } => OwnedRecord::Document {
+                text: text.to_vec(),
+            },
+            Record::TooLong { line } => OwnedRecord::TooLong { line },
+            Record::Invalid { reason } => OwnedRecord::Invalid { reason },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
+        let mut out = Vec::new();
+        let mut f = Framer::new(limit);
+        let mut sink = |r: Record<'_>| -> Result<(), ()> {
+            out.push(OwnedRecord::from(r));
+            Ok(())
+        };
+        for c in input.chunks(size.max(1)) {
+            f.feed(c, &mut sink).unwrap();
+        }
+        f.finish(&mut sink).unwrap();
+        out
+    }
+
+    const EVENT: &str = r#"{"eventSource":"ssm.amazonaws.com","eventName":"SendCommand"}"#;
+
+    #[test]
+    fn json_lines_with_blank_lines_and_no_final_newline() {
+        let input = format!("{EVENT}\n\n  \n{EVENT}");
+        let r = frame_all(input.as_bytes(), 1 << 20);
+        assert_eq!(
+            r,
+            vec![
+                OwnedRecord::Line {
+                    line: 1,
+                    text: EVENT.into()
+                },
+                OwnedRecord::Line {
+                    line: 4,
+                    text: EVENT.into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn records_never_depend_on_the_chunks() {
+        let pretty = "{\n  \"Records\": [\n    {\"eventSource\": \"ssm.amazonaws.com\"}\n  ]\n}\n";
+        let bad_first = format!("{{\"cut\": \n{EVENT}\n{EVENT}\n");
+        let long = format!(
+            "{{\"Records\":[{{\"x\":\"{}\"}},\n{EVENT}]}}",
+            "y".repeat(5000)
+        );
+        for input in [pretty.to_string(), bad_first, long] {
+            let whole = frame_all(input.as_bytes(), 1 << 20);
+            for size in [1, 2, 3, 7, 64, 4096] {
+                assert_eq!(chunked(input.as_bytes(), 1 << 20, size), whole, "{size}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_document_is_one_record_and_a_bad_one_is_invalid() {
+        let pretty = "\u{feff}\n\n{\n  \"a\": 1\n}\n";
+        assert_eq!(
+            frame_all(pretty.as_bytes(), 100),
+            vec![OwnedRecord::Document {
+                text: b"{\n  \"a\": 1\n}".to_vec()
+            }]
+        );
+        assert!(matches!(
+            frame_all(b"{\n  \"a\": \n", 100).as_slice(),
+            [OwnedRecord::Invalid { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_bad_first_line_leaves_the_other_lines() {
+        let input = format!("{{\"cut\": \n{EVENT}\n");
+        assert_eq!(
+            frame_all(input.as_bytes(), 1 << 20),
+            vec![
+                OwnedRecord::Line {
+                    line: 1,
+                    text: b"{\"cut\": ".to_vec()
+                },
+                OwnedRecord::Line {
+                    line: 2,
+                    text: EVENT.into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_reported_and_skipped() {
+        let input = format!("{EVENT}\n{}\n{EVENT}\n{}", " ".repeat(500), "z".repeat(300));
+        let r = chunked(input.as_bytes(), 200, 50);
+        assert_eq!(
+            r,
+            vec![
+                OwnedRecord::Line {
+                    line: 1,
+                    text: EVENT.into()
+                },
+                OwnedRecord::TooLong { line: Some(2) },
+                OwnedRecord::Line {
+                    line: 3,
+                    text: EVENT.into()
+                },
+                OwnedRecord::TooLong { line: Some(4) },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_document_candidate_over_the_limit_reads_on_as_lines_when_it_holds_events() {
+        // A bad first line, then more JSON lines than the limit holds.
+        let mut input = String::from("{\"cut\": \n");
+        for _ in 0..50 {
+            input.push_str(EVENT);
+            input.push('\n');
+        }
+        let r = chunked(input.as_bytes(), 500, 33);
+        let lines = r
+            .iter()
+            .filter(|x| matches!(x, OwnedRecord::Line { text, .. } if text == EVENT.as_bytes()))
+            .count();
+        assert_eq!(lines, 50, "{r:?}");
+        // A pretty document over the limit, with no event on a line of its own.
+        let pretty = format!("{{\n\"a\": \"{}\"\n}}\n", "b".repeat(600));
+        assert_eq!(
+            frame_all(pretty.as_bytes(), 500),
+            vec![OwnedRecord::TooLong { line: None }]
+        );
+    }
+}
