@@ -9,7 +9,8 @@
 use libfuzzer_sys::fuzz_target;
 use tagwatch_core::framing::{frame_all, Framer, OwnedRecord, Record};
 
-const EVENT: &[u8] = br#"{"eventSource":"ssm.amazonaws.com","eventName":"SendCommand","eventID":"e"}"#;
+const EVENT: &[u8] =
+    br#"{"eventSource":"ssm.amazonaws.com","eventName":"SendCommand","eventID":"e"}"#;
 
 fn chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
     let mut out = Vec::new();
@@ -42,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     for r in &whole {
         if let OwnedRecord::Line { line, text } = r {
-            assert_eq!(lines.get(line - 1).copied(), Some(text.as_slice()), "line {line}");
+            assert_eq!(
+                lines.get(line - 1).copied(),
+                Some(text.as_slice()),
+                "line {line}"
+            );
         }
     }
     // Arbitrary lines, each followed by a valid event: every event comes out (a first line that

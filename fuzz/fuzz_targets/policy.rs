@@ -20,15 +20,23 @@ fuzz_target!(|data: &[u8]| {
     };
     let policies = [&named];
     for (action, resource) in [
-        ("ssm:SendCommand", "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60001"),
-        ("ssm:StartSession", "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"),
+        (
+            "ssm:SendCommand",
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60001",
+        ),
+        (
+            "ssm:StartSession",
+            "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
+        ),
         ("s3:GetObject", "*"),
     ] {
         let mut req = Request::new(action, resource);
-        req.context.insert("ssm:resourceTag/Environment", "testServer");
+        req.context
+            .insert("ssm:resourceTag/Environment", "testServer");
         req.context.insert("aws:SourceIp", "198.51.100.23");
         req.context.insert("aws:MultiFactorAuthPresent", "true");
-        req.context.insert("aws:CurrentTime", "2026-11-20T09:00:00Z");
+        req.context
+            .insert("aws:CurrentTime", "2026-11-20T09:00:00Z");
         let _ = evaluate(&policies, &req);
         req.context.mark_unknown("aws:PrincipalOrgID");
         req.context.mark_unknown("ssm:resourceTag/");

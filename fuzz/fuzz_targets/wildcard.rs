@@ -62,5 +62,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let expected = reference(&compiled, &folded);
     let got = Pattern::new(pattern, flavor, ignore_case).matches(text);
-    assert_eq!(got, expected, "{flavor:?} ignore_case={ignore_case} {pattern:?} vs {text:?}");
+    assert_eq!(
+        got, expected,
+        "{flavor:?} ignore_case={ignore_case} {pattern:?} vs {text:?}"
+    );
 });

@@ -48,6 +48,9 @@ enum State {
 pub struct Framer {
     limit: usize,
     started: bool,
+    /// The first bytes, until they tell whether the input starts with a byte order mark (which
+    /// may be split across chunks).
+    head: Vec<u8>,
     /// The unfinished line (bytes since the last newline), when it straddles chunks.
     partial: Vec<u8>,
     /// Inside a line longer than the limit: skipped to its end.
@@ -101,6 +104,7 @@ impl Framer {
         Framer {
             limit: limit.max(1),
             started: false,
+            head: Vec::new(),
             partial: Vec::new(),
             skipping: false,
             line_no: 0,
@@ -119,12 +123,31 @@ impl Framer {
         mut chunk: &[u8],
         sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if !self.started && !chunk.is_empty() {
-            self.started = true;
-            if let Some(rest) = chunk.strip_prefix(BOM) {
-                chunk = rest;
+        if !self.started {
+            let take = (BOM.len() - self.head.len()).min(chunk.len());
+            self.head
+                .extend_from_slice(chunk.get(..take).unwrap_or_default());
+            chunk = chunk.get(take..).unwrap_or_default();
+            if self.head.len() < BOM.len() && BOM.starts_with(&self.head) {
+                return Ok(());
             }
+            self.start(sink)?;
         }
+        self.push(chunk, sink)
+    }
+
+    /// The first bytes are in: without a byte order mark, they are the stream's.
+    fn start<E>(&mut self, sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>) -> Result<(), E> {
+        self.started = true;
+        let head = std::mem::take(&mut self.head);
+        self.push(head.strip_prefix(BOM).unwrap_or(&head), sink)
+    }
+
+    fn push<E>(
+        &mut self,
+        mut chunk: &[u8],
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         while !chunk.is_empty() {
             match &mut self.state {
                 State::Discard => return Ok(()),
@@ -411,6 +434,23 @@ mod tests {
                 assert_eq!(chunked(input.as_bytes(), 1 << 20, size), whole, "{size}");
             }
         }
+    }
+
+    /// Found by the `framing` fuzz target: a byte order mark split across chunks.
+    #[test]
+    fn a_byte_order_mark_split_across_chunks_is_skipped() {
+        let input = format!("\u{feff}{EVENT}\n");
+        for size in [1, 2, 3] {
+            assert_eq!(
+                chunked(input.as_bytes(), 1 << 20, size),
+                vec![OwnedRecord::Line {
+                    line: 1,
+                    text: EVENT.into()
+                }],
+                "{size}"
+            );
+        }
+        assert_eq!(chunked(b"\xEF\xBB", 100, 1), frame_all(b"\xEF\xBB", 100));
     }
 
     #[test]
