@@ -715,30 +715,43 @@ pub fn ssm_action_matching(pattern: &str) -> bool {
 }
 
 /// The known `ssm` action closest to `name` by edit distance, when it is close enough to be a
-/// plausible typo.
+/// plausible typo (at most a quarter of the action's length, and at least 2). Edit distance is at
+/// least the difference in length, so only actions of about the same length are compared: a
+/// hostile 4,000-character name costs nothing (the `policy` fuzz target found `check` spending
+/// a second on a policy of such names).
 pub fn suggest_ssm_action(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
+    let lower: Vec<char> = name.to_ascii_lowercase().chars().collect();
+    let mut rows = (Vec::new(), Vec::new());
     SSM_ACTIONS
         .iter()
-        .map(|a| (edit_distance(&lower, &a.to_ascii_lowercase()), *a))
-        .filter(|(d, a)| *d <= (a.len() / 4).max(2))
+        .filter_map(|a| {
+            let limit = (a.len() / 4).max(2);
+            if lower.len().abs_diff(a.chars().count()) > limit {
+                return None;
+            }
+            let d = edit_distance(&lower, &a.to_ascii_lowercase(), &mut rows);
+            (d <= limit).then_some((d, *a))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance, with two reused rows.
+fn edit_distance(a: &[char], b: &str, rows: &mut (Vec<usize>, Vec<usize>)) -> usize {
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = Vec::with_capacity(b.len() + 1);
+    let (prev, cur) = rows;
+    prev.clear();
+    prev.extend(0..=b.len());
+    for (i, ca) in a.iter().enumerate() {
+        cur.clear();
         cur.push(i + 1);
         for (j, cb) in b.iter().enumerate() {
-            let sub = prev.get(j).copied().unwrap_or(usize::MAX) + usize::from(ca != *cb);
+            let sub = prev.get(j).copied().unwrap_or(usize::MAX) + usize::from(ca != cb);
             let del = prev.get(j + 1).copied().unwrap_or(usize::MAX) + 1;
             let ins = cur.get(j).copied().unwrap_or(usize::MAX) + 1;
             cur.push(sub.min(del).min(ins));
         }
-        prev = cur;
+        std::mem::swap(prev, cur);
     }
     prev.last().copied().unwrap_or(0)
 }
@@ -753,6 +766,14 @@ mod tests {
         assert!(is_ssm_action("SendCommand"));
         assert!(is_ssm_action("startsession"));
         assert!(!is_ssm_action("SendCommands2"));
+    }
+
+    #[test]
+    fn suggestions_compare_only_names_of_about_the_same_length() {
+        assert_eq!(suggest_ssm_action("SendCommandd"), Some("SendCommand"));
+        assert_eq!(suggest_ssm_action("endCommand"), Some("SendCommand"));
+        assert_eq!(suggest_ssm_action(&"m".repeat(4000)), None);
+        assert_eq!(suggest_ssm_action(""), None);
     }
 
     #[test]
