@@ -1333,39 +1333,9 @@ async fn the_functions_and_replay_give_the_same_findings() {
         "cloudtrail-logfile-rotating-sessions.json",
     ];
     for name in fixtures {
-        let v = event_json(name);
-        match v.get("Records").and_then(Value::as_array) {
-            Some(records) => {
-                for r in records {
-                    w.ok(CLOUDTRAIL, r);
-                }
-            }
-            None => {
-                w.ok(CLOUDTRAIL, &v);
-            }
-        }
+        feed(&w, CLOUDTRAIL, name);
     }
-    let out = Command::new(binary("tagwatch"))
-        .args([
-            "replay",
-            "--policy",
-            "examples/intent.json",
-            "--inventory",
-            "examples/inventory.json",
-        ])
-        .args(fixtures.iter().map(|f| format!("events/{f}")))
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let replayed = replay_fixtures(fixtures.iter().copied());
     let facts = |findings: &[Value]| {
         let mut v: Vec<String> = findings
             .iter()
@@ -1411,17 +1381,7 @@ async fn runs_ssm_starts_itself_give_the_same_findings_live_and_in_replay() {
         (STATUS, "ssm-association-run-undefined.json"),
     ];
     for (function, name) in fixtures {
-        let v = event_json(name);
-        match v.get("Records").and_then(Value::as_array) {
-            Some(records) => {
-                for r in records {
-                    w.ok(function, r);
-                }
-            }
-            None => {
-                w.ok(function, &v);
-            }
-        }
+        feed(&w, function, name);
     }
     let schedule = json!({
         "version": "0", "id": "5e1d1e5a-0000-4000-8000-0000000000a5",
@@ -1434,27 +1394,7 @@ async fn runs_ssm_starts_itself_give_the_same_findings_live_and_in_replay() {
         swept["logged"], 0,
         "the association's command is accounted for: {swept}"
     );
-    let out = Command::new(binary("tagwatch"))
-        .args([
-            "replay",
-            "--policy",
-            "examples/intent.json",
-            "--inventory",
-            "examples/inventory.json",
-        ])
-        .args(fixtures.iter().map(|(_, f)| format!("events/{f}")))
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let replayed = replay_fixtures(fixtures.iter().map(|(_, f)| *f));
     let facts = |findings: &[Value]| {
         let mut v: Vec<String> = findings
             .iter()
@@ -1488,6 +1428,46 @@ async fn runs_ssm_starts_itself_give_the_same_findings_live_and_in_replay() {
     assert_eq!(w.metric_total(CLOUDTRAIL, "OriginRuns"), 2);
     assert_eq!(w.metric_total(STATUS, "OriginRuns"), 2);
     assert_eq!(w.metric_total(SWEEP, "AssociationCommands"), 1);
+}
+
+/// Hands a fixture to a function: an event, or each record of a CloudTrail log file.
+fn feed(w: &World, function: &str, name: &str) {
+    let v = event_json(name);
+    match v.get("Records").and_then(Value::as_array) {
+        Some(records) => {
+            for r in records {
+                w.ok(function, r);
+            }
+        }
+        None => {
+            w.ok(function, &v);
+        }
+    }
+}
+
+/// The findings of `tagwatch replay` of fixtures, with the example intent and inventory.
+fn replay_fixtures<'a>(names: impl Iterator<Item = &'a str>) -> Vec<Value> {
+    let out = Command::new(binary("tagwatch"))
+        .args([
+            "replay",
+            "--policy",
+            "examples/intent.json",
+            "--inventory",
+            "examples/inventory.json",
+        ])
+        .args(names.map(|f| format!("events/{f}")))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// With `command_output` in the intent, an accepted SendCommand whose output goes nowhere is an

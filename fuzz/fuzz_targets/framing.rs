@@ -7,24 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tagwatch_core::framing::{frame_all, Framer, OwnedRecord, Record};
+use tagwatch_core::framing::{frame_all, frame_chunked as chunked, OwnedRecord};
 
 const EVENT: &[u8] =
     br#"{"eventSource":"ssm.amazonaws.com","eventName":"SendCommand","eventID":"e"}"#;
-
-fn chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
-    let mut out = Vec::new();
-    let mut f = Framer::new(limit);
-    let mut sink = |r: Record<'_>| -> Result<(), ()> {
-        out.push(OwnedRecord::from(r));
-        Ok(())
-    };
-    for c in input.chunks(size.max(1)) {
-        f.feed(c, &mut sink).unwrap();
-    }
-    f.finish(&mut sink).unwrap();
-    out
-}
 
 fuzz_target!(|data: &[u8]| {
     let [size, kib, stream @ ..] = data else {

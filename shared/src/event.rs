@@ -825,16 +825,40 @@ fn normalize_setup(r: &Value, base: &str, name: &str) -> Result<Event, EventErro
 }
 
 /// "EC2 State Manager Instance Association State Change": one association run on one node.
-fn normalize_association_run(v: &Value) -> Result<Event, EventError> {
-    let event_id = required(v, "id", "$")?.to_string();
+/// The fields every SSM EventBridge event carries, and its `detail` object.
+struct Envelope<'v> {
+    event_id: String,
+    event_time: String,
+    event_epoch_ms: i64,
+    region: String,
+    account: String,
+    detail: &'v Value,
+}
+
+fn envelope<'v>(v: &'v Value, no_detail: &str) -> Result<Envelope<'v>, EventError> {
     let event_time = required(v, "time", "$")?.to_string();
-    let event_epoch_ms = epoch_ms(&event_time, "$.time")?;
-    let region = required(v, "region", "$")?.to_string();
-    let account = required(v, "account", "$")?.to_string();
-    let detail = v
-        .get("detail")
-        .filter(|d| d.is_object())
-        .ok_or_else(|| err("$.detail", "missing the association detail"))?;
+    Ok(Envelope {
+        event_id: required(v, "id", "$")?.to_string(),
+        event_epoch_ms: epoch_ms(&event_time, "$.time")?,
+        event_time,
+        region: required(v, "region", "$")?.to_string(),
+        account: required(v, "account", "$")?.to_string(),
+        detail: v
+            .get("detail")
+            .filter(|d| d.is_object())
+            .ok_or_else(|| err("$.detail", no_detail))?,
+    })
+}
+
+fn normalize_association_run(v: &Value) -> Result<Event, EventError> {
+    let Envelope {
+        event_id,
+        event_time,
+        event_epoch_ms,
+        region,
+        account,
+        detail,
+    } = envelope(v, "missing the association detail")?;
     let association_id = required(detail, "association-id", "$.detail")?.to_string();
     let instance = required(detail, "instance-id", "$.detail")?;
     let document = required(detail, "document-name", "$.detail")?;
@@ -856,15 +880,14 @@ fn normalize_association_run(v: &Value) -> Result<Event, EventError> {
 }
 
 fn normalize_status(v: &Value, kind: StatusKind) -> Result<Event, EventError> {
-    let event_id = required(v, "id", "$")?.to_string();
-    let event_time = required(v, "time", "$")?.to_string();
-    let event_epoch_ms = epoch_ms(&event_time, "$.time")?;
-    let region = required(v, "region", "$")?.to_string();
-    let account = required(v, "account", "$")?.to_string();
-    let detail = v
-        .get("detail")
-        .filter(|d| d.is_object())
-        .ok_or_else(|| err("$.detail", "missing the status detail"))?;
+    let Envelope {
+        event_id,
+        event_time,
+        event_epoch_ms,
+        region,
+        account,
+        detail,
+    } = envelope(v, "missing the status detail")?;
     let command_id = required(detail, "command-id", "$.detail")?.to_string();
     let resources = string_list(v.get("resources"));
     let partition = partition_of(resources.first().map(String::as_str), &region);

@@ -345,13 +345,21 @@ impl Framer {
 
 /// Frames a whole input at once (for tests and callers that hold it).
 pub fn frame_all(input: &[u8], limit: usize) -> Vec<OwnedRecord> {
+    frame_chunked(input, limit, input.len())
+}
+
+/// Frames an input fed in chunks of `size` bytes (the framing fuzz target and tests compare
+/// chunkings).
+pub fn frame_chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
     let mut out = Vec::new();
     let mut f = Framer::new(limit);
     let mut sink = |r: Record<'_>| -> Result<(), std::convert::Infallible> {
         out.push(OwnedRecord::from(r));
         Ok(())
     };
-    let _ = f.feed(input, &mut sink);
+    for c in input.chunks(size.max(1)) {
+        let _ = f.feed(c, &mut sink);
+    }
     let _ = f.finish(&mut sink);
     out
 }
@@ -385,19 +393,7 @@ impl From<Record<'_>> for OwnedRecord {
 mod tests {
     use super::*;
 
-    fn chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
-        let mut out = Vec::new();
-        let mut f = Framer::new(limit);
-        let mut sink = |r: Record<'_>| -> Result<(), ()> {
-            out.push(OwnedRecord::from(r));
-            Ok(())
-        };
-        for c in input.chunks(size.max(1)) {
-            f.feed(c, &mut sink).unwrap();
-        }
-        f.finish(&mut sink).unwrap();
-        out
-    }
+    use super::frame_chunked as chunked;
 
     const EVENT: &str = r#"{"eventSource":"ssm.amazonaws.com","eventName":"SendCommand"}"#;
 
