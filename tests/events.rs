@@ -7,9 +7,10 @@
     clippy::indexing_slicing
 )]
 
-use tagwatch_core::correlate::MemoryStore;
-use tagwatch_core::event::normalize;
-use tagwatch_core::verdict::{Finding, FindingKind, Watcher};
+use tagwatch_core::watch::correlation::MemoryStore;
+use tagwatch_core::watch::event::normalize;
+use tagwatch_core::watch::finding::{Finding, FindingKind};
+use tagwatch_core::watch::watcher::Watcher;
 use tagwatch_core::{Intent, Verdict};
 
 use tagwatch_tests::{event, event_json, intent, inventory, root};
@@ -21,7 +22,7 @@ const A9: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f6000
 const COMMAND_X: &str = "e500bddf-37b0-4307-8f0f-4c3c2052e52b";
 
 /// Runs fixtures in order through one watcher, then ends the input.
-fn run(names: &[&str]) -> (Vec<Finding>, tagwatch_core::verdict::Stats) {
+fn run(names: &[&str]) -> (Vec<Finding>, tagwatch_core::watch::watcher::Stats) {
     let intent = intent();
     let inv = inventory();
     let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
@@ -407,9 +408,9 @@ fn inline_intent(statements: &str) -> Intent {
         .value
 }
 
-fn activity_of(v: &serde_json::Value) -> tagwatch_core::event::Activity {
+fn activity_of(v: &serde_json::Value) -> tagwatch_core::watch::event::Activity {
     match normalize(v).unwrap() {
-        tagwatch_core::event::Event::Activity(a) => *a,
+        tagwatch_core::watch::event::Event::Activity(a) => *a,
         other => panic!("{other:?}"),
     }
 }
@@ -426,7 +427,7 @@ fn findings_for(intent: &Intent, v: &serde_json::Value) -> Vec<Finding> {
 #[test]
 fn through_a_vpc_endpoint_the_private_address_is_vpc_source_ip_and_source_ip_is_absent() {
     let v = event_json("cloudtrail-sendcommand-vpc-endpoint.json");
-    let ctx = tagwatch_core::context::activity_context(&activity_of(&v));
+    let ctx = tagwatch_core::watch::context::activity_context(&activity_of(&v));
     assert_eq!(
         ctx.get("aws:SourceVpce").unwrap().values(),
         ["vpce-0a1b2c3d4e5f67890"]
@@ -460,7 +461,7 @@ fn through_a_vpc_endpoint_the_private_address_is_vpc_source_ip_and_source_ip_is_
 #[test]
 fn via_aws_service_is_true_false_or_unknown_as_the_record_tells() {
     let fas = event_json("cloudtrail-sendcommand-via-aws-service.json");
-    let ctx = tagwatch_core::context::activity_context(&activity_of(&fas));
+    let ctx = tagwatch_core::watch::context::activity_context(&activity_of(&fas));
     assert_eq!(ctx.get("aws:ViaAWSService").unwrap().values(), ["true"]);
     assert!(ctx.get("aws:SourceIp").is_none());
     assert!(
@@ -468,7 +469,7 @@ fn via_aws_service_is_true_false_or_unknown_as_the_record_tells() {
         "SSM does not set aws:CalledVia"
     );
     let direct = event_json("cloudtrail-sendcommand-vpc-endpoint.json");
-    let ctx = tagwatch_core::context::activity_context(&activity_of(&direct));
+    let ctx = tagwatch_core::watch::context::activity_context(&activity_of(&direct));
     assert_eq!(ctx.get("aws:ViaAWSService").unwrap().values(), ["false"]);
 
     // A service name as the source and no `invokedBy`: the record cannot tell.
@@ -477,7 +478,7 @@ fn via_aws_service_is_true_false_or_unknown_as_the_record_tells() {
         .as_object_mut()
         .unwrap()
         .remove("invokedBy");
-    let ctx = tagwatch_core::context::activity_context(&activity_of(&unclear));
+    let ctx = tagwatch_core::watch::context::activity_context(&activity_of(&unclear));
     assert!(ctx.get("aws:ViaAWSService").is_none());
     assert!(ctx.is_unknown_lower("aws:viaawsservice"));
     let guard = inline_intent(
@@ -510,7 +511,7 @@ fn called_via_names_the_service_that_made_the_call() {
     let mut v = event_json("cloudtrail-sendcommand-via-aws-service.json");
     v["detail"]["userIdentity"]["invokedBy"] = "cloudformation.amazonaws.com".into();
     v["detail"]["sourceIPAddress"] = "cloudformation.amazonaws.com".into();
-    let ctx = tagwatch_core::context::activity_context(&activity_of(&v));
+    let ctx = tagwatch_core::watch::context::activity_context(&activity_of(&v));
     assert_eq!(
         ctx.get("aws:CalledVia").unwrap().values(),
         ["cloudformation.amazonaws.com"]
@@ -577,7 +578,7 @@ fn account_documents_are_judged_by_their_tags() {
         )]
     );
     // Not in the inventory: its tags are unknown and the decision reads them.
-    inv = tagwatch_core::tags::Inventory::parse(
+    inv = tagwatch_core::intent::inventory::Inventory::parse(
         &tagwatch_tests::read("examples/inventory.json")
             .replace("\"Ops-CollectLogs\"", "\"Ops-Elsewhere\""),
         None,

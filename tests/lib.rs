@@ -18,8 +18,8 @@ pub mod fault_proxy;
 pub mod http;
 pub mod runtime_api;
 
-use tagwatch_core::event::{normalize, Event};
-use tagwatch_core::tags::Inventory;
+use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::watch::event::{normalize, Event};
 use tagwatch_core::Intent;
 
 /// The repository root.

@@ -16,10 +16,11 @@
 )]
 
 use serde_json::{json, Value};
-use tagwatch_core::correlate::{CorrelationStore, MemoryStore};
-use tagwatch_core::event::{normalize, Event, Skip};
-use tagwatch_core::origin::OriginKind;
-use tagwatch_core::verdict::{Finding, FindingKind, Stats, Watcher};
+use tagwatch_core::intent::origins::OriginKind;
+use tagwatch_core::watch::correlation::{CorrelationStore, MemoryStore};
+use tagwatch_core::watch::event::{normalize, Event, Skip};
+use tagwatch_core::watch::finding::{Finding, FindingKind};
+use tagwatch_core::watch::watcher::{Stats, Watcher};
 use tagwatch_core::Intent;
 
 use tagwatch_tests::{event_json, example_intent, intent, inventory, read};

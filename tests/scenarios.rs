@@ -62,9 +62,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Map, Value};
-use tagwatch_core::policy::Effect;
-use tagwatch_core::principal::Caller;
-use tagwatch_core::simulate::parse_request_line;
+use tagwatch_core::iam::policy::Effect;
+use tagwatch_core::iam::simulate::parse_request_line;
+use tagwatch_core::intent::principal::Caller;
 use tagwatch_core::{evaluate, Intent, NamedPolicy, Policy, Request, Verdict};
 
 /// One `#[test]` for one scenario file.

@@ -259,11 +259,11 @@ fn event_patterns_match_what_aws_emits() {
     assert_eq!(list(&ct["source"]), ["aws.ssm"]);
     assert_eq!(list(&ct["detail-type"]), ["AWS API Call via CloudTrail"]);
     assert_eq!(list(&ct["detail"]["eventSource"]), ["ssm.amazonaws.com"]);
-    // Every call the watcher knows (tagwatch_core::event::Action::EVENT_NAMES, and the calls
+    // Every call the watcher knows (tagwatch_core::watch::event::Action::EVENT_NAMES, and the calls
     // that set up runs Systems Manager starts itself), no other.
-    let names: Vec<&str> = tagwatch_core::event::Action::EVENT_NAMES
+    let names: Vec<&str> = tagwatch_core::watch::event::Action::EVENT_NAMES
         .into_iter()
-        .chain(tagwatch_core::origin::SETUP_EVENT_NAMES)
+        .chain(tagwatch_core::watch::origin::SETUP_EVENT_NAMES)
         .collect();
     assert_eq!(list(&ct["detail"]["eventName"]), names);
     // No errorCode filter: denied calls must reach the watcher too.
@@ -275,7 +275,7 @@ fn event_patterns_match_what_aws_emits() {
         [
             "EC2 Command Status-change Notification",
             "EC2 Command Invocation Status-change Notification",
-            tagwatch_core::origin::ASSOCIATION_RUN_DETAIL_TYPE,
+            tagwatch_core::watch::origin::ASSOCIATION_RUN_DETAIL_TYPE,
         ]
     );
     // The fixtures carry exactly these values.

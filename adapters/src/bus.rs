@@ -1,10 +1,10 @@
 //! Alert findings on an EventBridge bus: `source: "tagwatch"`, a `detail-type` per kind, the
-//! finding as `detail` (see `tagwatch_core::outputs::bus_entry`). Partial failures are
+//! finding as `detail` (see `tagwatch_core::watch::outputs::bus_entry`). Partial failures are
 //! retried per entry.
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
-use tagwatch_core::outputs::BusEntry;
+use tagwatch_core::watch::outputs::BusEntry;
 
 use crate::AdapterError;
 
@@ -24,7 +24,7 @@ impl FindingsBus {
     }
 
     /// Puts one batch of entries (at most 10 and 256 KB, see
-    /// `tagwatch_core::outputs::batches`). Entries EventBridge fails are sent again, alone,
+    /// `tagwatch_core::watch::outputs::batches`). Entries EventBridge fails are sent again, alone,
     /// a few times with backoff; the answer says per entry whether it was accepted (`None`) or
     /// why not. A failure of the call itself is an error.
     pub async fn publish(&self, entries: &[BusEntry]) -> Result<Vec<Option<String>>, AdapterError> {

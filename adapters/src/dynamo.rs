@@ -38,11 +38,12 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use tagwatch_core::correlate::{DenialWindow, Episode, Parked};
-use tagwatch_core::event::{Activity, Event, StatusChange};
-use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::origin::{role_key, AssociationRun, OriginKind, OriginSetup};
-use tagwatch_core::verdict::Finding;
+use tagwatch_core::intent::origins::OriginKind;
+use tagwatch_core::watch::correlation::{DenialWindow, Episode, Parked};
+use tagwatch_core::watch::event::{Activity, Event, StatusChange};
+use tagwatch_core::watch::finding::Finding;
+use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::watch::origin::{role_key, AssociationRun, OriginSetup};
 
 use crate::AdapterError;
 
@@ -486,11 +487,11 @@ impl DynamoCorrelation {
     /// of its role and document.
     async fn origins_for(&self, event: &Event) -> Result<Vec<OriginSetup>, AdapterError> {
         let lookup = match event {
-            Event::AssociationRun(run) => tagwatch_core::origin::OriginLookup {
+            Event::AssociationRun(run) => tagwatch_core::watch::origin::OriginLookup {
                 association: Some(run.association_id.clone()),
                 ..Default::default()
             },
-            Event::Activity(a) => tagwatch_core::origin::lookup_of(a),
+            Event::Activity(a) => tagwatch_core::watch::origin::lookup_of(a),
             _ => return Ok(Vec::new()),
         };
         let mut out = Vec::new();

@@ -46,7 +46,7 @@ impl FindingsLog {
     }
 
     /// Writes one batch of log event messages (the pipeline batches them within
-    /// `PutLogEvents`' limits, see `tagwatch_core::outputs::batches`), all stamped
+    /// `PutLogEvents`' limits, see `tagwatch_core::watch::outputs::batches`), all stamped
     /// `timestamp_ms`.
     pub async fn put(&self, messages: &[String], timestamp_ms: i64) -> Result<(), AdapterError> {
         if messages.is_empty() {

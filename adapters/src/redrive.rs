@@ -5,7 +5,7 @@
 
 use aws_sdk_lambda::primitives::Blob;
 use serde_json::Value;
-use tagwatch_core::event::destination_record;
+use tagwatch_core::watch::event::destination_record;
 
 use crate::AdapterError;
 

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
 use aws_sdk_ssm::types::ResourceTypeForTagging;
-use tagwatch_core::tags::{Inventory, TagQuery, TagSet};
+use tagwatch_core::intent::inventory::{Inventory, TagSet};
+use tagwatch_core::watch::tags::TagQuery;
 
 use crate::AdapterError;
 

@@ -16,12 +16,13 @@ use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::logs::FindingsLog;
 use tagwatch_aws::tags::LiveTags;
-use tagwatch_core::correlate::max_calls;
-use tagwatch_core::event::Event;
-use tagwatch_core::outputs::{bus_entry, log_message};
-use tagwatch_core::tags::Inventory;
-use tagwatch_core::tags::TagQuery;
-use tagwatch_core::verdict::{denial_caller, denial_session, Finding, FindingKind, Watcher};
+use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::watch::correlation::max_calls;
+use tagwatch_core::watch::event::Event;
+use tagwatch_core::watch::finding::{Finding, FindingKind};
+use tagwatch_core::watch::outputs::{bus_entry, log_message};
+use tagwatch_core::watch::tags::TagQuery;
+use tagwatch_core::watch::watcher::{denial_caller, denial_session, Watcher};
 use tagwatch_core::Intent;
 use tagwatch_tests::{event, free_port, intent, inventory, moto, read};
 
@@ -47,7 +48,10 @@ async fn invoke(
     let event_id = e.event_id().expect("not a skipped event").to_string();
     let mut journal = store.gather(e).await.unwrap();
     if let Event::Activity(a) = e {
-        if matches!(a.outcome, tagwatch_core::event::Outcome::Denied { .. }) {
+        if matches!(
+            a.outcome,
+            tagwatch_core::watch::event::Outcome::Denied { .. }
+        ) {
             let caller = denial_caller(a);
             store
                 .record_denial(&caller, &a.event_id, a.event_epoch_ms, denial_session(a))
@@ -167,7 +171,7 @@ async fn origins_are_stored_and_found_by_their_runs() {
         tagwatch_tests::event_json("cloudtrail-registertaskwithmaintenancewindow.json")["detail"]
             ["userIdentity"]
             .clone();
-    let older = tagwatch_core::event::normalize(&older).unwrap();
+    let older = tagwatch_core::watch::event::normalize(&older).unwrap();
     assert!(invoke(&store, &intent, &inv, &older).await.is_empty());
 
     let found = invoke(&store, &intent, &inv, &event("ssm-association-run.json")).await;
@@ -207,14 +211,14 @@ async fn origins_are_stored_and_found_by_their_runs() {
         serde_json::from_str(&read("events/cloudtrail-logfile-automation.json")).unwrap();
     let mut found = Vec::new();
     for r in log["Records"].as_array().unwrap() {
-        let e = tagwatch_core::event::normalize(r).unwrap();
+        let e = tagwatch_core::watch::event::normalize(r).unwrap();
         found.extend(invoke(&store, &intent, &inv, &e).await);
     }
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0].principal.as_deref(), Some(alice));
     assert_eq!(
         found[0].origin.as_ref().map(|o| o.kind),
-        Some(tagwatch_core::origin::OriginKind::Automation)
+        Some(tagwatch_core::intent::origins::OriginKind::Automation)
     );
 }
 
@@ -243,7 +247,10 @@ async fn access_denied_windows_survive_between_invocations() {
 
 fn finding(kind: FindingKind, id: &str) -> Finding {
     let intent = intent();
-    let mut w = Watcher::new(&intent, tagwatch_core::correlate::MemoryStore::new(0));
+    let mut w = Watcher::new(
+        &intent,
+        tagwatch_core::watch::correlation::MemoryStore::new(0),
+    );
     let mut f = w
         .handle(
             &event("cloudtrail-sendcommand-instanceids.json"),
@@ -416,7 +423,7 @@ async fn ec2_tags_for_running_instances() {
     };
     wanted.targets.push("mi-0123456789abcdef0".to_string());
     let inv = tags.gather(&wanted).await.unwrap();
-    use tagwatch_core::tags::TagLookup;
+    use tagwatch_core::intent::inventory::TagLookup;
     for id in &ids {
         assert_eq!(
             inv.tags(id).unwrap().get("Environment").map(String::as_str),
@@ -485,7 +492,7 @@ async fn unknown_resources_are_not_untagged_ones() {
         ],
     };
     let inv = tags.gather(&query).await.unwrap();
-    use tagwatch_core::tags::TagLookup;
+    use tagwatch_core::intent::inventory::TagLookup;
     assert_eq!(
         inv.tags(&untagged).map(|t| t.len()),
         Some(0),
@@ -723,8 +730,10 @@ async fn the_sweep_index_finds_overdue_parked_invocations_once() {
     let Event::Status(status) = &orphan else {
         panic!()
     };
-    let pair = |d: &tagwatch_core::journal::DueParked| match d {
-        tagwatch_core::journal::DueParked::Pair { parked, overdue } => (parked.clone(), *overdue),
+    let pair = |d: &tagwatch_core::watch::journal::DueParked| match d {
+        tagwatch_core::watch::journal::DueParked::Pair { parked, overdue } => {
+            (parked.clone(), *overdue)
+        }
         other => panic!("{other:?}"),
     };
     // Not overdue yet at its own time; overdue 15 minutes later.
@@ -803,11 +812,11 @@ async fn an_unreadable_parked_item_is_set_aside_not_blocking_the_rest() {
     assert_eq!(due.len(), 2, "{due:?}");
     assert!(matches!(
         &due[0],
-        tagwatch_core::journal::DueParked::Unreadable { key, .. } if key == "command#broken parked#i-1"
+        tagwatch_core::watch::journal::DueParked::Unreadable { key, .. } if key == "command#broken parked#i-1"
     ));
     assert!(matches!(
         &due[1],
-        tagwatch_core::journal::DueParked::Pair { .. }
+        tagwatch_core::watch::journal::DueParked::Pair { .. }
     ));
     let due = store.due_parked(i64::MAX / 2, 10).await.unwrap();
     assert_eq!(due.len(), 1, "set aside: not read again");
@@ -842,7 +851,7 @@ async fn the_outbox_leases_and_per_sink_delivery_marks() {
     assert!(store.delivered(&ids, &sinks).await.unwrap().is_empty());
     // Leases: the first holder gets them; another waits until they run out; the same holder
     // (Lambda's retry keeps the request id) gets them back at once.
-    use tagwatch_core::journal::Lease::{Granted, HeldElsewhere};
+    use tagwatch_core::watch::journal::Lease::{Granted, HeldElsewhere};
     assert_eq!(
         store.lease(&ids, "req-1", NOW, 40_000).await.unwrap(),
         [Granted, Granted]

@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use tagwatch_core::diag;
+use tagwatch_core::iam::policy::{Parsed, PolicyError};
 use tagwatch_core::intent::IntentError;
-use tagwatch_core::policy::{Parsed, PolicyError};
 use tagwatch_core::{Diagnostic, Intent, NamedPolicy, Policy};
 
 /// Why an input could not be used.

@@ -18,10 +18,11 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tagwatch_core::correlate::MemoryStore;
-use tagwatch_core::event::{normalize, Event};
-use tagwatch_core::tags::{Inventory, TagLookup};
-use tagwatch_core::verdict::{tag_query, Finding, FindingKind, Watcher};
+use tagwatch_core::intent::inventory::{Inventory, TagLookup};
+use tagwatch_core::watch::correlation::MemoryStore;
+use tagwatch_core::watch::event::{normalize, Event};
+use tagwatch_core::watch::finding::{Finding, FindingKind};
+use tagwatch_core::watch::watcher::{tag_query, Watcher};
 use tagwatch_core::Intent;
 
 use crate::input::{self, InputError};

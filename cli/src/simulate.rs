@@ -7,9 +7,9 @@
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
+use tagwatch_core::iam::simulate::{parse_request_line, RequestSpec};
+use tagwatch_core::intent::principal::Caller;
 use tagwatch_core::intent::Unlisted;
-use tagwatch_core::principal::Caller;
-use tagwatch_core::simulate::{parse_request_line, RequestSpec};
 use tagwatch_core::{evaluate, DecisionReport, Diagnostic, Intent, NamedPolicy, Request, Severity};
 
 use crate::input::{self, InputError};

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tagwatch_core::event::{normalize, Event};
+use tagwatch_core::watch::event::{normalize, Event};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
@@ -15,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert!(e.path.starts_with('$'), "an error without a JSON path: {e}"),
     }
     // The failure-destination wrapper and its payload decide alike.
-    let inner = tagwatch_core::event::unwrap_destination(&v);
+    let inner = tagwatch_core::watch::event::unwrap_destination(&v);
     let _ = normalize(inner);
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tagwatch_core::policy::{NamedPolicy, Policy};
+use tagwatch_core::iam::policy::{NamedPolicy, Policy};
 use tagwatch_core::{evaluate, evaluate_bounded, Request};
 
 fuzz_target!(|data: &[u8]| {

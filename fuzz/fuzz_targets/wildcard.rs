@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tagwatch_core::wildcard::{fold, items, tokenize, Flavor, Item, Pattern};
+use tagwatch_core::iam::wildcard::{fold, items, tokenize, Flavor, Item, Pattern};
 
 /// Classic O(pattern × text) matching over compiled items.
 fn reference(items: &[Item], text: &[char]) -> bool {

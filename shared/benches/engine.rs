@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tagwatch_core::principal::Caller;
-use tagwatch_core::wildcard::{Flavor, Pattern};
+use tagwatch_core::iam::wildcard::{Flavor, Pattern};
+use tagwatch_core::intent::principal::Caller;
 use tagwatch_core::{evaluate, Intent, NamedPolicy, Policy, Request};
 
 const JUNIOR: &str = include_str!("../../examples/policies/junior-engineers.json");

@@ -16,14 +16,18 @@
 //! Reading `{"file": ...}` policies is the caller's job (the core does no I/O): [`Intent::parse`]
 //! takes a loader that returns the file's display name and text.
 
+pub mod inventory;
+pub mod origins;
+pub mod principal;
+
 use serde::Serialize;
 
 use crate::diag::{self, Diagnostic, JsonPath, Reporter, Severity, SourceText};
+use crate::iam::policy::{parse_policy_json, NamedPolicy, Parsed};
+use crate::iam::wildcard::{Flavor, Pattern};
+use crate::intent::origins::{OriginKind, OriginPolicy, Origins};
+use crate::intent::principal::{Caller, SERVICE_PREFIX};
 use crate::json::{self, Json, JsonKind};
-use crate::origin::{OriginKind, OriginPolicy, Origins};
-use crate::policy::{parse_policy_json, NamedPolicy, Parsed};
-use crate::principal::{Caller, SERVICE_PREFIX};
-use crate::wildcard::{Flavor, Pattern};
 
 /// What happens to a caller no entry matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -606,12 +610,14 @@ fn parse_entry<'j>(
             let mark = r.path.key("principal_tags");
             let out = match t.as_object() {
                 Some(members) => {
-                    crate::tags::tag_pairs(members, "invalid-principal-tag", r).map(|pairs| {
-                        pairs
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect()
-                    })
+                    crate::intent::inventory::tag_pairs(members, "invalid-principal-tag", r).map(
+                        |pairs| {
+                            pairs
+                                .into_iter()
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .collect()
+                        },
+                    )
                 }
                 None => {
                     r.error(
@@ -773,9 +779,9 @@ fn parse_policies<'j>(
                         ok = false;
                     }
                     Ok((name, text)) => match if r.lints {
-                        crate::policy::Policy::check(&text, Some(&name))
+                        crate::iam::policy::Policy::check(&text, Some(&name))
                     } else {
-                        crate::policy::Policy::parse(&text, Some(&name))
+                        crate::iam::policy::Policy::parse(&text, Some(&name))
                     } {
                         Ok(parsed) => {
                             extra.extend(parsed.warnings);

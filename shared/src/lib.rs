@@ -1,32 +1,29 @@
-//! tagwatch's pure core: the IAM policy engine and the intent file.
+//! tagwatch's pure core: the decisions behind every tagwatch function and command.
 //!
-//! No I/O, no AWS SDK, no async runtime. Callers gather facts (documents, tags, context) and
-//! then decide synchronously with [`eval::evaluate`].
+//! - [`iam`]: IAM identity-based policies: the policy model, parser and lints, condition
+//!   operators and typed values, wildcards, the `ssm` action and condition-key catalog, policy
+//!   variables, the evaluator, and `simulate`'s request lines;
+//! - [`intent`]: the intent file (which principals *should* be able to do what), the callers it
+//!   names, and the inventory of resource tags;
+//! - [`watch`]: the watcher: events normalised from EventBridge and CloudTrail, the request
+//!   context IAM built for a call, correlation state and its journal, findings, and what leaves
+//!   the core (log lines, metrics, bus entries);
+//! - [`json`], [`diag`], [`framing`]: the spanned JSON parser, diagnostics with positions, and
+//!   the framing of replay input into records.
+//!
+//! No I/O, no AWS SDK, no async runtime. Callers gather facts (documents, tags, correlation
+//! state) and then decide synchronously: [`evaluate`] for one request, [`watch::watcher::Watcher`]
+//! for one event.
 
-pub mod catalog;
-pub mod context;
-pub mod correlate;
 pub mod diag;
-pub mod eval;
-pub mod event;
 pub mod framing;
+pub mod iam;
 pub mod intent;
-pub mod journal;
 pub mod json;
-pub mod onemany;
-pub mod origin;
-pub mod outputs;
-pub mod policy;
-pub mod principal;
-pub mod simulate;
-pub mod tags;
-pub mod template;
-pub mod values;
-pub mod verdict;
-pub mod wildcard;
+pub mod watch;
 
-pub use context::{ContextValue, Request, RequestContext};
 pub use diag::{Diagnostic, Severity};
-pub use eval::{evaluate, evaluate_bounded, Bounded, Decision, DecisionReport, Verdict};
+pub use iam::evaluator::{evaluate, evaluate_bounded, Bounded, Decision, DecisionReport, Verdict};
+pub use iam::policy::{NamedPolicy, Policy};
+pub use iam::request::{ContextValue, Request, RequestContext};
 pub use intent::Intent;
-pub use policy::{NamedPolicy, Policy};

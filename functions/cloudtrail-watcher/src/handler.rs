@@ -32,7 +32,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tagwatch_core::verdict::FindingKind;
+    use tagwatch_core::watch::finding::FindingKind;
     use tagwatch_lambda::fakes::{self, alerted_ids, logged, logged_ids, quarantined};
     use tagwatch_tests::{denied_json_at, event_json, intent, inventory, spike_intent};
 
@@ -336,7 +336,7 @@ mod tests {
     /// accepted ones are marked at once and never sent twice.
     #[tokio::test]
     async fn a_partial_bus_failure_resends_only_the_failed_entries() {
-        let p = fakes::ports(tagwatch_core::tags::Inventory::default());
+        let p = fakes::ports(tagwatch_core::intent::inventory::Inventory::default());
         let i = intent();
         // Unknown tags on both instances: two unevaluated findings, both alerts.
         let e = event_json("cloudtrail-sendcommand-instanceids.json");

@@ -12,13 +12,14 @@ use tagwatch_aws::{
     aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_s3,
     aws_sdk_sqs, aws_sdk_ssm, AdapterError,
 };
-use tagwatch_core::correlate::{DenialWindow, Parked};
-use tagwatch_core::event::Event;
-use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::origin::AssociationRun;
-use tagwatch_core::outputs::BusEntry;
-use tagwatch_core::tags::{Inventory, TagQuery};
-use tagwatch_core::verdict::Finding;
+use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::watch::correlation::{DenialWindow, Parked};
+use tagwatch_core::watch::event::Event;
+use tagwatch_core::watch::finding::Finding;
+use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::watch::origin::AssociationRun;
+use tagwatch_core::watch::outputs::BusEntry;
+use tagwatch_core::watch::tags::TagQuery;
 use tagwatch_core::Intent;
 
 use crate::config::Config;

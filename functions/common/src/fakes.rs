@@ -5,13 +5,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tagwatch_core::correlate::{DenialWindow, Episode, Parked};
-use tagwatch_core::event::{Activity, Event};
-use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::origin::{role_key, AssociationRun, OriginKind, OriginSetup};
-use tagwatch_core::outputs::BusEntry;
-use tagwatch_core::tags::{Inventory, TagLookup, TagQuery};
-use tagwatch_core::verdict::Finding;
+use tagwatch_core::intent::inventory::{Inventory, TagLookup};
+use tagwatch_core::intent::origins::OriginKind;
+use tagwatch_core::watch::correlation::{DenialWindow, Episode, Parked};
+use tagwatch_core::watch::event::{Activity, Event};
+use tagwatch_core::watch::finding::Finding;
+use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::watch::origin::{role_key, AssociationRun, OriginSetup};
+use tagwatch_core::watch::outputs::BusEntry;
+use tagwatch_core::watch::tags::TagQuery;
 
 use crate::pipeline::Invocation;
 use crate::ports::{AlertBus, FindingLog, PortError, PortResult, Ports, Quarantine, State, Tags};
@@ -192,11 +194,11 @@ impl State for FakeState {
             }
         };
         let lookup = match event {
-            Event::AssociationRun(run) => tagwatch_core::origin::OriginLookup {
+            Event::AssociationRun(run) => tagwatch_core::watch::origin::OriginLookup {
                 association: Some(run.association_id.clone()),
                 ..Default::default()
             },
-            Event::Activity(a) => tagwatch_core::origin::lookup_of(a),
+            Event::Activity(a) => tagwatch_core::watch::origin::lookup_of(a),
             _ => Default::default(),
         };
         for o in &t.origins {
@@ -564,7 +566,7 @@ impl FindingLog for FakeLog {
         }
         let bytes = messages
             .iter()
-            .map(|m| m.len() + tagwatch_core::outputs::LOG_EVENT_OVERHEAD)
+            .map(|m| m.len() + tagwatch_core::watch::outputs::LOG_EVENT_OVERHEAD)
             .sum();
         lock(&self.calls).push((messages.len(), bytes));
         let mut written = lock(&self.written);

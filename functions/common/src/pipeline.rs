@@ -22,15 +22,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
-use tagwatch_core::correlate::{max_calls, Parked};
-use tagwatch_core::event::{normalize, Event, Outcome as CallOutcome, Skip};
-use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease};
-use tagwatch_core::outputs::{
+use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::watch::correlation::{max_calls, Parked};
+use tagwatch_core::watch::event::{normalize, Event, Outcome as CallOutcome, Skip};
+use tagwatch_core::watch::finding::{Finding, FindingKind};
+use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease};
+use tagwatch_core::watch::outputs::{
     batches, bus_entry, log_message, MetricCounts, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
     LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
-use tagwatch_core::tags::{Inventory, TagQuery};
-use tagwatch_core::verdict::{denial_caller, denial_session, Finding, FindingKind, Watcher};
+use tagwatch_core::watch::tags::TagQuery;
+use tagwatch_core::watch::watcher::{denial_caller, denial_session, Watcher};
 use tagwatch_core::Intent;
 
 use crate::ports::{AlertBus, FindingLog, PortError, Ports, Quarantine, State, TagScope, Tags};
@@ -128,7 +130,7 @@ fn skip_reason(skip: &Skip) -> String {
         Skip::OtherSsmCall(name) => {
             format!(
                 "unexpected event: the SSM call `{name}` is not one tagwatch watches ({})",
-                tagwatch_core::event::Action::EVENT_NAMES.join(", ")
+                tagwatch_core::watch::event::Action::EVENT_NAMES.join(", ")
             )
         }
         Skip::OtherService(source) => {
@@ -198,13 +200,13 @@ async fn reject<S, T, L, B, Q: Quarantine>(
 }
 
 /// The instances, managed nodes and documents whose tags deciding this event may need
-/// ([`tagwatch_core::verdict::tag_query`], and the runs parked for its command); none when the
+/// ([`tagwatch_core::watch::watcher::tag_query`], and the runs parked for its command); none when the
 /// event comes from an account or region the tag adapter cannot see (their tags stay unknown).
 fn tag_query(event: &Event, intent: &Intent, journal: &JournalStore, scope: &TagScope) -> TagQuery {
     if !covered(event, scope) {
         return TagQuery::default();
     }
-    let mut query = tagwatch_core::verdict::tag_query(event, intent);
+    let mut query = tagwatch_core::watch::watcher::tag_query(event, intent);
     query.targets.extend(journal.parked_instances());
     query.dedup()
 }
@@ -226,7 +228,7 @@ where
 {
     let mut outcome = Outcome::default();
     // A record from the failure destination, redriven: the event inside it.
-    let raw = tagwatch_core::event::unwrap_destination(raw);
+    let raw = tagwatch_core::watch::event::unwrap_destination(raw);
     match watch_event(ports, intent, inv, accept, raw, &mut outcome).await {
         Ok(Some(rejected)) => Ok(rejected),
         Ok(None) => Ok(outcome),
@@ -735,7 +737,7 @@ where
         outcome.logged.extend(ids);
     }
 
-    let to_bus: Vec<(&Finding, tagwatch_core::outputs::BusEntry)> = findings
+    let to_bus: Vec<(&Finding, tagwatch_core::watch::outputs::BusEntry)> = findings
         .iter()
         .filter(|f| !reached(f, SINK_BUS))
         .filter_map(|f| bus_entry(f).map(|e| (f, e)))
@@ -747,7 +749,7 @@ where
         let Some(part) = to_bus.get(batch) else {
             continue;
         };
-        let entries: Vec<tagwatch_core::outputs::BusEntry> =
+        let entries: Vec<tagwatch_core::watch::outputs::BusEntry> =
             part.iter().map(|(_, e)| e.clone()).collect();
         let answers = ports.bus.publish(&entries).await?;
         let mut accepted = Vec::new();

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use tagwatch_core::correlate::{DenialWindow, Parked};
-use tagwatch_core::event::Event;
-use tagwatch_core::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::origin::AssociationRun;
-use tagwatch_core::outputs::BusEntry;
-use tagwatch_core::tags::{Inventory, TagQuery};
-use tagwatch_core::verdict::Finding;
+use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::watch::correlation::{DenialWindow, Parked};
+use tagwatch_core::watch::event::Event;
+use tagwatch_core::watch::finding::Finding;
+use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
+use tagwatch_core::watch::origin::AssociationRun;
+use tagwatch_core::watch::outputs::BusEntry;
+use tagwatch_core::watch::tags::TagQuery;
 
 /// Why a port call failed, by what a retry can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

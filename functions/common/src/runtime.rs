@@ -5,7 +5,7 @@ use std::future::Future;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
-use tagwatch_core::outputs::{emf_line, EMF_FINDING_IDS};
+use tagwatch_core::watch::outputs::{emf_line, EMF_FINDING_IDS};
 use tagwatch_core::Intent;
 
 use crate::aws::{cold_start, AwsPorts};

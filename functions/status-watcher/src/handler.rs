@@ -32,7 +32,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tagwatch_core::verdict::FindingKind;
+    use tagwatch_core::watch::finding::FindingKind;
     use tagwatch_lambda::fakes::{self, alerted_ids, logged, quarantined};
     use tagwatch_tests::{event_json, intent, inventory};
 

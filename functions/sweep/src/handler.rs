@@ -60,7 +60,7 @@ where
     B: AlertBus,
     Q: Quarantine,
 {
-    let id = tagwatch_core::event::unwrap_destination(event)
+    let id = tagwatch_core::watch::event::unwrap_destination(event)
         .get("id")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -72,7 +72,7 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
-    use tagwatch_core::verdict::FindingKind;
+    use tagwatch_core::watch::finding::FindingKind;
     use tagwatch_lambda::fakes::{self, alerted_ids, logged};
     use tagwatch_lambda::pipeline::{watch, Accept};
     use tagwatch_tests::{event_json, intent, inventory};
@@ -279,14 +279,15 @@ mod tests {
         .unwrap();
         // A park written after both sides looked (a crash between park and second look).
         let st = success_on("i-0a1b2c3d4e5f60003");
-        let Ok(tagwatch_core::event::Event::Status(status)) = tagwatch_core::event::normalize(&st)
+        let Ok(tagwatch_core::watch::event::Event::Status(status)) =
+            tagwatch_core::watch::event::normalize(&st)
         else {
             panic!("a status event")
         };
         let target = status.targets[0].clone();
         p.state.table.lock().unwrap().parked.insert(
             (status.command_id.clone(), target.id.clone()),
-            tagwatch_core::correlate::Parked {
+            tagwatch_core::watch::correlation::Parked {
                 command_id: status.command_id.clone(),
                 instance_id: target.id.clone(),
                 status: std::sync::Arc::new(status.narrowed_to(&target)),

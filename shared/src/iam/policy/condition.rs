@@ -5,11 +5,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::context::{ContextValue, RequestContext};
-use crate::onemany::OneOrMany;
-use crate::template::{tokens_to_string, Template, Unresolved};
-use crate::values::{self, Cidr, EpochMillis};
-use crate::wildcard::{Flavor, Pattern};
+use crate::iam::onemany::OneOrMany;
+use crate::iam::request::{ContextValue, RequestContext};
+use crate::iam::values::{self, Cidr, EpochMillis};
+use crate::iam::variables::{tokens_to_string, Template, Unresolved};
+use crate::iam::wildcard::{Flavor, Pattern};
 
 /// The operator families: they decide how values are read and whether variables apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,7 +402,7 @@ pub(crate) fn resolve(
     t: &Template,
     ctx: &RequestContext,
     missing: &mut Vec<String>,
-) -> Option<Vec<crate::wildcard::Token>> {
+) -> Option<Vec<crate::iam::wildcard::Token>> {
     match t.resolve(ctx) {
         Ok(tokens) => Some(tokens),
         Err(Unresolved { key, .. }) => {
@@ -578,8 +578,8 @@ mod tests {
 
     // ---- evaluation, one operator family at a time -------------------------------------
 
-    use crate::context::RequestContext;
-    use crate::policy::Policy;
+    use crate::iam::policy::Policy;
+    use crate::iam::request::RequestContext;
     use serde_json::json;
 
     /// The conditions of a one-statement policy with `condition` as its Condition block.

@@ -8,9 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::{ContextValue, Request};
-use crate::policy::condition::{BaseOp, Condition, Family};
-use crate::policy::{Effect, NamedPolicy, Statement, StatementMatch};
+use crate::iam::policy::condition::{BaseOp, Condition, Family};
+use crate::iam::policy::{Effect, NamedPolicy, Statement, StatementMatch};
+use crate::iam::request::{ContextValue, Request};
 
 /// The three outcomes of IAM evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,7 +396,7 @@ fn condition_facts(s: &Statement, request: &Request) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Policy;
+    use crate::iam::policy::Policy;
     use crate::Request;
 
     fn named(name: &str, text: &str) -> NamedPolicy {

@@ -3,13 +3,26 @@
 
 use super::condition::{Family, Qualifier};
 use super::{Effect, Policy, ResourcePattern, Statement, Version};
-use crate::catalog;
-use crate::context::RequestContext;
 use crate::diag::Reporter;
+use crate::iam::catalog;
+use crate::iam::request::RequestContext;
+use crate::iam::wildcard::{Flavor, Pattern};
 use crate::json::{Json, JsonKind, Span};
 
 /// Sample ARN of an AWS-owned document (no account, no tags).
 const AWS_DOCUMENT: &str = "arn:aws:ssm:us-east-1::document/AWS-RunShellScript";
+
+/// Does the wildcard action name `pattern` (without prefix) match any `ssm` action?
+fn ssm_action_matching(pattern: &str) -> bool {
+    let lower = pattern.to_ascii_lowercase();
+    let actions = catalog::ssm_actions_lower();
+    if let Some(prefix) = lower.strip_suffix('*').filter(|p| !p.contains(['*', '?'])) {
+        let from = actions.partition_point(|a| a.as_str() < prefix);
+        return actions.get(from).is_some_and(|a| a.starts_with(prefix));
+    }
+    let p = Pattern::new(&lower, Flavor::Glob, false);
+    actions.iter().any(|a| p.matches(a))
+}
 
 fn covers_resource(s: &Statement, arn: &str) -> bool {
     let ctx = RequestContext::new();
@@ -114,7 +127,7 @@ pub(super) fn statement_lints<'j>(
             continue;
         }
         let exists = if p.has_wildcard() {
-            catalog::ssm_action_matching(name)
+            ssm_action_matching(name)
         } else {
             catalog::is_ssm_action(name)
         };
@@ -336,5 +349,20 @@ fn via_aws_service<'j>(policy: &Policy, statements_json: &'j Json<'j>, r: &mut R
             c.key
         );
         warn_at_condition(r, statements_json, s, c, "missing-via-aws-service", msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_action_names_match_the_catalog() {
+        assert!(ssm_action_matching("Send*"));
+        assert!(ssm_action_matching("send*"));
+        assert!(ssm_action_matching("*Session"));
+        assert!(ssm_action_matching("Get?arameter"));
+        assert!(!ssm_action_matching("Get?"));
+        assert!(!ssm_action_matching("Launch*"));
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::RequestContext;
+use crate::iam::request::RequestContext;
 
 /// The caller kinds CloudTrail reports in `userIdentity.type` that identity policies govern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

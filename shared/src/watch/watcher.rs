@@ -4,113 +4,24 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::context::Request;
-use crate::correlate::{record_denial, CorrelationStore, DenialEffect, Parked};
-use crate::eval::{evaluate_bounded, StatementRef, Verdict};
-use crate::event::{Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange};
+use crate::iam::evaluator::{evaluate_bounded, Verdict};
+use crate::iam::request::Request;
+use crate::intent::inventory::TagLookup;
+use crate::intent::origins::{OriginKind, OriginPolicy};
 use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
-use crate::origin::{AssociationRun, OriginKind, OriginPolicy, OriginSetup, RunOrigin};
-use crate::tags::{tags_of, TagLookup, TagQuery, Tags};
-
-/// The finding kinds (the contract of tagwatch's output).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// AWS allowed it, the intent does not.
-    Violation,
-    /// AWS denied the call.
-    AccessDenied,
-    /// A caller reached the spike threshold of AccessDenied calls.
-    AccessDeniedSpike,
-    /// A needed fact is missing (unknown tags, a command never seen).
-    Unevaluated,
-    /// An accepted SendCommand sends its output nowhere the intent's `command_output` requires.
-    UnloggedCommand,
-}
-
-impl FindingKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingKind::Violation => "violation",
-            FindingKind::AccessDenied => "access_denied",
-            FindingKind::AccessDeniedSpike => "access_denied_spike",
-            FindingKind::Unevaluated => "unevaluated",
-            FindingKind::UnloggedCommand => "unlogged_command",
-        }
-    }
-}
-
-/// How urgently a person should look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingSeverity {
-    High,
-    Medium,
-    Low,
-}
-
-/// What AWS did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Actual {
-    Allowed,
-    Denied,
-}
-
-/// One finding, serialised as one JSON line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub kind: FindingKind,
-    pub severity: FindingSeverity,
-    /// Deterministic: the same event (or the same command and instance) gives the same id.
-    pub finding_id: String,
-    pub event_id: String,
-    pub event_time: String,
-    pub account: String,
-    pub region: String,
-    /// `userIdentity.arn` exactly as recorded (null when the record has none).
-    pub principal: Option<String>,
-    /// The first intent entry matching the caller (null when unlisted or unknown).
-    pub principal_entry: Option<String>,
-    pub action: Option<String>,
-    /// The resource ARN (null for spikes).
-    pub resource: Option<String>,
-    /// The document ARN of the call.
-    pub document: Option<String>,
-    pub command_id: Option<String>,
-    pub session_id: Option<String>,
-    /// What the intent decides (null when the decision could not be made).
-    pub intended: Option<Verdict>,
-    pub actual: Actual,
-    pub statements: Vec<StatementRef>,
-    /// One sentence a person can act on.
-    pub reason: String,
-    /// Context keys the decision depended on that the event could not tell.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unknown_keys: Vec<String>,
-    /// AccessDenied: the error code and message as recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_message: Option<String>,
-    /// Spikes: the AccessDenied calls counted in the window, and the window.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub denied_calls: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window_seconds: Option<u64>,
-    /// Spikes: the sessions (assumed-role session ARNs) whose calls the window counted.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sessions: Vec<String>,
-    /// Where the run came from when Systems Manager started it (a State Manager association, a
-    /// maintenance window task, an Automation execution), with the principal behind it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<RunOrigin>,
-    /// Long fields were shortened to fit a sink's size limit (the finding is never dropped).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-}
+use crate::watch::context::activity_context;
+use crate::watch::correlation::{record_denial, CorrelationStore, DenialEffect, Parked};
+use crate::watch::event::{
+    Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange,
+};
+use crate::watch::finding::{
+    finding_id, invocation_finding_id, spike_finding_id, Actual, Finding, FindingKind,
+    FindingSeverity,
+};
+use crate::watch::origin::{AssociationRun, OriginSetup, RunOrigin};
+use crate::watch::tags::{tags_of, ResourceTags, TagQuery};
 
 /// Counters a run reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -158,33 +69,9 @@ impl Stats {
     }
 }
 
-/// A stable 128-bit id (two FNV-1a style hashes with different seeds and primes), hex.
-pub fn finding_id(parts: &[&str]) -> String {
-    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
-    for p in parts {
-        for byte in p.bytes().chain(std::iter::once(0x1f)) {
-            a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-            b = (b ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    format!("{a:016x}{b:016x}")
-}
-
-/// The id of the finding on one (command, instance) pair: every status event and the record
-/// of one run share it, so whichever evaluates the pair first reports it, once.
-pub fn invocation_finding_id(command_id: &str, instance_id: &str) -> String {
-    finding_id(&["invocation", command_id, instance_id])
-}
-
-/// The id of the spike finding of the episode that `opened_by` (an event id) opened.
-pub fn spike_finding_id(caller: &str, opened_by: &str) -> String {
-    finding_id(&["spike", caller, opened_by])
-}
-
 /// Whose AccessDenied window a denied call counts in: the principal behind the session (the
 /// role for an assumed-role session, so a prober rotating session names still reaches the
-/// threshold; the user for an IAM user; [`crate::principal::Caller::principal_key`]), else one
+/// threshold; the user for an IAM user; [`crate::intent::principal::Caller::principal_key`]), else one
 /// window per account for callers the record does not name. The watcher and every store key
 /// windows by this, so gathering and persisting always meet.
 pub fn denial_caller(a: &Activity) -> String {
@@ -258,8 +145,6 @@ fn unattributed_run(run: &AssociationRun) -> Finding {
     }
 }
 
-pub use crate::context::activity_context;
-
 /// Processes events into findings with correlation state `S`.
 #[derive(Debug)]
 pub struct Watcher<'i, S> {
@@ -305,15 +190,15 @@ fn caller_name(a: &Activity) -> String {
 /// What the intent says about one resource.
 enum Judged {
     /// The intent allows it, whatever the unknown keys hold (the report when asked for).
-    Allowed(Option<crate::eval::DecisionReport>),
+    Allowed(Option<crate::iam::evaluator::DecisionReport>),
     /// The intent does not allow it, whatever the unknown keys hold.
-    Refused(crate::eval::DecisionReport),
+    Refused(crate::iam::evaluator::DecisionReport),
     /// Whether the intent allows it depends on keys nobody can tell.
     Undecided { unknown: Vec<String> },
 }
 
 /// "it depends on ssm:resourceTag/Env, and the resource's tags are unknown".
-fn depends_on(keys: &[String], tags: Tags<'_>) -> String {
+fn depends_on(keys: &[String], tags: ResourceTags<'_>) -> String {
     let tag_key = |k: &String| {
         let lower = k.to_ascii_lowercase();
         lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/")
@@ -321,7 +206,7 @@ fn depends_on(keys: &[String], tags: Tags<'_>) -> String {
     let (tag_keys, others): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| tag_key(k));
     let list = |ks: &[&String]| ks.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
     let mut parts = Vec::new();
-    if !tag_keys.is_empty() && tags == Tags::Unknown {
+    if !tag_keys.is_empty() && tags == ResourceTags::Unknown {
         parts.push(format!(
             "it depends on {}, and the resource's tags are unknown",
             list(&tag_keys)
@@ -367,8 +252,8 @@ fn resources_of(a: &Activity, resolution: &Resolution<'_>) -> Vec<ResourceRef> {
     {
         out.insert(
             0,
-            crate::event::document_arn(
-                crate::event::DEFAULT_SESSION_DOCUMENT,
+            crate::watch::event::document_arn(
+                crate::watch::event::DEFAULT_SESSION_DOCUMENT,
                 &a.partition,
                 &a.region,
                 &a.account,
@@ -379,7 +264,7 @@ fn resources_of(a: &Activity, resolution: &Resolution<'_>) -> Vec<ResourceRef> {
 }
 
 /// What the caller did to the resource, for a reason sentence.
-fn what(a: &Activity, r: &ResourceRef, tags: Tags<'_>) -> String {
+fn what(a: &Activity, r: &ResourceRef, tags: ResourceTags<'_>) -> String {
     match (a.action, r.kind) {
         (Action::ResumeSession, _) => format!("resumed session {}", r.id),
         (Action::TerminateSession, _) => format!("terminated session {}", r.id),
@@ -399,14 +284,14 @@ fn what(a: &Activity, r: &ResourceRef, tags: Tags<'_>) -> String {
     }
 }
 
-fn describe_tags(tags: Tags<'_>) -> String {
+fn describe_tags(tags: ResourceTags<'_>) -> String {
     match tags {
-        Tags::Known(t) if !t.is_empty() => {
+        ResourceTags::Known(t) if !t.is_empty() => {
             let list: Vec<String> = t.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!(" ({})", list.join(", "))
         }
-        Tags::Known(_) | Tags::None => " (no tags)".to_string(),
-        Tags::Unknown => String::new(),
+        ResourceTags::Known(_) | ResourceTags::None => " (no tags)".to_string(),
+        ResourceTags::Unknown => String::new(),
     }
 }
 
@@ -559,7 +444,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             out.push(unattributed_run(run));
             return out;
         };
-        let a = crate::origin::association_activity(run, &setup);
+        let a = crate::watch::origin::association_activity(run, &setup);
         let resolution = self.intent.resolve(&a.caller);
         if resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore {
             self.stats.ignored += 1;
@@ -572,9 +457,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     }
 
     /// An allowed SendCommand as the principal behind it made it, when Systems Manager made the
-    /// call for a maintenance window task or an Automation step ([`crate::origin::recognise`]).
+    /// call for a maintenance window task or an Automation step ([`crate::watch::origin::recognise`]).
     fn attributed(&mut self, a: &Activity) -> Option<Activity> {
-        let lookup = crate::origin::lookup_of(a);
+        let lookup = crate::watch::origin::lookup_of(a);
         if lookup.is_empty() {
             return None;
         }
@@ -587,7 +472,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             .as_ref()
             .map(|(role, doc)| self.store.window_tasks(role, doc))
             .unwrap_or_default();
-        let found = crate::origin::recognise(a, automation.as_deref(), &tasks)?;
+        let found = crate::watch::origin::recognise(a, automation.as_deref(), &tasks)?;
         self.stats.origin_runs += 1;
         Some(found)
     }
@@ -617,7 +502,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             action: Some(Action::SendCommand.as_str().to_string()),
             resource: resource.map(|r| r.arn.clone()),
             document: s.document_name.as_ref().map(|d| {
-                crate::event::document_arn(d, &s.partition, &s.region, &s.account).arn
+                crate::watch::event::document_arn(d, &s.partition, &s.region, &s.account).arn
             }),
             command_id: Some(p.command_id.clone()),
             session_id: None,
@@ -871,7 +756,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         a: &Activity,
         r: &ResourceRef,
         resolution: &Resolution<'_>,
-        tags: Tags<'_>,
+        tags: ResourceTags<'_>,
         report_allow: bool,
     ) -> Judged {
         let mut request = Request {
@@ -880,18 +765,18 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             context: activity_context(a),
         };
         match tags {
-            Tags::Known(t) => {
+            ResourceTags::Known(t) => {
                 request
                     .context
                     .set_resource_tags(t.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 request.context.known_absent("ssm:resourceTag/");
                 request.context.known_absent("aws:ResourceTag/");
             }
-            Tags::None => {
+            ResourceTags::None => {
                 request.context.known_absent("ssm:resourceTag/");
                 request.context.known_absent("aws:ResourceTag/");
             }
-            Tags::Unknown => {
+            ResourceTags::Unknown => {
                 request.context.mark_unknown("ssm:resourceTag/");
                 request.context.mark_unknown("aws:ResourceTag/");
             }
@@ -995,9 +880,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             return vec![r];
         }
         let r = if arn.contains(":document/") {
-            crate::event::document_arn(arn, &a.partition, &a.region, &a.account)
+            crate::watch::event::document_arn(arn, &a.partition, &a.region, &a.account)
         } else {
-            crate::event::target_arn(arn, &a.partition, &a.region, &a.account)
+            crate::watch::event::target_arn(arn, &a.partition, &a.region, &a.account)
         };
         vec![r]
     }
@@ -1027,8 +912,8 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             (None, _) => None,
         };
         let on = f.resource.as_deref().unwrap_or("its resources");
-        let mut allowed: Option<crate::eval::DecisionReport> = None;
-        let mut refused: Option<crate::eval::DecisionReport> = None;
+        let mut allowed: Option<crate::iam::evaluator::DecisionReport> = None;
+        let mut refused: Option<crate::iam::evaluator::DecisionReport> = None;
         let mut undecided: Vec<String> = Vec::new();
         let mut unknown_tags = false;
         for r in &candidates {
@@ -1043,7 +928,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                     }
                 }
                 Judged::Undecided { unknown } => {
-                    unknown_tags |= tags == Tags::Unknown;
+                    unknown_tags |= tags == ResourceTags::Unknown;
                     for k in unknown {
                         if !undecided.contains(&k) {
                             undecided.push(k);
@@ -1080,9 +965,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                     depends_on(
                         &undecided,
                         if unknown_tags {
-                            Tags::Unknown
+                            ResourceTags::Unknown
                         } else {
-                            Tags::None
+                            ResourceTags::None
                         },
                     )
                 };
@@ -1112,7 +997,8 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             spike.threshold,
         );
         if effect == DenialEffect::Opened {
-            let count = crate::correlate::busiest_window(window, a.event_epoch_ms, window_ms);
+            let count =
+                crate::watch::correlation::busiest_window(window, a.event_epoch_ms, window_ms);
             let sessions = window.session_arns();
             let mut s = self.base_finding(a, FindingKind::AccessDeniedSpike, resolution);
             s.severity = FindingSeverity::High;

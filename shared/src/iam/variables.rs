@@ -8,8 +8,8 @@
 //! older versions the text is literal. Substituted values are literal text: a `*` that comes
 //! from a tag value is not a wildcard.
 
-use crate::context::{ContextValue, RequestContext};
-use crate::wildcard::Token;
+use crate::iam::request::{ContextValue, RequestContext};
+use crate::iam::wildcard::Token;
 
 /// One piece of a value that may contain policy variables.
 #[derive(Debug, Clone, PartialEq, Eq)]

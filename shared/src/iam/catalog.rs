@@ -4,12 +4,9 @@
 //! Systems Manager" (the programmatic `ssm.json`), and the IAM User Guide page "AWS global
 //! condition context keys". Names only; refresh them when AWS adds actions.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use crate::wildcard::{Flavor, Pattern};
+use rustc_hash::FxHashMap;
 
 /// Every IAM action in the `ssm` namespace (without the prefix), sorted.
 pub const SSM_ACTIONS: &[&str] = &[
@@ -538,33 +535,7 @@ const FAMILIES: &[&str] = &[
     "ssm:resourcetag/",
 ];
 
-/// A multiply-rotate hash over 8-byte words (the Fx hash): the catalog's keys are short and
-/// trusted, so a cheap hash beats SipHash here.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+type FastMap<K, V> = FxHashMap<K, V>;
 
 struct Index {
     /// Lowercased exact names of global keys.
@@ -577,11 +548,6 @@ struct Index {
     actions_exact: FastMap<&'static str, ()>,
     /// Lowercased ssm action names, sorted.
     actions: Vec<String>,
-    /// Strings policies repeat endlessly (`ssm:SendCommand`, `aws:SourceIp`, their lowercase
-    /// forms), shared instead of allocated per policy.
-    interned: FastMap<String, ()>,
-    /// Known condition keys as AWS spells them, with their lowercase forms.
-    keys: FastMap<&'static str, String>,
 }
 
 fn index() -> &'static Index {
@@ -599,24 +565,7 @@ fn index() -> &'static Index {
         }
         let mut actions: Vec<String> = SSM_ACTIONS.iter().map(|a| a.to_ascii_lowercase()).collect();
         actions.sort();
-        let mut interned = FastMap::default();
-        let exact_keys = GLOBAL_KEYS
-            .iter()
-            .map(|k| k.name)
-            .chain(SSM_CONDITION_KEYS.iter().copied())
-            .filter(|k| !k.ends_with('/'));
-        let mut keys = FastMap::default();
-        for k in exact_keys {
-            interned.insert(k.to_string(), ());
-            interned.insert(k.to_ascii_lowercase(), ());
-            keys.insert(k, k.to_ascii_lowercase());
-        }
-        for a in SSM_ACTIONS {
-            interned.insert(format!("ssm:{a}"), ());
-        }
         Index {
-            interned,
-            keys,
             global,
             global_families,
             service: SSM_CONDITION_KEYS
@@ -628,30 +577,6 @@ fn index() -> &'static Index {
             actions,
         }
     })
-}
-
-/// A shared copy of `text` when it is a known action or condition key name (exact spelling).
-pub fn interned(text: &str) -> Option<&'static str> {
-    index()
-        .interned
-        .get_key_value(text)
-        .map(|(k, _)| k.as_str())
-}
-
-/// A known condition key (exact spelling) and its lowercase form, both shared.
-pub fn interned_key(key: &str) -> Option<(&'static str, &'static str)> {
-    index()
-        .keys
-        .get_key_value(key)
-        .map(|(k, lower)| (*k, lower.as_str()))
-}
-
-/// `text` as a shared string when known, otherwise an owned copy.
-pub fn intern(text: &str) -> Cow<'static, str> {
-    match interned(text) {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(text.to_string()),
-    }
 }
 
 /// The lowercased tag-key family `key` belongs to, if any (`aws:principaltag/`...).
@@ -702,16 +627,9 @@ pub fn is_ssm_action(name: &str) -> bool {
     idx.actions.binary_search(&lower).is_ok()
 }
 
-/// Does the wildcard action name `pattern` (without prefix) match any `ssm` action?
-pub fn ssm_action_matching(pattern: &str) -> bool {
-    let lower = pattern.to_ascii_lowercase();
-    let actions = &index().actions;
-    if let Some(prefix) = lower.strip_suffix('*').filter(|p| !p.contains(['*', '?'])) {
-        let from = actions.partition_point(|a| a.as_str() < prefix);
-        return actions.get(from).is_some_and(|a| a.starts_with(prefix));
-    }
-    let p = Pattern::new(&lower, Flavor::Glob, false);
-    actions.iter().any(|a| p.matches(a))
+/// The `ssm` action names, lowercased and sorted.
+pub fn ssm_actions_lower() -> &'static [String] {
+    &index().actions
 }
 
 /// The known `ssm` action closest to `name` by edit distance, when it is close enough to be a
@@ -720,40 +638,20 @@ pub fn ssm_action_matching(pattern: &str) -> bool {
 /// hostile 4,000-character name costs nothing (the `policy` fuzz target found `check` spending
 /// a second on a policy of such names).
 pub fn suggest_ssm_action(name: &str) -> Option<&'static str> {
-    let lower: Vec<char> = name.to_ascii_lowercase().chars().collect();
-    let mut rows = (Vec::new(), Vec::new());
+    let lower = name.to_ascii_lowercase();
+    let len = lower.chars().count();
     SSM_ACTIONS
         .iter()
         .filter_map(|a| {
             let limit = (a.len() / 4).max(2);
-            if lower.len().abs_diff(a.chars().count()) > limit {
+            if len.abs_diff(a.chars().count()) > limit {
                 return None;
             }
-            let d = edit_distance(&lower, &a.to_ascii_lowercase(), &mut rows);
+            let d = strsim::levenshtein(&lower, &a.to_ascii_lowercase());
             (d <= limit).then_some((d, *a))
         })
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)
-}
-
-/// Levenshtein distance, with two reused rows.
-fn edit_distance(a: &[char], b: &str, rows: &mut (Vec<usize>, Vec<usize>)) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let (prev, cur) = rows;
-    prev.clear();
-    prev.extend(0..=b.len());
-    for (i, ca) in a.iter().enumerate() {
-        cur.clear();
-        cur.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev.get(j).copied().unwrap_or(usize::MAX) + usize::from(ca != cb);
-            let del = prev.get(j + 1).copied().unwrap_or(usize::MAX) + 1;
-            let ins = cur.get(j).copied().unwrap_or(usize::MAX) + 1;
-            cur.push(sub.min(del).min(ins));
-        }
-        std::mem::swap(prev, cur);
-    }
-    prev.last().copied().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -793,22 +691,6 @@ mod tests {
         assert!(!is_known_key("aws:PrincipalTag/"));
         assert!(is_known_key("ssm:SessionDocumentAccessCheck"));
         assert!(global_key("aws:RequestTag/x").is_some());
-        assert_eq!(interned("ssm:SendCommand"), Some("ssm:SendCommand"));
-        assert_eq!(interned("aws:sourceip"), Some("aws:sourceip"));
-        assert_eq!(interned("ssm:Sendcommand"), None);
-        assert!(matches!(intern("aws:SourceVpce"), Cow::Borrowed(_)));
-        assert_eq!(
-            interned_key("aws:SourceVpce"),
-            Some(("aws:SourceVpce", "aws:sourcevpce"))
-        );
-        assert_eq!(interned_key("aws:sourcevpce"), None, "exact spelling only");
-        assert!(matches!(intern("acme:Thing"), Cow::Owned(_)));
-        assert!(ssm_action_matching("Send*"));
-        assert!(ssm_action_matching("send*"));
-        assert!(ssm_action_matching("*Session"));
-        assert!(ssm_action_matching("Get?arameter"));
-        assert!(!ssm_action_matching("Get?"));
-        assert!(!ssm_action_matching("Launch*"));
         assert!(global_key("aws:TagKeys").is_some_and(|k| k.multivalued));
         assert!(global_key("aws:SourceVpce").is_some_and(|k| !k.multivalued));
     }

@@ -8,8 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::origin::{AssociationRun, OriginKind, OriginSetup, RunOrigin, SetupCall};
-use crate::values;
+use crate::iam::values;
+use crate::intent::origins::OriginKind;
+use crate::watch::origin::{AssociationRun, OriginSetup, RunOrigin, SetupCall};
 
 /// The calls tagwatch watches. `TerminateSession` is counted, not evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +51,7 @@ impl Action {
     }
 }
 
-pub use crate::principal::Caller;
+pub use crate::intent::principal::Caller;
 
 /// What AWS did with the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +125,7 @@ pub struct Activity {
     /// when the record does not say (a denied call has no response).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<CommandOutput>,
-    /// Where the run came from when Systems Manager started it ([`crate::origin`]); then
+    /// Where the run came from when Systems Manager started it ([`crate::watch::origin`]); then
     /// `caller` is the principal behind it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<RunOrigin>,
@@ -384,7 +385,7 @@ pub fn normalize(v: &Value) -> Result<Event, EventError> {
                 normalize_record(detail, "$.detail")
             }
             COMMAND_STATUS => normalize_status(v, StatusKind::Command),
-            crate::origin::ASSOCIATION_RUN_DETAIL_TYPE => normalize_association_run(v),
+            crate::watch::origin::ASSOCIATION_RUN_DETAIL_TYPE => normalize_association_run(v),
             INVOCATION_STATUS => normalize_status(v, StatusKind::Invocation),
             other => Ok(Event::Skipped(Skip::OtherEventType(other.to_string()))),
         };
@@ -574,7 +575,7 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         "StartSession" => Action::StartSession,
         "ResumeSession" => Action::ResumeSession,
         "TerminateSession" => Action::TerminateSession,
-        setup if crate::origin::SETUP_EVENT_NAMES.contains(&setup) => {
+        setup if crate::watch::origin::SETUP_EVENT_NAMES.contains(&setup) => {
             return normalize_setup(r, base, setup)
         }
         other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
@@ -740,7 +741,7 @@ fn document_name(name: &str) -> String {
     }
 }
 
-/// A record of a call that sets up runs Systems Manager starts itself ([`crate::origin`]). A
+/// A record of a call that sets up runs Systems Manager starts itself ([`crate::watch::origin`]). A
 /// call that failed set nothing up: it is skipped like other SSM calls.
 fn normalize_setup(r: &Value, base: &str, name: &str) -> Result<Event, EventError> {
     if str_at(r, "errorCode").is_some() {
@@ -800,7 +801,7 @@ fn normalize_setup(r: &Value, base: &str, name: &str) -> Result<Event, EventErro
             let mut s = setup(OriginKind::MaintenanceWindow, id, field("taskArn"));
             s.window_id = Some(window.to_string());
             s.service_role = Some(field("serviceRoleArn").map_or_else(
-                || crate::origin::service_linked_role(&call.partition, &call.account),
+                || crate::watch::origin::service_linked_role(&call.partition, &call.account),
                 str::to_string,
             ));
             vec![s]

@@ -1,7 +1,7 @@
 //! IAM identity-based policy documents: the compiled model and statement matching.
 //!
 //! Parse with [`Policy::parse`]; the result is compiled (wildcards pre-built, values typed)
-//! and evaluated many times by [`crate::eval`].
+//! and evaluated many times by [`crate::iam::evaluator`].
 
 pub mod condition;
 mod lint;
@@ -9,10 +9,10 @@ mod parse;
 
 use serde::Serialize;
 
-use crate::context::RequestContext;
 use crate::diag::{self, Diagnostic};
-use crate::template::Template;
-use crate::wildcard::{Flavor, Pattern};
+use crate::iam::request::RequestContext;
+use crate::iam::variables::Template;
+use crate::iam::wildcard::{Flavor, Pattern};
 use condition::Condition;
 
 pub use parse::parse_policy_json;

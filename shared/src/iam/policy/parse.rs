@@ -4,11 +4,11 @@
 use super::condition::{self, BaseOp, BoolValue, Condition, Family, Operator, Values};
 use super::{lint, Effect, Matcher, Policy, ResourcePattern, Statement, Version};
 use crate::diag::Reporter;
+use crate::iam::onemany::OneOrMany;
+use crate::iam::values;
+use crate::iam::variables::Template;
+use crate::iam::wildcard::{Flavor, Pattern};
 use crate::json::{Json, JsonKind, Member, Span};
-use crate::onemany::OneOrMany;
-use crate::template::Template;
-use crate::values;
-use crate::wildcard::{Flavor, Pattern};
 use std::borrow::Cow;
 
 const POLICY_ELEMENTS: &[&str; 3] = &["Version", "Id", "Statement"];
@@ -559,7 +559,7 @@ fn compile_resource(res: &str, variables: bool) -> Result<ResourcePattern, Strin
 
 /// A condition key and its lowercase form, shared when the key is a known one.
 fn key_pair(key: &str) -> (Cow<'static, str>, Cow<'static, str>) {
-    match crate::catalog::interned_key(key) {
+    match crate::iam::intern::interned_key(key) {
         Some((k, lower)) => (Cow::Borrowed(k), Cow::Borrowed(lower)),
         None => (
             Cow::Owned(key.to_string()),
@@ -905,7 +905,7 @@ fn parse_values<'j>(
 #[cfg(test)]
 mod tests {
     use crate::diag::{Diagnostic, Severity};
-    use crate::policy::{Effect, Policy, Version};
+    use crate::iam::policy::{Effect, Policy, Version};
     use proptest::prelude::*;
 
     fn errors(text: &str) -> Vec<Diagnostic> {
@@ -1301,11 +1301,11 @@ mod tests {
         fn arbitrary_json_never_panics(doc in arb_json()) {
             let text = doc.to_string();
             if let Ok(parsed) = Policy::parse(&text, Some("fuzz.json")) {
-                let named = crate::policy::NamedPolicy { name: "fuzz".into(), policy: parsed.value };
-                let request = crate::context::Request::new("ssm:SendCommand", "arn:aws:ec2:us-east-1:1:instance/i-1")
+                let named = crate::iam::policy::NamedPolicy { name: "fuzz".into(), policy: parsed.value };
+                let request = crate::iam::request::Request::new("ssm:SendCommand", "arn:aws:ec2:us-east-1:1:instance/i-1")
                     .with("aws:SourceIp", "203.0.113.5")
                     .with("ssm:resourceTag/Env", "prod");
-                let d = crate::eval::evaluate(&[&named], &request);
+                let d = crate::iam::evaluator::evaluate(&[&named], &request);
                 let _ = d.report(&[&named], &request);
             }
         }

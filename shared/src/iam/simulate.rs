@@ -3,8 +3,8 @@
 //! with optional `"tags": {"Env": "prod"}` (shorthand for `ssm:resourceTag/Env` and
 //! `aws:ResourceTag/Env`) and `"principal": "arn:..."` (when simulating through an intent).
 
-use crate::context::Request;
 use crate::diag::{Diagnostic, JsonPath, Reporter, SourceText};
+use crate::iam::request::Request;
 use crate::json::{self, Json, JsonKind};
 
 /// One parsed request line.
@@ -175,7 +175,8 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
                 ),
             ),
             Some(entries) => {
-                let pairs = crate::tags::tag_pairs(entries, "invalid-tags", r).unwrap_or_default();
+                let pairs = crate::intent::inventory::tag_pairs(entries, "invalid-tags", r)
+                    .unwrap_or_default();
                 request.context.set_resource_tags(pairs);
             }
         }

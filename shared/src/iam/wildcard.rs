@@ -261,7 +261,7 @@ impl Pattern {
     pub fn literal(text: &str, ignore_case: bool) -> Self {
         if !ignore_case || text.is_ascii() {
             return Pattern {
-                source: crate::catalog::intern(text),
+                source: crate::iam::intern::intern(text),
                 ignore_case,
                 shape: Shape::SourceExact,
             };

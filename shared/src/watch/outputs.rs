@@ -4,7 +4,8 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::verdict::{Finding, FindingKind, Stats};
+use crate::watch::finding::{Finding, FindingKind};
+use crate::watch::watcher::Stats;
 
 /// The CloudWatch namespace of tagwatch's metrics.
 pub const NAMESPACE: &str = "Tagwatch";
@@ -261,7 +262,7 @@ pub const EMF_FINDING_IDS: usize = 100;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{Actual, FindingSeverity};
+    use crate::watch::finding::{Actual, FindingSeverity};
 
     #[test]
     fn emf_has_the_metrics_and_only_a_low_cardinality_dimension() {

@@ -10,9 +10,10 @@
 
 use std::sync::Arc;
 
-use crate::correlate::{CorrelationStore, DenialWindow, Episode, MemoryStore, Parked};
-use crate::event::Activity;
-use crate::origin::{AssociationRun, OriginKind, OriginSetup};
+use crate::intent::origins::OriginKind;
+use crate::watch::correlation::{CorrelationStore, DenialWindow, Episode, MemoryStore, Parked};
+use crate::watch::event::Activity;
+use crate::watch::origin::{AssociationRun, OriginSetup};
 
 /// One state change the core made while deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +67,11 @@ impl Persisted {
         let claims = self
             .lost_claims
             .iter()
-            .map(|(c, i)| crate::verdict::invocation_finding_id(c, i));
+            .map(|(c, i)| crate::watch::finding::invocation_finding_id(c, i));
         let spikes = self
             .lost_episodes
             .iter()
-            .map(|(caller, by)| crate::verdict::spike_finding_id(caller, by));
+            .map(|(caller, by)| crate::watch::finding::spike_finding_id(caller, by));
         claims.chain(spikes).collect()
     }
 }
@@ -293,10 +294,11 @@ impl CorrelationStore for JournalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{normalize, Event};
+    use crate::intent::inventory::Inventory;
     use crate::intent::Intent;
-    use crate::tags::Inventory;
-    use crate::verdict::{FindingKind, Watcher};
+    use crate::watch::event::{normalize, Event};
+    use crate::watch::finding::FindingKind;
+    use crate::watch::watcher::Watcher;
     use serde_json::json;
 
     fn intent() -> Intent {
@@ -432,7 +434,7 @@ mod tests {
         assert_eq!(episode.opened_by, "d-2");
         assert_eq!(
             spike.finding_id,
-            crate::verdict::spike_finding_id(caller, "d-2")
+            crate::watch::finding::spike_finding_id(caller, "d-2")
         );
         // The next denial gathers the open episode: it goes on, no second spike.
         let mut window = window_of(&[

@@ -1,0 +1,11 @@
+//! The watcher: from normalised events to findings, with the state correlation needs.
+
+pub mod context;
+pub mod correlation;
+pub mod event;
+pub mod finding;
+pub mod journal;
+pub mod origin;
+pub mod outputs;
+pub mod tags;
+pub mod watcher;

@@ -1,0 +1,128 @@
+//! Findings: what tagwatch reports (the contract of its output) and their ids.
+
+use serde::{Deserialize, Serialize};
+
+use crate::iam::evaluator::{StatementRef, Verdict};
+use crate::watch::origin::RunOrigin;
+
+/// The finding kinds (the contract of tagwatch's output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// AWS allowed it, the intent does not.
+    Violation,
+    /// AWS denied the call.
+    AccessDenied,
+    /// A caller reached the spike threshold of AccessDenied calls.
+    AccessDeniedSpike,
+    /// A needed fact is missing (unknown tags, a command never seen).
+    Unevaluated,
+    /// An accepted SendCommand sends its output nowhere the intent's `command_output` requires.
+    UnloggedCommand,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Violation => "violation",
+            FindingKind::AccessDenied => "access_denied",
+            FindingKind::AccessDeniedSpike => "access_denied_spike",
+            FindingKind::Unevaluated => "unevaluated",
+            FindingKind::UnloggedCommand => "unlogged_command",
+        }
+    }
+}
+
+/// How urgently a person should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingSeverity {
+    High,
+    Medium,
+    Low,
+}
+
+/// What AWS did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actual {
+    Allowed,
+    Denied,
+}
+
+/// One finding, serialised as one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: FindingSeverity,
+    /// Deterministic: the same event (or the same command and instance) gives the same id.
+    pub finding_id: String,
+    pub event_id: String,
+    pub event_time: String,
+    pub account: String,
+    pub region: String,
+    /// `userIdentity.arn` exactly as recorded (null when the record has none).
+    pub principal: Option<String>,
+    /// The first intent entry matching the caller (null when unlisted or unknown).
+    pub principal_entry: Option<String>,
+    pub action: Option<String>,
+    /// The resource ARN (null for spikes).
+    pub resource: Option<String>,
+    /// The document ARN of the call.
+    pub document: Option<String>,
+    pub command_id: Option<String>,
+    pub session_id: Option<String>,
+    /// What the intent decides (null when the decision could not be made).
+    pub intended: Option<Verdict>,
+    pub actual: Actual,
+    pub statements: Vec<StatementRef>,
+    /// One sentence a person can act on.
+    pub reason: String,
+    /// Context keys the decision depended on that the event could not tell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_keys: Vec<String>,
+    /// AccessDenied: the error code and message as recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Spikes: the AccessDenied calls counted in the window, and the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denied_calls: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
+    /// Spikes: the sessions (assumed-role session ARNs) whose calls the window counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+    /// Where the run came from when Systems Manager started it (a State Manager association, a
+    /// maintenance window task, an Automation execution), with the principal behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RunOrigin>,
+    /// Long fields were shortened to fit a sink's size limit (the finding is never dropped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// A stable 128-bit id (two FNV-1a style hashes with different seeds and primes), hex.
+pub fn finding_id(parts: &[&str]) -> String {
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
+    for p in parts {
+        for byte in p.bytes().chain(std::iter::once(0x1f)) {
+            a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            b = (b ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    format!("{a:016x}{b:016x}")
+}
+
+/// The id of the finding on one (command, instance) pair: every status event and the record
+/// of one run share it, so whichever evaluates the pair first reports it, once.
+pub fn invocation_finding_id(command_id: &str, instance_id: &str) -> String {
+    finding_id(&["invocation", command_id, instance_id])
+}
+
+/// The id of the spike finding of the episode that `opened_by` (an event id) opened.
+pub fn spike_finding_id(caller: &str, opened_by: &str) -> String {
+    finding_id(&["spike", caller, opened_by])
+}
