@@ -467,14 +467,14 @@ impl Shape {
 ///
 /// Bit `i` (for `i < k`) is "about to match item `i`"; bit `k` is accept. A star item keeps its
 /// bit on characters it accepts and passes it on by an ε-move; other items shift it forward.
-/// Masks are kept per distinct literal character (a 128-byte class table for ASCII), so
-/// compiling costs O(items) and a few hundred bytes.
+/// Masks are kept per distinct literal character (a 128-entry class table for ASCII), so
+/// compiling costs O(items) and about a kilobyte.
 #[derive(Debug, Clone)]
 struct Nfa {
     words: usize,
     accept_bit: usize,
     /// ASCII character to 1 + index of its literal mask (0: no literal item has it).
-    class: [u8; 128],
+    class: [usize; 128],
     /// Non-ASCII literal characters and their literal-mask indexes.
     unicode: Vec<(char, usize)>,
     /// `words` words each: `?` items, `?` items that may match `:`, star items, star items
@@ -536,8 +536,9 @@ impl Nfa {
                         distinct += 1;
                         if c.is_ascii() {
                             if let Some(slot) = nfa.class.get_mut(c as usize) {
-                                // INVARIANT: at most 128 distinct ASCII characters.
-                                *slot = u8::try_from(i + 1).unwrap_or(0);
+                                // The index counts every distinct literal, non-ASCII ones
+                                // too, so it is not bounded by 128.
+                                *slot = i + 1;
                             }
                         } else {
                             nfa.unicode.push((c, i));
@@ -572,7 +573,7 @@ impl Nfa {
                 .get(c as usize)
                 .copied()
                 .filter(|&x| x != 0)
-                .map(|x| usize::from(x) - 1)
+                .map(|x| x - 1)
         } else {
             self.unicode.iter().find(|(u, _)| *u == c).map(|(_, i)| *i)
         }
@@ -704,6 +705,18 @@ mod tests {
         assert!(glob("é*ü").matches("é---ü"));
         assert!(glob("*ü*").matches("aüb"));
         assert!(!glob("*ü*").matches("aub"));
+    }
+
+    #[test]
+    fn an_ascii_literal_after_hundreds_of_distinct_non_ascii_literals_still_matches() {
+        // The literal-mask index of `a` is 300 here: it once overflowed a byte and was lost.
+        let many: String = (0x4e00u32..0x4e00 + 300)
+            .filter_map(char::from_u32)
+            .collect();
+        let p = glob(&format!("*?{many}a*"));
+        assert!(p.matches(&format!("x{many}a")));
+        assert!(p.matches(&format!("-x{many}a-")));
+        assert!(!p.matches(&format!("x{many}b")));
     }
 
     #[test]
