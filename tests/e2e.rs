@@ -9,11 +9,11 @@
 //! Needs moto for the `python3` on PATH and `cargo lambda` on PATH (`cargo xtask test` installs
 //! both, pinned, and puts them first) and the function binaries, which `cargo test --workspace`
 //! builds (each function crate has an integration test of its binary).
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use std::collections::BTreeMap;

@@ -1,10 +1,9 @@
 //! The bundled `events/` fixtures through the core: normalisation, verdicts and correlation,
 //! with the `examples/` intent and inventory. Each fixture's expected findings are spelled out.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use tagwatch_core::watch::correlation::MemoryStore;

@@ -5,11 +5,11 @@
 //! restricting Run Command and Session Manager (the file format is described at its top), and
 //! `events.rs` runs every sample in `events/` through the core. The AWS adapters' tests use the
 //! same loaders.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use std::path::{Path, PathBuf};

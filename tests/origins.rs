@@ -8,11 +8,11 @@
 //! histories" (`DescribeAssociationExecutionTargets`: an association's Run Command output), and
 //! "About the --service-role-arn option" of register-task-with-maintenance-window (without a
 //! role, the service-linked role `AWSServiceRoleForAmazonSSM`).
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use serde_json::{json, Value};

@@ -51,11 +51,11 @@
 //! implicit deny names no statement, an allow names only `Allow` statements and an explicit deny
 //! only `Deny` statements. All failing cases of a file are reported together.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use std::collections::BTreeSet;

@@ -5,11 +5,10 @@
 //! binary, the configuration the functions require, and the EventBridge patterns as AWS emits
 //! the events. CloudFormation's short tags (`!Ref`, `!Sub`, `!If`, ...) load as plain scalars and
 //! sequences, which is all these checks need.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use tagwatch_tests::{read, root};
@@ -263,7 +262,7 @@ fn event_patterns_match_what_aws_emits() {
     // that set up runs Systems Manager starts itself), no other.
     let names: Vec<&str> = tagwatch_core::watch::event::Action::EVENT_NAMES
         .into_iter()
-        .chain(tagwatch_core::watch::origin::SETUP_EVENT_NAMES)
+        .chain(tagwatch_core::watch::event::SETUP_EVENT_NAMES)
         .collect();
     assert_eq!(list(&ct["detail"]["eventName"]), names);
     // No errorCode filter: denied calls must reach the watcher too.
@@ -275,7 +274,7 @@ fn event_patterns_match_what_aws_emits() {
         [
             "EC2 Command Status-change Notification",
             "EC2 Command Invocation Status-change Notification",
-            tagwatch_core::watch::origin::ASSOCIATION_RUN_DETAIL_TYPE,
+            tagwatch_core::watch::event::ASSOCIATION_RUN_DETAIL_TYPE,
         ]
     );
     // The fixtures carry exactly these values.

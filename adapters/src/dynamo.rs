@@ -40,10 +40,10 @@ use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tagwatch_core::intent::origins::OriginKind;
 use tagwatch_core::watch::correlation::{DenialWindow, Episode, Parked};
-use tagwatch_core::watch::event::{Activity, Event, StatusChange};
+use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup, StatusChange};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::watch::origin::{role_key, AssociationRun, OriginSetup};
+use tagwatch_core::watch::origin::role_key;
 
 use crate::AdapterError;
 

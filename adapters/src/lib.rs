@@ -2,11 +2,11 @@
 //!
 //! - [`dynamo::DynamoCorrelation`]: correlation, idempotency and AccessDenied windows in one
 //!   DynamoDB table (gather before the decision, persist the journal after it);
-//! - [`logs::FindingsLog`]: findings as JSON log events in a CloudWatch Logs group;
+//! - [`logs::FindingsLogStream`]: findings as JSON log events in a CloudWatch Logs group;
 //! - [`bus::FindingsBus`]: alert findings on an EventBridge bus;
 //! - [`tags::LiveTags`]: instance tags from EC2 `DescribeTags` and managed-node tags from SSM
 //!   `ListTagsForResource`, cached for a short time;
-//! - [`quarantine::Quarantine`]: malformed or unexpected events kept on an SQS queue;
+//! - [`quarantine::QuarantineQueue`]: malformed or unexpected events kept on an SQS queue;
 //! - [`redrive::Redrive`]: failure-destination records invoked again (`tagwatch redrive`).
 //!
 //! Clients are built once (at cold start) from an [`aws_config::SdkConfig`]; `AWS_ENDPOINT_URL`
@@ -183,14 +183,6 @@ impl AdapterError {
             AdapterError::Corrupt { .. } => false,
         }
     }
-}
-
-/// Wall-clock milliseconds since the epoch (outbox and delivery items live from when they are
-/// written; log events and EMF lines are stamped with it).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Loads the SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).

@@ -8,20 +8,20 @@ use crate::AdapterError;
 
 /// The findings log group and this instance's stream in it.
 #[derive(Debug, Clone)]
-pub struct FindingsLog {
+pub struct FindingsLogStream {
     client: Client,
     group: String,
     stream: String,
 }
 
-impl FindingsLog {
+impl FindingsLogStream {
     /// Creates the stream when missing (once, at cold start).
     pub async fn open(
         client: Client,
         group: impl Into<String>,
         stream: impl Into<String>,
     ) -> Result<Self, AdapterError> {
-        let log = FindingsLog {
+        let log = FindingsLogStream {
             client,
             group: group.into(),
             stream: stream.into(),

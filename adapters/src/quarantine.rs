@@ -12,14 +12,14 @@ const MAX_BODY: usize = 250 * 1024;
 
 /// The quarantine queue.
 #[derive(Debug, Clone)]
-pub struct Quarantine {
+pub struct QuarantineQueue {
     client: Client,
     queue_url: String,
 }
 
-impl Quarantine {
+impl QuarantineQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Quarantine {
+        QuarantineQueue {
             client,
             queue_url: queue_url.into(),
         }

@@ -1,11 +1,10 @@
 //! The adapters against moto's server over real HTTP, through the real Rust SDK. Each test
 //! starts its own moto server on a free loopback port (`tagwatch_tests::moto`) and stops it
 //! when done.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use std::time::Duration;
@@ -14,7 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
-use tagwatch_aws::logs::FindingsLog;
+use tagwatch_aws::logs::FindingsLogStream;
 use tagwatch_aws::tags::LiveTags;
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::max_calls;
@@ -50,7 +49,7 @@ async fn invoke(
     if let Event::Activity(a) = e {
         if matches!(
             a.outcome,
-            tagwatch_core::watch::event::Outcome::Denied { .. }
+            tagwatch_core::watch::event::CallOutcome::Denied { .. }
         ) {
             let caller = denial_caller(a);
             store
@@ -272,16 +271,16 @@ async fn findings_reach_the_log_group() {
         .send()
         .await
         .unwrap();
-    let sink = FindingsLog::open(logs.clone(), "/tagwatch/findings", "cloudtrail-watcher")
+    let sink = FindingsLogStream::open(logs.clone(), "/tagwatch/findings", "cloudtrail-watcher")
         .await
         .unwrap();
     let sink_again =
-        FindingsLog::open(logs.clone(), "/tagwatch/findings", "cloudtrail-watcher").await;
+        FindingsLogStream::open(logs.clone(), "/tagwatch/findings", "cloudtrail-watcher").await;
     assert!(sink_again.is_ok(), "an existing stream is fine");
     sink.put(
         &[
-            log_message(&finding(FindingKind::Violation, "f-1")),
-            log_message(&finding(FindingKind::AccessDenied, "f-2")),
+            log_message(&finding(FindingKind::Violation, "f-1")).unwrap(),
+            log_message(&finding(FindingKind::AccessDenied, "f-2")).unwrap(),
         ],
         1_795_165_736_000,
     )
@@ -364,7 +363,7 @@ async fn alerts_reach_an_sqs_queue_through_a_rule_on_the_bus() {
         finding(FindingKind::Unevaluated, "u-1"),
     ]
     .iter()
-    .filter_map(bus_entry)
+    .filter_map(|f| bus_entry(f).unwrap())
     .collect();
     assert_eq!(entries.len(), 2, "AccessDenied calls are not alerts");
     let answers = bus.publish(&entries).await.unwrap();
@@ -930,7 +929,7 @@ async fn malformed_events_are_kept_on_the_quarantine_queue() {
         .unwrap()
         .queue_url
         .unwrap();
-    let q = tagwatch_aws::quarantine::Quarantine::new(sqs.clone(), &url);
+    let q = tagwatch_aws::quarantine::QuarantineQueue::new(sqs.clone(), &url);
     let raw = read("events/malformed/sendcommand-missing-useridentity.json");
     q.keep(&raw, "missing $.detail.userIdentity", "cloudtrail-watcher")
         .await

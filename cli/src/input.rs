@@ -22,6 +22,7 @@ pub enum InputError {
     #[error("{0}")]
     Usage(String),
     /// An AWS call failed (`--inventory-from-aws`).
+    #[cfg(feature = "aws")]
     #[error("{0}")]
     Aws(String),
 }

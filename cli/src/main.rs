@@ -5,7 +5,10 @@
 
 mod check;
 mod input;
+#[cfg(feature = "aws")]
+mod live;
 mod output;
+#[cfg(feature = "aws")]
 mod redrive;
 mod replay;
 mod simulate;
@@ -34,6 +37,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Invoke again what a function's failure destination (an SQS queue) kept; delete what
     /// succeeds.
+    #[cfg(feature = "aws")]
     Redrive(redrive::RedriveArgs),
 }
 
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args, &mut out).map_err(|e| e.to_string()),
         Command::Simulate(args) => simulate::run(&args, &mut out).map_err(|e| e.to_string()),
         Command::Replay(args) => replay::run(&args, &mut out).map_err(|e| e.to_string()),
+        #[cfg(feature = "aws")]
         Command::Redrive(args) => redrive::run(&args, &mut out).map_err(|e| e.to_string()),
     };
     let _ = out.flush();

@@ -18,12 +18,11 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tagwatch_core::intent::inventory::{Inventory, TagLookup};
+use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::MemoryStore;
-use tagwatch_core::watch::event::{normalize, Event};
+use tagwatch_core::watch::event::normalize;
 use tagwatch_core::watch::finding::{Finding, FindingKind};
-use tagwatch_core::watch::watcher::{tag_query, Watcher};
-use tagwatch_core::Intent;
+use tagwatch_core::watch::watcher::Watcher;
 
 use crate::input::{self, InputError};
 
@@ -71,6 +70,7 @@ pub struct ReplayArgs {
     /// ListTagsForResource) that `--inventory` does not list. Credentials, region and endpoint
     /// come from the standard AWS environment (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).
     /// Tags are today's, not those at event time.
+    #[cfg(feature = "aws")]
     #[arg(long)]
     inventory_from_aws: bool,
     /// Findings format.
@@ -115,81 +115,11 @@ struct Counts {
     malformed: u64,
 }
 
-/// Live tag lookups for `--inventory-from-aws`: each id is asked once, when an event first
-/// names it.
-struct LiveInventory {
-    runtime: tokio::runtime::Runtime,
-    tags: tagwatch_aws::tags::LiveTags,
-    asked: std::collections::HashSet<String>,
-    /// The first AWS failure (the replay stops there).
-    failure: Option<String>,
-}
-
-impl LiveInventory {
-    fn new() -> Result<Self, InputError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| InputError::Aws(format!("cannot start the AWS client runtime: {e}")))?;
-        let sdk = runtime.block_on(tagwatch_aws::load_config());
-        let tags = tagwatch_aws::tags::LiveTags::new(
-            tagwatch_aws::aws_sdk_ec2::Client::new(&sdk),
-            Duration::from_secs(u64::MAX / 4),
-        )
-        .with_ssm(tagwatch_aws::aws_sdk_ssm::Client::new(&sdk));
-        Ok(LiveInventory {
-            runtime,
-            tags,
-            asked: std::collections::HashSet::new(),
-            failure: None,
-        })
-    }
-
-    /// Adds the tags of the event's instances, managed nodes and documents not asked for
-    /// before. A resource EC2 or SSM does not know stays out of the inventory: unknown, not
-    /// untagged.
-    fn fill(
-        &mut self,
-        event: &Event,
-        intent: &Intent,
-        inventory: &mut Inventory,
-    ) -> std::io::Result<()> {
-        let mut query = tag_query(event, intent);
-        let asked = &self.asked;
-        query
-            .targets
-            .retain(|id| inventory.tags(id).is_none() && !asked.contains(id));
-        query
-            .documents
-            .retain(|id| inventory.tags(id).is_none() && !asked.contains(id));
-        let query = query.dedup();
-        if query.is_empty() {
-            return Ok(());
-        }
-        self.asked
-            .extend(query.targets.iter().chain(&query.documents).cloned());
-        match self.runtime.block_on(self.tags.gather(&query)) {
-            Ok(found) => {
-                for id in query.targets.iter().chain(&query.documents) {
-                    if let Some(t) = found.tags(id) {
-                        inventory.insert(id.clone(), t.clone());
-                    }
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let message = format!("--inventory-from-aws: {e}");
-                self.failure = Some(message.clone());
-                Err(std::io::Error::other(message))
-            }
-        }
-    }
-}
-
 struct Run<'i, W: Write> {
     watcher: Watcher<'i, MemoryStore>,
     inventory: Inventory,
-    live: Option<LiveInventory>,
+    #[cfg(feature = "aws")]
+    live: Option<crate::live::LiveInventory>,
     out: W,
     format: ReplayFormat,
     counts: Counts,
@@ -424,6 +354,7 @@ impl<W: Write> Run<'_, W> {
         self.counts.read += 1;
         match normalize(v) {
             Ok(event) => {
+                #[cfg(feature = "aws")]
                 if let Some(live) = self.live.as_mut() {
                     live.fill(&event, self.watcher.intent(), &mut self.inventory)?;
                 }
@@ -625,8 +556,9 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
     let mut run = Run {
         watcher: Watcher::new(&intent, MemoryStore::new(window_ms)),
         inventory,
+        #[cfg(feature = "aws")]
         live: if args.inventory_from_aws {
-            Some(LiveInventory::new()?)
+            Some(crate::live::LiveInventory::new()?)
         } else {
             None
         },
@@ -645,6 +577,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
     };
     for input in &inputs {
         if let Err(e) = run.input(input.as_deref()) {
+            #[cfg(feature = "aws")]
             if let Some(failure) = run.live.as_mut().and_then(|l| l.failure.take()) {
                 return Err(InputError::Aws(failure));
             }

@@ -1,9 +1,8 @@
 //! End-to-end tests of the `tagwatch` binary: exit codes, output contracts, error messages.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
 use std::io::Write;

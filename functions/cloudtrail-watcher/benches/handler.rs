@@ -1,11 +1,10 @@
 //! Warm handling cost per event, excluding AWS calls: the CloudTrail watcher's pipeline (what
 //! its handler runs) with the in-memory ports: parse the payload, normalise, gather, look up
 //! tags, decide, stage, persist, deliver. Run with `cargo bench -p cloudtrail-watcher`.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "benchmark set-up on fixed inputs: a failure panics and stops the run"
 )]
 
 use std::hint::black_box;

@@ -7,25 +7,18 @@ use serde_json::Value;
 use tagwatch_core::Intent;
 use tagwatch_lambda::config::Config;
 use tagwatch_lambda::pipeline::{watch, Accept, Failed, Invocation, Outcome};
-use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, Quarantine, State, Tags};
+use tagwatch_lambda::ports::{Platform, Ports};
 
 /// The function's name in metrics (`Function` dimension) and quarantined events.
 pub const FUNCTION: &str = "cloudtrail-watcher";
 
-pub async fn handle<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+pub async fn handle<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     _config: &Config,
     inv: &Invocation,
     event: &Value,
-) -> Result<Outcome, Failed>
-where
-    S: State,
-    T: Tags,
-    L: FindingLog,
-    B: AlertBus,
-    Q: Quarantine,
-{
+) -> Result<Outcome, Failed> {
     watch(ports, intent, inv, Accept::Activities, event).await
 }
 

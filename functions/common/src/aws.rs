@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
-use tagwatch_aws::intent::{load_intent, IntentClients, IntentLoadError, IntentSource};
-use tagwatch_aws::logs::FindingsLog;
-use tagwatch_aws::quarantine::Quarantine as QuarantineQueue;
+use tagwatch_aws::intent::{load_intent, IntentClients, IntentLoadError};
+use tagwatch_aws::logs::FindingsLogStream;
+use tagwatch_aws::quarantine::QuarantineQueue;
 use tagwatch_aws::tags::LiveTags;
 use tagwatch_aws::{
     aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_s3,
@@ -14,22 +14,34 @@ use tagwatch_aws::{
 };
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::{DenialWindow, Parked};
-use tagwatch_core::watch::event::Event;
+use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::watch::origin::AssociationRun;
 use tagwatch_core::watch::outputs::BusEntry;
 use tagwatch_core::watch::tags::TagQuery;
 use tagwatch_core::Intent;
 
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::logging::now_ms;
 use crate::ports::{
-    AlertBus, FindingLog, PortError, PortResult, Ports, Quarantine, State, TagScope, Tags,
+    AlertBus, FindingLog, Platform, PortError, PortResult, Ports, Quarantine, State, TagScope,
+    TagSource,
 };
 
+/// The AWS adapters of a deployed function.
+#[derive(Debug, Clone, Copy)]
+pub struct Aws;
+
+impl Platform for Aws {
+    type State = DynamoCorrelation;
+    type Tags = LiveTags;
+    type Log = FindingsLogStream;
+    type Bus = FindingsBus;
+    type Quarantine = QuarantineQueue;
+}
+
 /// The ports of a deployed function.
-pub type AwsPorts = Ports<DynamoCorrelation, LiveTags, FindingsLog, FindingsBus, QuarantineQueue>;
+pub type AwsPorts = Ports<Aws>;
 
 impl From<AdapterError> for PortError {
     fn from(e: AdapterError) -> Self {
@@ -124,15 +136,15 @@ impl State for DynamoCorrelation {
     }
 }
 
-impl Tags for LiveTags {
+impl TagSource for LiveTags {
     async fn gather(&self, query: &TagQuery) -> PortResult<Inventory> {
         Ok(LiveTags::gather(self, query).await?)
     }
 }
 
-impl FindingLog for FindingsLog {
+impl FindingLog for FindingsLogStream {
     async fn put(&self, messages: &[String]) -> PortResult<()> {
-        Ok(FindingsLog::put(self, messages, now_ms()).await?)
+        Ok(FindingsLogStream::put(self, messages, now_ms()).await?)
     }
 }
 
@@ -161,10 +173,10 @@ pub enum ColdStartError {
 
 /// The findings log stream of this execution environment: Lambda's own stream name is unique
 /// per environment, so concurrent environments never share a stream.
-fn stream_name(function: &str) -> String {
-    match std::env::var("AWS_LAMBDA_LOG_STREAM_NAME") {
-        Ok(s) if !s.is_empty() => format!("{function}/{s}"),
-        _ => format!(
+fn stream_name(function: &str, config: &Config) -> String {
+    match &config.log_stream {
+        Some(s) => format!("{function}/{s}"),
+        None => format!(
             "{function}/{}/{}",
             crate::logging::rfc3339_ms(now_ms()).get(..10).unwrap_or(""),
             std::process::id()
@@ -178,7 +190,7 @@ pub async fn cold_start(
     config: &Config,
 ) -> Result<(AwsPorts, Intent), ColdStartError> {
     let sdk = tagwatch_aws::load_config().await;
-    let source = IntentSource::parse(&config.intent)?;
+    let source = &config.intent;
     let clients = IntentClients {
         ssm: aws_sdk_ssm::Client::new(&sdk),
         s3: aws_sdk_s3::Client::new(&sdk),
@@ -186,11 +198,11 @@ pub async fn cold_start(
     // The intent and the findings log stream are independent: fetch both at once.
     let log_client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     let (loaded, log) = tokio::join!(
-        load_intent(&source, &clients),
-        FindingsLog::open(
+        load_intent(source, &clients),
+        FindingsLogStream::open(
             log_client,
             &config.findings_log_group,
-            stream_name(function)
+            stream_name(function, config)
         )
     );
     let (mut intent, warnings) = loaded?;

@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use tagwatch_aws::intent::IntentSource;
+
 /// Every setting a function reads. Names are the environment variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `TAGWATCH_INTENT`: `ssm:/NAME`, `s3://BUCKET/KEY`, or a file path (relative paths are
     /// resolved against `LAMBDA_TASK_ROOT`, where a bundled intent lives).
-    pub intent: String,
+    pub intent: IntentSource,
     /// `TAGWATCH_TABLE`: the DynamoDB table for correlation, idempotency and the outbox.
     pub table: String,
     /// `TAGWATCH_FINDINGS_LOG_GROUP`: the findings log group.
@@ -47,6 +49,13 @@ pub struct Config {
     pub service: String,
     /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`).
     pub log_level: tracing::Level,
+    /// `AWS_LAMBDA_FUNCTION_NAME` and `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda): the
+    /// `function_name` and `function_memory_size` keys of every log line.
+    pub function_name: Option<String>,
+    pub memory_size: Option<u64>,
+    /// `AWS_LAMBDA_LOG_STREAM_NAME` (set by Lambda): names this execution environment's
+    /// findings log stream.
+    pub log_stream: Option<String>,
 }
 
 /// The default state TTL: 14 days of failure-queue retention + 30 days of SendCommand delivery
@@ -120,6 +129,19 @@ impl Config {
                 intent = format!("{}/{path}", root.trim_end_matches('/'));
             }
         }
+        let intent = IntentSource::parse(&intent).map_err(|_| ConfigError::Invalid {
+            name: "TAGWATCH_INTENT",
+            value: intent.clone(),
+            reason: "expected `ssm:/NAME`, `s3://BUCKET/KEY` or a file path",
+        })?;
+        let memory_size = match get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                name: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                value: v,
+                reason: "expected a whole number of megabytes",
+            })?),
+        };
         let level_name = get("TAGWATCH_LOG_LEVEL")
             .or_else(|| get("AWS_LAMBDA_LOG_LEVEL"))
             .unwrap_or_else(|| "INFO".to_string());
@@ -166,6 +188,9 @@ impl Config {
             region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
             service: get("POWERTOOLS_SERVICE_NAME").unwrap_or_else(|| "tagwatch".to_string()),
             log_level,
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
+            memory_size,
+            log_stream: get("AWS_LAMBDA_LOG_STREAM_NAME"),
         })
     }
 }
@@ -193,7 +218,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Config::from_lookup(env(&BASE)).unwrap();
-        assert_eq!(c.intent, "ssm:/tagwatch/intent");
+        assert_eq!(c.intent, IntentSource::Ssm("/tagwatch/intent".into()));
         assert_eq!(c.state_ttl, Duration::from_secs(46 * 86_400));
         assert_eq!(c.delivery_lease, Duration::from_secs(40));
         assert_eq!(c.sweep_batch, 500);
@@ -269,12 +294,41 @@ mod tests {
         pairs.push(("LAMBDA_TASK_ROOT", "/var/task"));
         assert_eq!(
             Config::from_lookup(env(&pairs)).unwrap().intent,
-            "/var/task/intent.json"
+            IntentSource::File("/var/task/intent.json".into())
         );
         pairs[0] = ("TAGWATCH_INTENT", "s3://b/intent.json");
         assert_eq!(
             Config::from_lookup(env(&pairs)).unwrap().intent,
-            "s3://b/intent.json"
+            IntentSource::S3 {
+                bucket: "b".into(),
+                key: "intent.json".into()
+            }
         );
+        pairs[0] = ("TAGWATCH_INTENT", "https://example.com/intent.json");
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(
+            err.contains("TAGWATCH_INTENT") && err.contains("https://"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn lambda_sets_the_name_memory_and_stream() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("AWS_LAMBDA_FUNCTION_NAME", "tagwatch-sweep"));
+        pairs.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"));
+        pairs.push(("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/03/[$LATEST]abc"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.function_name.as_deref(), Some("tagwatch-sweep"));
+        assert_eq!(c.memory_size, Some(256));
+        assert_eq!(c.log_stream.as_deref(), Some("2026/12/03/[$LATEST]abc"));
+        pairs.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"));
+        let bad: Vec<(&str, &str)> = pairs
+            .iter()
+            .filter(|(k, v)| *k != "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" || *v == "lots")
+            .copied()
+            .collect();
+        let err = Config::from_lookup(env(&bad)).unwrap_err().to_string();
+        assert!(err.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), "{err}");
     }
 }

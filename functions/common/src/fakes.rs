@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tagwatch_core::intent::inventory::{Inventory, TagLookup};
 use tagwatch_core::intent::origins::OriginKind;
 use tagwatch_core::watch::correlation::{DenialWindow, Episode, Parked};
-use tagwatch_core::watch::event::{Activity, Event};
+use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::watch::origin::{role_key, AssociationRun, OriginSetup};
+use tagwatch_core::watch::origin::role_key;
 use tagwatch_core::watch::outputs::BusEntry;
 use tagwatch_core::watch::tags::TagQuery;
 
 use crate::pipeline::Invocation;
-use crate::ports::{AlertBus, FindingLog, PortError, PortResult, Ports, Quarantine, State, Tags};
+use crate::ports::{
+    AlertBus, FindingLog, Platform, PortError, PortResult, Ports, Quarantine, State, TagSource,
+};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -529,7 +531,7 @@ pub struct FakeTags {
     pub asked: Mutex<Vec<String>>,
 }
 
-impl Tags for FakeTags {
+impl TagSource for FakeTags {
     async fn gather(&self, query: &TagQuery) -> PortResult<Inventory> {
         self.failing.check("tags")?;
         let ids: Vec<&String> = query.targets.iter().chain(&query.documents).collect();
@@ -624,8 +626,20 @@ impl Quarantine for FakeQuarantine {
     }
 }
 
+/// The in-memory fakes, for the handlers' unit tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Fakes;
+
+impl Platform for Fakes {
+    type State = FakeState;
+    type Tags = FakeTags;
+    type Log = FakeLog;
+    type Bus = FakeBus;
+    type Quarantine = FakeQuarantine;
+}
+
 /// The fakes wired together.
-pub type FakePorts = Ports<FakeState, FakeTags, FakeLog, FakeBus, FakeQuarantine>;
+pub type FakePorts = Ports<Fakes>;
 
 /// Fakes over an inventory, with a quarantine queue.
 pub fn ports(inventory: Inventory) -> FakePorts {

@@ -16,6 +16,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::clock::now_ms;
+
 /// The invocation a log line belongs to.
 #[derive(Debug, Default, Clone)]
 struct Invocation {
@@ -54,13 +56,12 @@ pub struct PowertoolsJson {
 }
 
 impl PowertoolsJson {
-    pub fn new(service: &str) -> Self {
+    /// The format for `service`, with the function's name and memory size (from [`Config`]).
+    pub fn new(service: &str, function_name: Option<&str>, memory_size: Option<u64>) -> Self {
         PowertoolsJson {
             service: service.to_string(),
-            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
-            memory_size: std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-                .ok()
-                .and_then(|m| m.parse().ok()),
+            function_name: function_name.map(str::to_string),
+            memory_size,
         }
     }
 
@@ -162,37 +163,31 @@ where
 }
 
 /// Installs the JSON logger on stdout (once, at cold start).
-pub fn init(service: &str, level: tracing::Level) {
+pub fn init(format: PowertoolsJson, level: tracing::Level) {
     let _ = tracing_subscriber::fmt()
-        .event_format(PowertoolsJson::new(service))
+        .event_format(format)
         .with_max_level(level)
         .with_writer(std::io::stdout)
         .try_init();
 }
 
-/// Wall-clock milliseconds since the epoch (one helper for the whole Lambda side).
-pub use tagwatch_aws::now_ms;
-
-/// `2026-11-22T08:15:04.123Z` (Howard Hinnant's days-to-civil algorithm).
+/// `2026-11-22T08:15:04.123Z`: epoch milliseconds as RFC 3339 UTC (the calendar is the `time`
+/// crate's); a time outside what `time` represents is shown as the raw milliseconds.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
+    let nanos = i128::from(ms) * 1_000_000;
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        ),
+        Err(_) => format!("{ms}ms"),
+    }
 }
 
 #[cfg(test)]

@@ -24,18 +24,20 @@ use std::time::Duration;
 use serde_json::Value;
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::{max_calls, Parked};
-use tagwatch_core::watch::event::{normalize, Event, Outcome as CallOutcome, Skip};
+use tagwatch_core::watch::event::{normalize, CallOutcome, Event, Skip};
 use tagwatch_core::watch::finding::{Finding, FindingKind};
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease};
 use tagwatch_core::watch::outputs::{
-    batches, bus_entry, log_message, MetricCounts, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
-    LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
+    batches, bus_detail_type, bus_entry, log_message, MetricCounts, BUS_BATCH_BYTES,
+    BUS_BATCH_ENTRIES, LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
 use tagwatch_core::watch::tags::TagQuery;
 use tagwatch_core::watch::watcher::{denial_caller, denial_session, Watcher};
 use tagwatch_core::Intent;
 
-use crate::ports::{AlertBus, FindingLog, PortError, Ports, Quarantine, State, TagScope, Tags};
+use crate::ports::{
+    AlertBus, FindingLog, Platform, PortError, Ports, Quarantine, State, TagScope, TagSource,
+};
 
 /// Which events a function is subscribed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +165,8 @@ pub fn redact(v: &Value) -> Value {
     }
 }
 
-async fn reject<S, T, L, B, Q: Quarantine>(
-    ports: &Ports<S, T, L, B, Q>,
+async fn reject<P: Platform>(
+    ports: &Ports<P>,
     function: &str,
     raw: &Value,
     reason: String,
@@ -212,20 +214,13 @@ fn tag_query(event: &Event, intent: &Intent, journal: &JournalStore, scope: &Tag
 }
 
 /// Handles one event for a watcher function.
-pub async fn watch<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+pub async fn watch<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     inv: &Invocation,
     accept: Accept,
     raw: &Value,
-) -> Result<Outcome, Failed>
-where
-    S: State,
-    T: Tags,
-    L: FindingLog,
-    B: AlertBus,
-    Q: Quarantine,
-{
+) -> Result<Outcome, Failed> {
     let mut outcome = Outcome::default();
     // A record from the failure destination, redriven: the event inside it.
     let raw = tagwatch_core::watch::event::unwrap_destination(raw);
@@ -238,8 +233,8 @@ where
 
 /// A permanent failure keeps the event (redacted) on the quarantine queue with the error
 /// named, and counts it; without a queue, or for a retryable failure, the invocation fails.
-async fn keep_or_fail<S, T, L, B, Q: Quarantine>(
-    ports: &Ports<S, T, L, B, Q>,
+async fn keep_or_fail<P: Platform>(
+    ports: &Ports<P>,
     function: &str,
     raw: Option<&Value>,
     failure: Failure,
@@ -295,21 +290,14 @@ fn covered(event: &Event, scope: &TagScope) -> bool {
         .is_some_and(|(account, region)| scope.covers(account, region))
 }
 
-async fn watch_event<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+async fn watch_event<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     inv: &Invocation,
     accept: Accept,
     raw: &Value,
     outcome: &mut Outcome,
-) -> Result<Option<Outcome>, Failure>
-where
-    S: State,
-    T: Tags,
-    L: FindingLog,
-    B: AlertBus,
-    Q: Quarantine,
-{
+) -> Result<Option<Outcome>, Failure> {
     let function = inv.function;
     let event = match normalize(raw) {
         Ok(e) => e,
@@ -414,8 +402,8 @@ where
 /// parked runs it came from are deleted only after it is staged. A retry of the same event
 /// gathers without its own claims and episode (the stores leave out what `outbox` holds), so it
 /// decides the same findings again; a finding another event won is never staged.
-async fn decide<S: State, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+async fn decide<P: Platform>(
+    ports: &Ports<P>,
     outbox: &str,
     findings: &[Finding],
     changes: Vec<Change>,
@@ -455,8 +443,8 @@ async fn decide<S: State, T, L, B, Q>(
 
 /// Finishes what is parked for a command whose record is stored (evaluated with live tags
 /// when `covered`, else unknown). Returns whether the record was there.
-async fn resume_command<S: State, T: Tags, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+async fn resume_command<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     outbox: &str,
     command_id: &str,
@@ -495,21 +483,14 @@ async fn resume_command<S: State, T: Tags, L, B, Q>(
 /// are taken first, then reported `unevaluated`. A record that arrives later still evaluates
 /// them (the overdue marker stays). `sweep_id` names the outbox (the scheduled event's id, so
 /// a retry delivers what an earlier attempt staged).
-pub async fn sweep<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+pub async fn sweep<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     inv: &Invocation,
     sweep_id: &str,
     cutoff_ms: i64,
     limit: usize,
-) -> Result<Outcome, Failed>
-where
-    S: State,
-    T: Tags,
-    L: FindingLog,
-    B: AlertBus,
-    Q: Quarantine,
-{
+) -> Result<Outcome, Failed> {
     let mut outcome = Outcome {
         event_id: sweep_id.to_string(),
         ..Outcome::default()
@@ -520,21 +501,15 @@ where
     }
 }
 
-async fn sweep_due<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+async fn sweep_due<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     inv: &Invocation,
     sweep_id: &str,
     cutoff_ms: i64,
     limit: usize,
     outcome: &mut Outcome,
-) -> Result<(), Failure>
-where
-    S: State,
-    T: Tags,
-    L: FindingLog,
-    B: AlertBus,
-{
+) -> Result<(), Failure> {
     let mut by_command: BTreeMap<String, Vec<DuePair>> = BTreeMap::new();
     for due in ports.state.due_parked(cutoff_ms, limit).await? {
         match due {
@@ -628,17 +603,12 @@ async fn mark<S: State>(state: &S, ids: &[String], sink: &str) -> Result<(), Fai
 /// Delivers an outbox: each finding under its delivery lease, to each sink it has not reached.
 /// Findings another invocation is delivering are waited for; if its lease does not end in that
 /// time, the invocation fails (retryable) so a retry makes sure.
-pub async fn deliver<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+pub async fn deliver<P: Platform>(
+    ports: &Ports<P>,
     inv: &Invocation,
     outbox: &str,
     outcome: &mut Outcome,
-) -> Result<(), Failure>
-where
-    S: State,
-    L: FindingLog,
-    B: AlertBus,
-{
+) -> Result<(), Failure> {
     let staged = ports.state.staged(outbox).await?;
     let mut pending = staged;
     let lease_ms = i64::try_from(inv.lease.as_millis()).unwrap_or(i64::MAX);
@@ -653,8 +623,9 @@ where
                 .get(&f.finding_id)
                 .is_some_and(|sinks| sinks.iter().any(|s| s == sink))
         };
-        pending
-            .retain(|f| !reached(f, SINK_LOG) || (bus_entry(f).is_some() && !reached(f, SINK_BUS)));
+        pending.retain(|f| {
+            !reached(f, SINK_LOG) || (bus_detail_type(f.kind).is_some() && !reached(f, SINK_BUS))
+        });
         if pending.is_empty() {
             return Ok(());
         }
@@ -690,26 +661,33 @@ where
     }
 }
 
+/// A finding that cannot be written as JSON: permanent (a retry writes the same finding), so
+/// the event is kept with the finding named.
+fn unwritable(f: &Finding, e: &serde_json::Error) -> Failure {
+    Failure::Port(PortError::Permanent(format!(
+        "finding {} cannot be written as JSON: {e}",
+        f.finding_id
+    )))
+}
+
 /// Sends leased findings to the sinks they have not reached: the log group in byte-sized
 /// batches, the bus in batches of ten, each batch (each accepted entry) marked at once.
-async fn send<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+async fn send<P: Platform>(
+    ports: &Ports<P>,
     findings: &[Finding],
     marks: &HashMap<String, Vec<String>>,
     outcome: &mut Outcome,
-) -> Result<(), Failure>
-where
-    S: State,
-    L: FindingLog,
-    B: AlertBus,
-{
+) -> Result<(), Failure> {
     let reached = |f: &Finding, sink: &str| {
         marks
             .get(&f.finding_id)
             .is_some_and(|sinks| sinks.iter().any(|s| s == sink))
     };
     let to_log: Vec<&Finding> = findings.iter().filter(|f| !reached(f, SINK_LOG)).collect();
-    let messages: Vec<String> = to_log.iter().map(|f| log_message(f)).collect();
+    let messages = to_log
+        .iter()
+        .map(|f| log_message(f).map_err(|e| unwritable(f, &e)))
+        .collect::<Result<Vec<String>, Failure>>()?;
     let sizes: Vec<usize> = messages.iter().map(String::len).collect();
     for batch in batches(
         &sizes,
@@ -740,8 +718,11 @@ where
     let to_bus: Vec<(&Finding, tagwatch_core::watch::outputs::BusEntry)> = findings
         .iter()
         .filter(|f| !reached(f, SINK_BUS))
-        .filter_map(|f| bus_entry(f).map(|e| (f, e)))
-        .collect();
+        .filter_map(|f| match bus_entry(f) {
+            Ok(entry) => entry.map(|e| Ok((f, e))),
+            Err(e) => Some(Err(unwritable(f, &e))),
+        })
+        .collect::<Result<_, Failure>>()?;
     let sizes: Vec<usize> = to_bus.iter().map(|(_, e)| e.size()).collect();
     let mut failed = Vec::new();
     let mut failed_count = 0;

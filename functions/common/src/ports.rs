@@ -7,10 +7,9 @@ use std::future::Future;
 
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::{DenialWindow, Parked};
-use tagwatch_core::watch::event::Event;
+use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
-use tagwatch_core::watch::origin::AssociationRun;
 use tagwatch_core::watch::outputs::BusEntry;
 use tagwatch_core::watch::tags::TagQuery;
 
@@ -125,7 +124,7 @@ pub trait State {
 }
 
 /// Live tags of instances and managed nodes; ids it does not know are left out (unknown).
-pub trait Tags {
+pub trait TagSource {
     fn gather(&self, query: &TagQuery) -> impl Future<Output = PortResult<Inventory>> + Send;
 }
 
@@ -173,16 +172,25 @@ impl TagScope {
     }
 }
 
+/// One set of ports, named once: the AWS adapters ([`crate::aws::Aws`]) or the in-memory fakes
+/// ([`crate::fakes::Fakes`]). The pipeline and the handlers are generic over it.
+pub trait Platform {
+    type State: State;
+    type Tags: TagSource;
+    type Log: FindingLog;
+    type Bus: AlertBus;
+    type Quarantine: Quarantine;
+}
+
 /// Everything a function talks to.
-#[derive(Debug)]
-pub struct Ports<S, T, L, B, Q> {
-    pub state: S,
-    pub tags: T,
-    pub log: L,
-    pub bus: B,
+pub struct Ports<P: Platform> {
+    pub state: P::State,
+    pub tags: P::Tags,
+    pub log: P::Log,
+    pub bus: P::Bus,
     /// `None`: no quarantine queue is configured; a malformed event then fails the invocation
     /// so that the failure destination keeps it.
-    pub quarantine: Option<Q>,
+    pub quarantine: Option<P::Quarantine>,
     /// Whose tags `tags` can see.
     pub tag_scope: TagScope,
 }

@@ -48,7 +48,7 @@ fn metrics_line(function: &str, outcome: &Outcome) -> String {
     emf_line(
         function,
         &outcome.counts,
-        logging::now_ms(),
+        crate::clock::now_ms(),
         &[
             ("event_id", json!(outcome.event_id)),
             ("findings", json!(listed)),
@@ -69,12 +69,22 @@ where
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            logging::init("tagwatch", tracing::Level::INFO);
+            logging::init(
+                logging::PowertoolsJson::new("tagwatch", None, None),
+                tracing::Level::INFO,
+            );
             tracing::error!(error = %e, "cold start failed: configuration");
             std::process::exit(1);
         }
     };
-    logging::init(&config.service, config.log_level);
+    logging::init(
+        logging::PowertoolsJson::new(
+            &config.service,
+            config.function_name.as_deref(),
+            config.memory_size,
+        ),
+        config.log_level,
+    );
     let (ports, intent) = match cold_start(function, &config).await {
         Ok(p) => p,
         Err(e) => {
@@ -84,7 +94,7 @@ where
     };
     tracing::info!(
         function,
-        intent = config.intent.as_str(),
+        intent = config.intent.display().as_str(),
         principals = intent.principals.len(),
         "cold start complete"
     );

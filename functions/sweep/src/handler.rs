@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 use tagwatch_core::Intent;
+use tagwatch_lambda::clock::now_ms;
 use tagwatch_lambda::config::Config;
-use tagwatch_lambda::logging::now_ms;
 use tagwatch_lambda::pipeline::{sweep, Failed, Invocation, Outcome};
-use tagwatch_lambda::ports::{AlertBus, FindingLog, Ports, Quarantine, State, Tags};
+use tagwatch_lambda::ports::{Platform, Ports};
 
 /// The function's name in metrics (`Function` dimension).
 pub const FUNCTION: &str = "sweep";
@@ -16,20 +16,13 @@ pub const FUNCTION: &str = "sweep";
 /// harmless because delivery marks keep sinks from getting a finding twice.
 pub const MANUAL_SWEEP: &str = "manual-sweep";
 
-pub async fn handle<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+pub async fn handle<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     config: &Config,
     inv: &Invocation,
     event: &Value,
-) -> Result<Outcome, Failed>
-where
-    S: State,
-    T: Tags,
-    L: FindingLog,
-    B: AlertBus,
-    Q: Quarantine,
-{
+) -> Result<Outcome, Failed> {
     let delay_ms = i64::try_from(config.park_delay.as_millis()).unwrap_or(i64::MAX);
     sweep_at(
         ports,
@@ -45,21 +38,14 @@ where
 /// Sweeps what was parked before `cutoff_ms` (at most `limit` invocations); the outbox is
 /// named by the scheduled event's id, so Lambda's retry of the same event delivers what an
 /// earlier attempt staged.
-pub async fn sweep_at<S, T, L, B, Q>(
-    ports: &Ports<S, T, L, B, Q>,
+pub async fn sweep_at<P: Platform>(
+    ports: &Ports<P>,
     intent: &Intent,
     inv: &Invocation,
     event: &Value,
     cutoff_ms: i64,
     limit: usize,
-) -> Result<Outcome, Failed>
-where
-    S: State,
-    T: Tags,
-    L: FindingLog,
-    B: AlertBus,
-    Q: Quarantine,
-{
+) -> Result<Outcome, Failed> {
     let id = tagwatch_core::watch::event::unwrap_destination(event)
         .get("id")
         .and_then(Value::as_str)

@@ -50,31 +50,6 @@ fn expect(s: &str, c: char) -> Option<&str> {
     s.strip_prefix(c)
 }
 
-/// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ => {
-            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-                29
-            } else {
-                28
-            }
-        }
-    }
-}
-
 fn parse_iso8601(s: &str) -> Option<EpochMillis> {
     let (year, rest) = digits(s, 4)?;
     let (month, rest) = if rest.is_empty() {
@@ -87,10 +62,14 @@ fn parse_iso8601(s: &str) -> Option<EpochMillis> {
     } else {
         digits(expect(rest, '-')?, 2)?
     };
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    let mut millis = days_from_civil(year, month, day) * 86_400_000;
+    // The calendar arithmetic is the `time` crate's (proleptic Gregorian, leap years).
+    let date = time::Date::from_calendar_date(
+        i32::try_from(year).ok()?,
+        time::Month::try_from(u8::try_from(month).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let mut millis = date.midnight().assume_utc().unix_timestamp() * 1000;
     if rest.is_empty() {
         return Some(millis);
     }
@@ -138,28 +117,22 @@ fn parse_iso8601(s: &str) -> Option<EpochMillis> {
     Some(millis)
 }
 
-/// Formats epoch milliseconds as ISO 8601 UTC (`2024-08-02T09:08:56Z`).
-pub fn format_date(ms: EpochMillis) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // civil_from_days
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
+/// Formats epoch milliseconds as ISO 8601 UTC (`2024-08-02T09:08:56Z`); `None` outside the
+/// years 0000 to 9999 (no such time parses from a record).
+pub fn format_date(ms: EpochMillis) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
+    if !(0..=9999).contains(&t.year()) {
+        return None;
+    }
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
 }
 
 /// Parses a boolean condition value (`true` / `false`, any letter case).
@@ -297,8 +270,12 @@ mod tests {
         assert_eq!(parse_date("yesterday"), None);
         assert_eq!(parse_date("2020-01-01T25:00:00Z"), None);
         assert_eq!(parse_date("2024-02-29"), Some(1_709_164_800_000));
-        assert_eq!(format_date(t), "2020-01-01T00:00:01Z");
-        assert_eq!(format_date(1_709_164_800_000), "2024-02-29T00:00:00Z");
+        assert_eq!(format_date(t).as_deref(), Some("2020-01-01T00:00:01Z"));
+        assert_eq!(
+            format_date(1_709_164_800_000).as_deref(),
+            Some("2024-02-29T00:00:00Z")
+        );
+        assert_eq!(format_date(i64::MAX), None);
     }
 
     #[test]

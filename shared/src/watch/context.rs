@@ -143,7 +143,10 @@ pub fn activity_context(a: &Activity) -> RequestContext {
         Via::Unknown => {}
     }
     ctx.insert("aws:RequestedRegion", a.region.as_str());
-    ctx.insert("aws:CurrentTime", values::format_date(a.event_epoch_ms));
+    match values::format_date(a.event_epoch_ms) {
+        Some(now) => ctx.insert("aws:CurrentTime", now),
+        None => ctx.mark_unknown("aws:CurrentTime"),
+    }
     ctx.insert(
         "aws:EpochTime",
         (a.event_epoch_ms.div_euclid(1000)).to_string(),

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::intent::origins::OriginKind;
-use crate::watch::event::{Activity, StatusChange};
-use crate::watch::origin::{role_key, AssociationRun, OriginSetup, ASSOCIATION_MATCH_MS};
+use crate::watch::event::{Activity, AssociationRun, OriginSetup, StatusChange};
+use crate::watch::origin::{role_key, ASSOCIATION_MATCH_MS};
 
 /// An invocation whose SendCommand record has not been seen yet.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use crate::iam::values;
 use crate::intent::origins::OriginKind;
-use crate::watch::origin::{AssociationRun, OriginSetup, RunOrigin, SetupCall};
 
 /// The calls tagwatch watches. `TerminateSession` is counted, not evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +55,7 @@ pub use crate::intent::principal::Caller;
 /// What AWS did with the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
-pub enum Outcome {
+pub enum CallOutcome {
     Allowed,
     /// `AccessDenied` / `AccessDeniedException`.
     Denied {
@@ -93,6 +92,109 @@ pub struct ResourceRef {
     pub arn: String,
 }
 
+// Runs Systems Manager starts itself (see `crate::watch::origin`): the calls that set them up,
+// association runs, and where a finding's run came from.
+
+/// The CloudTrail calls that set up an origin (the functions' rule subscribes to them).
+pub const SETUP_EVENT_NAMES: [&str; 6] = [
+    "CreateAssociation",
+    "CreateAssociationBatch",
+    "UpdateAssociation",
+    "RegisterTaskWithMaintenanceWindow",
+    "UpdateMaintenanceWindowTask",
+    "StartAutomationExecution",
+];
+
+/// The EventBridge detail-type of one association run on one node.
+pub const ASSOCIATION_RUN_DETAIL_TYPE: &str = "EC2 State Manager Instance Association State Change";
+
+/// The role maintenance window tasks run with when registered without `serviceRoleArn`.
+pub fn service_linked_role(partition: &str, account: &str) -> String {
+    format!(
+        "arn:{partition}:iam::{account}:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM"
+    )
+}
+
+/// The call that set an origin up, with the request facts IAM saw for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupCall {
+    pub event_id: String,
+    /// `eventName`: `CreateAssociation`, `RegisterTaskWithMaintenanceWindow`, ...
+    pub event_name: String,
+    pub event_time: String,
+    pub event_epoch_ms: i64,
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+    pub caller: Caller,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub vpc_endpoint: Option<String>,
+    pub tls: bool,
+}
+
+/// One origin as its setup call defined it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginSetup {
+    pub kind: OriginKind,
+    /// The association id, the window task id, or the automation execution id.
+    pub id: String,
+    /// The maintenance window (window tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_id: Option<String>,
+    /// The document it runs (associations and window tasks; an execution's runbook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// The role Systems Manager runs it with (window tasks: `serviceRoleArn` or the
+    /// service-linked role; executions: `AutomationAssumeRole`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role: Option<String>,
+    pub call: SetupCall,
+}
+
+impl OriginSetup {
+    /// The principal behind the origin, as a finding names it.
+    pub fn principal(&self) -> Option<String> {
+        self.call
+            .caller
+            .arn
+            .clone()
+            .or_else(|| self.call.caller.principal_key())
+    }
+}
+
+/// One association run on one node ("EC2 State Manager Instance Association State Change").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssociationRun {
+    pub event_id: String,
+    pub event_time: String,
+    pub event_epoch_ms: i64,
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+    pub association_id: String,
+    pub document: ResourceRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_version: Option<String>,
+    pub target: ResourceRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Where a finding's run came from (absent for calls people made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOrigin {
+    pub kind: OriginKind,
+    /// The association id, window task id or automation execution id, when known.
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_id: Option<String>,
+    /// The principal behind the run (null when no record names one exactly).
+    pub principal: Option<String>,
+    /// The CloudTrail record that names the principal.
+    pub setup_event_id: Option<String>,
+}
+
 /// A SendCommand or StartSession call, normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
@@ -111,7 +213,7 @@ pub struct Activity {
     pub vpc_endpoint: Option<String>,
     /// CloudTrail records `tlsDetails` for calls over TLS.
     pub tls: bool,
-    pub outcome: Outcome,
+    pub outcome: CallOutcome,
     pub command_id: Option<String>,
     pub session_id: Option<String>,
     /// The document (SendCommand; StartSession when the request names one).
@@ -385,7 +487,7 @@ pub fn normalize(v: &Value) -> Result<Event, EventError> {
                 normalize_record(detail, "$.detail")
             }
             COMMAND_STATUS => normalize_status(v, StatusKind::Command),
-            crate::watch::origin::ASSOCIATION_RUN_DETAIL_TYPE => normalize_association_run(v),
+            ASSOCIATION_RUN_DETAIL_TYPE => normalize_association_run(v),
             INVOCATION_STATUS => normalize_status(v, StatusKind::Invocation),
             other => Ok(Event::Skipped(Skip::OtherEventType(other.to_string()))),
         };
@@ -575,24 +677,22 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         "StartSession" => Action::StartSession,
         "ResumeSession" => Action::ResumeSession,
         "TerminateSession" => Action::TerminateSession,
-        setup if crate::watch::origin::SETUP_EVENT_NAMES.contains(&setup) => {
-            return normalize_setup(r, base, setup)
-        }
+        setup if SETUP_EVENT_NAMES.contains(&setup) => return normalize_setup(r, base, setup),
         other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
     };
     let call = record_call(r, base, name)?;
     let outcome = match str_at(r, "errorCode") {
-        None => Outcome::Allowed,
+        None => CallOutcome::Allowed,
         Some(code) => {
             let message = str_at(r, "errorMessage").map(str::to_string);
             if code == "AccessDenied" || code == "AccessDeniedException" {
-                Outcome::Denied {
+                CallOutcome::Denied {
                     code: code.to_string(),
                     resource: message.as_deref().and_then(denied_resource),
                     message,
                 }
             } else {
-                Outcome::Failed {
+                CallOutcome::Failed {
                     code: code.to_string(),
                     message,
                 }
@@ -801,7 +901,7 @@ fn normalize_setup(r: &Value, base: &str, name: &str) -> Result<Event, EventErro
             let mut s = setup(OriginKind::MaintenanceWindow, id, field("taskArn"));
             s.window_id = Some(window.to_string());
             s.service_role = Some(field("serviceRoleArn").map_or_else(
-                || crate::watch::origin::service_linked_role(&call.partition, &call.account),
+                || service_linked_role(&call.partition, &call.account),
                 str::to_string,
             ));
             vec![s]
@@ -997,7 +1097,7 @@ mod tests {
         );
         assert_eq!(a.caller.mfa, Some(false));
         assert!(a.tls);
-        assert_eq!(a.outcome, Outcome::Allowed);
+        assert_eq!(a.outcome, CallOutcome::Allowed);
         assert_eq!(a.event_epoch_ms, 1_795_165_736_000);
     }
 
@@ -1074,7 +1174,7 @@ mod tests {
         r["errorMessage"] = json!("User: arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice is not authorized to perform: ssm:SendCommand on resource: arn:aws:ec2:us-east-1:111122223333:instance/i-2 because no identity-based policy allows the ssm:SendCommand action");
         let a = activity(&r);
         match a.outcome {
-            Outcome::Denied { code, resource, .. } => {
+            CallOutcome::Denied { code, resource, .. } => {
                 assert_eq!(code, "AccessDenied");
                 assert_eq!(
                     resource.as_deref(),
@@ -1099,7 +1199,7 @@ mod tests {
             Value::Null,
         );
         r["errorCode"] = json!("InvalidInstanceId");
-        assert!(matches!(activity(&r).outcome, Outcome::Failed { .. }));
+        assert!(matches!(activity(&r).outcome, CallOutcome::Failed { .. }));
     }
 
     #[test]

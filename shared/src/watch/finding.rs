@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::iam::evaluator::{StatementRef, Verdict};
-use crate::watch::origin::RunOrigin;
+use crate::watch::event::RunOrigin;
 
 /// The finding kinds (the contract of tagwatch's output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,17 +103,25 @@ pub struct Finding {
     pub truncated: bool,
 }
 
-/// A stable 128-bit id (two FNV-1a style hashes with different seeds and primes), hex.
+/// A stable 128-bit id: the first 16 bytes of SHA-256, in lowercase hex, over the parts, each
+/// preceded by its length (8 bytes, big-endian) so that no two part lists hash the same input.
+/// The id is the idempotency key of every sink: a collision would drop a finding, so it comes
+/// from a cryptographic hash (2^64 ids before a collision is even likely), not an ad-hoc one.
 pub fn finding_id(parts: &[&str]) -> String {
-    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    let mut h = Sha256::new();
     for p in parts {
-        for byte in p.bytes().chain(std::iter::once(0x1f)) {
-            a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-            b = (b ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
     }
-    format!("{a:016x}{b:016x}")
+    let digest = h.finalize();
+    let mut id = String::with_capacity(32);
+    for b in digest.iter().take(16) {
+        // Writing to a String cannot fail.
+        let _ = write!(id, "{b:02x}");
+    }
+    id
 }
 
 /// The id of the finding on one (command, instance) pair: every status event and the record
@@ -125,4 +133,31 @@ pub fn invocation_finding_id(command_id: &str, instance_id: &str) -> String {
 /// The id of the spike finding of the episode that `opened_by` (an event id) opened.
 pub fn spike_finding_id(caller: &str, opened_by: &str) -> String {
     finding_id(&["spike", caller, opened_by])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_documented_derivation() {
+        // README, "finding_id": SHA-256 over length-prefixed parts, first 16 bytes in hex; the
+        // expected value is Python's hashlib over the same bytes.
+        assert_eq!(
+            invocation_finding_id(
+                "11111111-2222-3333-4444-555555555555",
+                "i-0a1b2c3d4e5f60001"
+            ),
+            "3cdfc332a97288b4b53fe375f0f17266"
+        );
+    }
+
+    #[test]
+    fn parts_never_run_together() {
+        // Without the length prefix both lists would hash "ab" + "c".
+        assert_ne!(finding_id(&["ab", "c"]), finding_id(&["a", "bc"]));
+        assert_ne!(finding_id(&["a", ""]), finding_id(&["a"]));
+        assert_eq!(finding_id(&["x", "y"]), finding_id(&["x", "y"]));
+        assert_eq!(finding_id(&["x"]).len(), 32);
+    }
 }

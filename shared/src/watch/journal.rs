@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use crate::intent::origins::OriginKind;
 use crate::watch::correlation::{CorrelationStore, DenialWindow, Episode, MemoryStore, Parked};
-use crate::watch::event::Activity;
-use crate::watch::origin::{AssociationRun, OriginSetup};
+use crate::watch::event::{Activity, AssociationRun, OriginSetup};
 
 /// One state change the core made while deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]

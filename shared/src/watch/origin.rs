@@ -25,82 +25,17 @@
 //! session. Otherwise the run is judged as the call it is (the role's), and an association run
 //! with no known definition is `unevaluated`: never a guess.
 
-use serde::{Deserialize, Serialize};
-
 use crate::intent::origins::OriginKind;
 use crate::intent::principal::Caller;
-use crate::watch::event::{Action, Activity, Outcome, ResourceRef};
-
-/// The CloudTrail calls that set up an origin (the functions' rule subscribes to them).
-pub const SETUP_EVENT_NAMES: [&str; 6] = [
-    "CreateAssociation",
-    "CreateAssociationBatch",
-    "UpdateAssociation",
-    "RegisterTaskWithMaintenanceWindow",
-    "UpdateMaintenanceWindowTask",
-    "StartAutomationExecution",
-];
-
-/// The EventBridge detail-type of one association run on one node.
-pub const ASSOCIATION_RUN_DETAIL_TYPE: &str = "EC2 State Manager Instance Association State Change";
+use crate::watch::event::{
+    service_linked_role, Action, Activity, AssociationRun, CallOutcome, OriginSetup, RunOrigin,
+};
 
 /// The service that calls `SendCommand` for maintenance windows and Automation.
 pub const SSM_SERVICE: &str = "ssm.amazonaws.com";
 
-/// The role maintenance window tasks run with when registered without `serviceRoleArn`.
-pub fn service_linked_role(partition: &str, account: &str) -> String {
-    format!(
-        "arn:{partition}:iam::{account}:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM"
-    )
-}
-
-/// The call that set an origin up, with the request facts IAM saw for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetupCall {
-    pub event_id: String,
-    /// `eventName`: `CreateAssociation`, `RegisterTaskWithMaintenanceWindow`, ...
-    pub event_name: String,
-    pub event_time: String,
-    pub event_epoch_ms: i64,
-    pub account: String,
-    pub region: String,
-    pub partition: String,
-    pub caller: Caller,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub vpc_endpoint: Option<String>,
-    pub tls: bool,
-}
-
-/// One origin as its setup call defined it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OriginSetup {
-    pub kind: OriginKind,
-    /// The association id, the window task id, or the automation execution id.
-    pub id: String,
-    /// The maintenance window (window tasks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_id: Option<String>,
-    /// The document it runs (associations and window tasks; an execution's runbook).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document: Option<String>,
-    /// The role Systems Manager runs it with (window tasks: `serviceRoleArn` or the
-    /// service-linked role; executions: `AutomationAssumeRole`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_role: Option<String>,
-    pub call: SetupCall,
-}
-
 impl OriginSetup {
-    /// The principal behind the origin, as a finding names it.
-    pub fn principal(&self) -> Option<String> {
-        self.call
-            .caller
-            .arn
-            .clone()
-            .or_else(|| self.call.caller.principal_key())
-    }
-
+    /// The origin of the runs this setup starts, as a finding names it.
     fn run_origin(&self) -> RunOrigin {
         RunOrigin {
             kind: self.kind,
@@ -110,38 +45,6 @@ impl OriginSetup {
             setup_event_id: Some(self.call.event_id.clone()),
         }
     }
-}
-
-/// One association run on one node ("EC2 State Manager Instance Association State Change").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AssociationRun {
-    pub event_id: String,
-    pub event_time: String,
-    pub event_epoch_ms: i64,
-    pub account: String,
-    pub region: String,
-    pub partition: String,
-    pub association_id: String,
-    pub document: ResourceRef,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document_version: Option<String>,
-    pub target: ResourceRef,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-}
-
-/// Where a finding's run came from (absent for calls people made).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunOrigin {
-    pub kind: OriginKind,
-    /// The association id, window task id or automation execution id, when known.
-    pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_id: Option<String>,
-    /// The principal behind the run (null when no record names one exactly).
-    pub principal: Option<String>,
-    /// The CloudTrail record that names the principal.
-    pub setup_event_id: Option<String>,
 }
 
 /// How far apart (event time) an association run and a command status event of the same
@@ -188,7 +91,7 @@ fn session_name(c: &Caller) -> Option<&str> {
 
 /// The origins an allowed SendCommand may have come from, for the state to gather.
 pub fn lookup_of(a: &Activity) -> OriginLookup {
-    if a.action != Action::SendCommand || a.outcome != Outcome::Allowed || !made_by_ssm(a) {
+    if a.action != Action::SendCommand || a.outcome != CallOutcome::Allowed || !made_by_ssm(a) {
         return OriginLookup::default();
     }
     OriginLookup {
@@ -300,7 +203,7 @@ pub fn association_activity(run: &AssociationRun, setup: &OriginSetup) -> Activi
         user_agent: call.user_agent.clone(),
         vpc_endpoint: call.vpc_endpoint.clone(),
         tls: call.tls,
-        outcome: Outcome::Allowed,
+        outcome: CallOutcome::Allowed,
         command_id: None,
         session_id: None,
         document: Some(run.document.clone()),

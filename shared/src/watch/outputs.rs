@@ -119,21 +119,31 @@ impl BusEntry {
 /// The bus entry of a finding that should page or route: violations, spikes and unevaluated
 /// runs (single AccessDenied calls are metrics and log lines, not alerts). The detail is
 /// fitted to one `PutEvents` call.
-pub fn bus_entry(finding: &Finding) -> Option<BusEntry> {
-    let detail_type = match finding.kind {
-        FindingKind::Violation => "Tagwatch Violation",
-        FindingKind::AccessDeniedSpike => "Tagwatch AccessDenied Spike",
-        FindingKind::Unevaluated => "Tagwatch Unevaluated",
-        FindingKind::UnloggedCommand => "Tagwatch Unlogged Command",
-        FindingKind::AccessDenied => return None,
+///
+/// A finding always serialises (plain strings, numbers and lists); should a future field not,
+/// the error is returned, never an empty detail.
+pub fn bus_entry(finding: &Finding) -> Result<Option<BusEntry>, serde_json::Error> {
+    let Some(detail_type) = bus_detail_type(finding.kind) else {
+        return Ok(None);
     };
     let source = "tagwatch";
     let room = BUS_BATCH_BYTES - source.len() - detail_type.len();
-    Some(BusEntry {
+    Ok(Some(BusEntry {
         source,
         detail_type,
-        detail: fit(finding, room),
-    })
+        detail: fit(finding, room)?,
+    }))
+}
+
+/// The bus `detail-type` of a kind that goes on the bus; `None` for one that does not.
+pub fn bus_detail_type(kind: FindingKind) -> Option<&'static str> {
+    match kind {
+        FindingKind::Violation => Some("Tagwatch Violation"),
+        FindingKind::AccessDeniedSpike => Some("Tagwatch AccessDenied Spike"),
+        FindingKind::Unevaluated => Some("Tagwatch Unevaluated"),
+        FindingKind::UnloggedCommand => Some("Tagwatch Unlogged Command"),
+        FindingKind::AccessDenied => None,
+    }
 }
 
 /// CloudWatch Logs `PutLogEvents` limits ("CloudWatch Logs quotas"; `PutLogEvents` API
@@ -193,10 +203,10 @@ fn shorten(text: &mut String, max_chars: usize) -> bool {
 /// message, the statement list and the unknown keys are cut step by step, then every string,
 /// and `truncated: true` says so. Ids, kind, principal and resource survive every step but the
 /// last, so a finding is never dropped for its size.
-pub fn fit(finding: &Finding, max_bytes: usize) -> String {
-    let json = serde_json::to_string(finding).unwrap_or_default();
+pub fn fit(finding: &Finding, max_bytes: usize) -> Result<String, serde_json::Error> {
+    let json = serde_json::to_string(finding)?;
     if json.len() <= max_bytes {
-        return json;
+        return Ok(json);
     }
     let mut f = finding.clone();
     f.truncated = true;
@@ -207,9 +217,9 @@ pub fn fit(finding: &Finding, max_bytes: usize) -> String {
         }
         f.statements.truncate(cap / 64);
         f.unknown_keys.truncate(cap / 32);
-        let json = serde_json::to_string(&f).unwrap_or_default();
+        let json = serde_json::to_string(&f)?;
         if json.len() <= max_bytes {
-            return json;
+            return Ok(json);
         }
     }
     // Pathologically long ARNs or ids: every string is cut.
@@ -242,16 +252,16 @@ pub fn fit(finding: &Finding, max_bytes: usize) -> String {
         }
         f.statements.clear();
         f.unknown_keys.clear();
-        let json = serde_json::to_string(&f).unwrap_or_default();
+        let json = serde_json::to_string(&f)?;
         if json.len() <= max_bytes {
-            return json;
+            return Ok(json);
         }
     }
-    serde_json::to_string(&f).unwrap_or_default()
+    serde_json::to_string(&f)
 }
 
 /// The log event message of a finding: its JSON, fitted to one log event.
-pub fn log_message(finding: &Finding) -> String {
+pub fn log_message(finding: &Finding) -> Result<String, serde_json::Error> {
     fit(finding, LOG_EVENT_BYTES - LOG_EVENT_OVERHEAD)
 }
 
@@ -388,29 +398,34 @@ mod tests {
         let mut f = finding(FindingKind::Violation);
         f.reason = "x".repeat(400_000);
         f.resource = Some("arn:aws:ec2:us-east-1:1:instance/i-1".into());
-        let msg = log_message(&f);
+        let msg = log_message(&f).unwrap();
         assert!(msg.len() + LOG_EVENT_OVERHEAD <= LOG_EVENT_BYTES);
         let back: Finding = serde_json::from_str(&msg).unwrap();
         assert!(back.truncated);
         assert_eq!(back.finding_id, f.finding_id);
         assert_eq!(back.resource, f.resource);
         assert!(back.reason.ends_with('…'));
-        let entry = bus_entry(&f).unwrap();
+        let entry = bus_entry(&f).unwrap().unwrap();
         assert!(entry.size() <= BUS_BATCH_BYTES);
         // Short findings are untouched.
         let small = finding(FindingKind::Violation);
-        assert_eq!(log_message(&small), serde_json::to_string(&small).unwrap());
-        assert!(!log_message(&small).contains("truncated"));
+        assert_eq!(
+            log_message(&small).unwrap(),
+            serde_json::to_string(&small).unwrap()
+        );
+        assert!(!log_message(&small).unwrap().contains("truncated"));
         // Even every field long: still within the limit.
         let mut huge = f.clone();
         huge.principal = Some("p".repeat(300_000));
         huge.finding_id = "i".repeat(300_000);
-        assert!(fit(&huge, 10_000).len() <= 10_000);
+        assert!(fit(&huge, 10_000).unwrap().len() <= 10_000);
     }
 
     #[test]
     fn bus_entries_for_alerts_only() {
-        let v = bus_entry(&finding(FindingKind::Violation)).unwrap();
+        let v = bus_entry(&finding(FindingKind::Violation))
+            .unwrap()
+            .unwrap();
         assert_eq!(v.source, "tagwatch");
         assert_eq!(v.detail_type, "Tagwatch Violation");
         let detail: Value = serde_json::from_str(&v.detail).unwrap();
@@ -418,11 +433,13 @@ mod tests {
         assert_eq!(
             bus_entry(&finding(FindingKind::AccessDeniedSpike))
                 .unwrap()
+                .unwrap()
                 .detail_type,
             "Tagwatch AccessDenied Spike"
         );
         assert_eq!(
             bus_entry(&finding(FindingKind::UnloggedCommand))
+                .unwrap()
                 .unwrap()
                 .detail_type,
             "Tagwatch Unlogged Command"
@@ -430,9 +447,13 @@ mod tests {
         assert_eq!(
             bus_entry(&finding(FindingKind::Unevaluated))
                 .unwrap()
+                .unwrap()
                 .detail_type,
             "Tagwatch Unevaluated"
         );
-        assert!(bus_entry(&finding(FindingKind::AccessDenied)).is_none());
+        assert!(bus_entry(&finding(FindingKind::AccessDenied))
+            .unwrap()
+            .is_none());
+        assert!(bus_detail_type(FindingKind::AccessDenied).is_none());
     }
 }

@@ -14,13 +14,13 @@ use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
 use crate::watch::context::activity_context;
 use crate::watch::correlation::{record_denial, CorrelationStore, DenialEffect, Parked};
 use crate::watch::event::{
-    Action, Activity, Event, Outcome, ResourceKind, ResourceRef, StatusChange,
+    Action, Activity, AssociationRun, CallOutcome, Event, OriginSetup, ResourceKind, ResourceRef,
+    RunOrigin, StatusChange,
 };
 use crate::watch::finding::{
     finding_id, invocation_finding_id, spike_finding_id, Actual, Finding, FindingKind,
     FindingSeverity,
 };
-use crate::watch::origin::{AssociationRun, OriginSetup, RunOrigin};
 use crate::watch::tags::{tags_of, ResourceTags, TagQuery};
 
 /// Counters a run reports.
@@ -537,9 +537,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let resolution = self.intent.resolve(&a.caller);
         let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
         match &a.outcome {
-            Outcome::Failed { .. } => self.stats.failed_calls += 1,
-            Outcome::Denied { .. } if ignored => self.stats.ignored += 1,
-            Outcome::Denied {
+            CallOutcome::Failed { .. } => self.stats.failed_calls += 1,
+            CallOutcome::Denied { .. } if ignored => self.stats.ignored += 1,
+            CallOutcome::Denied {
                 code,
                 message,
                 resource,
@@ -553,7 +553,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                     resource.as_deref(),
                 ));
             }
-            Outcome::Allowed => {
+            CallOutcome::Allowed => {
                 let attributed = self.attributed(a);
                 let a = attributed.as_ref().unwrap_or(a);
                 let resolution = self.intent.resolve(&a.caller);
@@ -620,7 +620,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let Some(a) = self.store.command(command_id) else {
             return Vec::new();
         };
-        if a.outcome != Outcome::Allowed {
+        if a.outcome != CallOutcome::Allowed {
             return Vec::new();
         }
         let resolution = self.intent.resolve(&a.caller);
