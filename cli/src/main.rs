@@ -101,18 +101,20 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        Command::Check(args) => check::run(&args, &mut out).map_err(|e| e.to_string()),
-        Command::Simulate(args) => simulate::run(&args, &mut out).map_err(|e| e.to_string()),
-        Command::Replay(args) => replay::run(&args, &mut out).map_err(|e| e.to_string()),
+        Command::Check(args) => check::run(&args, &mut out).map_err(output::Failure::from),
+        Command::Simulate(args) => simulate::run(&args, &mut out).map_err(output::Failure::from),
+        Command::Replay(args) => replay::run(&args, &mut out).map_err(output::Failure::from),
         #[cfg(feature = "aws")]
-        Command::Redrive(args) => redrive::run(&args, &mut out).map_err(|e| e.to_string()),
+        Command::Redrive(args) => {
+            redrive::run(&args, &mut out).map_err(|e| output::Failure::Other(e.to_string()))
+        }
     };
     let _ = out.flush();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", output::paint_error(&e));
+            let _ = writeln!(err, "{}", output::failure_text(&e));
             ExitCode::from(2)
         }
     }

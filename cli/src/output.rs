@@ -1,55 +1,84 @@
-//! Human output: colour only on a terminal and when `NO_COLOR` is unset.
+//! Human output. Colour follows `anstream`'s choice for the stream: only on a terminal, off
+//! with `NO_COLOR`, forced with `CLICOLOR_FORCE`; styles are `anstyle`'s.
 
-use std::io::IsTerminal;
-
+use anstream::{AutoStream, ColorChoice};
+use anstyle::{AnsiColor, Style};
 use tagwatch_core::{Diagnostic, Severity, Verdict};
 
+use crate::input::InputError;
+
+const RED: Style = AnsiColor::Red.on_default();
+const YELLOW: Style = AnsiColor::Yellow.on_default();
+
+fn colour(choice: ColorChoice) -> bool {
+    choice != ColorChoice::Never
+}
+
 fn colour_stdout() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    colour(AutoStream::choice(&std::io::stdout()))
 }
 
 fn colour_stderr() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    colour(AutoStream::choice(&std::io::stderr()))
 }
 
-fn paint(on: bool, code: &str, text: &str) -> String {
+fn paint(on: bool, style: Style, text: &str) -> String {
     if on {
-        format!("\x1b[{code}m{text}\x1b[0m")
+        format!("{style}{text}{style:#}")
     } else {
         text.to_string()
     }
 }
 
-/// An error message for stderr.
-pub fn paint_error(text: &str) -> String {
+/// Why a command failed, as the CLI reports it on stderr (exit status 2).
+#[derive(Debug)]
+pub enum Failure {
+    /// Invalid input: its diagnostics, each shown by severity.
+    Diagnostics(Vec<Diagnostic>),
+    /// Anything else, shown as one error.
+    Other(String),
+}
+
+impl From<InputError> for Failure {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::Invalid(diags) => Failure::Diagnostics(diags),
+            other => Failure::Other(other.to_string()),
+        }
+    }
+}
+
+/// A failure's text for stderr.
+pub fn failure_text(f: &Failure) -> String {
     let on = colour_stderr();
-    text.lines()
-        .map(|l| {
-            if l.contains("error[") || l.starts_with("cannot") {
-                paint(on, "31", l)
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    match f {
+        Failure::Diagnostics(diags) => diags
+            .iter()
+            .map(|d| paint(on, severity_style(d.severity), &d.to_string()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Failure::Other(text) => paint(on, RED, text),
+    }
+}
+
+fn severity_style(s: Severity) -> Style {
+    match s {
+        Severity::Error => RED,
+        Severity::Warning => YELLOW,
+    }
 }
 
 /// One diagnostic line for stdout.
 pub fn diagnostic_line(d: &Diagnostic) -> String {
-    let code = match d.severity {
-        Severity::Error => "31",
-        Severity::Warning => "33",
-    };
-    paint(colour_stdout(), code, &d.to_string())
+    paint(colour_stdout(), severity_style(d.severity), &d.to_string())
 }
 
 /// The verdict as shown to people.
 pub fn verdict_label(v: Verdict) -> String {
-    let (code, text) = match v {
-        Verdict::Allow => ("1;32", "ALLOW"),
-        Verdict::ExplicitDeny => ("1;31", "DENY (explicit)"),
-        Verdict::ImplicitDeny => ("1;33", "DENY (implicit)"),
+    let (colour, text) = match v {
+        Verdict::Allow => (AnsiColor::Green, "ALLOW"),
+        Verdict::ExplicitDeny => (AnsiColor::Red, "DENY (explicit)"),
+        Verdict::ImplicitDeny => (AnsiColor::Yellow, "DENY (implicit)"),
     };
-    paint(colour_stdout(), code, text)
+    paint(colour_stdout(), colour.on_default().bold(), text)
 }

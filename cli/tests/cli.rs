@@ -798,3 +798,49 @@ fn replay_with_live_tags_fails_clearly_when_aws_is_unreachable() {
         "{err}"
     );
 }
+
+/// Colour follows the stream and the conventions (`CLICOLOR_FORCE` forces it, `NO_COLOR` wins
+/// over it; a pipe gets none): diagnostics on stdout for `check`, the whole error on stderr.
+#[test]
+fn colour_is_forced_by_clicolor_force_and_refused_by_no_color() {
+    let dir = scratch("colour");
+    let file = dir.join("bad.json");
+    std::fs::write(&file, "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Alow\", \"Action\": \"ssm:SendCommand\", \"Resource\": \"*\"}]}").unwrap();
+    let path = file.to_str().unwrap();
+    let run = |vars: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tagwatch"));
+        cmd.args(args)
+            .current_dir(repo())
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("CLICOLOR");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let check = ["check", "--iam-policy", path];
+    let forced = run(&[("CLICOLOR_FORCE", "1")], &check);
+    assert!(stdout(&forced).contains("\x1b[31m"), "{}", stdout(&forced));
+    assert!(stdout(&forced).contains("error[unknown-effect]"));
+    let refused = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], &check);
+    assert!(!stdout(&refused).contains('\x1b'), "{}", stdout(&refused));
+    let piped = run(&[], &check);
+    assert!(!stdout(&piped).contains('\x1b'));
+    assert_eq!(stdout(&piped), stdout(&refused));
+    // A usage error on stderr: red when forced, and the same text otherwise.
+    let missing = ["check", "--iam-policy", "/nonexistent/policy.json"];
+    let forced = run(&[("CLICOLOR_FORCE", "1")], &missing);
+    assert_eq!(forced.status.code(), Some(2));
+    assert!(
+        stderr(&forced).starts_with("\x1b[31mcannot read"),
+        "{}",
+        stderr(&forced)
+    );
+    let plain = run(&[], &missing);
+    assert!(
+        stderr(&plain).starts_with("cannot read"),
+        "{}",
+        stderr(&plain)
+    );
+}

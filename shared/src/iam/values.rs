@@ -204,35 +204,19 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
     t.parse().ok().or_else(|| Cidr::parse(t).map(|c| c.addr))
 }
 
-/// Decodes standard base64 (with or without padding). `None` when malformed.
+/// Decodes standard base64 (with or without padding, surrounding whitespace trimmed); `None`
+/// when malformed. Non-zero bits after the last whole byte are ignored, as a lenient decoder
+/// does.
 pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    fn val(b: u8) -> Option<u32> {
-        Some(match b {
-            b'A'..=b'Z' => u32::from(b - b'A'),
-            b'a'..=b'z' => u32::from(b - b'a') + 26,
-            b'0'..=b'9' => u32::from(b - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        })
-    }
-    let trimmed = s.trim().trim_end_matches('=');
-    let pad = s.trim().len() - trimmed.len();
-    if pad > 2 || (pad > 0 && !(trimmed.len() + pad).is_multiple_of(4)) || trimmed.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in trimmed.bytes() {
-        acc = (acc << 6) | val(b)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xFF) as u8);
-        }
-    }
-    Some(out)
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT.decode(s.trim()).ok()
 }
 
 #[cfg(test)]
@@ -328,5 +312,8 @@ mod tests {
         assert_eq!(decode_base64("a"), None);
         assert_eq!(decode_base64("YW!j"), None);
         assert_eq!(decode_base64("YQ==="), None);
+        assert_eq!(decode_base64(" YWJj\n").unwrap(), b"abc");
+        // Trailing bits beyond the last byte are ignored ("YWJ" and "YWK" both end in "ab").
+        assert_eq!(decode_base64("YWK").unwrap(), b"ab");
     }
 }
