@@ -21,7 +21,7 @@ const A9: &str = "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f6000
 const COMMAND_X: &str = "e500bddf-37b0-4307-8f0f-4c3c2052e52b";
 
 /// Runs fixtures in order through one watcher, then ends the input.
-fn run(names: &[&str]) -> (Vec<Finding>, tagwatch_core::watch::watcher::Stats) {
+fn run(names: &[&str]) -> (Vec<Finding>, tagwatch_core::watch::counts::Counts) {
     let intent = intent();
     let inv = inventory();
     let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
@@ -30,7 +30,7 @@ fn run(names: &[&str]) -> (Vec<Finding>, tagwatch_core::watch::watcher::Stats) {
         out.extend(w.handle(&event(n), &inv));
     }
     out.extend(w.finish());
-    (out, w.stats.clone())
+    (out, w.counts)
 }
 
 fn summary(findings: &[Finding]) -> Vec<(FindingKind, Option<String>, Option<Verdict>)> {
@@ -270,8 +270,8 @@ fn a_cloudtrail_log_file_mixes_services() {
         out.extend(w.handle(&normalize(r).unwrap(), &inv));
     }
     out.extend(w.finish());
-    assert_eq!(w.stats.skipped, 7, "{:?}", w.stats);
-    assert_eq!(w.stats.activities, 3);
+    assert_eq!(w.counts.skipped, 7, "{:?}", w.counts);
+    assert_eq!(w.counts.activities, 3);
     assert_eq!(
         summary(&out),
         vec![(
@@ -313,10 +313,10 @@ fn spikes_are_reported_once_per_episode() {
         }
     }
     assert_eq!(spikes.len(), 2, "one per episode");
-    assert_eq!(spikes[0].event_time, "2026-11-20T09:00:20Z");
+    assert_eq!(spikes[0].meta.event_time, "2026-11-20T09:00:20Z");
     assert_eq!(spikes[0].denied_calls, Some(3));
     assert_eq!(spikes[0].resource, None);
-    assert_eq!(spikes[1].event_time, "2026-11-20T10:00:20Z");
+    assert_eq!(spikes[1].meta.event_time, "2026-11-20T10:00:20Z");
     assert_ne!(spikes[0].finding_id, spikes[1].finding_id);
 }
 

@@ -18,9 +18,10 @@
 use serde_json::{json, Value};
 use tagwatch_core::intent::origins::OriginKind;
 use tagwatch_core::watch::correlation::{CorrelationStore, MemoryStore};
+use tagwatch_core::watch::counts::Counts;
 use tagwatch_core::watch::event::{normalize, Event, Skip};
 use tagwatch_core::watch::finding::{Finding, FindingKind};
-use tagwatch_core::watch::watcher::{Stats, Watcher};
+use tagwatch_core::watch::watcher::Watcher;
 use tagwatch_core::Intent;
 
 use tagwatch_tests::{event_json, example_intent, intent, inventory, read};
@@ -44,7 +45,7 @@ fn automation_records() -> Vec<Value> {
 }
 
 /// Runs events in order through one watcher, then ends the input.
-fn run_with(intent: &Intent, events: &[Value]) -> (Vec<Finding>, Stats) {
+fn run_with(intent: &Intent, events: &[Value]) -> (Vec<Finding>, Counts) {
     let inv = inventory();
     let mut w = Watcher::new(intent, MemoryStore::new(3_600_000));
     let mut out = Vec::new();
@@ -52,10 +53,10 @@ fn run_with(intent: &Intent, events: &[Value]) -> (Vec<Finding>, Stats) {
         out.extend(w.handle(&norm(e), &inv));
     }
     out.extend(w.finish());
-    (out, w.stats.clone())
+    (out, w.counts)
 }
 
-fn run(events: &[Value]) -> (Vec<Finding>, Stats) {
+fn run(events: &[Value]) -> (Vec<Finding>, Counts) {
     run_with(&intent(), events)
 }
 
@@ -68,37 +69,64 @@ fn setup_records_name_the_origin_and_the_principal_behind_it() {
     let Event::Origin(a) = norm(&fixture("cloudtrail-createassociation.json")) else {
         panic!("not an origin setup")
     };
-    assert_eq!(a.len(), 1);
-    assert_eq!(a[0].kind, OriginKind::Association);
-    assert_eq!(a[0].id, ASSOCIATION);
-    assert_eq!(a[0].document.as_deref(), Some("AWS-RunShellScript"));
-    assert_eq!(a[0].call.caller.arn.as_deref(), Some(ALICE));
-    assert_eq!(a[0].call.source_ip.as_deref(), Some("198.51.100.23"));
+    assert_eq!(a.setups.len(), 1);
+    assert_eq!(a.setups[0].kind, OriginKind::Association);
+    assert_eq!(a.setups[0].id, ASSOCIATION);
+    assert_eq!(a.setups[0].document.as_deref(), Some("AWS-RunShellScript"));
+    assert_eq!(a.setups[0].call.source.caller.arn.as_deref(), Some(ALICE));
+    assert_eq!(
+        a.setups[0].call.source.source_ip.as_deref(),
+        Some("198.51.100.23")
+    );
 
     let Event::Origin(w) = norm(&fixture(
         "cloudtrail-registertaskwithmaintenancewindow.json",
     )) else {
         panic!("not an origin setup")
     };
-    assert_eq!(w[0].kind, OriginKind::MaintenanceWindow);
-    assert_eq!(w[0].id, "4f7ca192-7e9a-40fe-9192-5cb15a0d0001");
-    assert_eq!(w[0].window_id.as_deref(), Some("mw-0c50858d01EXAMPLE"));
+    assert_eq!(w.setups[0].kind, OriginKind::MaintenanceWindow);
+    assert_eq!(w.setups[0].id, "4f7ca192-7e9a-40fe-9192-5cb15a0d0001");
     assert_eq!(
-        w[0].service_role.as_deref(),
+        w.setups[0].window_id.as_deref(),
+        Some("mw-0c50858d01EXAMPLE")
+    );
+    assert_eq!(
+        w.setups[0].service_role.as_deref(),
         Some("arn:aws:iam::111122223333:role/MaintenanceWindowRole")
     );
-    assert_eq!(w[0].call.caller.arn.as_deref(), Some(BOB));
+    assert_eq!(w.setups[0].call.source.caller.arn.as_deref(), Some(BOB));
 
     let Event::Origin(x) = norm(&automation_records()[0]) else {
         panic!("not an origin setup")
     };
-    assert_eq!(x[0].kind, OriginKind::Automation);
-    assert_eq!(x[0].id, EXECUTION);
-    assert_eq!(x[0].document.as_deref(), Some("Ops-RestartNginx"));
+    assert_eq!(x.setups[0].kind, OriginKind::Automation);
+    assert_eq!(x.setups[0].id, EXECUTION);
+    assert_eq!(x.setups[0].document.as_deref(), Some("Ops-RestartNginx"));
     assert_eq!(
-        x[0].service_role.as_deref(),
+        x.setups[0].service_role.as_deref(),
         Some("arn:aws:iam::111122223333:role/AutomationRole")
     );
+}
+
+/// A `CreateAssociationBatch` whose every entry failed ("CreateAssociationBatch" in the Systems
+/// Manager API Reference: `Successful` and `Failed` lists) defines no origin, but it is still
+/// the record it is: processed under its own `eventID`, never an empty id and never kept as
+/// unprocessable.
+#[test]
+fn a_batch_that_created_nothing_keeps_its_own_event_id() {
+    let mut r = fixture("cloudtrail-createassociation.json");
+    r["detail"]["eventName"] = json!("CreateAssociationBatch");
+    r["detail"]["responseElements"] = json!({
+        "successful": [],
+        "failed": [{"entry": {"name": "AWS-RunShellScript"}, "fault": "Client", "message": "Association limit exceeded"}]
+    });
+    let Event::Origin(batch) = norm(&r) else {
+        panic!("not an origin setup")
+    };
+    assert!(batch.setups.is_empty());
+    let id = r["detail"]["eventID"].as_str().unwrap();
+    assert_eq!(batch.call.meta.event_id, id);
+    assert_eq!(norm(&r).meta().map(|m| m.event_id.as_str()), Some(id));
 }
 
 #[test]
@@ -110,7 +138,7 @@ fn a_window_task_without_a_role_runs_with_the_service_linked_role() {
         .remove("serviceRoleArn");
     let Event::Origin(w) = norm(&r) else { panic!() };
     assert_eq!(
-        w[0].service_role.as_deref(),
+        w.setups[0].service_role.as_deref(),
         Some("arn:aws:iam::111122223333:role/aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM")
     );
 }
@@ -281,14 +309,14 @@ fn a_command_and_its_association_run_expiring_together_are_still_accounted_for()
             .all(|f| !f.reason.contains("did not arrive")),
         "{findings:#?}"
     );
-    assert_eq!(w.stats.association_commands, 1);
+    assert_eq!(w.counts.association_commands, 1);
     // The run is kept until the next expiry, then let go: memory stays bounded.
     let Event::AssociationRun(run) = norm(&fixture("ssm-association-run.json")) else {
         panic!()
     };
     let near = |w: &Watcher<'_, MemoryStore>| {
         w.store()
-            .association_run_near(&run.target.id, &run.document.id, run.event_epoch_ms)
+            .association_run_near(&run.target.id, &run.document.id, run.meta.event_epoch_ms)
     };
     assert_eq!(near(&w).as_deref(), Some(ASSOCIATION));
     later["id"] = json!("a3c1e5f7-2b4d-4f6a-8c0e-1a3b5c7d00ee");

@@ -451,15 +451,17 @@ impl DynamoCorrelation {
     /// the partition there made a fleet of N instances cost N² item reads.
     pub async fn gather(&self, event: &Event) -> Result<JournalStore, AdapterError> {
         let mut store = JournalStore::new();
-        let (Some(event_id), Some(event_ms)) = (event.event_id(), event.event_ms()) else {
+        let Some(meta) = event.meta() else {
             return Ok(store);
         };
+        let (event_id, event_ms) = (&meta.event_id, meta.event_epoch_ms);
         let seen_key = format!("event#{event_id}");
         let seen = self.get(&seen_key, "seen");
         let (seen, gathered) = match event {
             Event::Activity(a) => match &a.command_id {
                 Some(cmd) => {
-                    let (seen, g) = tokio::join!(seen, self.load_command(cmd, false, &a.event_id));
+                    let (seen, g) =
+                        tokio::join!(seen, self.load_command(cmd, false, &a.meta.event_id));
                     (seen?, Some(g?))
                 }
                 None => (seen.await?, None),
@@ -544,19 +546,19 @@ impl DynamoCorrelation {
             kind => (origin_pk(kind, &setup.id), "setup".to_string()),
         };
         let mut item = if setup.kind == OriginKind::Automation {
-            self.item(pk.clone(), sk, setup.call.event_epoch_ms)
+            self.item(pk.clone(), sk, setup.call.meta.event_epoch_ms)
         } else {
             key(pk.clone(), sk)
         };
         item.insert("json".into(), to_json(setup, &pk)?);
-        item.insert("set_at".into(), n(setup.call.event_epoch_ms));
+        item.insert("set_at".into(), n(setup.call.meta.event_epoch_ms));
         let out = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR set_at <= :ms")
-            .expression_attribute_values(":ms", n(setup.call.event_epoch_ms))
+            .expression_attribute_values(":ms", n(setup.call.meta.event_epoch_ms))
             .send()
             .await;
         match out {
@@ -582,7 +584,7 @@ impl DynamoCorrelation {
             if sk == "record" {
                 out.record = Some(Self::json(&item, &pk)?);
             } else if let Some(instance) = sk.strip_prefix("claim#") {
-                if text(&item, "owner") != Some(st.event_id.as_str()) {
+                if text(&item, "owner") != Some(st.meta.event_id.as_str()) {
                     out.claims
                         .push((st.command_id.clone(), instance.to_string()));
                 }
@@ -669,7 +671,7 @@ impl DynamoCorrelation {
                 Change::Command(a) => {
                     let Some(cmd) = &a.command_id else { continue };
                     let pk = format!("command#{cmd}");
-                    let mut item = self.item(pk.clone(), "record".into(), a.event_epoch_ms);
+                    let mut item = self.item(pk.clone(), "record".into(), a.meta.event_epoch_ms);
                     item.insert("json".into(), to_json(&*a, &pk)?);
                     writes.push(Self::put_request(item)?);
                 }
@@ -683,11 +685,11 @@ impl DynamoCorrelation {
                     let mut item = self.item(
                         pk.clone(),
                         format!("parked#{}", p.instance_id),
-                        p.status.event_epoch_ms,
+                        p.status.meta.event_epoch_ms,
                     );
                     item.insert("json".into(), to_json(&*p.status, &pk)?);
                     item.insert("park_queue".into(), s(QUEUE_PARKED));
-                    item.insert("parked_at".into(), n(p.status.event_epoch_ms));
+                    item.insert("parked_at".into(), n(p.status.meta.event_epoch_ms));
                     writes.push(Self::put_request(item)?);
                 }
                 Change::Unparked {
@@ -715,10 +717,10 @@ impl DynamoCorrelation {
                         pk.clone(),
                         format!(
                             "run#{:015}#{}",
-                            run.event_epoch_ms.max(0),
+                            run.meta.event_epoch_ms.max(0),
                             run.association_id
                         ),
-                        run.event_epoch_ms,
+                        run.meta.event_epoch_ms,
                     );
                     item.insert("json".into(), to_json(&*run, &pk)?);
                     writes.push(Self::put_request(item)?);

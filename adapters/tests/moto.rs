@@ -44,7 +44,7 @@ async fn invoke(
     inv: &Inventory,
     e: &Event,
 ) -> Vec<Finding> {
-    let event_id = e.event_id().expect("not a skipped event").to_string();
+    let event_id = e.meta().expect("not a skipped event").event_id.clone();
     let mut journal = store.gather(e).await.unwrap();
     if let Event::Activity(a) = e {
         if matches!(
@@ -53,14 +53,19 @@ async fn invoke(
         ) {
             let caller = denial_caller(a);
             store
-                .record_denial(&caller, &a.event_id, a.event_epoch_ms, denial_session(a))
+                .record_denial(
+                    &caller,
+                    &a.meta.event_id,
+                    a.meta.event_epoch_ms,
+                    denial_session(a),
+                )
                 .await
                 .unwrap();
             let window = store
                 .denials(
                     &caller,
-                    &a.event_id,
-                    a.event_epoch_ms,
+                    &a.meta.event_id,
+                    a.meta.event_epoch_ms,
                     intent.spike_window_ms(),
                     max_calls(intent.spike.threshold),
                 )
@@ -561,7 +566,12 @@ async fn concurrent_denials_never_conflict_and_open_one_episode() {
     for e in &calls {
         let Event::Activity(a) = e else { panic!() };
         store
-            .record_denial(&caller, &a.event_id, a.event_epoch_ms, denial_session(a))
+            .record_denial(
+                &caller,
+                &a.meta.event_id,
+                a.meta.event_epoch_ms,
+                denial_session(a),
+            )
             .await
             .unwrap();
     }
@@ -571,8 +581,8 @@ async fn concurrent_denials_never_conflict_and_open_one_episode() {
         let window = store
             .denials(
                 &caller,
-                &a.event_id,
-                a.event_epoch_ms,
+                &a.meta.event_id,
+                a.meta.event_epoch_ms,
                 300_000,
                 max_calls(3),
             )
@@ -587,7 +597,11 @@ async fn concurrent_denials_never_conflict_and_open_one_episode() {
             .into_iter()
             .filter(|f| f.kind == FindingKind::AccessDeniedSpike)
             .count();
-        decided.push((a.event_id.clone(), spikes, w.into_store().take_changes()));
+        decided.push((
+            a.meta.event_id.clone(),
+            spikes,
+            w.into_store().take_changes(),
+        ));
     }
     // Each saw the threshold reached with no episode stored: they all try to open one.
     assert!(decided.iter().filter(|(_, s, _)| *s == 1).count() >= 2);
@@ -657,7 +671,7 @@ async fn out_of_order_bursts_are_separate_episodes_with_one_spike_each() {
     {
         for f in invoke(&store, &intent, &inv, e).await {
             if f.kind == FindingKind::AccessDeniedSpike {
-                spikes.push(f.event_id.clone());
+                spikes.push(f.meta.event_id.clone());
             }
         }
     }
@@ -673,7 +687,7 @@ async fn out_of_order_bursts_are_separate_episodes_with_one_spike_each() {
         let e = tagwatch_tests::denied_at(&format!("h9b-{i}"), &format!("09:05:{:02}", 30 + i));
         for f in invoke(&store, &intent, &inv, &e).await {
             if f.kind == FindingKind::AccessDeniedSpike {
-                late.push(f.event_id.clone());
+                late.push(f.meta.event_id.clone());
             }
         }
     }
@@ -737,12 +751,12 @@ async fn the_sweep_index_finds_overdue_parked_invocations_once() {
     };
     // Not overdue yet at its own time; overdue 15 minutes later.
     assert!(store
-        .due_parked(status.event_epoch_ms, 10)
+        .due_parked(status.meta.event_epoch_ms, 10)
         .await
         .unwrap()
         .is_empty());
     let due = store
-        .due_parked(status.event_epoch_ms + 15 * 60 * 1000 + 1000, 10)
+        .due_parked(status.meta.event_epoch_ms + 15 * 60 * 1000 + 1000, 10)
         .await
         .unwrap();
     assert_eq!(due.len(), 1);

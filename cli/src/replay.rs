@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::MemoryStore;
+use tagwatch_core::watch::counts::Counts;
 use tagwatch_core::watch::event::normalize;
 use tagwatch_core::watch::finding::{Finding, FindingKind};
 use tagwatch_core::watch::watcher::Watcher;
@@ -106,12 +107,16 @@ struct LogFile<'a> {
     records: Vec<&'a RawValue>,
 }
 
-/// Counters of the input side.
+/// Counters of the input side: what was read before the watcher saw it. The run's totals
+/// ([`Run::totals`]) add these to the watcher's [`Counts`].
 #[derive(Debug, Default)]
-struct Counts {
+struct InputCounts {
     files: u64,
+    /// Events and records read (malformed ones included).
     read: u64,
+    /// Records the prefilter skipped without a full parse (certainly not SSM).
     prefiltered: u64,
+    /// Inputs that could not be processed (reported with their position).
     malformed: u64,
 }
 
@@ -122,7 +127,7 @@ struct Run<'i, W: Write> {
     live: Option<crate::live::LiveInventory>,
     out: W,
     format: ReplayFormat,
-    counts: Counts,
+    input: InputCounts,
     table_header: bool,
     fail_kinds: Vec<FindingKind>,
     failed_kind_seen: bool,
@@ -293,8 +298,20 @@ fn certainly_irrelevant(bytes: &[u8]) -> bool {
 use tagwatch_core::framing::{trim, Framer, Record};
 
 impl<W: Write> Run<'_, W> {
+    /// What the run counted: the watcher's counts, with the records skipped and the inputs
+    /// found malformed before it saw them.
+    fn totals(&self) -> Counts {
+        let mut c = self.watcher.counts;
+        c.add(&Counts {
+            skipped: self.input.prefiltered,
+            malformed_events: self.input.malformed,
+            ..Counts::default()
+        });
+        c
+    }
+
     fn malformed(&mut self, origin: &str, reason: &str) {
-        self.counts.malformed += 1;
+        self.input.malformed += 1;
         if self.progress.is_some() {
             eprint!("\r");
         }
@@ -341,7 +358,7 @@ impl<W: Write> Run<'_, W> {
             self.out,
             "{:<20} {:<20} {:<32} {:<17} {:<28} {:<14} {}",
             f.kind.as_str(),
-            f.event_time.chars().take(20).collect::<String>(),
+            f.meta.event_time.chars().take(20).collect::<String>(),
             short(f.principal.as_deref(), 32),
             f.action.as_deref().unwrap_or("-"),
             short(f.resource.as_deref(), 28),
@@ -351,7 +368,7 @@ impl<W: Write> Run<'_, W> {
     }
 
     fn value(&mut self, v: &Value, origin: &dyn Fn() -> String) -> std::io::Result<()> {
-        self.counts.read += 1;
+        self.input.read += 1;
         match normalize(v) {
             Ok(event) => {
                 #[cfg(feature = "aws")]
@@ -370,15 +387,14 @@ impl<W: Write> Run<'_, W> {
 
     fn raw_record(&mut self, raw: &RawValue, origin: &dyn Fn() -> String) -> std::io::Result<()> {
         if certainly_irrelevant(raw.get().as_bytes()) {
-            self.counts.read += 1;
-            self.counts.prefiltered += 1;
-            self.watcher.stats.skipped += 1;
+            self.input.read += 1;
+            self.input.prefiltered += 1;
             return Ok(());
         }
         match serde_json::from_str::<Value>(raw.get()) {
             Ok(v) => self.value(&v, origin),
             Err(e) => {
-                self.counts.read += 1;
+                self.input.read += 1;
                 self.malformed(&origin(), &format!("invalid JSON: {e}"));
                 Ok(())
             }
@@ -397,7 +413,7 @@ impl<W: Write> Run<'_, W> {
                     }
                 }
                 Err(e) => {
-                    self.counts.read += 1;
+                    self.input.read += 1;
                     self.malformed(&origin(), &format!("invalid CloudTrail log file: {e}"));
                 }
             }
@@ -406,10 +422,9 @@ impl<W: Write> Run<'_, W> {
         if certainly_irrelevant(text) {
             // Irrelevant: skipped without a full parse. Text that cannot be a JSON object is
             // still reported.
-            self.counts.read += 1;
+            self.input.read += 1;
             if text.first() == Some(&b'{') && text.last() == Some(&b'}') {
-                self.counts.prefiltered += 1;
-                self.watcher.stats.skipped += 1;
+                self.input.prefiltered += 1;
             } else {
                 self.malformed(&origin(), "not a JSON object");
             }
@@ -433,7 +448,7 @@ impl<W: Write> Run<'_, W> {
             }
             Ok(v) => self.value(&v, origin),
             Err(e) => {
-                self.counts.read += 1;
+                self.input.read += 1;
                 self.malformed(&origin(), &format!("invalid JSON: {e}"));
                 Ok(())
             }
@@ -442,7 +457,7 @@ impl<W: Write> Run<'_, W> {
 
     /// A record longer than `--max-record-bytes`: reported with its position, never held.
     fn too_long(&mut self, origin: &str) {
-        self.counts.read += 1;
+        self.input.read += 1;
         let reason = format!("longer than the record limit ({} bytes)", self.max_record);
         self.malformed(origin, &reason);
     }
@@ -458,7 +473,7 @@ impl<W: Write> Run<'_, W> {
                 Ok(())
             }
             Record::Invalid { reason } => {
-                self.counts.read += 1;
+                self.input.read += 1;
                 self.malformed(name, &format!("invalid JSON: {reason}"));
                 Ok(())
             }
@@ -475,7 +490,7 @@ impl<W: Write> Run<'_, W> {
     }
 
     fn input(&mut self, path: Option<&Path>) -> std::io::Result<()> {
-        self.counts.files += 1;
+        self.input.files += 1;
         let name = path.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string());
         let counter = self
             .progress
@@ -512,7 +527,7 @@ impl<W: Write> Run<'_, W> {
             framer.feed(buf, &mut |r| self.record(&name, r))?;
             reader.consume(n);
             if let Some(p) = self.progress.as_mut() {
-                p.tick(self.counts.read, false);
+                p.tick(self.input.read, false);
             }
         }
         framer.finish(&mut |r| self.record(&name, r))?;
@@ -564,7 +579,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         },
         out: std::io::BufWriter::with_capacity(64 * 1024, out),
         format: args.format,
-        counts: Counts::default(),
+        input: InputCounts::default(),
         table_header: false,
         fail_kinds: args.fail_on.iter().map(|f| f.kind()).collect(),
         max_record: args.max_record_bytes.max(1),
@@ -588,28 +603,28 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
     run.emit(tail).map_err(w)?;
     run.out.flush().map_err(w)?;
     if let Some(p) = run.progress.as_mut() {
-        p.tick(run.counts.read, true);
+        p.tick(run.input.read, true);
         eprintln!();
     }
-    let stats = &run.watcher.stats;
+    let c = run.totals();
     let elapsed = started.elapsed().as_secs_f64();
-    let relevant = stats.activities + stats.status_events;
+    let relevant = c.activities + c.status_events;
     eprintln!(
         "tagwatch replay: {} events read from {} input{} ({relevant} relevant, {} skipped, {} malformed, {} duplicates) in {elapsed:.2} s ({:.0} events/s)",
-        run.counts.read,
-        run.counts.files,
-        if run.counts.files == 1 { "" } else { "s" },
-        stats.skipped,
-        run.counts.malformed,
-        stats.duplicates,
-        run.counts.read as f64 / elapsed.max(1e-9),
+        run.input.read,
+        run.input.files,
+        if run.input.files == 1 { "" } else { "s" },
+        c.skipped,
+        c.malformed_events,
+        c.duplicates,
+        run.input.read as f64 / elapsed.max(1e-9),
     );
     eprintln!(
         "findings: {} violation, {} access_denied, {} access_denied_spike, {} unevaluated, {} unlogged_command; {} of {} resources within intent; {} terminated sessions; {} runs started by Systems Manager ({} ignored by origins, {} association commands accounted for)",
-        stats.violations, stats.access_denied, stats.spikes, stats.unevaluated, stats.unlogged_commands, stats.compliant, stats.resources_evaluated, stats.terminated_sessions,
-        stats.origin_runs, stats.origin_ignored, stats.association_commands
+        c.violations, c.access_denied, c.spikes, c.unevaluated, c.unlogged_commands, c.compliant, c.resources_evaluated, c.terminated_sessions,
+        c.origin_runs, c.origin_ignored, c.association_commands
     );
-    if args.strict && run.counts.malformed > 0 {
+    if args.strict && run.input.malformed > 0 {
         return Ok(2);
     }
     Ok(if run.failed_kind_seen { 1 } else { 0 })

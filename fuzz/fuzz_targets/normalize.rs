@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match normalize(&v) {
         Ok(Event::Skipped(_)) => {}
-        Ok(e) => assert!(e.event_id().is_some(), "a relevant event without an id"),
+        Ok(e) => assert!(e.meta().is_some(), "a relevant event without an id"),
         Err(e) => assert!(e.path.starts_with('$'), "an error without a JSON path: {e}"),
     }
     // The failure-destination wrapper and its payload decide alike.

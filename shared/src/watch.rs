@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod correlation;
+pub mod counts;
 pub mod event;
 pub mod finding;
 pub mod journal;

@@ -183,17 +183,13 @@ impl State for FakeState {
         self.failing.check("gather")?;
         let t = lock(&self.table);
         let mut store = JournalStore::new();
-        let (event_id, event_ms, command, record) = match event {
-            Event::Skipped(_) => return Ok(store),
-            Event::Activity(a) => (&a.event_id, a.event_epoch_ms, a.command_id.as_ref(), false),
-            Event::Status(s) => (&s.event_id, s.event_epoch_ms, Some(&s.command_id), true),
-            Event::Origin(_) | Event::AssociationRun(_) => {
-                let (id, ms) = (
-                    event.event_id().unwrap_or_default(),
-                    event.event_ms().unwrap_or_default(),
-                );
-                (&id.to_string(), ms, None, false)
-            }
+        let Some(meta) = event.meta() else {
+            return Ok(store);
+        };
+        let (event_id, event_ms) = (&meta.event_id, meta.event_epoch_ms);
+        let command = match event {
+            Event::Activity(a) => a.command_id.as_ref(),
+            _ => None,
         };
         let lookup = match event {
             Event::AssociationRun(run) => tagwatch_core::watch::origin::OriginLookup {
@@ -231,14 +227,14 @@ impl State for FakeState {
                 }
                 for target in &s.targets {
                     let pair = (s.command_id.clone(), target.id.clone());
-                    if t.claims.get(&pair).is_some_and(|o| *o != s.event_id) {
+                    if t.claims.get(&pair).is_some_and(|o| *o != s.meta.event_id) {
                         store.preload_claim(&pair.0, &pair.1, 0);
                     }
                 }
             }
             _ => {
                 if let Some(cmd) = command {
-                    load_command(&t, cmd, record, event_id, &mut store);
+                    load_command(&t, cmd, false, event_id, &mut store);
                 }
             }
         }
@@ -273,7 +269,7 @@ impl State for FakeState {
                         .iter_mut()
                         .find(|o| o.kind == setup.kind && o.id == setup.id);
                     match held {
-                        Some(h) if h.call.event_epoch_ms > setup.call.event_epoch_ms => {}
+                        Some(h) if h.call.meta.event_epoch_ms > setup.call.meta.event_epoch_ms => {}
                         Some(h) => *h = setup,
                         None => t.origins.push(setup),
                     }
@@ -457,9 +453,9 @@ impl State for FakeState {
         let mut parked: Vec<&Parked> = t
             .parked
             .values()
-            .filter(|p| p.status.event_epoch_ms < cutoff_ms)
+            .filter(|p| p.status.meta.event_epoch_ms < cutoff_ms)
             .collect();
-        parked.sort_by_key(|p| p.status.event_epoch_ms);
+        parked.sort_by_key(|p| p.status.meta.event_epoch_ms);
         due.extend(parked.into_iter().map(|p| DueParked::Pair {
             parked: p.clone(),
             overdue: false,

@@ -24,12 +24,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::{max_calls, Parked};
+use tagwatch_core::watch::counts::Counts;
 use tagwatch_core::watch::event::{normalize, CallOutcome, Event, Skip};
-use tagwatch_core::watch::finding::{Finding, FindingKind};
+use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease};
 use tagwatch_core::watch::outputs::{
-    batches, bus_detail_type, bus_entry, log_message, MetricCounts, BUS_BATCH_BYTES,
-    BUS_BATCH_ENTRIES, LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
+    batches, bus_detail_type, bus_entry, log_message, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
+    LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
 use tagwatch_core::watch::tags::TagQuery;
 use tagwatch_core::watch::watcher::{denial_caller, denial_session, Watcher};
@@ -59,7 +60,7 @@ pub struct Outcome {
     pub event_id: String,
     /// Counts for the EMF line: findings newly written to the log group by this invocation,
     /// and events processed or quarantined.
-    pub counts: MetricCounts,
+    pub counts: Counts,
     /// Findings this invocation wrote to the log group / sent to the bus.
     pub logged: Vec<String>,
     pub alerted: Vec<String>,
@@ -192,9 +193,9 @@ async fn reject<P: Platform>(
     q.keep(&redact(raw).to_string(), &reason, function).await?;
     Ok(Outcome {
         event_id,
-        counts: MetricCounts {
+        counts: Counts {
             malformed_events: 1,
-            ..MetricCounts::default()
+            ..Counts::default()
         },
         quarantined: Some(reason),
         ..Outcome::default()
@@ -275,7 +276,7 @@ fn denial_of(event: &Event) -> Option<(String, i64, Option<String>)> {
         {
             Some((
                 denial_caller(a),
-                a.event_epoch_ms,
+                a.meta.event_epoch_ms,
                 denial_session(a).map(str::to_string),
             ))
         }
@@ -286,8 +287,8 @@ fn denial_of(event: &Event) -> Option<(String, i64, Option<String>)> {
 /// Whether the tag adapter sees the event's account and region.
 fn covered(event: &Event, scope: &TagScope) -> bool {
     event
-        .account_region()
-        .is_some_and(|(account, region)| scope.covers(account, region))
+        .meta()
+        .is_some_and(|m| scope.covers(&m.account, &m.region))
 }
 
 async fn watch_event<P: Platform>(
@@ -307,28 +308,18 @@ async fn watch_event<P: Platform>(
                 .map(Some)
         }
     };
-    let event_id = match (&event, accept) {
-        (Event::Skipped(skip), _) => {
-            return reject(ports, function, raw, skip_reason(skip))
-                .await
-                .map(Some)
-        }
-        (Event::Activity(a), Accept::Activities) => a.event_id.clone(),
-        (Event::Origin(setups), Accept::Activities) => setups
-            .first()
-            .map(|s| s.call.event_id.clone())
-            .unwrap_or_default(),
-        (Event::Status(s), Accept::StatusChanges) => s.event_id.clone(),
-        (Event::AssociationRun(r), Accept::StatusChanges) => r.event_id.clone(),
-        (Event::Activity(_) | Event::Origin(_), Accept::StatusChanges) => {
-            let reason = "unexpected event: a CloudTrail API call reached the status watcher (check the rule's pattern)";
-            return reject(ports, function, raw, reason.to_string())
-                .await
-                .map(Some);
-        }
-        (Event::Status(_) | Event::AssociationRun(_), Accept::Activities) => {
-            let reason = "unexpected event: a status-change notification reached the CloudTrail watcher (check the rule's pattern)";
-            return reject(ports, function, raw, reason.to_string())
+    let misrouted = match (&event, accept) {
+        (Event::Skipped(skip), _) => Some(skip_reason(skip)),
+        (Event::Activity(_) | Event::Origin(_), Accept::StatusChanges) => Some("unexpected event: a CloudTrail API call reached the status watcher (check the rule's pattern)".to_string()),
+        (Event::Status(_) | Event::AssociationRun(_), Accept::Activities) => Some("unexpected event: a status-change notification reached the CloudTrail watcher (check the rule's pattern)".to_string()),
+        _ => None,
+    };
+    let event_id = match (misrouted, event.meta()) {
+        (None, Some(meta)) => meta.event_id.clone(),
+        (Some(reason), _) => return reject(ports, function, raw, reason).await.map(Some),
+        (None, None) => {
+            // INVARIANT: only skipped events lack a meta, and they are rejected above.
+            return reject(ports, function, raw, "an event without an id".to_string())
                 .await
                 .map(Some);
         }
@@ -366,10 +357,9 @@ async fn watch_event<P: Platform>(
         .await?;
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(&event, &inventory);
-    let duplicate = watcher.stats.duplicates > 0;
-    outcome.counts.terminated_sessions = watcher.stats.terminated_sessions;
-    outcome.counts.origin_runs = watcher.stats.origin_runs;
-    outcome.counts.origin_runs_ignored = watcher.stats.origin_ignored;
+    let duplicate = watcher.counts.duplicates > 0;
+    // The findings are counted when they are written (below), by the attempt that writes them.
+    outcome.counts.add(&watcher.counts.without_findings());
     let (sightings, changes): (Vec<Change>, Vec<Change>) = watcher
         .into_store()
         .take_changes()
@@ -390,7 +380,6 @@ async fn watch_event<P: Platform>(
     }
     let persisted = ports.state.persist(&event_id, sightings).await?;
     deliver(ports, inv, &event_id, outcome).await?;
-    outcome.counts.events_processed = 1;
     outcome.duplicate = duplicate || persisted.duplicate_event;
     Ok(None)
 }
@@ -528,9 +517,11 @@ async fn sweep_due<P: Platform>(
         }
     }
     for (cmd, pairs) in by_command {
-        let covered = pairs
-            .iter()
-            .any(|(p, _)| ports.tag_scope.covers(&p.status.account, &p.status.region));
+        let covered = pairs.iter().any(|(p, _)| {
+            ports
+                .tag_scope
+                .covers(&p.status.meta.account, &p.status.meta.region)
+        });
         // The record is stored after all (it raced the park): evaluate normally.
         if resume_command(ports, intent, sweep_id, &cmd, covered).await? {
             continue;
@@ -565,7 +556,7 @@ async fn sweep_due<P: Platform>(
         }
         let mut watcher = Watcher::new(intent, runs);
         let findings = watcher.expired(&report);
-        outcome.counts.association_commands += watcher.stats.association_commands;
+        outcome.counts.add(&watcher.counts.without_findings());
         ports.state.stage(sweep_id, &findings).await?;
         ports.state.reported_overdue(&report).await?;
     }
@@ -703,14 +694,7 @@ async fn send<P: Platform>(
         mark(&ports.state, &ids, SINK_LOG).await?;
         // Counted by the attempt that marked them delivered: retries count nothing twice.
         for f in fs {
-            let c = &mut outcome.counts;
-            match f.kind {
-                FindingKind::Violation => c.violations += 1,
-                FindingKind::AccessDenied => c.access_denied += 1,
-                FindingKind::AccessDeniedSpike => c.access_denied_spikes += 1,
-                FindingKind::Unevaluated => c.unevaluated += 1,
-                FindingKind::UnloggedCommand => c.unlogged_commands += 1,
-            }
+            outcome.counts.count_finding(f.kind);
         }
         outcome.logged.extend(ids);
     }

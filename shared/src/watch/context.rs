@@ -31,8 +31,8 @@ pub const CALLED_VIA_SERVICES: &[&str] = &[
 
 /// How `a` reached Systems Manager.
 pub fn via(a: &Activity) -> Via {
-    let c = &a.caller;
-    let source = a.source_ip.as_deref();
+    let c = &a.source.caller;
+    let source = a.source.source_ip.as_deref();
     let from_address = source.is_some_and(|s| values::parse_ip(s).is_some());
     if c.service_name().is_some() {
         // A service principal's own call is not a forward access session.
@@ -76,19 +76,20 @@ const SETTLED: &[&str] = &[
 pub fn activity_context(a: &Activity) -> RequestContext {
     let mut ctx = RequestContext::new();
     ctx.absent_is_unknown_except(SETTLED);
-    let c = &a.caller;
+    let c = &a.source.caller;
     c.fill_context(&mut ctx);
     if let Some(id) = &c.source_identity {
         ctx.insert("aws:SourceIdentity", id.as_str());
     }
     let address = a
+        .source
         .source_ip
         .as_deref()
         .filter(|ip| values::parse_ip(ip).is_some());
     let via = via(a);
     // Network keys. Through a VPC endpoint, `aws:SourceIp` is absent and the private address is
     // `aws:VpcSourceIp`; the VPC itself is not in the record.
-    match (&a.vpc_endpoint, address) {
+    match (&a.source.vpc_endpoint, address) {
         (Some(vpce), ip) => {
             ctx.insert("aws:SourceVpce", vpce.as_str());
             ctx.known_absent("aws:SourceIp");
@@ -142,16 +143,16 @@ pub fn activity_context(a: &Activity) -> RequestContext {
         }
         Via::Unknown => {}
     }
-    ctx.insert("aws:RequestedRegion", a.region.as_str());
-    match values::format_date(a.event_epoch_ms) {
+    ctx.insert("aws:RequestedRegion", a.meta.region.as_str());
+    match values::format_date(a.meta.event_epoch_ms) {
         Some(now) => ctx.insert("aws:CurrentTime", now),
         None => ctx.mark_unknown("aws:CurrentTime"),
     }
     ctx.insert(
         "aws:EpochTime",
-        (a.event_epoch_ms.div_euclid(1000)).to_string(),
+        (a.meta.event_epoch_ms.div_euclid(1000)).to_string(),
     );
-    if let Some(agent) = &a.user_agent {
+    if let Some(agent) = &a.source.user_agent {
         ctx.insert("aws:UserAgent", agent.as_str());
     }
     // Session attributes: `mfaAuthenticated` is recorded for every session; a call without
@@ -167,7 +168,7 @@ pub fn activity_context(a: &Activity) -> RequestContext {
             ctx.known_absent("aws:MultiFactorAuthAge");
         }
     }
-    if a.tls {
+    if a.source.tls {
         ctx.insert("aws:SecureTransport", "true");
     }
     ctx

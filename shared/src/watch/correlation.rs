@@ -141,7 +141,7 @@ pub trait CorrelationStore {
 
 /// Keeps the newer of two definitions of one origin.
 fn newer(held: Option<&Arc<OriginSetup>>, setup: &OriginSetup) -> bool {
-    held.is_none_or(|h| h.call.event_epoch_ms <= setup.call.event_epoch_ms)
+    held.is_none_or(|h| h.call.meta.event_epoch_ms <= setup.call.meta.event_epoch_ms)
 }
 
 /// The association of the run nearest `event_ms` within the match window.
@@ -242,7 +242,7 @@ impl CorrelationStore for MemoryStore {
         let Some(id) = activity.command_id.clone() else {
             return;
         };
-        let ms = activity.event_epoch_ms;
+        let ms = activity.meta.event_epoch_ms;
         self.commands.insert(id.clone(), activity);
         self.index(ms, Key::Command(id));
     }
@@ -262,7 +262,7 @@ impl CorrelationStore for MemoryStore {
     }
 
     fn park(&mut self, parked: Parked) {
-        let ms = parked.status.event_epoch_ms;
+        let ms = parked.status.meta.event_epoch_ms;
         let id = parked.command_id.clone();
         let list = self.parked.entry(id.clone()).or_default();
         if !list.iter().any(|p| p.instance_id == parked.instance_id) {
@@ -335,8 +335,8 @@ impl CorrelationStore for MemoryStore {
     fn drain_parked(&mut self) -> Vec<Parked> {
         let mut all: Vec<Parked> = self.parked.drain().flat_map(|(_, v)| v).collect();
         all.sort_by(|a, b| {
-            (a.status.event_epoch_ms, &a.command_id, &a.instance_id).cmp(&(
-                b.status.event_epoch_ms,
+            (a.status.meta.event_epoch_ms, &a.command_id, &a.instance_id).cmp(&(
+                b.status.meta.event_epoch_ms,
                 &b.command_id,
                 &b.instance_id,
             ))
@@ -392,10 +392,10 @@ impl CorrelationStore for MemoryStore {
     fn put_association_run(&mut self, run: &AssociationRun) {
         let k = (run.target.id.clone(), run.document.id.clone());
         let runs = self.association_runs.entry(k.clone()).or_default();
-        let entry = (run.event_epoch_ms, run.association_id.clone());
+        let entry = (run.meta.event_epoch_ms, run.association_id.clone());
         if !runs.contains(&entry) {
             runs.push(entry);
-            self.index(run.event_epoch_ms, Key::AssociationRun(k.0, k.1));
+            self.index(run.meta.event_epoch_ms, Key::AssociationRun(k.0, k.1));
         }
     }
 

@@ -115,22 +115,54 @@ pub fn service_linked_role(partition: &str, account: &str) -> String {
     )
 }
 
-/// The call that set an origin up, with the request facts IAM saw for it.
+/// What every processed event carries: which event it is, when it happened, and where.
+///
+/// Flattened into the types that carry it, so their JSON (findings, persisted command records)
+/// keeps these as top-level fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetupCall {
+pub struct EventMeta {
+    /// CloudTrail `eventID` or EventBridge `id`.
     pub event_id: String,
-    /// `eventName`: `CreateAssociation`, `RegisterTaskWithMaintenanceWindow`, ...
-    pub event_name: String,
+    /// `eventTime` (CloudTrail) or `time` (EventBridge) as recorded.
     pub event_time: String,
     pub event_epoch_ms: i64,
+    /// The account the event is about (`recipientAccountId`, or EventBridge `account`).
     pub account: String,
     pub region: String,
+    /// `aws`, `aws-cn`, `aws-us-gov`, ...: from the caller's or the resources' ARNs, else the
+    /// region.
     pub partition: String,
+}
+
+/// Who made a recorded call and from where: the request facts IAM saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSource {
     pub caller: Caller,
+    /// `sourceIPAddress` (an IP, or a service name such as `ssm.amazonaws.com`).
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub vpc_endpoint: Option<String>,
+    /// CloudTrail records `tlsDetails` for calls over TLS.
     pub tls: bool,
+}
+
+/// The call that set an origin up, with the request facts IAM saw for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupCall {
+    #[serde(flatten)]
+    pub meta: EventMeta,
+    /// `eventName`: `CreateAssociation`, `RegisterTaskWithMaintenanceWindow`, ...
+    pub event_name: String,
+    #[serde(flatten)]
+    pub source: CallSource,
+}
+
+/// A setup call and the origins it defined (one `CreateAssociationBatch` may define several,
+/// or none when every association failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginRecord {
+    pub call: SetupCall,
+    pub setups: Vec<OriginSetup>,
 }
 
 /// One origin as its setup call defined it.
@@ -156,22 +188,19 @@ impl OriginSetup {
     /// The principal behind the origin, as a finding names it.
     pub fn principal(&self) -> Option<String> {
         self.call
+            .source
             .caller
             .arn
             .clone()
-            .or_else(|| self.call.caller.principal_key())
+            .or_else(|| self.call.source.caller.principal_key())
     }
 }
 
 /// One association run on one node ("EC2 State Manager Instance Association State Change").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssociationRun {
-    pub event_id: String,
-    pub event_time: String,
-    pub event_epoch_ms: i64,
-    pub account: String,
-    pub region: String,
-    pub partition: String,
+    #[serde(flatten)]
+    pub meta: EventMeta,
     pub association_id: String,
     pub document: ResourceRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,21 +227,11 @@ pub struct RunOrigin {
 /// A SendCommand or StartSession call, normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
-    pub event_id: String,
-    /// `eventTime` as recorded.
-    pub event_time: String,
-    pub event_epoch_ms: i64,
-    pub account: String,
-    pub region: String,
-    pub partition: String,
+    #[serde(flatten)]
+    pub meta: EventMeta,
     pub action: Action,
-    pub caller: Caller,
-    /// `sourceIPAddress` (an IP, or a service name such as `ssm.amazonaws.com`).
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub vpc_endpoint: Option<String>,
-    /// CloudTrail records `tlsDetails` for calls over TLS.
-    pub tls: bool,
+    #[serde(flatten)]
+    pub source: CallSource,
     pub outcome: CallOutcome,
     pub command_id: Option<String>,
     pub session_id: Option<String>,
@@ -283,13 +302,8 @@ pub enum StatusKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
     pub kind: StatusKind,
-    /// EventBridge `id`.
-    pub event_id: String,
-    pub event_time: String,
-    pub event_epoch_ms: i64,
-    pub account: String,
-    pub region: String,
-    pub partition: String,
+    #[serde(flatten)]
+    pub meta: EventMeta,
     pub command_id: String,
     pub document_name: Option<String>,
     pub status: Option<String>,
@@ -302,12 +316,7 @@ impl StatusChange {
     pub fn narrowed_to(&self, target: &ResourceRef) -> StatusChange {
         StatusChange {
             kind: self.kind,
-            event_id: self.event_id.clone(),
-            event_time: self.event_time.clone(),
-            event_epoch_ms: self.event_epoch_ms,
-            account: self.account.clone(),
-            region: self.region.clone(),
-            partition: self.partition.clone(),
+            meta: self.meta.clone(),
             command_id: self.command_id.clone(),
             document_name: self.document_name.clone(),
             status: self.status.clone(),
@@ -375,46 +384,33 @@ pub enum Skip {
 pub enum Event {
     Activity(Box<Activity>),
     Status(StatusChange),
-    /// Calls that set up runs Systems Manager starts itself (one record may define several).
-    Origin(Vec<OriginSetup>),
+    /// A call that sets up runs Systems Manager starts itself.
+    Origin(Box<OriginRecord>),
     /// One State Manager association run on one node.
     AssociationRun(Box<AssociationRun>),
     Skipped(Skip),
 }
 
 impl Event {
-    /// The event's id (CloudTrail `eventID` or EventBridge `id`), when it is processed.
-    pub fn event_id(&self) -> Option<&str> {
+    /// Which event, when and where, when it is processed.
+    pub fn meta(&self) -> Option<&EventMeta> {
         match self {
-            Event::Activity(a) => Some(&a.event_id),
-            Event::Status(s) => Some(&s.event_id),
-            Event::Origin(setups) => setups.first().map(|s| s.call.event_id.as_str()),
-            Event::AssociationRun(r) => Some(&r.event_id),
+            Event::Activity(a) => Some(&a.meta),
+            Event::Status(s) => Some(&s.meta),
+            Event::Origin(o) => Some(&o.call.meta),
+            Event::AssociationRun(r) => Some(&r.meta),
             Event::Skipped(_) => None,
         }
     }
 
-    /// The event's time (epoch ms), when it is processed.
-    pub fn event_ms(&self) -> Option<i64> {
+    /// The instances, managed nodes and sessions the event names (the document aside); none
+    /// for origin records and skipped events.
+    pub fn targets(&self) -> &[ResourceRef] {
         match self {
-            Event::Activity(a) => Some(a.event_epoch_ms),
-            Event::Status(s) => Some(s.event_epoch_ms),
-            Event::Origin(setups) => setups.first().map(|s| s.call.event_epoch_ms),
-            Event::AssociationRun(r) => Some(r.event_epoch_ms),
-            Event::Skipped(_) => None,
-        }
-    }
-
-    /// The account and region the event is about.
-    pub fn account_region(&self) -> Option<(&str, &str)> {
-        match self {
-            Event::Activity(a) => Some((&a.account, &a.region)),
-            Event::Status(s) => Some((&s.account, &s.region)),
-            Event::Origin(setups) => setups
-                .first()
-                .map(|s| (s.call.account.as_str(), s.call.region.as_str())),
-            Event::AssociationRun(r) => Some((&r.account, &r.region)),
-            Event::Skipped(_) => None,
+            Event::Activity(a) => &a.targets,
+            Event::Status(s) => &s.targets,
+            Event::AssociationRun(r) => std::slice::from_ref(&r.target),
+            Event::Origin(_) | Event::Skipped(_) => &[],
         }
     }
 }
@@ -703,33 +699,16 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
     let req = r.get("requestParameters").filter(|v| v.is_object());
     let resp = r.get("responseElements").filter(|v| v.is_object());
     let req_path = format!("{base}.requestParameters");
-    let SetupCall {
-        event_id,
-        event_time,
-        event_epoch_ms,
-        account,
-        region,
-        partition,
-        caller,
-        source_ip,
-        user_agent,
-        vpc_endpoint,
-        tls,
-        ..
-    } = call;
+    let SetupCall { meta, source, .. } = call;
+    let (partition, region, account) = (
+        meta.partition.clone(),
+        meta.region.clone(),
+        meta.account.clone(),
+    );
     let mut activity = Activity {
-        event_id,
-        event_time,
-        event_epoch_ms,
-        account: account.clone(),
-        region: region.clone(),
-        partition: partition.clone(),
+        meta,
         action,
-        caller,
-        source_ip,
-        user_agent,
-        vpc_endpoint,
-        tls,
+        source,
         outcome,
         command_id: None,
         session_id: None,
@@ -817,18 +796,22 @@ fn record_call(r: &Value, base: &str, name: &str) -> Result<SetupCall, EventErro
         })?;
     let partition = partition_of(caller.arn.as_deref(), &region);
     Ok(SetupCall {
-        event_id,
+        meta: EventMeta {
+            event_id,
+            event_time,
+            event_epoch_ms,
+            account,
+            region,
+            partition,
+        },
         event_name: name.to_string(),
-        event_time,
-        event_epoch_ms,
-        account,
-        region,
-        partition,
-        caller,
-        source_ip: str_at(r, "sourceIPAddress").map(str::to_string),
-        user_agent: str_at(r, "userAgent").map(str::to_string),
-        vpc_endpoint: str_at(r, "vpcEndpointId").map(str::to_string),
-        tls: r.get("tlsDetails").is_some_and(Value::is_object),
+        source: CallSource {
+            caller,
+            source_ip: str_at(r, "sourceIPAddress").map(str::to_string),
+            user_agent: str_at(r, "userAgent").map(str::to_string),
+            vpc_endpoint: str_at(r, "vpcEndpointId").map(str::to_string),
+            tls: r.get("tlsDetails").is_some_and(Value::is_object),
+        },
     })
 }
 
@@ -901,7 +884,7 @@ fn normalize_setup(r: &Value, base: &str, name: &str) -> Result<Event, EventErro
             let mut s = setup(OriginKind::MaintenanceWindow, id, field("taskArn"));
             s.window_id = Some(window.to_string());
             s.service_role = Some(field("serviceRoleArn").map_or_else(
-                || service_linked_role(&call.partition, &call.account),
+                || service_linked_role(&call.meta.partition, &call.meta.account),
                 str::to_string,
             ));
             vec![s]
@@ -922,28 +905,32 @@ fn normalize_setup(r: &Value, base: &str, name: &str) -> Result<Event, EventErro
         }
         other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
     };
-    Ok(Event::Origin(setups))
+    Ok(Event::Origin(Box::new(OriginRecord { call, setups })))
 }
 
 /// "EC2 State Manager Instance Association State Change": one association run on one node.
-/// The fields every SSM EventBridge event carries, and its `detail` object.
+/// The fields every SSM EventBridge event carries, its `resources`, and its `detail` object.
 struct Envelope<'v> {
-    event_id: String,
-    event_time: String,
-    event_epoch_ms: i64,
-    region: String,
-    account: String,
+    meta: EventMeta,
+    resources: Vec<String>,
     detail: &'v Value,
 }
 
 fn envelope<'v>(v: &'v Value, no_detail: &str) -> Result<Envelope<'v>, EventError> {
     let event_time = required(v, "time", "$")?.to_string();
+    let region = required(v, "region", "$")?.to_string();
+    let resources = string_list(v.get("resources"));
+    let partition = partition_of(resources.first().map(String::as_str), &region);
     Ok(Envelope {
-        event_id: required(v, "id", "$")?.to_string(),
-        event_epoch_ms: epoch_ms(&event_time, "$.time")?,
-        event_time,
-        region: required(v, "region", "$")?.to_string(),
-        account: required(v, "account", "$")?.to_string(),
+        meta: EventMeta {
+            event_id: required(v, "id", "$")?.to_string(),
+            event_epoch_ms: epoch_ms(&event_time, "$.time")?,
+            event_time,
+            account: required(v, "account", "$")?.to_string(),
+            region,
+            partition,
+        },
+        resources,
         detail: v
             .get("detail")
             .filter(|d| d.is_object())
@@ -952,46 +939,29 @@ fn envelope<'v>(v: &'v Value, no_detail: &str) -> Result<Envelope<'v>, EventErro
 }
 
 fn normalize_association_run(v: &Value) -> Result<Event, EventError> {
-    let Envelope {
-        event_id,
-        event_time,
-        event_epoch_ms,
-        region,
-        account,
-        detail,
-    } = envelope(v, "missing the association detail")?;
+    let Envelope { meta, detail, .. } = envelope(v, "missing the association detail")?;
     let association_id = required(detail, "association-id", "$.detail")?.to_string();
     let instance = required(detail, "instance-id", "$.detail")?;
     let document = required(detail, "document-name", "$.detail")?;
-    let resources = string_list(v.get("resources"));
-    let partition = partition_of(resources.first().map(String::as_str), &region);
+    let (partition, region, account) = (&meta.partition, &meta.region, &meta.account);
     Ok(Event::AssociationRun(Box::new(AssociationRun {
-        event_id,
-        event_time,
-        event_epoch_ms,
         association_id,
-        document: document_arn(document, &partition, &region, &account),
+        document: document_arn(document, partition, region, account),
         document_version: str_at(detail, "document-version").map(str::to_string),
-        target: target_arn(instance, &partition, &region, &account),
+        target: target_arn(instance, partition, region, account),
         status: str_at(detail, "status").map(str::to_string),
-        account,
-        region,
-        partition,
+        meta,
     })))
 }
 
 fn normalize_status(v: &Value, kind: StatusKind) -> Result<Event, EventError> {
     let Envelope {
-        event_id,
-        event_time,
-        event_epoch_ms,
-        region,
-        account,
+        meta,
+        resources,
         detail,
     } = envelope(v, "missing the status detail")?;
     let command_id = required(detail, "command-id", "$.detail")?.to_string();
-    let resources = string_list(v.get("resources"));
-    let partition = partition_of(resources.first().map(String::as_str), &region);
+    let (partition, region, account) = (&meta.partition, &meta.region, &meta.account);
     let mut ids: Vec<String> = resources;
     if kind == StatusKind::Invocation {
         if let Some(instance) = str_at(detail, "instance-id") {
@@ -1006,7 +976,7 @@ fn normalize_status(v: &Value, kind: StatusKind) -> Result<Event, EventError> {
     let mut seen = std::collections::BTreeSet::new();
     let targets: Vec<ResourceRef> = ids
         .iter()
-        .map(|id| target_arn(id, &partition, &region, &account))
+        .map(|id| target_arn(id, partition, region, account))
         .filter(|t| seen.insert(t.id.clone()))
         .collect();
     if targets.is_empty() && kind == StatusKind::Invocation {
@@ -1017,16 +987,11 @@ fn normalize_status(v: &Value, kind: StatusKind) -> Result<Event, EventError> {
     }
     Ok(Event::Status(StatusChange {
         kind,
-        event_id,
-        event_time,
-        event_epoch_ms,
-        account,
-        region,
-        partition,
         command_id,
         document_name: str_at(detail, "document-name").map(str::to_string),
         status: str_at(detail, "status").map(str::to_string),
         targets,
+        meta,
     }))
 }
 
@@ -1092,13 +1057,13 @@ mod tests {
         );
         assert_eq!(a.command_id.as_deref(), Some("c-1"));
         assert_eq!(
-            a.caller.role_arn.as_deref(),
+            a.source.caller.role_arn.as_deref(),
             Some("arn:aws:iam::111122223333:role/JuniorEngineer")
         );
-        assert_eq!(a.caller.mfa, Some(false));
-        assert!(a.tls);
+        assert_eq!(a.source.caller.mfa, Some(false));
+        assert!(a.source.tls);
         assert_eq!(a.outcome, CallOutcome::Allowed);
-        assert_eq!(a.event_epoch_ms, 1_795_165_736_000);
+        assert_eq!(a.meta.event_epoch_ms, 1_795_165_736_000);
     }
 
     #[test]

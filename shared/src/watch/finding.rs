@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::iam::evaluator::{StatementRef, Verdict};
-use crate::watch::event::RunOrigin;
+use crate::watch::event::{EventMeta, RunOrigin};
 
 /// The finding kinds (the contract of tagwatch's output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,10 +57,9 @@ pub struct Finding {
     pub severity: FindingSeverity,
     /// Deterministic: the same event (or the same command and instance) gives the same id.
     pub finding_id: String,
-    pub event_id: String,
-    pub event_time: String,
-    pub account: String,
-    pub region: String,
+    /// The event the finding is about (a spike: the denial that crossed the threshold).
+    #[serde(flatten)]
+    pub meta: EventMeta,
     /// `userIdentity.arn` exactly as recorded (null when the record has none).
     pub principal: Option<String>,
     /// The first intent entry matching the caller (null when unlisted or unknown).

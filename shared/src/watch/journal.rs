@@ -394,7 +394,7 @@ mod tests {
         assert!(w
             .handle(&send_command("e-1", "2026-11-20T09:00:00Z", false), &inv)
             .is_empty());
-        assert_eq!(w.stats.duplicates, 1);
+        assert_eq!(w.counts.duplicates, 1);
     }
 
     /// A window as a store gathers it: the calls already written (one item per call).

@@ -42,7 +42,7 @@ impl OriginSetup {
             id: Some(self.id.clone()),
             window_id: self.window_id.clone(),
             principal: self.principal(),
-            setup_event_id: Some(self.call.event_id.clone()),
+            setup_event_id: Some(self.call.meta.event_id.clone()),
         }
     }
 }
@@ -73,11 +73,11 @@ impl OriginLookup {
 /// task or an Automation step): the caller is a role session and the call came from
 /// `ssm.amazonaws.com`.
 pub fn made_by_ssm(a: &Activity) -> bool {
-    let c = &a.caller;
+    let c = &a.source.caller;
     c.identity_type == "AssumedRole"
         && c.role_arn.is_some()
         && (c.invoked_by.as_deref() == Some(SSM_SERVICE)
-            || a.source_ip.as_deref() == Some(SSM_SERVICE))
+            || a.source.source_ip.as_deref() == Some(SSM_SERVICE))
 }
 
 /// The session name of an assumed-role caller (`assumed-role/ROLE/SESSION`).
@@ -95,8 +95,9 @@ pub fn lookup_of(a: &Activity) -> OriginLookup {
         return OriginLookup::default();
     }
     OriginLookup {
-        automation: session_name(&a.caller).map(str::to_string),
+        automation: session_name(&a.source.caller).map(str::to_string),
         window_tasks: a
+            .source
             .caller
             .role_arn
             .as_ref()
@@ -117,11 +118,7 @@ pub fn role_key(role: &str) -> String {
 pub fn attributed(a: &Activity, setup: &OriginSetup) -> Activity {
     let call = &setup.call;
     Activity {
-        caller: call.caller.clone(),
-        source_ip: call.source_ip.clone(),
-        user_agent: call.user_agent.clone(),
-        vpc_endpoint: call.vpc_endpoint.clone(),
-        tls: call.tls,
+        source: call.source.clone(),
         origin: Some(setup.run_origin()),
         ..a.clone()
     }
@@ -141,20 +138,23 @@ pub fn recognise(
     if let Some(setup) = automation.filter(|s| s.kind == OriginKind::Automation) {
         return Some(attributed(a, setup));
     }
-    let role = a.caller.role_arn.as_deref().unwrap_or_default();
-    let linked = role.eq_ignore_ascii_case(&service_linked_role(&a.partition, &a.account));
+    let role = a.source.caller.role_arn.as_deref().unwrap_or_default();
+    let linked =
+        role.eq_ignore_ascii_case(&service_linked_role(&a.meta.partition, &a.meta.account));
     if window_tasks.is_empty() && !linked {
         return None;
     }
     let mut principals: Vec<Option<String>> = window_tasks
         .iter()
-        .map(|t| t.call.caller.principal_key())
+        .map(|t| t.call.source.caller.principal_key())
         .collect();
     principals.sort();
     principals.dedup();
     if let ([Some(_)], Some(latest)) = (
         principals.as_slice(),
-        window_tasks.iter().max_by_key(|t| t.call.event_epoch_ms),
+        window_tasks
+            .iter()
+            .max_by_key(|t| t.call.meta.event_epoch_ms),
     ) {
         return Some(attributed(a, latest));
     }
@@ -191,18 +191,9 @@ pub fn recognise(
 pub fn association_activity(run: &AssociationRun, setup: &OriginSetup) -> Activity {
     let call = &setup.call;
     Activity {
-        event_id: run.event_id.clone(),
-        event_time: run.event_time.clone(),
-        event_epoch_ms: run.event_epoch_ms,
-        account: run.account.clone(),
-        region: run.region.clone(),
-        partition: run.partition.clone(),
+        meta: run.meta.clone(),
         action: Action::SendCommand,
-        caller: call.caller.clone(),
-        source_ip: call.source_ip.clone(),
-        user_agent: call.user_agent.clone(),
-        vpc_endpoint: call.vpc_endpoint.clone(),
-        tls: call.tls,
+        source: call.source.clone(),
         outcome: CallOutcome::Allowed,
         command_id: None,
         session_id: None,

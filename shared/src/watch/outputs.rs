@@ -4,73 +4,30 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::watch::counts::Counts;
 use crate::watch::finding::{Finding, FindingKind};
-use crate::watch::watcher::Stats;
 
 /// The CloudWatch namespace of tagwatch's metrics.
 pub const NAMESPACE: &str = "Tagwatch";
-
-/// The metric counts of one invocation (or run).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct MetricCounts {
-    pub violations: u64,
-    pub access_denied: u64,
-    pub access_denied_spikes: u64,
-    pub unevaluated: u64,
-    pub unlogged_commands: u64,
-    /// TerminateSession calls seen (counted, not judged).
-    pub terminated_sessions: u64,
-    /// Runs Systems Manager started itself (associations, window tasks, Automation steps).
-    pub origin_runs: u64,
-    /// Of those, runs the intent's `origins` ignores.
-    pub origin_runs_ignored: u64,
-    /// Commands with no SendCommand record that an association run accounted for.
-    pub association_commands: u64,
-    pub events_processed: u64,
-    pub malformed_events: u64,
-    /// Permanent AWS errors and unreadable stored items (the event is kept, never retried
-    /// blindly).
-    pub permanent_errors: u64,
-}
-
-impl MetricCounts {
-    /// The counts of a watcher's statistics plus the malformed events met outside it.
-    pub fn from_stats(stats: &Stats, malformed: u64) -> Self {
-        MetricCounts {
-            violations: stats.violations,
-            access_denied: stats.access_denied,
-            access_denied_spikes: stats.spikes,
-            unevaluated: stats.unevaluated,
-            unlogged_commands: stats.unlogged_commands,
-            terminated_sessions: stats.terminated_sessions,
-            origin_runs: stats.origin_runs,
-            origin_runs_ignored: stats.origin_ignored,
-            association_commands: stats.association_commands,
-            events_processed: stats.activities + stats.status_events + stats.skipped,
-            malformed_events: malformed,
-            permanent_errors: 0,
-        }
-    }
-}
 
 /// One Embedded Metric Format line: the metrics above under [`NAMESPACE`], per the single
 /// low-cardinality dimension `Function` and as an account-wide total (no dimension). High-cardinality facts (ARNs, ids) go in
 /// `properties`, which CloudWatch keeps searchable in the log but never turns into metrics.
 pub fn emf_line(
     function: &str,
-    counts: &MetricCounts,
+    counts: &Counts,
     timestamp_ms: i64,
     properties: &[(&str, Value)],
 ) -> String {
     let metrics: [(&str, u64); 12] = [
         ("Violations", counts.violations),
         ("AccessDenied", counts.access_denied),
-        ("AccessDeniedSpikes", counts.access_denied_spikes),
+        ("AccessDeniedSpikes", counts.spikes),
         ("Unevaluated", counts.unevaluated),
         ("UnloggedCommands", counts.unlogged_commands),
         ("TerminatedSessions", counts.terminated_sessions),
         ("OriginRuns", counts.origin_runs),
-        ("OriginRunsIgnored", counts.origin_runs_ignored),
+        ("OriginRunsIgnored", counts.origin_ignored),
         ("AssociationCommands", counts.association_commands),
         ("EventsProcessed", counts.events_processed),
         ("MalformedEvents", counts.malformed_events),
@@ -226,10 +183,10 @@ pub fn fit(finding: &Finding, max_bytes: usize) -> Result<String, serde_json::Er
     for cap in [1024, 256, 64, 16] {
         for field in [
             &mut f.finding_id,
-            &mut f.event_id,
-            &mut f.event_time,
-            &mut f.account,
-            &mut f.region,
+            &mut f.meta.event_id,
+            &mut f.meta.event_time,
+            &mut f.meta.account,
+            &mut f.meta.region,
             &mut f.reason,
         ] {
             shorten(field, cap);
@@ -272,15 +229,16 @@ pub const EMF_FINDING_IDS: usize = 100;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watch::event::EventMeta;
     use crate::watch::finding::{Actual, FindingSeverity};
 
     #[test]
     fn emf_has_the_metrics_and_only_a_low_cardinality_dimension() {
-        let counts = MetricCounts {
+        let counts = Counts {
             violations: 2,
             events_processed: 5,
             malformed_events: 1,
-            ..MetricCounts::default()
+            ..Counts::default()
         };
         let line = emf_line(
             "cloudtrail-watcher",
@@ -330,10 +288,14 @@ mod tests {
             kind,
             severity: FindingSeverity::High,
             finding_id: "f".into(),
-            event_id: "e".into(),
-            event_time: "2026-11-20T09:00:00Z".into(),
-            account: "1".into(),
-            region: "us-east-1".into(),
+            meta: EventMeta {
+                event_id: "e".into(),
+                event_time: "2026-11-20T09:00:00Z".into(),
+                event_epoch_ms: 1_795_165_200_000,
+                account: "1".into(),
+                region: "us-east-1".into(),
+                partition: "aws".into(),
+            },
             principal: None,
             principal_entry: None,
             action: None,

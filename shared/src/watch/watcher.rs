@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::iam::evaluator::{evaluate_bounded, Verdict};
 use crate::iam::request::Request;
 use crate::intent::inventory::TagLookup;
@@ -13,6 +11,7 @@ use crate::intent::origins::{OriginKind, OriginPolicy};
 use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
 use crate::watch::context::activity_context;
 use crate::watch::correlation::{record_denial, CorrelationStore, DenialEffect, Parked};
+use crate::watch::counts::Counts;
 use crate::watch::event::{
     Action, Activity, AssociationRun, CallOutcome, Event, OriginSetup, ResourceKind, ResourceRef,
     RunOrigin, StatusChange,
@@ -23,68 +22,23 @@ use crate::watch::finding::{
 };
 use crate::watch::tags::{tags_of, ResourceTags, TagQuery};
 
-/// Counters a run reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// SendCommand / StartSession records seen (including redeliveries).
-    pub activities: u64,
-    pub status_events: u64,
-    /// Events of other calls, services or types.
-    pub skipped: u64,
-    /// Redelivered events (same event id), processed once.
-    pub duplicates: u64,
-    /// Calls of callers the intent ignores (`unlisted: "ignore"`).
-    pub ignored: u64,
-    /// Calls that failed for reasons other than authorisation.
-    pub failed_calls: u64,
-    /// Resources evaluated, and those the intent allows.
-    pub resources_evaluated: u64,
-    pub compliant: u64,
-    pub violations: u64,
-    pub access_denied: u64,
-    pub spikes: u64,
-    pub unevaluated: u64,
-    pub unlogged_commands: u64,
-    /// TerminateSession calls (counted, not judged).
-    pub terminated_sessions: u64,
-    /// Origins set up (associations defined, window tasks registered, executions started).
-    pub origin_setups: u64,
-    /// Runs Systems Manager started (association runs, window task and Automation commands).
-    pub origin_runs: u64,
-    /// Of those, runs the intent's `origins` ignores (counted, not judged).
-    pub origin_ignored: u64,
-    /// Commands with no SendCommand record that an association run accounts for.
-    pub association_commands: u64,
-}
-
-impl Stats {
-    fn count(&mut self, f: &Finding) {
-        match f.kind {
-            FindingKind::Violation => self.violations += 1,
-            FindingKind::AccessDenied => self.access_denied += 1,
-            FindingKind::AccessDeniedSpike => self.spikes += 1,
-            FindingKind::Unevaluated => self.unevaluated += 1,
-            FindingKind::UnloggedCommand => self.unlogged_commands += 1,
-        }
-    }
-}
-
 /// Whose AccessDenied window a denied call counts in: the principal behind the session (the
 /// role for an assumed-role session, so a prober rotating session names still reaches the
 /// threshold; the user for an IAM user; [`crate::intent::principal::Caller::principal_key`]), else one
 /// window per account for callers the record does not name. The watcher and every store key
 /// windows by this, so gathering and persisting always meet.
 pub fn denial_caller(a: &Activity) -> String {
-    a.caller
+    a.source
+        .caller
         .principal_key()
-        .unwrap_or_else(|| format!("unknown-caller:{}", a.account))
+        .unwrap_or_else(|| format!("unknown-caller:{}", a.meta.account))
 }
 
 /// The session ARN of a denied call when its window counts more than that session (an
 /// assumed-role session, counted with its role's other sessions).
 pub fn denial_session(a: &Activity) -> Option<&str> {
-    let arn = a.caller.arn.as_deref()?;
-    (a.caller.principal_key().as_deref() != Some(arn)).then_some(arn)
+    let arn = a.source.caller.arn.as_deref()?;
+    (a.source.caller.principal_key().as_deref() != Some(arn)).then_some(arn)
 }
 
 /// A short name for a principal key: the role or user name, or the key itself.
@@ -110,10 +64,7 @@ fn unattributed_run(run: &AssociationRun) -> Finding {
         kind: FindingKind::Unevaluated,
         severity: FindingSeverity::Medium,
         finding_id: finding_id(&["unattributed", &run.association_id]),
-        event_id: run.event_id.clone(),
-        event_time: run.event_time.clone(),
-        account: run.account.clone(),
-        region: run.region.clone(),
+        meta: run.meta.clone(),
         principal: None,
         principal_entry: None,
         action: Some(Action::SendCommand.as_str().to_string()),
@@ -150,7 +101,7 @@ fn unattributed_run(run: &AssociationRun) -> Finding {
 pub struct Watcher<'i, S> {
     intent: &'i Intent,
     store: S,
-    pub stats: Stats,
+    pub counts: Counts,
 }
 
 /// A short name for people: `alice (JuniorEngineer)`, `mallory`, or the ARN; for a run
@@ -175,13 +126,18 @@ fn who(a: &Activity) -> String {
 }
 
 fn caller_name(a: &Activity) -> String {
-    let arn = a.caller.arn.as_deref().unwrap_or("an unknown caller");
+    let arn = a
+        .source
+        .caller
+        .arn
+        .as_deref()
+        .unwrap_or("an unknown caller");
     if let Some(rest) = arn.split(":assumed-role/").nth(1) {
         if let Some((role, session)) = rest.split_once('/') {
             return format!("{session} ({role})");
         }
     }
-    if let Some(name) = &a.caller.user_name {
+    if let Some(name) = &a.source.caller.user_name {
         return name.clone();
     }
     arn.to_string()
@@ -233,9 +189,14 @@ fn depends_on(keys: &[String], tags: ResourceTags<'_>) -> String {
 pub fn tag_query(event: &Event, intent: &Intent) -> TagQuery {
     let mut query = TagQuery::default();
     match event {
-        Event::Activity(a) => query.add(&resources_of(a, &intent.resolve(&a.caller)), &a.account),
-        Event::Status(s) => query.add(&s.targets, &s.account),
-        Event::AssociationRun(r) => query.add(&[r.document.clone(), r.target.clone()], &r.account),
+        Event::Activity(a) => query.add(
+            &resources_of(a, &intent.resolve(&a.source.caller)),
+            &a.meta.account,
+        ),
+        Event::Status(s) => query.add(&s.targets, &s.meta.account),
+        Event::AssociationRun(r) => {
+            query.add(&[r.document.clone(), r.target.clone()], &r.meta.account)
+        }
         Event::Origin(_) | Event::Skipped(_) => {}
     }
     query
@@ -254,9 +215,9 @@ fn resources_of(a: &Activity, resolution: &Resolution<'_>) -> Vec<ResourceRef> {
             0,
             crate::watch::event::document_arn(
                 crate::watch::event::DEFAULT_SESSION_DOCUMENT,
-                &a.partition,
-                &a.region,
-                &a.account,
+                &a.meta.partition,
+                &a.meta.region,
+                &a.meta.account,
             ),
         );
     }
@@ -300,7 +261,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         Watcher {
             intent,
             store,
-            stats: Stats::default(),
+            counts: Counts::default(),
         }
     }
 
@@ -321,30 +282,31 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
 
     /// Processes one event; returns its findings (possibly none).
     pub fn handle(&mut self, event: &Event, tags: &dyn TagLookup) -> Vec<Finding> {
+        self.counts.events_processed += 1;
         let out = match event {
             Event::Skipped(_) => {
-                self.stats.skipped += 1;
+                self.counts.skipped += 1;
                 Vec::new()
             }
             Event::Activity(a) => {
-                self.stats.activities += 1;
+                self.counts.activities += 1;
                 self.activity(a, tags)
             }
             Event::Status(s) => {
-                self.stats.status_events += 1;
+                self.counts.status_events += 1;
                 self.status(s, tags)
             }
-            Event::Origin(setups) => {
-                self.origin_setups(setups);
+            Event::Origin(record) => {
+                self.origin_setups(&record.setups);
                 Vec::new()
             }
             Event::AssociationRun(run) => {
-                self.stats.status_events += 1;
+                self.counts.status_events += 1;
                 self.association_run(run, tags)
             }
         };
         for f in &out {
-            self.stats.count(f);
+            self.counts.count_finding(f.kind);
         }
         out
     }
@@ -354,7 +316,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let parked = self.store.drain_parked();
         let out = self.orphans(&parked, "never arrived");
         for f in &out {
-            self.stats.count(f);
+            self.counts.count_finding(f.kind);
         }
         out
     }
@@ -364,7 +326,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     pub fn expired(&mut self, parked: &[Parked]) -> Vec<Finding> {
         let out = self.orphans(parked, "did not arrive within the correlation window");
         for f in &out {
-            self.stats.count(f);
+            self.counts.count_finding(f.kind);
         }
         out
     }
@@ -396,10 +358,10 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         };
         let found = self
             .store
-            .association_run_near(&p.instance_id, doc, p.status.event_epoch_ms)
+            .association_run_near(&p.instance_id, doc, p.status.meta.event_epoch_ms)
             .is_some();
         if found {
-            self.stats.association_commands += 1;
+            self.counts.association_commands += 1;
         }
         found
     }
@@ -411,13 +373,13 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         };
         if !self
             .store
-            .first_sighting(&first.call.event_id, first.call.event_epoch_ms)
+            .first_sighting(&first.call.meta.event_id, first.call.meta.event_epoch_ms)
         {
-            self.stats.duplicates += 1;
+            self.counts.duplicates += 1;
             return;
         }
         for s in setups {
-            self.stats.origin_setups += 1;
+            self.counts.origin_setups += 1;
             self.store.put_origin(Arc::new(s.clone()));
         }
     }
@@ -426,15 +388,18 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     /// the association (its last CreateAssociation / UpdateAssociation record); `unevaluated`
     /// when no such record was seen.
     fn association_run(&mut self, run: &AssociationRun, tags: &dyn TagLookup) -> Vec<Finding> {
-        if !self.store.first_sighting(&run.event_id, run.event_epoch_ms) {
-            self.stats.duplicates += 1;
+        if !self
+            .store
+            .first_sighting(&run.meta.event_id, run.meta.event_epoch_ms)
+        {
+            self.counts.duplicates += 1;
             return Vec::new();
         }
-        let mut out = self.expire(run.event_epoch_ms);
+        let mut out = self.expire(run.meta.event_epoch_ms);
         self.store.put_association_run(run);
-        self.stats.origin_runs += 1;
+        self.counts.origin_runs += 1;
         if self.intent.origins.policy(OriginKind::Association) == OriginPolicy::Ignore {
-            self.stats.origin_ignored += 1;
+            self.counts.origin_ignored += 1;
             return out;
         }
         let Some(setup) = self
@@ -445,13 +410,13 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             return out;
         };
         let a = crate::watch::origin::association_activity(run, &setup);
-        let resolution = self.intent.resolve(&a.caller);
+        let resolution = self.intent.resolve(&a.source.caller);
         if resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore {
-            self.stats.ignored += 1;
+            self.counts.ignored += 1;
             return out;
         }
         for r in &resources_of(&a, &resolution) {
-            out.extend(self.evaluate(&a, r, &resolution, tags, &a.event_id));
+            out.extend(self.evaluate(&a, r, &resolution, tags, &a.meta.event_id));
         }
         out
     }
@@ -473,7 +438,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             .map(|(role, doc)| self.store.window_tasks(role, doc))
             .unwrap_or_default();
         let found = crate::watch::origin::recognise(a, automation.as_deref(), &tasks)?;
-        self.stats.origin_runs += 1;
+        self.counts.origin_runs += 1;
         Some(found)
     }
 
@@ -493,16 +458,13 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             // Not the pair's own id: a record that arrives after the sweep must still be
             // evaluated and reported under `invocation`.
             finding_id: finding_id(&["overdue", &p.command_id, &p.instance_id]),
-            event_id: s.event_id.clone(),
-            event_time: s.event_time.clone(),
-            account: s.account.clone(),
-            region: s.region.clone(),
+            meta: s.meta.clone(),
             principal: None,
             principal_entry: None,
             action: Some(Action::SendCommand.as_str().to_string()),
             resource: resource.map(|r| r.arn.clone()),
             document: s.document_name.as_ref().map(|d| {
-                crate::watch::event::document_arn(d, &s.partition, &s.region, &s.account).arn
+                crate::watch::event::document_arn(d, &s.meta.partition, &s.meta.region, &s.meta.account).arn
             }),
             command_id: Some(p.command_id.clone()),
             session_id: None,
@@ -525,20 +487,23 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     }
 
     fn activity(&mut self, a: &Activity, tags: &dyn TagLookup) -> Vec<Finding> {
-        if !self.store.first_sighting(&a.event_id, a.event_epoch_ms) {
-            self.stats.duplicates += 1;
+        if !self
+            .store
+            .first_sighting(&a.meta.event_id, a.meta.event_epoch_ms)
+        {
+            self.counts.duplicates += 1;
             return Vec::new();
         }
-        let mut out = self.expire(a.event_epoch_ms);
+        let mut out = self.expire(a.meta.event_epoch_ms);
         if !a.action.is_judged() {
-            self.stats.terminated_sessions += 1;
+            self.counts.terminated_sessions += 1;
             return out;
         }
-        let resolution = self.intent.resolve(&a.caller);
+        let resolution = self.intent.resolve(&a.source.caller);
         let ignored = resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore;
         match &a.outcome {
-            CallOutcome::Failed { .. } => self.stats.failed_calls += 1,
-            CallOutcome::Denied { .. } if ignored => self.stats.ignored += 1,
+            CallOutcome::Failed { .. } => self.counts.failed_calls += 1,
+            CallOutcome::Denied { .. } if ignored => self.counts.ignored += 1,
             CallOutcome::Denied {
                 code,
                 message,
@@ -556,27 +521,27 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             CallOutcome::Allowed => {
                 let attributed = self.attributed(a);
                 let a = attributed.as_ref().unwrap_or(a);
-                let resolution = self.intent.resolve(&a.caller);
+                let resolution = self.intent.resolve(&a.source.caller);
                 let origin_ignored = self.origin_ignored(a);
                 if origin_ignored {
-                    self.stats.origin_ignored += 1;
+                    self.counts.origin_ignored += 1;
                 }
                 let ignored = origin_ignored
                     || (resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore);
                 let shared = Arc::new(a.clone());
                 if let Some(cmd) = &a.command_id {
                     for t in &a.targets {
-                        self.store.claim(cmd, &t.id, a.event_epoch_ms);
+                        self.store.claim(cmd, &t.id, a.meta.event_epoch_ms);
                     }
                     self.store.put_command(Arc::clone(&shared));
                 }
                 if ignored {
                     if !origin_ignored {
-                        self.stats.ignored += 1;
+                        self.counts.ignored += 1;
                     }
                 } else {
                     for r in &resources_of(a, &resolution) {
-                        out.extend(self.evaluate(a, r, &resolution, tags, &a.event_id));
+                        out.extend(self.evaluate(a, r, &resolution, tags, &a.meta.event_id));
                     }
                     out.extend(self.unlogged(a, &resolution));
                 }
@@ -602,11 +567,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         for p in self.store.unpark(cmd) {
             if self
                 .store
-                .claim(cmd, &p.instance_id, p.status.event_epoch_ms)
+                .claim(cmd, &p.instance_id, p.status.meta.event_epoch_ms)
                 && !ignored
             {
                 if let Some(t) = p.status.targets.iter().find(|t| t.id == p.instance_id) {
-                    out.extend(self.evaluate(a, t, resolution, tags, &a.event_id));
+                    out.extend(self.evaluate(a, t, resolution, tags, &a.meta.event_id));
                 }
             }
         }
@@ -623,30 +588,37 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         if a.outcome != CallOutcome::Allowed {
             return Vec::new();
         }
-        let resolution = self.intent.resolve(&a.caller);
+        let resolution = self.intent.resolve(&a.source.caller);
         let ignored = self.origin_ignored(&a)
             || (resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore);
         let out = self.resume_parked(&a, &resolution, ignored, tags);
         for f in &out {
-            self.stats.count(f);
+            self.counts.count_finding(f.kind);
         }
         out
     }
 
     fn status(&mut self, s: &StatusChange, tags: &dyn TagLookup) -> Vec<Finding> {
-        if !self.store.first_sighting(&s.event_id, s.event_epoch_ms) {
-            self.stats.duplicates += 1;
+        if !self
+            .store
+            .first_sighting(&s.meta.event_id, s.meta.event_epoch_ms)
+        {
+            self.counts.duplicates += 1;
             return Vec::new();
         }
-        let mut out = self.expire(s.event_epoch_ms);
+        let mut out = self.expire(s.meta.event_epoch_ms);
         match self.store.command(&s.command_id) {
             Some(a) => {
-                let resolution = self.intent.resolve(&a.caller);
+                let resolution = self.intent.resolve(&a.source.caller);
                 let ignored = self.origin_ignored(&a)
                     || (resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore);
                 for t in &s.targets {
-                    if self.store.claim(&s.command_id, &t.id, s.event_epoch_ms) && !ignored {
-                        out.extend(self.evaluate(&a, t, &resolution, tags, &a.event_id));
+                    if self
+                        .store
+                        .claim(&s.command_id, &t.id, s.meta.event_epoch_ms)
+                        && !ignored
+                    {
+                        out.extend(self.evaluate(&a, t, &resolution, tags, &a.meta.event_id));
                     }
                 }
             }
@@ -720,11 +692,8 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             kind,
             severity: FindingSeverity::Low,
             finding_id: String::new(),
-            event_id: a.event_id.clone(),
-            event_time: a.event_time.clone(),
-            account: a.account.clone(),
-            region: a.region.clone(),
-            principal: a.caller.arn.clone(),
+            meta: a.meta.clone(),
+            principal: a.source.caller.arn.clone(),
             principal_entry: resolution.entries.first().map(|e| e.name.clone()),
             action: Some(a.action.as_str().to_string()),
             resource: None,
@@ -815,8 +784,8 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         lookup: &dyn TagLookup,
         event_id: &str,
     ) -> Option<Finding> {
-        self.stats.resources_evaluated += 1;
-        let tags = tags_of(lookup, r, &a.account);
+        self.counts.resources_evaluated += 1;
+        let tags = tags_of(lookup, r, &a.meta.account);
         let key = match (&a.command_id, r.kind) {
             (Some(cmd), ResourceKind::Instance | ResourceKind::ManagedNode) => {
                 invocation_finding_id(cmd, &r.id)
@@ -825,7 +794,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         };
         let report = match self.judge(a, r, resolution, tags, false) {
             Judged::Allowed(_) => {
-                self.stats.compliant += 1;
+                self.counts.compliant += 1;
                 return None;
             }
             Judged::Undecided { unknown } => {
@@ -880,9 +849,14 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             return vec![r];
         }
         let r = if arn.contains(":document/") {
-            crate::watch::event::document_arn(arn, &a.partition, &a.region, &a.account)
+            crate::watch::event::document_arn(
+                arn,
+                &a.meta.partition,
+                &a.meta.region,
+                &a.meta.account,
+            )
         } else {
-            crate::watch::event::target_arn(arn, &a.partition, &a.region, &a.account)
+            crate::watch::event::target_arn(arn, &a.meta.partition, &a.meta.region, &a.meta.account)
         };
         vec![r]
     }
@@ -898,7 +872,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     ) -> Vec<Finding> {
         let mut out = Vec::new();
         let mut f = self.base_finding(a, FindingKind::AccessDenied, resolution);
-        f.finding_id = finding_id(&["access_denied", &a.event_id]);
+        f.finding_id = finding_id(&["access_denied", &a.meta.event_id]);
         f.actual = Actual::Denied;
         f.error_code = Some(code.to_string());
         f.error_message = message.map(str::to_string);
@@ -917,7 +891,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let mut undecided: Vec<String> = Vec::new();
         let mut unknown_tags = false;
         for r in &candidates {
-            let tags = tags_of(lookup, r, &a.account);
+            let tags = tags_of(lookup, r, &a.meta.account);
             match self.judge(a, r, resolution, tags, true) {
                 Judged::Refused(report) => {
                     refused.get_or_insert(report);
@@ -987,22 +961,22 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let window_ms = self.intent.spike_window_ms();
         let window = self.store.denials(&caller);
         if let Some(session) = denial_session(a) {
-            window.note_session(&a.event_id, session);
+            window.note_session(&a.meta.event_id, session);
         }
         let effect = record_denial(
             window,
-            &a.event_id,
-            a.event_epoch_ms,
+            &a.meta.event_id,
+            a.meta.event_epoch_ms,
             window_ms,
             spike.threshold,
         );
         if effect == DenialEffect::Opened {
             let count =
-                crate::watch::correlation::busiest_window(window, a.event_epoch_ms, window_ms);
+                crate::watch::correlation::busiest_window(window, a.meta.event_epoch_ms, window_ms);
             let sessions = window.session_arns();
             let mut s = self.base_finding(a, FindingKind::AccessDeniedSpike, resolution);
             s.severity = FindingSeverity::High;
-            s.finding_id = spike_finding_id(&caller, &a.event_id);
+            s.finding_id = spike_finding_id(&caller, &a.meta.event_id);
             s.actual = Actual::Denied;
             s.resource = None;
             s.denied_calls = Some(count);
