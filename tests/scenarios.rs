@@ -170,7 +170,7 @@ fn run_scenario(file: &str, text: &str) {
     };
 
     let mut failures = Vec::new();
-    let codes: Vec<&str> = warnings.iter().map(|d| d.code).collect();
+    let codes: Vec<&str> = warnings.iter().map(|d| d.code.as_str()).collect();
     let rendered = || {
         warnings
             .iter()

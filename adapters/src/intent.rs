@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use tagwatch_core::intent::IntentError;
+use tagwatch_core::diag::Rejected;
 use tagwatch_core::Intent;
 
 use crate::AdapterError;
@@ -34,7 +34,7 @@ pub enum IntentLoadError {
         source: std::io::Error,
     },
     #[error("the intent is invalid:\n{0}")]
-    Invalid(#[from] IntentError),
+    Invalid(#[from] Rejected),
 }
 
 impl IntentSource {

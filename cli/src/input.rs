@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use tagwatch_core::diag;
-use tagwatch_core::iam::policy::{Parsed, PolicyError};
-use tagwatch_core::intent::IntentError;
+use tagwatch_core::diag::Rejected;
+use tagwatch_core::iam::policy::Parsed;
 use tagwatch_core::{Diagnostic, Intent, NamedPolicy, Policy};
 
 /// Why an input could not be used.
@@ -27,14 +27,8 @@ pub enum InputError {
     Aws(String),
 }
 
-impl From<PolicyError> for InputError {
-    fn from(e: PolicyError) -> Self {
-        InputError::Invalid(e.diagnostics)
-    }
-}
-
-impl From<IntentError> for InputError {
-    fn from(e: IntentError) -> Self {
+impl From<Rejected> for InputError {
+    fn from(e: Rejected) -> Self {
         InputError::Invalid(e.diagnostics)
     }
 }

@@ -7,6 +7,7 @@
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
+use tagwatch_core::diag::Code;
 use tagwatch_core::iam::simulate::{parse_request_line, RequestSpec};
 use tagwatch_core::intent::principal::Caller;
 use tagwatch_core::intent::Unlisted;
@@ -134,14 +135,19 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> 
                 match arn.as_deref().map(Caller::from_arn) {
                     Some(Ok(c)) => Some(c),
                     Some(Err(e)) => {
-                        problems.push(problem(args, line_no, "invalid-principal", e.to_string()));
+                        problems.push(problem(
+                            args,
+                            line_no,
+                            Code::InvalidPrincipal,
+                            e.to_string(),
+                        ));
                         None
                     }
                     None => {
                         problems.push(problem(
                             args,
                             line_no,
-                            "missing-principal",
+                            Code::MissingPrincipal,
                             "simulating through an intent needs a caller: give --principal ARN or a `principal` in the request line".to_string(),
                         ));
                         None
@@ -257,7 +263,7 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> 
     Ok(0)
 }
 
-fn problem(args: &SimulateArgs, line_no: usize, code: &'static str, message: String) -> Diagnostic {
+fn problem(args: &SimulateArgs, line_no: usize, code: Code, message: String) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,
         code,
@@ -273,7 +279,9 @@ fn problem(args: &SimulateArgs, line_no: usize, code: &'static str, message: Str
             line: line_no,
             column: 1,
         }),
+        span: None,
         message,
+        help: None,
     }
 }
 

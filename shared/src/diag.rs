@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::json::{LineCol, LineIndex, Span};
 
+pub mod code;
+pub use code::Code;
+
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,7 +25,7 @@ pub enum Severity {
 pub struct Diagnostic {
     pub severity: Severity,
     /// A stable identifier (`unknown-effect`, `resource-tag-on-document`, ...).
-    pub code: &'static str,
+    pub code: Code,
     /// The file the document came from, when it came from one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
@@ -30,7 +33,14 @@ pub struct Diagnostic {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<LineCol>,
+    /// The bytes of the offending element in the source text, for a snippet under the
+    /// message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
     pub message: String,
+    /// How to fix it, when there is more to say than the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -53,6 +63,14 @@ impl fmt::Display for Diagnostic {
             self.code, self.message, self.path
         )
     }
+}
+
+/// Why a document (a policy, an intent file, an inventory) was rejected: every error found,
+/// with the warnings met on the way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render(.diagnostics))]
+pub struct Rejected {
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 /// Renders a list of diagnostics one per line.
@@ -91,16 +109,19 @@ impl<'a> SourceText<'a> {
 
 /// The diagnostic for a JSON syntax error in `source`.
 pub fn syntax_error(source: &SourceText<'_>, e: &crate::json::SyntaxError) -> Diagnostic {
+    let span = Span {
+        start: e.offset,
+        end: e.offset,
+    };
     Diagnostic {
         severity: Severity::Error,
-        code: "invalid-json",
+        code: Code::InvalidJson,
         file: source.file.map(str::to_string),
         path: "$".to_string(),
-        location: Some(source.locate(Span {
-            start: e.offset,
-            end: e.offset,
-        })),
+        location: Some(source.locate(span)),
+        span: Some(span),
         message: format!("invalid JSON: {}", e.message),
+        help: None,
     }
 }
 
@@ -206,7 +227,7 @@ impl<'s, 'a> Reporter<'s, 'a> {
     }
 
     /// Records a diagnostic at the current path.
-    pub fn report(&mut self, severity: Severity, code: &'static str, span: Span, message: String) {
+    pub fn report(&mut self, severity: Severity, code: Code, span: Span, message: String) {
         let location = Some(self.source.locate(span));
         self.diagnostics.push(Diagnostic {
             severity,
@@ -214,16 +235,25 @@ impl<'s, 'a> Reporter<'s, 'a> {
             file: self.source.file.map(str::to_string),
             path: self.path.render(),
             location,
+            span: Some(span),
             message,
+            help: None,
         });
     }
 
-    pub fn error(&mut self, code: &'static str, span: Span, message: String) {
+    pub fn error(&mut self, code: Code, span: Span, message: String) {
         self.report(Severity::Error, code, span, message);
     }
 
-    pub fn warn(&mut self, code: &'static str, span: Span, message: String) {
+    pub fn warn(&mut self, code: Code, span: Span, message: String) {
         self.report(Severity::Warning, code, span, message);
+    }
+
+    /// Adds how to fix it to the diagnostic reported last.
+    pub fn help(&mut self, help: impl Into<String>) {
+        if let Some(d) = self.diagnostics.last_mut() {
+            d.help = Some(help.into());
+        }
     }
 
     pub fn has_errors(&self) -> bool {
@@ -267,7 +297,7 @@ mod tests {
         let mut r = Reporter::new(&src, JsonPath::root());
         r.path.key("Effect");
         r.error(
-            "unknown-effect",
+            Code::UnknownEffect,
             Span { start: 14, end: 20 },
             "unknown effect `Alow`".into(),
         );

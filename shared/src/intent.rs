@@ -20,9 +20,10 @@ pub mod inventory;
 pub mod origins;
 pub mod principal;
 
+use crate::diag::Code;
 use serde::Serialize;
 
-use crate::diag::{self, Diagnostic, JsonPath, Reporter, Severity, SourceText};
+use crate::diag::{self, Diagnostic, JsonPath, Rejected, Reporter, Severity, SourceText};
 use crate::iam::policy::{parse_policy_json, NamedPolicy, Parsed};
 use crate::iam::wildcard::{Flavor, Pattern};
 use crate::intent::origins::{OriginKind, OriginPolicy, Origins};
@@ -168,13 +169,6 @@ impl Resolution<'_> {
     }
 }
 
-/// Why an intent file was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", diag::render(.diagnostics))]
-pub struct IntentError {
-    pub diagnostics: Vec<Diagnostic>,
-}
-
 /// Loads a `{"file": ...}` policy: given the path as written, returns the name to report it
 /// under and its text, or a message saying why it could not be read.
 pub type PolicyLoader<'a> = dyn FnMut(&str) -> Result<(String, String), String> + 'a;
@@ -192,7 +186,7 @@ impl Intent {
         text: &str,
         file: Option<&str>,
         load: &mut PolicyLoader<'_>,
-    ) -> Result<Parsed<Intent>, IntentError> {
+    ) -> Result<Parsed<Intent>, Rejected> {
         Self::parse_with(text, file, load, false)
     }
 
@@ -201,7 +195,7 @@ impl Intent {
         text: &str,
         file: Option<&str>,
         load: &mut PolicyLoader<'_>,
-    ) -> Result<Parsed<Intent>, IntentError> {
+    ) -> Result<Parsed<Intent>, Rejected> {
         Self::parse_with(text, file, load, true)
     }
 
@@ -210,13 +204,13 @@ impl Intent {
         file: Option<&str>,
         load: &mut PolicyLoader<'_>,
         lints: bool,
-    ) -> Result<Parsed<Intent>, IntentError> {
+    ) -> Result<Parsed<Intent>, Rejected> {
         let source = SourceText::new(file, text);
         let arena = json::Bump::with_capacity(text.len() * 6);
         let root = match json::parse(text, &arena) {
             Ok(j) => j,
             Err(e) => {
-                return Err(IntentError {
+                return Err(Rejected {
                     diagnostics: vec![diag::syntax_error(&source, &e)],
                 })
             }
@@ -234,7 +228,7 @@ impl Intent {
                     warnings: diagnostics,
                 })
             }
-            _ => Err(IntentError { diagnostics }),
+            _ => Err(Rejected { diagnostics }),
         }
     }
 
@@ -296,7 +290,7 @@ fn parse_command_output<'j>(
     if out.is_none() {
         let mark = r.path.key("command_output");
         r.error(
-            "invalid-command-output",
+            Code::InvalidCommandOutput,
             v.span,
             "`command_output` must be \"cloudwatch\", \"s3\" or \"any\"".to_string(),
         );
@@ -311,7 +305,7 @@ fn unknown_fields<'j>(obj: &'j Json<'j>, known: &[&str], what: &str, r: &mut Rep
         if !known.contains(&m.key) {
             let mark = r.path.key(m.key);
             r.error(
-                "unknown-field",
+                Code::UnknownField,
                 m.key_span,
                 format!(
                     "unknown field `{}` in {what}; expected one of {}",
@@ -336,7 +330,7 @@ fn parse_intent<'j>(
 ) -> Option<Intent> {
     if root.as_object().is_none() {
         r.error(
-            "not-an-object",
+            Code::NotAnObject,
             root.span,
             format!(
                 "an intent file must be a JSON object, found {}",
@@ -356,7 +350,7 @@ fn parse_intent<'j>(
                 Some("ignore") => Unlisted::Ignore,
                 _ => {
                     r.error(
-                        "invalid-unlisted",
+                        Code::InvalidUnlisted,
                         v.span,
                         "`unlisted` must be \"violation\" or \"ignore\"".to_string(),
                     );
@@ -392,7 +386,7 @@ fn parse_intent<'j>(
 
     let Some(principals_json) = root.get("principals") else {
         r.error(
-            "missing-principals",
+            Code::MissingPrincipals,
             root.span,
             "the intent file has no `principals` array".to_string(),
         );
@@ -401,7 +395,7 @@ fn parse_intent<'j>(
     let mark = r.path.key("principals");
     let JsonKind::Array(items) = &principals_json.kind else {
         r.error(
-            "invalid-principals",
+            Code::InvalidPrincipals,
             principals_json.span,
             format!(
                 "`principals` must be an array, found {}",
@@ -413,7 +407,7 @@ fn parse_intent<'j>(
     };
     if items.is_empty() {
         r.warn(
-            "no-principals",
+            Code::NoPrincipals,
             principals_json.span,
             "`principals` is empty: every caller is unlisted".to_string(),
         );
@@ -442,7 +436,7 @@ fn parse_intent<'j>(
                 let span = item.get("name").map_or(item.span, |n| n.span);
                 let m2 = r.path.key("name");
                 r.error(
-                    "duplicate-name",
+                    Code::DuplicateName,
                     span,
                     format!("principal entry name `{}` is used twice", entry.name),
                 );
@@ -467,7 +461,7 @@ fn parse_origins<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Origins {
     let mut o = Origins::default();
     let JsonKind::Object(members) = &v.kind else {
         r.error(
-            "invalid-origins",
+            Code::InvalidOrigins,
             v.span,
             format!("`origins` must be an object, found {}", v.type_name()),
         );
@@ -477,7 +471,7 @@ fn parse_origins<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Origins {
         let mark = r.path.key(m.key);
         match OriginKind::parse(m.key) {
             None => r.error(
-                "invalid-origins",
+                Code::InvalidOrigins,
                 m.value.span,
                 format!(
                     "`{}` is not an origin: use \"association\", \"maintenance_window\" or \"automation\"",
@@ -488,7 +482,7 @@ fn parse_origins<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Origins {
                 Some("evaluate") => o.set(kind, OriginPolicy::Evaluate),
                 Some("ignore") => o.set(kind, OriginPolicy::Ignore),
                 _ => r.error(
-                    "invalid-origins",
+                    Code::InvalidOrigins,
                     m.value.span,
                     format!("`origins.{}` must be \"evaluate\" or \"ignore\"", m.key),
                 ),
@@ -510,7 +504,7 @@ fn parse_spike<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> SpikeSettings {
     let mut s = SpikeSettings::default();
     if v.as_object().is_none() {
         r.error(
-            "invalid-spike",
+            Code::InvalidSpike,
             v.span,
             format!("`spike` must be an object, found {}", v.type_name()),
         );
@@ -522,7 +516,7 @@ fn parse_spike<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> SpikeSettings {
         match positive_int(t).and_then(|n| u32::try_from(n).ok()) {
             Some(n) => s.threshold = n,
             None => r.error(
-                "invalid-spike",
+                Code::InvalidSpike,
                 t.span,
                 "`threshold` must be a positive integer".to_string(),
             ),
@@ -534,7 +528,7 @@ fn parse_spike<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> SpikeSettings {
         match positive_int(w) {
             Some(n) => s.window_seconds = n,
             None => r.error(
-                "invalid-spike",
+                Code::InvalidSpike,
                 w.span,
                 "`window_seconds` must be a positive integer".to_string(),
             ),
@@ -552,7 +546,7 @@ fn parse_entry<'j>(
 ) -> Option<PrincipalEntry> {
     if item.as_object().is_none() {
         r.error(
-            "invalid-entry",
+            Code::InvalidEntry,
             item.span,
             format!(
                 "a principals entry must be an object, found {}",
@@ -568,7 +562,7 @@ fn parse_entry<'j>(
             _ => {
                 let m = r.path.key("name");
                 r.error(
-                    "invalid-name",
+                    Code::InvalidName,
                     n.span,
                     "`name` must be a non-empty string".to_string(),
                 );
@@ -578,7 +572,7 @@ fn parse_entry<'j>(
         },
         None => {
             r.error(
-                "missing-name",
+                Code::MissingName,
                 item.span,
                 "the entry has no `name`".to_string(),
             );
@@ -590,7 +584,7 @@ fn parse_entry<'j>(
     let matchers = match item.get("match") {
         None => {
             r.error(
-                "missing-match",
+                Code::MissingMatch,
                 item.span,
                 format!("entry `{label}` has no `match` patterns"),
             );
@@ -610,7 +604,7 @@ fn parse_entry<'j>(
             let mark = r.path.key("principal_tags");
             let out = match t.as_object() {
                 Some(members) => {
-                    crate::intent::inventory::tag_pairs(members, "invalid-principal-tag", r).map(
+                    crate::intent::inventory::tag_pairs(members, Code::InvalidPrincipalTag, r).map(
                         |pairs| {
                             pairs
                                 .into_iter()
@@ -621,7 +615,7 @@ fn parse_entry<'j>(
                 }
                 None => {
                     r.error(
-                        "invalid-principal-tags",
+                        Code::InvalidPrincipalTags,
                         t.span,
                         "`principal_tags` must be an object of tag keys to values".to_string(),
                     );
@@ -636,7 +630,7 @@ fn parse_entry<'j>(
     let policies = match item.get("policies") {
         None => {
             r.error(
-                "missing-policies",
+                Code::MissingPolicies,
                 item.span,
                 format!("entry `{label}` has no `policies`"),
             );
@@ -666,7 +660,7 @@ fn parse_match<'j>(m: &'j Json<'j>, label: &str, r: &mut Reporter<'_, 'j>) -> Op
         JsonKind::Array(items) if !items.is_empty() => items.iter().collect(),
         _ => {
             r.error(
-                "invalid-match",
+                Code::InvalidMatch,
                 m.span,
                 format!("`match` of `{label}` must be an ARN pattern or a non-empty array of them"),
             );
@@ -682,7 +676,7 @@ fn parse_match<'j>(m: &'j Json<'j>, label: &str, r: &mut Reporter<'_, 'j>) -> Op
                 if r.lints {
                     if let Some(role) = wildcard_role_part(s) {
                         r.warn(
-                            "wildcard-session-role",
+                            Code::WildcardSessionRole,
                             it.span,
                             format!(
                                 "`{s}` has a wildcard in the role part (`{role}`) of an assumed-role ARN: \
@@ -700,7 +694,7 @@ fn parse_match<'j>(m: &'j Json<'j>, label: &str, r: &mut Reporter<'_, 'j>) -> Op
             }
             _ => {
                 r.error(
-                    "invalid-match",
+                    Code::InvalidMatch,
                     it.span,
                     "a `match` pattern must be an ARN (wildcards allowed), e.g. \
                      `arn:aws:iam::111122223333:role/Lead*`, or `service:<name>` for an AWS \
@@ -734,7 +728,7 @@ fn parse_policies<'j>(
 ) -> Option<Vec<NamedPolicy>> {
     let JsonKind::Array(items) = &p.kind else {
         r.error(
-            "invalid-policies",
+            Code::InvalidPolicies,
             p.span,
             format!(
                 "`policies` of `{label}` must be an array, found {}",
@@ -745,7 +739,7 @@ fn parse_policies<'j>(
     };
     if items.is_empty() {
         r.warn(
-            "no-policies",
+            Code::NoPolicies,
             p.span,
             format!("entry `{label}` has no policies: everything its callers do is outside intent"),
         );
@@ -761,7 +755,7 @@ fn parse_policies<'j>(
             match file {
                 None => {
                     r.error(
-                        "invalid-file",
+                        Code::InvalidFile,
                         item.span,
                         "`file` must be a path string".to_string(),
                     );
@@ -771,7 +765,7 @@ fn parse_policies<'j>(
                     Err(why) => {
                         let m2 = r.path.key("file");
                         r.error(
-                            "unreadable-policy-file",
+                            Code::UnreadablePolicyFile,
                             item.span,
                             format!("cannot read policy file `{path}`: {why}"),
                         );
@@ -940,7 +934,7 @@ mod tests {
         let text = r#"{"principals":[{"name":"a","match":"role/x","policies":[{"file":"gone.json"}],"extra":1}],
                        "unlisted":"maybe","spike":{"threshold":0}}"#;
         let e = Intent::parse(text, None, &mut no_files).unwrap_err();
-        let codes: Vec<_> = e.diagnostics.iter().map(|d| d.code).collect();
+        let codes: Vec<_> = e.diagnostics.iter().map(|d| d.code.as_str()).collect();
         for code in [
             "unknown-field",
             "invalid-match",

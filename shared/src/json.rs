@@ -15,7 +15,7 @@ pub use bumpalo::Bump;
 pub const MAX_DEPTH: usize = 128;
 
 /// Byte range of a value in its source text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Span {
     pub start: usize,
     pub end: usize,

@@ -9,7 +9,7 @@ mod parse;
 
 use serde::Serialize;
 
-use crate::diag::{self, Diagnostic};
+use crate::diag::{self, Diagnostic, Rejected};
 use crate::iam::request::RequestContext;
 use crate::iam::variables::Template;
 use crate::iam::wildcard::{Flavor, Pattern};
@@ -195,36 +195,25 @@ pub struct Parsed<T> {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Why a policy document was rejected: every error found, with the warnings met on the way.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", diag::render(.diagnostics))]
-pub struct PolicyError {
-    pub diagnostics: Vec<Diagnostic>,
-}
-
 impl Policy {
     /// Parses, validates and compiles a policy document. `file` names it in diagnostics.
     /// Warnings are the validation ones (ignored `Principal`, missing `Version`, ...).
-    pub fn parse(text: &str, file: Option<&str>) -> Result<Parsed<Policy>, PolicyError> {
+    pub fn parse(text: &str, file: Option<&str>) -> Result<Parsed<Policy>, Rejected> {
         Self::parse_with(text, file, false)
     }
 
     /// [`Policy::parse`] plus the pitfall lints of `tagwatch check` as warnings.
-    pub fn check(text: &str, file: Option<&str>) -> Result<Parsed<Policy>, PolicyError> {
+    pub fn check(text: &str, file: Option<&str>) -> Result<Parsed<Policy>, Rejected> {
         Self::parse_with(text, file, true)
     }
 
-    fn parse_with(
-        text: &str,
-        file: Option<&str>,
-        lints: bool,
-    ) -> Result<Parsed<Policy>, PolicyError> {
+    fn parse_with(text: &str, file: Option<&str>, lints: bool) -> Result<Parsed<Policy>, Rejected> {
         let source = diag::SourceText::new(file, text);
         let arena = crate::json::Bump::with_capacity(text.len() * 6);
         let json = match crate::json::parse(text, &arena) {
             Ok(j) => j,
             Err(e) => {
-                return Err(PolicyError {
+                return Err(Rejected {
                     diagnostics: vec![diag::syntax_error(&source, &e)],
                 });
             }
@@ -237,7 +226,7 @@ impl Policy {
                 value: p,
                 warnings: reporter.diagnostics,
             }),
-            _ => Err(PolicyError {
+            _ => Err(Rejected {
                 diagnostics: reporter.diagnostics,
             }),
         }

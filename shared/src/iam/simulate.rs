@@ -3,6 +3,7 @@
 //! with optional `"tags": {"Env": "prod"}` (shorthand for `ssm:resourceTag/Env` and
 //! `aws:ResourceTag/Env`) and `"principal": "arn:..."` (when simulating through an intent).
 
+use crate::diag::Code;
 use crate::diag::{Diagnostic, JsonPath, Reporter, SourceText};
 use crate::iam::request::Request;
 use crate::json::{self, Json, JsonKind};
@@ -64,7 +65,7 @@ fn required_string<'j>(
     match json.get(field) {
         None => {
             r.error(
-                "missing-field",
+                Code::MissingField,
                 json.span,
                 format!("the request has no `{field}`"),
             );
@@ -75,7 +76,7 @@ fn required_string<'j>(
             _ => {
                 let m = r.path.key(field);
                 r.error(
-                    "invalid-field",
+                    Code::InvalidField,
                     v.span,
                     format!(
                         "`{field}` must be a non-empty string, found {}",
@@ -92,7 +93,7 @@ fn required_string<'j>(
 fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<RequestSpec> {
     let Some(members) = json.as_object() else {
         r.error(
-            "not-an-object",
+            Code::NotAnObject,
             json.span,
             format!(
                 "a request must be a JSON object, found {}",
@@ -105,7 +106,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
         if !FIELDS.contains(&m.key) {
             let mark = r.path.key(m.key);
             r.error(
-                "unknown-field",
+                Code::UnknownField,
                 m.key_span,
                 format!(
                     "unknown request field `{}`; expected `action`, `resource`, `context`, `tags` or `principal`",
@@ -126,7 +127,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
         let mark = r.path.key("context");
         match ctx.as_object() {
             None => r.error(
-                "invalid-context",
+                Code::InvalidContext,
                 ctx.span,
                 format!(
                     "`context` must be an object of keys to values, found {}",
@@ -142,7 +143,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
                             match vals {
                                 Some(v) => request.context.insert_multi(e.key, v),
                                 None => r.error(
-                                    "invalid-context",
+                                    Code::InvalidContext,
                                     e.value.span,
                                     "a multivalued context key must be an array of strings, numbers or booleans".to_string(),
                                 ),
@@ -151,7 +152,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
                         _ => match scalar(&e.value) {
                             Some(v) => request.context.insert(e.key, v),
                             None => r.error(
-                                "invalid-context",
+                                Code::InvalidContext,
                                 e.value.span,
                                 format!("context values must be strings, numbers, booleans or arrays, found {}", e.value.type_name()),
                             ),
@@ -167,7 +168,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
         let mark = r.path.key("tags");
         match tags.as_object() {
             None => r.error(
-                "invalid-tags",
+                Code::InvalidTags,
                 tags.span,
                 format!(
                     "`tags` must be an object of tag keys to values, found {}",
@@ -175,7 +176,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
                 ),
             ),
             Some(entries) => {
-                let pairs = crate::intent::inventory::tag_pairs(entries, "invalid-tags", r)
+                let pairs = crate::intent::inventory::tag_pairs(entries, Code::InvalidTags, r)
                     .unwrap_or_default();
                 request.context.set_resource_tags(pairs);
             }

@@ -4,9 +4,10 @@
 //! A resource absent from the lookup is *unknown*, not untagged: a decision that depends on its
 //! tags cannot be made, and the finding says so (`unevaluated`).
 
+use crate::diag::Code;
 use std::collections::{BTreeMap, HashMap};
 
-use crate::diag::{self, Diagnostic, JsonPath, Reporter, SourceText};
+use crate::diag::{self, JsonPath, Rejected, Reporter, SourceText};
 use crate::json::{self, JsonKind, Member};
 
 /// Tags of one resource.
@@ -23,7 +24,7 @@ pub trait TagLookup {
 /// `code`) and makes the result `None`.
 pub(crate) fn tag_pairs<'j>(
     members: &'j [Member<'j>],
-    code: &'static str,
+    code: Code,
     r: &mut Reporter<'_, 'j>,
 ) -> Option<Vec<(&'j str, &'j str)>> {
     let mut pairs = Vec::with_capacity(members.len());
@@ -54,29 +55,22 @@ pub struct Inventory {
     resources: HashMap<String, TagSet>,
 }
 
-/// Why an inventory file was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", diag::render(.diagnostics))]
-pub struct InventoryError {
-    pub diagnostics: Vec<Diagnostic>,
-}
-
 impl Inventory {
     /// Parses an inventory; every malformed entry is reported with its path and position.
-    pub fn parse(text: &str, file: Option<&str>) -> Result<Inventory, InventoryError> {
+    pub fn parse(text: &str, file: Option<&str>) -> Result<Inventory, Rejected> {
         let source = SourceText::new(file, text);
         let arena = json::Bump::new();
-        let root = json::parse(text, &arena).map_err(|e| InventoryError {
+        let root = json::parse(text, &arena).map_err(|e| Rejected {
             diagnostics: vec![diag::syntax_error(&source, &e)],
         })?;
         let mut r = Reporter::new(&source, JsonPath::root());
         let Some(members) = root.as_object() else {
             r.error(
-                "not-an-object",
+                Code::NotAnObject,
                 root.span,
                 "an inventory maps resource ids to tag objects".to_string(),
             );
-            return Err(InventoryError {
+            return Err(Rejected {
                 diagnostics: r.diagnostics,
             });
         };
@@ -85,7 +79,7 @@ impl Inventory {
             let mark = r.path.key(m.key);
             match &m.value.kind {
                 JsonKind::Object(tags) => {
-                    let set: TagSet = tag_pairs(tags, "invalid-tag", &mut r)
+                    let set: TagSet = tag_pairs(tags, Code::InvalidTag, &mut r)
                         .unwrap_or_default()
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -93,7 +87,7 @@ impl Inventory {
                     resources.insert(m.key.to_string(), set);
                 }
                 _ => r.error(
-                    "invalid-resource",
+                    Code::InvalidResource,
                     m.value.span,
                     format!(
                         "`{}` must map to an object of tags, found {}",
@@ -105,7 +99,7 @@ impl Inventory {
             r.path.truncate(mark);
         }
         if r.has_errors() {
-            return Err(InventoryError {
+            return Err(Rejected {
                 diagnostics: r.diagnostics,
             });
         }

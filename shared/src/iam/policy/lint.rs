@@ -3,6 +3,7 @@
 
 use super::condition::{Family, Qualifier};
 use super::{Effect, Policy, ResourcePattern, Statement, Version};
+use crate::diag::Code;
 use crate::diag::Reporter;
 use crate::iam::catalog;
 use crate::iam::request::RequestContext;
@@ -50,7 +51,7 @@ fn warn_at_condition<'j>(
     statements_json: &'j Json<'j>,
     s: &Statement,
     c: &super::condition::Condition,
-    code: &'static str,
+    code: Code,
     msg: String,
 ) {
     let json = statement_json(statements_json, s.index);
@@ -137,7 +138,7 @@ pub(super) fn statement_lints<'j>(
                 .unwrap_or_default();
             with_path(r, &[action_elem], |r| {
                 r.warn(
-                    "unknown-action",
+                    Code::UnknownAction,
                     element_span(json, action_elem),
                     format!("`{text}` matches no action in the ssm namespace{hint}"),
                 );
@@ -155,7 +156,7 @@ pub(super) fn statement_lints<'j>(
             if svc == "ssm" && res.starts_with("instance/") {
                 with_path(r, &[resource_elem], |r| {
                     r.warn(
-                        "instance-arn-service",
+                        Code::InstanceArnService,
                         element_span(json, resource_elem),
                         format!(
                             "`{text}` names instances under the ssm service; EC2 instances are \
@@ -194,7 +195,7 @@ pub(super) fn statement_lints<'j>(
         }
         let op = c.operator.to_string();
         let span = condition_span(json, &op, &c.key);
-        let warn = |r: &mut Reporter, code: &'static str, msg: String| {
+        let warn = |r: &mut Reporter, code: Code, msg: String| {
             with_path(r, &["Condition", &op, &c.key], |r| r.warn(code, span, msg));
         };
         if !known {
@@ -208,12 +209,12 @@ pub(super) fn statement_lints<'j>(
                     c.key
                 )
             };
-            warn(r, "unknown-condition-key", msg);
+            warn(r, Code::UnknownConditionKey, msg);
         }
         if multivalued_plain {
             warn(
                 r,
-                "multivalued-without-set-operator",
+                Code::MultivaluedWithoutSetOperator,
                 format!(
                     "`{}` is multivalued; use `ForAnyValue:{op}` or `ForAllValues:{op}`",
                     c.key
@@ -223,7 +224,7 @@ pub(super) fn statement_lints<'j>(
         if all_values_single {
             warn(
                 r,
-                "set-operator-on-single-valued-key",
+                Code::SetOperatorOnSingleValuedKey,
                 format!(
                     "`{}` is single-valued; `ForAllValues` holds when it is missing, which can be overly permissive",
                     c.key
@@ -233,7 +234,7 @@ pub(super) fn statement_lints<'j>(
         for v in short_arns {
             warn(
                 r,
-                "arn-value-segments",
+                Code::ArnValueSegments,
                 format!("`{v}` has fewer than six ARN segments; `{op}` compares the six segments separately, so it matches only ARNs of the same shape"),
             );
         }
@@ -251,7 +252,7 @@ pub(super) fn statement_lints<'j>(
                 .any(|c| c.raw_values.iter().any(|v| v.contains("${")));
         if uses_vars {
             r.warn(
-                "variables-need-2012-10-17",
+                Code::VariablesNeed20121017,
                 json.span,
                 "this statement uses `${...}`, which is literal text unless the policy has \"Version\": \"2012-10-17\"".to_string(),
             );
@@ -316,7 +317,13 @@ fn resource_tags_on_documents<'j>(
                  statement of their own",
                 c.key
             );
-            warn_at_condition(r, statements_json, s, c, "resource-tag-on-document", msg);
+            warn_at_condition(r, statements_json, s, c, Code::ResourceTagOnDocument, msg);
+            r.help(format!(
+                "keep `{}` in a statement whose `Resource` is the instances, and allow \
+                 `arn:aws:ssm:REGION::document/NAME` for {action} in a second statement \
+                 without it",
+                c.key
+            ));
         }
     }
 }
@@ -348,7 +355,11 @@ fn via_aws_service<'j>(policy: &Policy, statements_json: &'j Json<'j>, r: &mut R
             s.describe(),
             c.key
         );
-        warn_at_condition(r, statements_json, s, c, "missing-via-aws-service", msg);
+        warn_at_condition(r, statements_json, s, c, Code::MissingViaAwsService, msg);
+        r.help(
+            "add a statement allowing ssm:SendCommand with \
+             `\"Condition\": {\"Bool\": {\"aws:ViaAWSService\": \"true\"}}`",
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::condition::{self, BaseOp, BoolValue, Condition, Family, Operator, Values};
 use super::{lint, Effect, Matcher, Policy, ResourcePattern, Statement, Version};
+use crate::diag::Code;
 use crate::diag::Reporter;
 use crate::iam::onemany::OneOrMany;
 use crate::iam::values;
@@ -41,7 +42,7 @@ fn fields<'j, const N: usize>(
                 _ => {
                     let mark = r.path.key(key);
                     r.error(
-                        "duplicate-element",
+                        Code::DuplicateElement,
                         m.key_span,
                         format!("`{key}` appears more than once in the {what}"),
                     );
@@ -56,7 +57,7 @@ fn fields<'j, const N: usize>(
                     .unwrap_or_default();
                 let mark = r.path.key(key);
                 r.error(
-                    "unknown-element",
+                    Code::UnknownElement,
                     m.key_span,
                     format!("unknown {what} element `{key}`{hint}"),
                 );
@@ -71,7 +72,7 @@ fn fields<'j, const N: usize>(
 pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Policy> {
     let Some(members) = json.as_object() else {
         r.error(
-            "not-an-object",
+            Code::NotAnObject,
             json.span,
             format!("a policy must be a JSON object, found {}", json.type_name()),
         );
@@ -82,7 +83,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
     let version = match version_json {
         None => {
             r.warn(
-                "missing-version",
+                Code::MissingVersion,
                 json.span,
                 "no `Version`: AWS reads the policy as 2008-10-17, where policy variables are \
                  literal text; add \"Version\": \"2012-10-17\""
@@ -97,7 +98,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
                 Some("2008-10-17") => Some(Version::V2008),
                 _ => {
                     r.error(
-                        "invalid-version",
+                        Code::InvalidVersion,
                         v.span,
                         format!(
                             "`Version` must be \"2012-10-17\" or \"2008-10-17\", found {}",
@@ -117,7 +118,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
         let s = v.as_str().map(str::to_string);
         if s.is_none() {
             r.error(
-                "invalid-id",
+                Code::InvalidId,
                 v.span,
                 format!("`Id` must be a string, found {}", v.type_name()),
             );
@@ -128,7 +129,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
 
     let Some(stmt_json) = statement_json else {
         r.error(
-            "missing-statement",
+            Code::MissingStatement,
             json.span,
             "the policy has no `Statement`".to_string(),
         );
@@ -145,7 +146,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
         JsonKind::Array(items) => {
             if items.is_empty() {
                 r.warn(
-                    "empty-statement",
+                    Code::EmptyStatement,
                     stmt_json.span,
                     "`Statement` is empty: the policy allows nothing".to_string(),
                 );
@@ -159,7 +160,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
             }
         }
         _ => r.error(
-            "invalid-statement",
+            Code::InvalidStatement,
             stmt_json.span,
             format!(
                 "`Statement` must be an object or an array of objects, found {}",
@@ -185,7 +186,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
                 let m = r.path.index(s.index);
                 let m2 = r.path.key("Sid");
                 r.error(
-                    "duplicate-sid",
+                    Code::DuplicateSid,
                     span,
                     format!("Sid `{sid}` is used by more than one statement"),
                 );
@@ -225,7 +226,7 @@ fn string_list<'j>(
         JsonKind::Array(items) => {
             if items.is_empty() {
                 r.error(
-                    "empty-list",
+                    Code::EmptyList,
                     v.span,
                     format!("`{element}` must not be an empty array"),
                 );
@@ -236,7 +237,7 @@ fn string_list<'j>(
                 if item.as_str().is_none() {
                     let m = r.path.index(i);
                     r.error(
-                        "not-a-string",
+                        Code::NotAString,
                         item.span,
                         format!(
                             "`{element}` entries must be strings, found {}",
@@ -251,7 +252,7 @@ fn string_list<'j>(
         }
         _ => {
             r.error(
-                "not-a-string",
+                Code::NotAString,
                 v.span,
                 format!(
                     "`{element}` must be a string or an array of strings, found {}",
@@ -291,7 +292,7 @@ fn pick<'j>(
         (Some(_), Some(n)) => {
             let m = r.path.key(negative);
             r.error(
-                "both-elements",
+                Code::BothElements,
                 n.span,
                 format!("a statement cannot have both `{positive}` and `{negative}`"),
             );
@@ -300,7 +301,7 @@ fn pick<'j>(
         }
         (None, None) => {
             r.error(
-                "missing-element",
+                Code::MissingElement,
                 obj.span,
                 format!("the statement has neither `{positive}` nor `{negative}`"),
             );
@@ -317,7 +318,7 @@ fn parse_statement<'j>(
 ) -> Option<Statement> {
     let Some(members) = json.as_object() else {
         r.error(
-            "invalid-statement",
+            Code::InvalidStatement,
             json.span,
             format!(
                 "a statement must be a JSON object, found {}",
@@ -337,7 +338,7 @@ fn parse_statement<'j>(
             Some(s) if s.chars().all(|c| c.is_ascii_alphanumeric()) => Some(s.to_string()),
             Some(s) => {
                 r.error(
-                    "invalid-sid",
+                    Code::InvalidSid,
                     v.span,
                     format!("Sid `{s}` must contain only ASCII letters and digits"),
                 );
@@ -345,7 +346,7 @@ fn parse_statement<'j>(
             }
             None => {
                 r.error(
-                    "invalid-sid",
+                    Code::InvalidSid,
                     v.span,
                     format!("`Sid` must be a string, found {}", v.type_name()),
                 );
@@ -359,7 +360,7 @@ fn parse_statement<'j>(
     let effect = match effect_json {
         None => {
             r.error(
-                "missing-effect",
+                Code::MissingEffect,
                 json.span,
                 "the statement has no `Effect`".to_string(),
             );
@@ -378,7 +379,7 @@ fn parse_statement<'j>(
                         ""
                     };
                     r.error(
-                        "unknown-effect",
+                        Code::UnknownEffect,
                         v.span,
                         format!("unknown effect `{s}`; expected `Allow` or `Deny`{hint}"),
                     );
@@ -386,7 +387,7 @@ fn parse_statement<'j>(
                 }
                 None => {
                     r.error(
-                        "unknown-effect",
+                        Code::UnknownEffect,
                         v.span,
                         format!("`Effect` must be a string, found {}", v.type_name()),
                     );
@@ -405,7 +406,7 @@ fn parse_statement<'j>(
         if let Some(p) = value {
             let m = r.path.key(name);
             r.warn(
-                "principal-ignored",
+                Code::PrincipalIgnored,
                 p.span,
                 format!(
                     "`{name}` belongs in resource-based policies; identity evaluation ignores it \
@@ -432,7 +433,7 @@ fn parse_statement<'j>(
                 if !valid {
                     let mi = (list.len() > 1 || matches!(v.kind, JsonKind::Array(_))).then(|| r.path.index(i));
                     r.error(
-                        "invalid-action",
+                        Code::InvalidAction,
                         span,
                         format!("action `{a}` must be `*` or `service:action` (for example `ssm:SendCommand`)"),
                     );
@@ -469,7 +470,7 @@ fn parse_statement<'j>(
                 match compile_resource(res, variables) {
                     Ok(p) => patterns.push(p),
                     Err(msg) => {
-                        r.error("invalid-resource", span, msg);
+                        r.error(Code::InvalidResource, span, msg);
                         ok = false;
                     }
                 }
@@ -584,7 +585,7 @@ fn parse_conditions<'j>(
 ) -> Option<Vec<Condition>> {
     let Some(ops) = c.as_object() else {
         r.error(
-            "invalid-condition",
+            Code::InvalidCondition,
             c.span,
             format!(
                 "`Condition` must be an object of operators, found {}",
@@ -603,7 +604,7 @@ fn parse_conditions<'j>(
         let m = r.path.key(op_member.key);
         if ops.iter().take(i).any(|p| p.key == op_member.key) {
             r.error(
-                "duplicate-operator",
+                Code::DuplicateOperator,
                 op_member.key_span,
                 format!(
                     "operator `{}` appears twice in one `Condition`; merge its keys",
@@ -614,20 +615,20 @@ fn parse_conditions<'j>(
         }
         match Operator::parse(op_member.key) {
             Err(e) => {
-                r.error("unknown-operator", op_member.key_span, e.to_string());
+                r.error(Code::UnknownOperator, op_member.key_span, e.to_string());
                 ok = false;
             }
             Ok(op) => {
                 if !op.spelled_as(op_member.key) {
                     r.warn(
-                        "operator-case",
+                        Code::OperatorCase,
                         op_member.key_span,
                         format!("operator `{}` is spelled `{op}` by AWS", op_member.key),
                     );
                 }
                 if op.base == BaseOp::Null && op.qualifier.is_some() {
                     r.warn(
-                        "null-with-qualifier",
+                        Code::NullWithQualifier,
                         op_member.key_span,
                         format!(
                             "`{op}` always evaluates to {}: Null takes no set operator",
@@ -655,7 +656,7 @@ fn parse_keys<'j>(
 ) -> bool {
     let Some(keys) = v.as_object() else {
         r.error(
-            "invalid-condition",
+            Code::InvalidCondition,
             v.span,
             format!(
                 "operator `{op}` must map condition keys to values, found {}",
@@ -666,7 +667,7 @@ fn parse_keys<'j>(
     };
     if keys.is_empty() {
         r.warn(
-            "empty-condition",
+            Code::EmptyCondition,
             v.span,
             format!("operator `{op}` has no keys and tests nothing"),
         );
@@ -680,7 +681,7 @@ fn parse_keys<'j>(
             .any(|p| p.key.eq_ignore_ascii_case(km.key))
         {
             r.error(
-                "duplicate-key",
+                Code::DuplicateKey,
                 km.key_span,
                 format!(
                     "condition key `{}` appears twice under `{op}` (key names are case-insensitive)",
@@ -691,7 +692,7 @@ fn parse_keys<'j>(
         }
         if !km.key.contains(':') || km.key.starts_with(':') {
             r.error(
-                "invalid-key",
+                Code::InvalidKey,
                 km.key_span,
                 format!(
                     "condition key `{}` must have a service prefix, like `aws:SourceVpce` or `ssm:resourceTag/Env`",
@@ -730,7 +731,7 @@ fn parse_values<'j>(
     };
     if items.is_empty() {
         r.warn(
-            "empty-values",
+            Code::EmptyValues,
             v.span,
             format!(
                 "`{op}` has an empty value list: it never matches{}",
@@ -758,7 +759,7 @@ fn parse_values<'j>(
         let mi = is_array.then(|| r.path.index(i));
         let Some(text) = scalar_text(item) else {
             r.error(
-                "invalid-value",
+                Code::InvalidValue,
                 item.span,
                 format!(
                     "condition values must be strings, numbers or booleans, found {}",
@@ -777,7 +778,7 @@ fn parse_values<'j>(
             && Template::parse(&text, true).has_variables()
         {
             r.error(
-                "variable-not-supported",
+                Code::VariableNotSupported,
                 item.span,
                 format!("`{op}` does not support policy variables (only String, ARN and Bool operators do)"),
             );
@@ -789,7 +790,7 @@ fn parse_values<'j>(
         }
         let bad = |r: &mut Reporter, what: &str| {
             r.error(
-                "malformed-value",
+                Code::MalformedValue,
                 item.span,
                 format!("`{text}` is not a valid {what} for `{op}`"),
             );
@@ -821,7 +822,7 @@ fn parse_values<'j>(
                     .filter(Template::has_variables);
                 if let Some(template) = template {
                     r.warn(
-                        "variable-in-bool",
+                        Code::VariableInBool,
                         item.span,
                         "IAM Access Analyzer accepts policy variables only with String and ARN operators"
                             .to_string(),
@@ -832,7 +833,7 @@ fn parse_values<'j>(
                         Some(b) => {
                             if text != "true" && text != "false" {
                                 r.warn(
-                                    "bool-case",
+                                    Code::BoolCase,
                                     item.span,
                                     format!("write `{b}` in lowercase; AWS documents only `true` and `false`"),
                                 );
@@ -877,7 +878,7 @@ fn parse_values<'j>(
         ) && (text.contains('*') || text.contains('?'))
         {
             r.warn(
-                "wildcard-not-supported",
+                Code::WildcardNotSupported,
                 item.span,
                 format!("`{op}` does not support wildcards"),
             );
@@ -1068,7 +1069,7 @@ mod tests {
             {"Sid":"has space","Effect":"Allow","Action":"SendCommand","Resource":"i-123"},
             {"Sid":"Dup","Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"NumericEquals":{"aws:x":"${aws:username}"}}},
             {"Sid":"Dup","Effect":"Allow","Action":[],"Resource":"*"}]}"#;
-        let codes: Vec<&str> = errors(text).iter().map(|d| d.code).collect();
+        let codes: Vec<&str> = errors(text).iter().map(|d| d.code.as_str()).collect();
         for code in [
             "invalid-version",
             "unknown-element",
@@ -1130,7 +1131,7 @@ mod tests {
         let w = warnings(
             r#"{"Statement":{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"arn:aws:ssm:*:*:session/${aws:username}-*"}}"#,
         );
-        let codes: Vec<_> = w.iter().map(|d| d.code).collect();
+        let codes: Vec<_> = w.iter().map(|d| d.code.as_str()).collect();
         assert!(codes.contains(&"missing-version"));
         assert!(codes.contains(&"variables-need-2012-10-17"));
     }
@@ -1138,7 +1139,7 @@ mod tests {
     // ---- lints for the pitfalls users hit ---------------------------------------------------
 
     fn lint_codes(text: &str) -> Vec<&'static str> {
-        warnings(text).iter().map(|d| d.code).collect()
+        warnings(text).iter().map(|d| d.code.as_str()).collect()
     }
 
     #[test]
@@ -1154,6 +1155,13 @@ mod tests {
         assert_eq!(
             d.path,
             "$.Statement[0].Condition.StringLike[\"ssm:resourceTag/Finance\"]"
+        );
+        assert!(
+            d.help
+                .as_deref()
+                .is_some_and(|h| h.contains("second statement")),
+            "{:?}",
+            d.help
         );
         // Split into two statements: no warning.
         let split = stmt(
@@ -1181,6 +1189,10 @@ mod tests {
             d.path,
             "$.Statement[0].Condition.StringEquals[\"aws:SourceVpce\"]"
         );
+        assert!(d
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("aws:ViaAWSService")));
         let paired = stmt(
             r#"{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}},{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"true"}}}"#,
         );
