@@ -41,9 +41,14 @@ impl std::fmt::Display for ErrorClass {
     }
 }
 
+/// The SDK error behind an [`AdapterError`], kept whole (its own `source()` chain included) for
+/// callers that walk or downcast it. Shared, so that the error stays `Clone`.
+pub type ErrorSource = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why an AWS call failed, classified from the SDK's error metadata (never guessed from a
-/// message). The message names the operation and keeps the whole error chain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// message). The message names the operation and renders the whole error chain (so a log line
+/// of the error alone says everything); `source()` is the SDK error itself.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AdapterError {
     #[error("{operation} failed ({class}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
     Aws {
@@ -52,6 +57,9 @@ pub enum AdapterError {
         /// The service's error code (`ThrottlingException`, `AccessDeniedException`, ...).
         code: Option<String>,
         message: String,
+        /// The SDK error (absent for failures the adapters detect themselves).
+        #[source]
+        source: Option<ErrorSource>,
     },
     /// Another invocation changed the same item first; retrying the invocation is safe.
     #[error("`{key}` changed concurrently; retry")]
@@ -60,6 +68,39 @@ pub enum AdapterError {
     #[error("stored item `{key}` is not readable: {reason}")]
     Corrupt { key: String, reason: String },
 }
+
+/// Equal when they say the same (the sources are compared by their text, which the message
+/// renders).
+impl PartialEq for AdapterError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                AdapterError::Aws {
+                    operation: o1,
+                    class: c1,
+                    code: k1,
+                    message: m1,
+                    ..
+                },
+                AdapterError::Aws {
+                    operation: o2,
+                    class: c2,
+                    code: k2,
+                    message: m2,
+                    ..
+                },
+            ) => o1 == o2 && c1 == c2 && k1 == k2 && m1 == m2,
+            (AdapterError::Conflict { key: a }, AdapterError::Conflict { key: b }) => a == b,
+            (
+                AdapterError::Corrupt { key: a, reason: r1 },
+                AdapterError::Corrupt { key: b, reason: r2 },
+            ) => a == b && r1 == r2,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for AdapterError {}
 
 /// Error codes that mean "slow down" or "try again" whatever their HTTP status (DynamoDB,
 /// CloudWatch Logs and EventBridge send throttling as 400).
@@ -138,7 +179,7 @@ impl Classify for aws_sdk_s3::primitives::ByteStreamError {
 impl AdapterError {
     /// Wraps an SDK error with the operation it came from, classified by its metadata (SDK
     /// error types never reach the core).
-    pub fn aws<E: Classify>(operation: &'static str, e: E) -> Self {
+    pub fn aws<E: Classify + Send + Sync + 'static>(operation: &'static str, e: E) -> Self {
         let (class, code) = e.classify();
         let mut message = e.to_string();
         let mut source = e.source();
@@ -152,6 +193,7 @@ impl AdapterError {
             class,
             code,
             message,
+            source: Some(std::sync::Arc::new(e)),
         }
     }
 
@@ -162,6 +204,7 @@ impl AdapterError {
             class: ErrorClass::Permanent,
             code: None,
             message: message.into(),
+            source: None,
         }
     }
 
@@ -172,6 +215,7 @@ impl AdapterError {
             class: ErrorClass::Retryable,
             code: None,
             message: message.into(),
+            source: None,
         }
     }
 

@@ -24,8 +24,8 @@ use tagwatch_core::Intent;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ports::{
-    AlertBus, FindingLog, Platform, PortError, PortResult, Ports, Quarantine, State, TagScope,
-    TagSource,
+    AlertBus, Cause, FindingLog, Platform, PortError, PortResult, Ports, Quarantine, State,
+    TagScope, TagSource,
 };
 
 /// The AWS adapters of a deployed function.
@@ -45,10 +45,15 @@ pub type AwsPorts = Ports<Aws>;
 
 impl From<AdapterError> for PortError {
     fn from(e: AdapterError) -> Self {
-        match &e {
-            AdapterError::Corrupt { .. } => PortError::Corrupt(e.to_string()),
-            _ if e.is_retryable() => PortError::Retryable(e.to_string()),
-            _ => PortError::Permanent(e.to_string()),
+        let corrupt = matches!(e, AdapterError::Corrupt { .. });
+        let retryable = e.is_retryable();
+        let cause = Cause::with_source(e.to_string(), e);
+        if corrupt {
+            PortError::Corrupt(cause)
+        } else if retryable {
+            PortError::Retryable(cause)
+        } else {
+            PortError::Permanent(cause)
         }
     }
 }
@@ -239,4 +244,56 @@ pub async fn cold_start(
         },
         intent,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use tagwatch_aws::{Classify, ErrorClass};
+
+    /// An SDK-like error whose own source is the network's.
+    #[derive(Debug, thiserror::Error)]
+    #[error("dispatch failure")]
+    struct Dispatch(#[source] std::io::Error);
+
+    impl Classify for Dispatch {
+        fn classify(&self) -> (ErrorClass, Option<String>) {
+            (ErrorClass::Retryable, None)
+        }
+    }
+
+    /// The whole chain survives from the SDK error to the port error the pipeline sees: the
+    /// message renders it for the log, and `source()` leads back to the original errors.
+    #[test]
+    fn a_port_error_keeps_the_sdk_error_chain() {
+        let e = AdapterError::aws(
+            "DynamoDB GetItem",
+            Dispatch(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            )),
+        );
+        assert_eq!(
+            e.to_string(),
+            "DynamoDB GetItem failed (retryable): dispatch failure: connection refused"
+        );
+        let port = PortError::from(e);
+        assert!(matches!(port, PortError::Retryable(_)));
+        let mut chain = Vec::new();
+        let mut next = port.source();
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
+        }
+        assert_eq!(
+            chain,
+            [
+                "DynamoDB GetItem failed (retryable): dispatch failure: connection refused",
+                "dispatch failure",
+                "connection refused",
+            ]
+        );
+    }
 }

@@ -34,7 +34,9 @@ impl Switch {
     }
     fn check(&self, what: &str) -> PortResult<()> {
         if self.0.load(Ordering::SeqCst) {
-            Err(PortError::Retryable(format!("{what} failed: injected")))
+            Err(PortError::Retryable(
+                format!("{what} failed: injected").into(),
+            ))
         } else {
             Ok(())
         }
@@ -559,7 +561,8 @@ impl FindingLog for FakeLog {
         if self.denied.0.load(Ordering::SeqCst) {
             return Err(PortError::Permanent(
                 "CloudWatch Logs PutLogEvents failed (permanent, AccessDeniedException): injected"
-                    .to_string(),
+                    .to_string()
+                    .into(),
             ));
         }
         let bytes = messages
@@ -570,7 +573,7 @@ impl FindingLog for FakeLog {
         let mut written = lock(&self.written);
         for m in messages {
             let f: Finding = serde_json::from_str(m)
-                .map_err(|e| PortError::Permanent(format!("not a finding: {e}")))?;
+                .map_err(|e| PortError::Permanent(format!("not a finding: {e}").into()))?;
             written.push(f);
         }
         Ok(())
@@ -599,7 +602,7 @@ impl AlertBus for FakeBus {
                 continue;
             }
             let f: Finding = serde_json::from_str(&e.detail)
-                .map_err(|e| PortError::Permanent(format!("not a finding: {e}")))?;
+                .map_err(|e| PortError::Permanent(format!("not a finding: {e}").into()))?;
             lock(&self.published).push(f);
             out.push(None);
         }

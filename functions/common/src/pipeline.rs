@@ -37,7 +37,7 @@ use tagwatch_core::watch::watcher::{denial_caller, denial_session, Watcher};
 use tagwatch_core::Intent;
 
 use crate::ports::{
-    AlertBus, FindingLog, Platform, PortError, Ports, Quarantine, State, TagScope, TagSource,
+    AlertBus, Cause, FindingLog, Platform, PortError, Ports, Quarantine, State, TagScope, TagSource,
 };
 
 /// Which events a function is subscribed to.
@@ -654,10 +654,10 @@ pub async fn deliver<P: Platform>(
 
 /// A finding that cannot be written as JSON: permanent (a retry writes the same finding), so
 /// the event is kept with the finding named.
-fn unwritable(f: &Finding, e: &serde_json::Error) -> Failure {
-    Failure::Port(PortError::Permanent(format!(
-        "finding {} cannot be written as JSON: {e}",
-        f.finding_id
+fn unwritable(f: &Finding, e: serde_json::Error) -> Failure {
+    Failure::Port(PortError::Permanent(Cause::with_source(
+        format!("finding {} cannot be written as JSON: {e}", f.finding_id),
+        e,
     )))
 }
 
@@ -677,7 +677,7 @@ async fn send<P: Platform>(
     let to_log: Vec<&Finding> = findings.iter().filter(|f| !reached(f, SINK_LOG)).collect();
     let messages = to_log
         .iter()
-        .map(|f| log_message(f).map_err(|e| unwritable(f, &e)))
+        .map(|f| log_message(f).map_err(|e| unwritable(f, e)))
         .collect::<Result<Vec<String>, Failure>>()?;
     let sizes: Vec<usize> = messages.iter().map(String::len).collect();
     for batch in batches(
@@ -704,7 +704,7 @@ async fn send<P: Platform>(
         .filter(|f| !reached(f, SINK_BUS))
         .filter_map(|f| match bus_entry(f) {
             Ok(entry) => entry.map(|e| Ok((f, e))),
-            Err(e) => Some(Err(unwritable(f, &e))),
+            Err(e) => Some(Err(unwritable(f, e))),
         })
         .collect::<Result<_, Failure>>()?;
     let sizes: Vec<usize> = to_bus.iter().map(|(_, e)| e.size()).collect();

@@ -17,16 +17,73 @@ use tagwatch_core::watch::tags::TagQuery;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortError {
     /// Throttling, 5xx, timeouts, network, a concurrent update: Lambda's retry may succeed.
-    #[error("{0}")]
-    Retryable(String),
+    #[error(transparent)]
+    Retryable(Cause),
     /// Access denied on an output, a missing log group or bus, validation, an item too
     /// large: the event is kept with the error named, not retried blindly.
-    #[error("{0}")]
-    Permanent(String),
+    #[error(transparent)]
+    Permanent(Cause),
     /// Stored state that cannot be read back: kept and named, never retried blindly.
-    #[error("{0}")]
-    Corrupt(String),
+    #[error(transparent)]
+    Corrupt(Cause),
 }
+
+/// What a port error says, and the adapter's error behind it (whose own chain goes on to the
+/// SDK's), so nothing between the SDK and the handler flattens the cause into text only.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A cause with the error behind it.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause {
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause {
+            message,
+            source: None,
+        }
+    }
+}
+
+/// Equal when they say the same.
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for Cause {}
 
 pub type PortResult<T> = Result<T, PortError>;
 
