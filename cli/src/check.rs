@@ -84,7 +84,7 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<u8, InputError> {
                 diagnostics: &diagnostics,
                 summary,
             };
-            let line = serde_json::to_string(&report).unwrap_or_default();
+            let line = serde_json::to_string(&report).map_err(InputError::Json)?;
             writeln!(out, "{line}").map_err(w)?;
         }
         Format::Text => {

@@ -21,6 +21,9 @@ pub enum InputError {
     Invalid(Vec<Diagnostic>),
     #[error("{0}")]
     Usage(String),
+    /// A result that cannot be written as JSON.
+    #[error("cannot write the result as JSON: {0}")]
+    Json(#[source] serde_json::Error),
     /// An AWS call failed (`--inventory-from-aws`).
     #[cfg(feature = "aws")]
     #[error("{0}")]

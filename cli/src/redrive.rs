@@ -59,7 +59,12 @@ pub fn run(args: &RedriveArgs, out: &mut impl Write) -> Result<u8, RedriveError>
         if matches!(r, Redriven::Delivered { .. }) {
             delivered += 1;
         }
-        let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+        // The message was already redriven (or kept): its line must say so even if it
+        // cannot be serialised.
+        let line = serde_json::to_string(r).unwrap_or_else(|e| {
+            json!({"error": format!("cannot write this result as JSON: {e}")}).to_string()
+        });
+        let _ = writeln!(out, "{line}");
     }
     let kept = results.len() - delivered;
     let _ = writeln!(

@@ -91,20 +91,60 @@ fn single_request(
 
 /// Runs `simulate`; returns the exit code.
 pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> {
-    let engine = match (&args.source.policy, &args.source.iam_policy) {
+    let engine = load_engine(args)?;
+    let (specs, single) = request_specs(args)?;
+    // Callers are resolved up front, so that a bad principal fails before any output.
+    let prepared = resolve_callers(args, &engine, specs)?;
+    let format = args
+        .format
+        .unwrap_or(if single && std::io::stdout().is_terminal() {
+            Format::Text
+        } else {
+            Format::Json
+        });
+    let w = |e: std::io::Error| InputError::Read {
+        path: "<stdout>".to_string(),
+        source: e,
+    };
+    for (request, caller) in prepared {
+        let (request, principal, report) = decide(&engine, request, caller.as_ref());
+        match format {
+            Format::Json => {
+                let line = Line {
+                    action: &request.action,
+                    resource: &request.resource,
+                    principal,
+                    report,
+                };
+                let text = serde_json::to_string(&line).map_err(InputError::Json)?;
+                writeln!(out, "{text}").map_err(w)?;
+            }
+            Format::Text => write_text(out, &request, principal.as_ref(), &report).map_err(w)?,
+        }
+    }
+    Ok(0)
+}
+
+/// The policy or intent requests are decided against.
+fn load_engine(args: &SimulateArgs) -> Result<Engine, InputError> {
+    match (&args.source.policy, &args.source.iam_policy) {
         (Some(p), _) => {
             let parsed = input::load_intent(p, false)?;
             report_warnings(&parsed.warnings);
-            Engine::Intent(parsed.value)
+            Ok(Engine::Intent(parsed.value))
         }
         (None, Some(p)) => {
             let parsed = input::load_policy(p, false)?;
             report_warnings(&parsed.warnings);
-            Engine::Policy(parsed.value)
+            Ok(Engine::Policy(parsed.value))
         }
-        (None, None) => return Err(usage("give --iam-policy POLICY or --policy INTENT")),
-    };
+        (None, None) => Err(usage("give --iam-policy POLICY or --policy INTENT")),
+    }
+}
 
+/// The requests (with their line numbers; 0 for a single request from flags), and whether it
+/// is a single request.
+fn request_specs(args: &SimulateArgs) -> Result<(Vec<(usize, RequestSpec)>, bool), InputError> {
     let (specs, single) = match (&args.requests, &args.action, &args.resource) {
         (Some(path), _, _) => (read_requests(path)?, false),
         (None, Some(a), Some(r)) => (vec![(0, single_request(args, a, r)?)], true),
@@ -119,8 +159,16 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> 
             "--context and --tag apply to a single request; put context in the request lines",
         ));
     }
+    Ok((specs, single))
+}
 
-    // Resolve callers up front so that a bad principal fails before any output.
+/// Each request with its caller (intents need one), its context filled from the caller; every
+/// bad or missing principal is reported at once.
+fn resolve_callers(
+    args: &SimulateArgs,
+    engine: &Engine,
+    specs: Vec<(usize, RequestSpec)>,
+) -> Result<Vec<(Request, Option<Caller>)>, InputError> {
     let mut prepared = Vec::with_capacity(specs.len());
     let mut problems = Vec::new();
     for (line_no, spec) in specs {
@@ -128,7 +176,7 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> 
             mut request,
             principal,
         } = spec;
-        let caller = match &engine {
+        let caller = match engine {
             Engine::Policy(_) => None,
             Engine::Intent(_) => {
                 let arn = principal.or_else(|| args.principal.clone());
@@ -163,104 +211,93 @@ pub fn run(args: &SimulateArgs, out: &mut impl Write) -> Result<u8, InputError> 
     if !problems.is_empty() {
         return Err(InputError::Invalid(problems));
     }
+    Ok(prepared)
+}
 
-    let format = args
-        .format
-        .unwrap_or(if single && std::io::stdout().is_terminal() {
-            Format::Text
-        } else {
-            Format::Json
-        });
-    let w = |e: std::io::Error| InputError::Read {
-        path: "<stdout>".to_string(),
-        source: e,
+/// Decides one request: the policies that apply (the intent's for the caller), the report,
+/// and how the intent applied to the caller.
+fn decide(
+    engine: &Engine,
+    mut request: Request,
+    caller: Option<&Caller>,
+) -> (Request, Option<PrincipalInfo>, DecisionReport) {
+    let (policies, principal): (Vec<&NamedPolicy>, Option<PrincipalInfo>) = match (engine, caller) {
+        (Engine::Policy(p), _) => (vec![p], None),
+        (Engine::Intent(intent), Some(c)) => {
+            let res = intent.resolve(c);
+            res.fill_context(&mut request.context);
+            let info = PrincipalInfo {
+                arn: c.arn.clone().unwrap_or_default(),
+                entries: res.entries.iter().map(|e| e.name.clone()).collect(),
+                unlisted: res.is_unlisted(),
+                unlisted_policy: res.is_unlisted().then_some(intent.unlisted),
+            };
+            (res.policies, Some(info))
+        }
+        (Engine::Intent(_), None) => (Vec::new(), None),
     };
-    for (mut request, caller) in prepared {
-        let (policies, principal): (Vec<&NamedPolicy>, Option<PrincipalInfo>) =
-            match (&engine, &caller) {
-                (Engine::Policy(p), _) => (vec![p], None),
-                (Engine::Intent(intent), Some(c)) => {
-                    let res = intent.resolve(c);
-                    res.fill_context(&mut request.context);
-                    let info = PrincipalInfo {
-                        arn: c.arn.clone().unwrap_or_default(),
-                        entries: res.entries.iter().map(|e| e.name.clone()).collect(),
-                        unlisted: res.is_unlisted(),
-                        unlisted_policy: res.is_unlisted().then_some(intent.unlisted),
-                    };
-                    (res.policies, Some(info))
-                }
-                (Engine::Intent(_), None) => (Vec::new(), None),
-            };
-        let decision = evaluate(&policies, &request);
-        let mut report = decision.report(&policies, &request);
-        if let Some(info) = principal.as_ref().filter(|i| i.unlisted) {
-            report.explanation = match info.unlisted_policy {
-                Some(Unlisted::Ignore) => format!(
-                    "{}; the caller matches no intent entry and the intent ignores unlisted callers",
-                    report.explanation
-                ),
-                _ => format!(
-                    "{}; the caller matches no intent entry, so everything it does is outside intent",
-                    report.explanation
-                ),
-            };
-        }
-        match format {
-            Format::Json => {
-                let line = Line {
-                    action: &request.action,
-                    resource: &request.resource,
-                    principal,
-                    report,
-                };
-                let text = serde_json::to_string(&line).unwrap_or_default();
-                writeln!(out, "{text}").map_err(w)?;
-            }
-            Format::Text => {
-                writeln!(
-                    out,
-                    "{}  {} on {}",
-                    output::verdict_label(report.decision),
-                    request.action,
-                    request.resource
-                )
-                .map_err(w)?;
-                if let Some(p) = &principal {
-                    let entries = if p.entries.is_empty() {
-                        "no intent entry".to_string()
-                    } else {
-                        p.entries.join(", ")
-                    };
-                    writeln!(out, "  caller: {} ({entries})", p.arn).map_err(w)?;
-                }
-                writeln!(out, "  {}", report.explanation).map_err(w)?;
-                if !report.missing_keys.is_empty() {
-                    writeln!(
-                        out,
-                        "  absent from the request: {}",
-                        report.missing_keys.join(", ")
-                    )
-                    .map_err(w)?;
-                }
-                for s in &report.statements {
-                    let sid = s
-                        .sid
-                        .as_deref()
-                        .map(|s| format!(" (Sid {s})"))
-                        .unwrap_or_default();
-                    writeln!(
-                        out,
-                        "  decided by: {} statement {}{sid}",
-                        s.policy,
-                        s.index + 1
-                    )
-                    .map_err(w)?;
-                }
-            }
-        }
+    let decision = evaluate(&policies, &request);
+    let mut report = decision.report(&policies, &request);
+    if let Some(info) = principal.as_ref().filter(|i| i.unlisted) {
+        report.explanation = match info.unlisted_policy {
+            Some(Unlisted::Ignore) => format!(
+                "{}; the caller matches no intent entry and the intent ignores unlisted callers",
+                report.explanation
+            ),
+            _ => format!(
+                "{}; the caller matches no intent entry, so everything it does is outside intent",
+                report.explanation
+            ),
+        };
     }
-    Ok(0)
+    (request, principal, report)
+}
+
+/// One result for people: the verdict, the caller, the explanation and the deciding
+/// statements.
+fn write_text(
+    out: &mut impl Write,
+    request: &Request,
+    principal: Option<&PrincipalInfo>,
+    report: &DecisionReport,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}  {} on {}",
+        output::verdict_label(report.decision),
+        request.action,
+        request.resource
+    )?;
+    if let Some(p) = principal {
+        let entries = if p.entries.is_empty() {
+            "no intent entry".to_string()
+        } else {
+            p.entries.join(", ")
+        };
+        writeln!(out, "  caller: {} ({entries})", p.arn)?;
+    }
+    writeln!(out, "  {}", report.explanation)?;
+    if !report.missing_keys.is_empty() {
+        writeln!(
+            out,
+            "  absent from the request: {}",
+            report.missing_keys.join(", ")
+        )?;
+    }
+    for s in &report.statements {
+        let sid = s
+            .sid
+            .as_deref()
+            .map(|s| format!(" (Sid {s})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  decided by: {} statement {}{sid}",
+            s.policy,
+            s.index + 1
+        )?;
+    }
+    Ok(())
 }
 
 fn problem(args: &SimulateArgs, line_no: usize, code: Code, message: String) -> Diagnostic {

@@ -107,18 +107,22 @@ pub(super) fn statement_lints<'j>(
     version: Version,
     r: &mut Reporter<'_, 'j>,
 ) {
+    unknown_actions(s, json, r);
+    instance_arns_under_ssm(s, json, r);
+    condition_key_lints(s, json, r);
+    if version != Version::V2012 {
+        variables_in_old_version(s, json, r);
+    }
+}
+
+/// Actions that do not exist in the ssm namespace.
+fn unknown_actions<'j>(s: &Statement, json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) {
     let action_elem = if s.actions.negated {
         "NotAction"
     } else {
         "Action"
     };
-    let resource_elem = if s.resources.negated {
-        "NotResource"
-    } else {
-        "Resource"
-    };
 
-    // Actions that do not exist in the ssm namespace.
     for p in &s.actions.patterns {
         let text = p.as_str();
         let Some((svc, name)) = text.split_once(':') else {
@@ -145,8 +149,16 @@ pub(super) fn statement_lints<'j>(
             });
         }
     }
+}
 
-    // Instance ARNs written with the ssm service.
+/// Instance ARNs written with the ssm service.
+fn instance_arns_under_ssm<'j>(s: &Statement, json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) {
+    let resource_elem = if s.resources.negated {
+        "NotResource"
+    } else {
+        "Resource"
+    };
+
     for p in &s.resources.patterns {
         let text = p.as_str();
         let mut parts = text.splitn(6, ':');
@@ -169,8 +181,10 @@ pub(super) fn statement_lints<'j>(
             }
         }
     }
+}
 
-    // Condition keys: unknown names, set operators on the wrong kind of key, ARN values.
+/// Condition keys: unknown names, set operators on the wrong kind of key, ARN values.
+fn condition_key_lints<'j>(s: &Statement, json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) {
     for c in &s.conditions {
         let global = catalog::global_key_lower(&c.key_lower);
         let known = global.is_some() || catalog::is_known_key_lower(&c.key_lower);
@@ -239,24 +253,24 @@ pub(super) fn statement_lints<'j>(
             );
         }
     }
+}
 
-    // Policy variables written in a policy version that does not recognise them.
-    if version != Version::V2012 {
-        let uses_vars = s
-            .resources
-            .patterns
+/// Policy variables written in a policy version that does not recognise them.
+fn variables_in_old_version<'j>(s: &Statement, json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) {
+    let uses_vars = s
+        .resources
+        .patterns
+        .iter()
+        .any(|p| p.as_str().contains("${"))
+        || s.conditions
             .iter()
-            .any(|p| p.as_str().contains("${"))
-            || s.conditions
-                .iter()
-                .any(|c| c.raw_values.iter().any(|v| v.contains("${")));
-        if uses_vars {
-            r.warn(
-                Code::VariablesNeed20121017,
-                json.span,
-                "this statement uses `${...}`, which is literal text unless the policy has \"Version\": \"2012-10-17\"".to_string(),
-            );
-        }
+            .any(|c| c.raw_values.iter().any(|v| v.contains("${")));
+    if uses_vars {
+        r.warn(
+            Code::VariablesNeed20121017,
+            json.span,
+            "this statement uses `${...}`, which is literal text unless the policy has \"Version\": \"2012-10-17\"".to_string(),
+        );
     }
 }
 

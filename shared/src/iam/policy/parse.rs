@@ -332,32 +332,92 @@ fn parse_statement<'j>(
         fields(members, STATEMENT_ELEMENTS, "statement", r);
     let variables = version == Version::V2012;
 
-    let sid = sid_json.and_then(|v| {
-        let m = r.path.key("Sid");
-        let out = match v.as_str() {
-            Some(s) if s.chars().all(|c| c.is_ascii_alphanumeric()) => Some(s.to_string()),
-            Some(s) => {
-                r.error(
-                    Code::InvalidSid,
-                    v.span,
-                    format!("Sid `{s}` must contain only ASCII letters and digits"),
-                );
-                None
-            }
-            None => {
-                r.error(
-                    Code::InvalidSid,
-                    v.span,
-                    format!("`Sid` must be a string, found {}", v.type_name()),
-                );
-                None
-            }
-        };
-        r.path.truncate(m);
-        out
-    });
+    let sid = sid_json.and_then(|v| parse_sid(v, r));
 
-    let effect = match effect_json {
+    let effect = parse_effect(json, effect_json, r);
+
+    warn_ignored_principals(principal_json, not_principal_json, r);
+
+    let actions = pick(
+        json,
+        ("Action", action_json),
+        ("NotAction", not_action_json),
+        r,
+    )
+    .and_then(|(name, v)| parse_actions(name, v, r));
+
+    let resources = pick(
+        json,
+        ("Resource", resource_json),
+        ("NotResource", not_resource_json),
+        r,
+    )
+    .and_then(|(name, v)| parse_resources(name, v, variables, r));
+
+    let conditions = match condition_json {
+        None => Some(Vec::new()),
+        Some(c) => {
+            let m = r.path.key("Condition");
+            let out = parse_conditions(c, variables, r);
+            r.path.truncate(m);
+            out
+        }
+    };
+
+    let had_errors = r.diagnostics.get(errors_before..).is_some_and(|new| {
+        new.iter()
+            .any(|d| d.severity == crate::diag::Severity::Error)
+    });
+    let statement = Statement {
+        index,
+        sid,
+        effect: effect?,
+        actions: actions?,
+        resources: resources?,
+        conditions: conditions?,
+    };
+    if had_errors {
+        return None;
+    }
+    if r.lints {
+        lint::statement_lints(&statement, json, version, r);
+    }
+    Some(statement)
+}
+
+/// `Sid`: ASCII letters and digits (IAM JSON policy elements: Sid).
+fn parse_sid<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<String> {
+    let m = r.path.key("Sid");
+    let out = match v.as_str() {
+        Some(s) if s.chars().all(|c| c.is_ascii_alphanumeric()) => Some(s.to_string()),
+        Some(s) => {
+            r.error(
+                Code::InvalidSid,
+                v.span,
+                format!("Sid `{s}` must contain only ASCII letters and digits"),
+            );
+            None
+        }
+        None => {
+            r.error(
+                Code::InvalidSid,
+                v.span,
+                format!("`Sid` must be a string, found {}", v.type_name()),
+            );
+            None
+        }
+    };
+    r.path.truncate(m);
+    out
+}
+
+/// `Effect`: `Allow` or `Deny`, case-sensitive (IAM JSON policy elements: Effect).
+fn parse_effect<'j>(
+    json: &'j Json<'j>,
+    effect_json: Option<&'j Json<'j>>,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<Effect> {
+    match effect_json {
         None => {
             r.error(
                 Code::MissingEffect,
@@ -397,8 +457,16 @@ fn parse_statement<'j>(
             r.path.truncate(m);
             e
         }
-    };
+    }
+}
 
+/// `Principal` / `NotPrincipal` belong in resource-based policies: identity evaluation ignores
+/// them, with a warning.
+fn warn_ignored_principals<'j>(
+    principal_json: Option<&'j Json<'j>>,
+    not_principal_json: Option<&'j Json<'j>>,
+    r: &mut Reporter<'_, 'j>,
+) {
     for (name, value) in [
         ("Principal", principal_json),
         ("NotPrincipal", not_principal_json),
@@ -416,106 +484,82 @@ fn parse_statement<'j>(
             r.path.truncate(m);
         }
     }
+}
 
-    let actions = pick(json, ("Action", action_json), ("NotAction", not_action_json), r).and_then(|(name, v)| {
-        let m = r.path.key(name);
-        let out = string_list(v, name, r).and_then(|list| {
-            let mut patterns = Vec::with_capacity(list.len());
-            let mut ok = true;
-            for (i, (a, span)) in list.iter().enumerate() {
-                let valid = a == "*"
-                    || a.split_once(':').is_some_and(|(svc, act)| {
-                        !svc.is_empty()
-                            && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                            && !act.is_empty()
-                            && !act.contains(':')
-                    });
-                if !valid {
-                    let mi = (list.len() > 1 || matches!(v.kind, JsonKind::Array(_))).then(|| r.path.index(i));
-                    r.error(
-                        Code::InvalidAction,
-                        span,
-                        format!("action `{a}` must be `*` or `service:action` (for example `ssm:SendCommand`)"),
-                    );
-                    if let Some(mi) = mi {
-                        r.path.truncate(mi);
-                    }
-                    ok = false;
-                    continue;
-                }
-                patterns.push(Pattern::new(a, Flavor::Glob, true));
-            }
-            ok.then_some(Matcher {
-                negated: name == "NotAction",
-                patterns,
-            })
-        });
-        r.path.truncate(m);
-        out
-    });
-
-    let resources = pick(
-        json,
-        ("Resource", resource_json),
-        ("NotResource", not_resource_json),
-        r,
-    )
-    .and_then(|(name, v)| {
-        let m = r.path.key(name);
-        let out = string_list(v, name, r).and_then(|list| {
-            let mut patterns = Vec::with_capacity(list.len());
-            let mut ok = true;
-            for (i, (res, span)) in list.iter().enumerate() {
-                let mi = matches!(v.kind, JsonKind::Array(_)).then(|| r.path.index(i));
-                match compile_resource(res, variables) {
-                    Ok(p) => patterns.push(p),
-                    Err(msg) => {
-                        r.error(Code::InvalidResource, span, msg);
-                        ok = false;
-                    }
-                }
+/// `Action` / `NotAction`: `*` or `service:action` patterns.
+fn parse_actions<'j>(
+    name: &'static str,
+    v: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<Matcher<Pattern>> {
+    let m = r.path.key(name);
+    let out = string_list(v, name, r).and_then(|list| {
+        let mut patterns = Vec::with_capacity(list.len());
+        let mut ok = true;
+        for (i, (a, span)) in list.iter().enumerate() {
+            let valid = a == "*"
+                || a.split_once(':').is_some_and(|(svc, act)| {
+                    !svc.is_empty()
+                        && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !act.is_empty()
+                        && !act.contains(':')
+                });
+            if !valid {
+                let mi = (list.len() > 1 || matches!(v.kind, JsonKind::Array(_))).then(|| r.path.index(i));
+                r.error(
+                    Code::InvalidAction,
+                    span,
+                    format!("action `{a}` must be `*` or `service:action` (for example `ssm:SendCommand`)"),
+                );
                 if let Some(mi) = mi {
                     r.path.truncate(mi);
                 }
+                ok = false;
+                continue;
             }
-            ok.then_some(Matcher {
-                negated: name == "NotResource",
-                patterns,
-            })
-        });
-        r.path.truncate(m);
-        out
-    });
-
-    let conditions = match condition_json {
-        None => Some(Vec::new()),
-        Some(c) => {
-            let m = r.path.key("Condition");
-            let out = parse_conditions(c, variables, r);
-            r.path.truncate(m);
-            out
+            patterns.push(Pattern::new(a, Flavor::Glob, true));
         }
-    };
-
-    let had_errors = r.diagnostics.get(errors_before..).is_some_and(|new| {
-        new.iter()
-            .any(|d| d.severity == crate::diag::Severity::Error)
+        ok.then_some(Matcher {
+            negated: name == "NotAction",
+            patterns,
+        })
     });
-    let statement = Statement {
-        index,
-        sid,
-        effect: effect?,
-        actions: actions?,
-        resources: resources?,
-        conditions: conditions?,
-    };
-    if had_errors {
-        return None;
-    }
-    if r.lints {
-        lint::statement_lints(&statement, json, version, r);
-    }
-    Some(statement)
+    r.path.truncate(m);
+    out
+}
+
+/// `Resource` / `NotResource`: `*` or ARN patterns, with policy variables when the version
+/// has them.
+fn parse_resources<'j>(
+    name: &'static str,
+    v: &'j Json<'j>,
+    variables: bool,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<Matcher<ResourcePattern>> {
+    let m = r.path.key(name);
+    let out = string_list(v, name, r).and_then(|list| {
+        let mut patterns = Vec::with_capacity(list.len());
+        let mut ok = true;
+        for (i, (res, span)) in list.iter().enumerate() {
+            let mi = matches!(v.kind, JsonKind::Array(_)).then(|| r.path.index(i));
+            match compile_resource(res, variables) {
+                Ok(p) => patterns.push(p),
+                Err(msg) => {
+                    r.error(Code::InvalidResource, span, msg);
+                    ok = false;
+                }
+            }
+            if let Some(mi) = mi {
+                r.path.truncate(mi);
+            }
+        }
+        ok.then_some(Matcher {
+            negated: name == "NotResource",
+            patterns,
+        })
+    });
+    r.path.truncate(m);
+    out
 }
 
 /// Compiles one `Resource` entry (IAM JSON policy elements: Resource).
@@ -748,13 +792,7 @@ fn parse_values<'j>(
     let family = base.family();
     let mut raw = OneOrMany::new();
     let mut ok = true;
-    let mut text_vals = OneOrMany::new();
-    let mut nums = OneOrMany::new();
-    let mut dates = OneOrMany::new();
-    let mut bools = OneOrMany::new();
-    let mut blobs = OneOrMany::new();
-    let mut cidrs = OneOrMany::new();
-    let mut nulls = OneOrMany::new();
+    let mut acc = empty_values(family);
     for (i, item) in items.iter().enumerate() {
         let mi = is_array.then(|| r.path.index(i));
         let Some(text) = scalar_text(item) else {
@@ -788,90 +826,7 @@ fn parse_values<'j>(
             }
             continue;
         }
-        let bad = |r: &mut Reporter, what: &str| {
-            r.error(
-                Code::MalformedValue,
-                item.span,
-                format!("`{text}` is not a valid {what} for `{op}`"),
-            );
-        };
-        match family {
-            Family::String | Family::Arn => {
-                text_vals.push(condition::compile_text(base, &text, variables));
-            }
-            Family::Numeric => match values::parse_number(&text) {
-                Some(n) => nums.push(n),
-                None => {
-                    bad(r, "number");
-                    ok = false;
-                }
-            },
-            Family::Date => match values::parse_date(&text) {
-                Some(d) => dates.push(d),
-                None => {
-                    bad(
-                        r,
-                        "date (ISO 8601, e.g. 2024-08-02T09:08:56Z, or epoch seconds)",
-                    );
-                    ok = false;
-                }
-            },
-            Family::Bool => {
-                let template = (variables && text.contains("${"))
-                    .then(|| Template::parse(&text, true))
-                    .filter(Template::has_variables);
-                if let Some(template) = template {
-                    r.warn(
-                        Code::VariableInBool,
-                        item.span,
-                        "IAM Access Analyzer accepts policy variables only with String and ARN operators"
-                            .to_string(),
-                    );
-                    bools.push(BoolValue::Template(template));
-                } else {
-                    match values::parse_bool(&text) {
-                        Some(b) => {
-                            if text != "true" && text != "false" {
-                                r.warn(
-                                    Code::BoolCase,
-                                    item.span,
-                                    format!("write `{b}` in lowercase; AWS documents only `true` and `false`"),
-                                );
-                            }
-                            bools.push(BoolValue::Fixed(b));
-                        }
-                        None => {
-                            bad(r, "boolean (`true` or `false`)");
-                            ok = false;
-                        }
-                    }
-                }
-            }
-            Family::Binary => match values::decode_base64(&text) {
-                Some(b) => blobs.push(b),
-                None => {
-                    bad(r, "base64 value");
-                    ok = false;
-                }
-            },
-            Family::Ip => match values::Cidr::parse(&text) {
-                Some(c) => cidrs.push(c),
-                None => {
-                    bad(
-                        r,
-                        "IP address or CIDR (e.g. 203.0.113.0/24 or 2001:DB8::/32)",
-                    );
-                    ok = false;
-                }
-            },
-            Family::Null => match values::parse_bool(&text) {
-                Some(b) => nulls.push(b),
-                None => {
-                    bad(r, "Null test (`true`: the key is absent, `false`: present)");
-                    ok = false;
-                }
-            },
-        }
+        ok &= parse_value(op, &text, item, variables, &mut acc, r);
         if matches!(
             family,
             Family::Numeric | Family::Date | Family::Binary | Family::Ip
@@ -891,16 +846,119 @@ fn parse_values<'j>(
     if !ok {
         return None;
     }
-    let values = match family {
-        Family::String | Family::Arn => Values::Text(text_vals),
-        Family::Numeric => Values::Numeric(nums),
-        Family::Date => Values::Date(dates),
-        Family::Bool => Values::Bool(bools),
-        Family::Binary => Values::Binary(blobs),
-        Family::Ip => Values::Ip(cidrs),
-        Family::Null => Values::Null(nulls),
+    Some((raw, acc))
+}
+
+/// An empty value list of `family`'s type.
+fn empty_values(family: Family) -> Values {
+    match family {
+        Family::String | Family::Arn => Values::Text(OneOrMany::new()),
+        Family::Numeric => Values::Numeric(OneOrMany::new()),
+        Family::Date => Values::Date(OneOrMany::new()),
+        Family::Bool => Values::Bool(OneOrMany::new()),
+        Family::Binary => Values::Binary(OneOrMany::new()),
+        Family::Ip => Values::Ip(OneOrMany::new()),
+        Family::Null => Values::Null(OneOrMany::new()),
+    }
+}
+
+/// Reads one condition value of `op` into `acc` (a list of `op`'s family); false when it is
+/// malformed (reported).
+fn parse_value<'j>(
+    op: Operator,
+    text: &str,
+    item: &'j Json<'j>,
+    variables: bool,
+    acc: &mut Values,
+    r: &mut Reporter<'_, 'j>,
+) -> bool {
+    let base = op.base;
+    let bad = |r: &mut Reporter, what: &str| {
+        r.error(
+            Code::MalformedValue,
+            item.span,
+            format!("`{text}` is not a valid {what} for `{op}`"),
+        );
+        false
     };
-    Some((raw, values))
+    match acc {
+        Values::Text(list) => {
+            list.push(condition::compile_text(base, text, variables));
+            true
+        }
+        Values::Numeric(list) => match values::parse_number(text) {
+            Some(n) => {
+                list.push(n);
+                true
+            }
+            None => bad(r, "number"),
+        },
+        Values::Date(list) => match values::parse_date(text) {
+            Some(d) => {
+                list.push(d);
+                true
+            }
+            None => bad(
+                r,
+                "date (ISO 8601, e.g. 2024-08-02T09:08:56Z, or epoch seconds)",
+            ),
+        },
+        Values::Bool(list) => {
+            let template = (variables && text.contains("${"))
+                .then(|| Template::parse(text, true))
+                .filter(Template::has_variables);
+            if let Some(template) = template {
+                r.warn(
+                    Code::VariableInBool,
+                    item.span,
+                    "IAM Access Analyzer accepts policy variables only with String and ARN operators"
+                        .to_string(),
+                );
+                list.push(BoolValue::Template(template));
+                return true;
+            }
+            match values::parse_bool(text) {
+                Some(b) => {
+                    if text != "true" && text != "false" {
+                        r.warn(
+                            Code::BoolCase,
+                            item.span,
+                            format!(
+                                "write `{b}` in lowercase; AWS documents only `true` and `false`"
+                            ),
+                        );
+                    }
+                    list.push(BoolValue::Fixed(b));
+                    true
+                }
+                None => bad(r, "boolean (`true` or `false`)"),
+            }
+        }
+        Values::Binary(list) => match values::decode_base64(text) {
+            Some(b) => {
+                list.push(b);
+                true
+            }
+            None => bad(r, "base64 value"),
+        },
+        Values::Ip(list) => match values::Cidr::parse(text) {
+            Some(c) => {
+                list.push(c);
+                true
+            }
+            None => bad(
+                r,
+                "IP address or CIDR (e.g. 203.0.113.0/24 or 2001:DB8::/32)",
+            ),
+        },
+        Values::Null(list) => match values::parse_bool(text) {
+            Some(b) => {
+                list.push(b);
+                true
+            }
+            None => bad(r, "Null test (`true`: the key is absent, `false`: present)"),
+        },
+    }
 }
 
 #[cfg(test)]
