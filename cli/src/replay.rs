@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use memchr::memmem;
@@ -154,30 +154,41 @@ impl<R: Read> Read for Counting<R> {
 }
 
 struct Progress {
-    total_bytes: u64,
+    /// indicatif's bar over the input bytes; it draws on a terminal only, at most 20 times a
+    /// second.
+    bar: indicatif::ProgressBar,
     done_bytes: u64,
     counter: ByteCounter,
     started: Instant,
-    last: Instant,
 }
 
 impl Progress {
-    fn tick(&mut self, events: u64, force: bool) {
-        if !force && self.last.elapsed() < Duration::from_millis(500) {
-            return;
+    fn new(total_bytes: u64, started: Instant) -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total_bytes),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        // The template is fixed at compile time; a template indicatif rejected would only lose
+        // the style, never the run.
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "[{bar:30}] {percent:>3}%  {msg}  ({bytes} of {total_bytes})",
+        ) {
+            bar.set_style(style.progress_chars("#-"));
         }
-        self.last = Instant::now();
-        let done = self.done_bytes + self.counter.0.get();
-        let pct = if self.total_bytes == 0 {
-            100.0
-        } else {
-            (done as f64 * 100.0 / self.total_bytes as f64).min(100.0)
-        };
+        Progress {
+            bar,
+            done_bytes: 0,
+            counter: ByteCounter::default(),
+            started,
+        }
+    }
+
+    fn tick(&self, events: u64) {
         let rate = events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let width = 30usize;
-        let filled = ((pct / 100.0) * width as f64) as usize;
-        let bar: String = "#".repeat(filled) + &"-".repeat(width - filled.min(width));
-        eprint!("\r[{bar}] {pct:5.1}%  {events} events  {rate:.0}/s ");
+        self.bar
+            .set_position(self.done_bytes + self.counter.0.get());
+        self.bar
+            .set_message(format!("{events} events  {rate:.0}/s"));
     }
 }
 
@@ -312,10 +323,12 @@ impl<W: Write> Run<'_, W> {
 
     fn malformed(&mut self, origin: &str, reason: &str) {
         self.input.malformed += 1;
-        if self.progress.is_some() {
-            eprint!("\r");
+        let line = format!("{origin}: malformed: {reason}");
+        match &self.progress {
+            // Printed above the bar, which is drawn again below it.
+            Some(p) => p.bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
-        eprintln!("{origin}: malformed: {reason}");
     }
 
     fn emit(&mut self, findings: Vec<Finding>) -> std::io::Result<()> {
@@ -526,8 +539,8 @@ impl<W: Write> Run<'_, W> {
             let n = buf.len();
             framer.feed(buf, &mut |r| self.record(&name, r))?;
             reader.consume(n);
-            if let Some(p) = self.progress.as_mut() {
-                p.tick(self.input.read, false);
+            if let Some(p) = &self.progress {
+                p.tick(self.input.read);
             }
         }
         framer.finish(&mut |r| self.record(&name, r))?;
@@ -557,14 +570,8 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let progress =
-        (std::io::stderr().is_terminal() && total_bytes > 32 * 1024 * 1024).then(|| Progress {
-            total_bytes,
-            done_bytes: 0,
-            counter: ByteCounter::default(),
-            started,
-            last: Instant::now(),
-        });
+    let progress = (std::io::stderr().is_terminal() && total_bytes > 32 * 1024 * 1024)
+        .then(|| Progress::new(total_bytes, started));
     let window_ms = i64::try_from(args.correlation_window)
         .unwrap_or(i64::MAX / 1000)
         .saturating_mul(1000);
@@ -602,8 +609,10 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
     let tail = run.watcher.finish();
     run.emit(tail).map_err(w)?;
     run.out.flush().map_err(w)?;
-    if let Some(p) = run.progress.as_mut() {
-        p.tick(run.input.read, true);
+    if let Some(p) = &run.progress {
+        p.tick(run.input.read);
+        p.bar.finish();
+        // indicatif leaves the cursor after the finished bar.
         eprintln!();
     }
     let c = run.totals();

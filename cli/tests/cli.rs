@@ -844,3 +844,61 @@ fn colour_is_forced_by_clicolor_force_and_refused_by_no_color() {
         stderr(&plain)
     );
 }
+
+// ---- exact text, where the text is the contract (insta snapshots in `snapshots/`) ----------
+
+/// `check`'s text for an invalid policy: each error's line (what scripts match), the offending
+/// source line with a caret under the element, and the verdict line.
+#[test]
+fn check_text_shows_each_error_under_its_source_line() {
+    let o = tagwatch(
+        &[
+            "check",
+            "--iam-policy",
+            "cli/tests/data/invalid-policy.json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    insta::assert_snapshot!(stdout(&o));
+}
+
+/// Lint warnings with their help texts.
+#[test]
+fn check_text_gives_the_lints_help() {
+    let o = tagwatch(
+        &[
+            "check",
+            "--iam-policy",
+            "cli/tests/data/pitfalls-policy.json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    insta::assert_snapshot!(stdout(&o));
+}
+
+/// One simulated request through the example intent, as people read it.
+#[test]
+fn simulate_text_names_the_caller_the_entries_and_what_was_missing() {
+    let o = tagwatch(
+        &[
+            "simulate",
+            "--policy",
+            "examples/intent.json",
+            "--principal",
+            "arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice",
+            "--action",
+            "ssm:SendCommand",
+            "--resource",
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60002",
+            "--tag",
+            "Environment=test",
+            "--format",
+            "text",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    insta::assert_snapshot!(stdout(&o));
+}

@@ -604,7 +604,7 @@ fn parse_entry<'j>(
             let mark = r.path.key("principal_tags");
             let out = match t.as_object() {
                 Some(members) => {
-                    crate::intent::inventory::tag_pairs(members, Code::InvalidPrincipalTag, r).map(
+                    crate::iam::values::tag_pairs(members, Code::InvalidPrincipalTag, r).map(
                         |pairs| {
                             pairs
                                 .into_iter()

@@ -176,7 +176,7 @@ fn parse_spec<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Reques
                 ),
             ),
             Some(entries) => {
-                let pairs = crate::intent::inventory::tag_pairs(entries, Code::InvalidTags, r)
+                let pairs = crate::iam::values::tag_pairs(entries, Code::InvalidTags, r)
                     .unwrap_or_default();
                 request.context.set_resource_tags(pairs);
             }

@@ -219,6 +219,33 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     LENIENT.decode(s.trim()).ok()
 }
 
+/// The `"key": "value"` pairs of a tag object; every non-string value is reported (with
+/// `code`) and makes the result `None`.
+pub(crate) fn tag_pairs<'j>(
+    members: &'j [crate::json::Member<'j>],
+    code: crate::diag::Code,
+    r: &mut crate::diag::Reporter<'_, 'j>,
+) -> Option<Vec<(&'j str, &'j str)>> {
+    let mut pairs = Vec::with_capacity(members.len());
+    let mut ok = true;
+    for m in members {
+        match m.value.as_str() {
+            Some(v) => pairs.push((m.key, v)),
+            None => {
+                let mark = r.path.key(m.key);
+                r.error(
+                    code,
+                    m.value.span,
+                    format!("tag `{}` must have a string value", m.key),
+                );
+                r.path.truncate(mark);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

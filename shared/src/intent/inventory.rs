@@ -8,7 +8,7 @@ use crate::diag::Code;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::diag::{self, JsonPath, Rejected, Reporter, SourceText};
-use crate::json::{self, JsonKind, Member};
+use crate::json::{self, JsonKind};
 
 /// Tags of one resource.
 pub type TagSet = BTreeMap<String, String>;
@@ -18,33 +18,6 @@ pub type TagSet = BTreeMap<String, String>;
 pub trait TagLookup {
     /// The tags of an instance or managed node; `None` when unknown.
     fn tags(&self, id: &str) -> Option<&TagSet>;
-}
-
-/// The `"key": "value"` pairs of a tag object; every non-string value is reported (with
-/// `code`) and makes the result `None`.
-pub(crate) fn tag_pairs<'j>(
-    members: &'j [Member<'j>],
-    code: Code,
-    r: &mut Reporter<'_, 'j>,
-) -> Option<Vec<(&'j str, &'j str)>> {
-    let mut pairs = Vec::with_capacity(members.len());
-    let mut ok = true;
-    for m in members {
-        match m.value.as_str() {
-            Some(v) => pairs.push((m.key, v)),
-            None => {
-                let mark = r.path.key(m.key);
-                r.error(
-                    code,
-                    m.value.span,
-                    format!("tag `{}` must have a string value", m.key),
-                );
-                r.path.truncate(mark);
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(pairs)
 }
 
 /// An inventory file: `{"i-0123...": {"Env": "prod"}, "mi-0abc...": {...}, "Ops-Restart":
@@ -79,7 +52,7 @@ impl Inventory {
             let mark = r.path.key(m.key);
             match &m.value.kind {
                 JsonKind::Object(tags) => {
-                    let set: TagSet = tag_pairs(tags, Code::InvalidTag, &mut r)
+                    let set: TagSet = crate::iam::values::tag_pairs(tags, Code::InvalidTag, &mut r)
                         .unwrap_or_default()
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
