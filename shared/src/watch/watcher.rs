@@ -13,8 +13,8 @@ use crate::watch::context::activity_context;
 use crate::watch::correlation::{record_denial, CorrelationStore, DenialEffect, Parked};
 use crate::watch::counts::Counts;
 use crate::watch::event::{
-    Action, Activity, AssociationRun, CallOutcome, Event, OriginSetup, ResourceKind, ResourceRef,
-    RunOrigin, StatusChange,
+    Action, Activity, AssociationRun, CallOutcome, Event, EventMeta, OriginSetup, ResourceKind,
+    ResourceRef, RunOrigin, StatusChange,
 };
 use crate::watch::finding::{
     finding_id, invocation_finding_id, spike_finding_id, Actual, Finding, FindingKind,
@@ -371,11 +371,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let Some(first) = setups.first() else {
             return;
         };
-        if !self
-            .store
-            .first_sighting(&first.call.meta.event_id, first.call.meta.event_epoch_ms)
-        {
-            self.counts.duplicates += 1;
+        if !self.first_time(&first.call.meta) {
             return;
         }
         for s in setups {
@@ -388,11 +384,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     /// the association (its last CreateAssociation / UpdateAssociation record); `unevaluated`
     /// when no such record was seen.
     fn association_run(&mut self, run: &AssociationRun, tags: &dyn TagLookup) -> Vec<Finding> {
-        if !self
-            .store
-            .first_sighting(&run.meta.event_id, run.meta.event_epoch_ms)
-        {
-            self.counts.duplicates += 1;
+        if !self.first_time(&run.meta) {
             return Vec::new();
         }
         let mut out = self.expire(run.meta.event_epoch_ms);
@@ -486,12 +478,19 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         }
     }
 
-    fn activity(&mut self, a: &Activity, tags: &dyn TagLookup) -> Vec<Finding> {
-        if !self
+    /// Whether the event is seen for the first time; a redelivery is counted and skipped.
+    fn first_time(&mut self, meta: &EventMeta) -> bool {
+        let first = self
             .store
-            .first_sighting(&a.meta.event_id, a.meta.event_epoch_ms)
-        {
+            .first_sighting(&meta.event_id, meta.event_epoch_ms);
+        if !first {
             self.counts.duplicates += 1;
+        }
+        first
+    }
+
+    fn activity(&mut self, a: &Activity, tags: &dyn TagLookup) -> Vec<Finding> {
+        if !self.first_time(&a.meta) {
             return Vec::new();
         }
         let mut out = self.expire(a.meta.event_epoch_ms);
@@ -599,11 +598,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     }
 
     fn status(&mut self, s: &StatusChange, tags: &dyn TagLookup) -> Vec<Finding> {
-        if !self
-            .store
-            .first_sighting(&s.meta.event_id, s.meta.event_epoch_ms)
-        {
-            self.counts.duplicates += 1;
+        if !self.first_time(&s.meta) {
             return Vec::new();
         }
         let mut out = self.expire(s.meta.event_epoch_ms);
