@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tagwatch_core::iam::wildcard::{Flavor, Pattern};
+use tagwatch_core::iam::wildcard::{items, tokenize, Flavor, Item, Pattern};
 use tagwatch_core::intent::principal::Caller;
 use tagwatch_core::{evaluate, Intent, NamedPolicy, Policy, Request};
 
@@ -217,5 +217,77 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(engine, benches);
+/// The same pattern as an anchored `regex-lite` expression (`?` is `.`, `*` is `.*`, each
+/// `[^:]` where the flavour keeps it inside a segment): the alternative the wildcard module
+/// was measured against.
+fn as_regex(pattern: &str, flavor: Flavor) -> regex_lite::Regex {
+    let mut re = String::from("(?s)^");
+    for item in items(&tokenize(pattern), flavor) {
+        match item {
+            Item::Lit(c) => re.push_str(&regex_lite::escape(&c.to_string())),
+            Item::One { colon: true } => re.push('.'),
+            Item::One { colon: false } => re.push_str("[^:]"),
+            Item::Star { colon: true } => re.push_str(".*"),
+            Item::Star { colon: false } => re.push_str("[^:]*"),
+        }
+    }
+    re.push('$');
+    regex_lite::Regex::new(&re).unwrap()
+}
+
+/// The rare wildcard shapes (`?`, stars that may not cross a colon), hand-written engine
+/// against anchored `regex-lite`, side by side: compiling (once per policy load) and matching
+/// (once per decision).
+fn rare_shapes(c: &mut Criterion) {
+    let cases: [(&str, &str, Flavor, &str); 4] = [
+        (
+            "question_marks",
+            "web-??-*",
+            Flavor::Glob,
+            "web-01-frontend",
+        ),
+        (
+            "arn_condition_segments",
+            "arn:aws:iam::*:role/ops-?*",
+            Flavor::ArnCondition,
+            "arn:aws:iam::111122223333:role/ops-admin",
+        ),
+        (
+            "resource_arn_segments",
+            "arn:aws:ec2:us-*-?:*:instance/*",
+            Flavor::ResourceArn,
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-0a1b2c3d4e5f60002",
+        ),
+        (
+            "adversarial_2kb",
+            "*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?*a?b",
+            Flavor::Glob,
+            "",
+        ),
+    ];
+    let long = format!("{}b", "a".repeat(2047));
+    let mut group = c.benchmark_group("wildcard_rare_shapes");
+    for (name, pattern, flavor, text) in cases {
+        let text = if text.is_empty() { long.as_str() } else { text };
+        let ours = Pattern::new(pattern, flavor, false);
+        let theirs = as_regex(pattern, flavor);
+        assert_eq!(ours.matches(text), theirs.is_match(text), "{name}");
+        assert!(ours.matches(text), "{name}");
+        group.bench_function(format!("{name}/match/tagwatch"), |b| {
+            b.iter(|| ours.matches(black_box(text)))
+        });
+        group.bench_function(format!("{name}/match/regex-lite"), |b| {
+            b.iter(|| theirs.is_match(black_box(text)))
+        });
+        group.bench_function(format!("{name}/compile/tagwatch"), |b| {
+            b.iter(|| Pattern::new(black_box(pattern), flavor, false))
+        });
+        group.bench_function(format!("{name}/compile/regex-lite"), |b| {
+            b.iter(|| as_regex(black_box(pattern), flavor))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(engine, benches, rare_shapes);
 criterion_main!(engine);

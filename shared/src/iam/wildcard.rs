@@ -13,6 +13,14 @@
 //!
 //! Matching strips the literal prefix and suffix, then runs a bit-parallel NFA over the middle,
 //! so adversarial patterns such as `*a*a*a*...b` cost O(text × ⌈items/64⌉), never exponential.
+//!
+//! Why hand-written and not anchored `regex-lite` (which the rare shapes, `?` and stars that
+//! may not cross a colon, could compile to): measured side by side (`cargo bench -p
+//! tagwatch-core -- wildcard_rare_shapes`, README "Performance"), this engine matches those
+//! shapes 13–25× faster on ARN-sized texts and 340× faster on a 2 KB adversarial text, and
+//! compiles them 7–15× faster (compiling is on every policy load, matching on every decision).
+//! Its correctness is held by the `wildcard` fuzz target, which compares it with a plain
+//! dynamic-programming matcher over the same items in every flavour and case mode.
 
 use std::borrow::Cow;
 
