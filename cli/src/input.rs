@@ -24,10 +24,14 @@ pub enum InputError {
     /// A result that cannot be written as JSON.
     #[error("cannot write the result as JSON: {0}")]
     Json(#[source] serde_json::Error),
-    /// An AWS call failed (`--inventory-from-aws`).
+    /// The AWS client runtime could not start (`--inventory-from-aws`).
     #[cfg(feature = "aws")]
-    #[error("{0}")]
-    Aws(String),
+    #[error("cannot start the AWS client runtime: {0}")]
+    AwsRuntime(#[source] std::io::Error),
+    /// An AWS call failed (`--inventory-from-aws`); the adapter error keeps the SDK's chain.
+    #[cfg(feature = "aws")]
+    #[error("--inventory-from-aws: {0}")]
+    Aws(#[source] tagwatch_aws::AdapterError),
 }
 
 impl From<Rejected> for InputError {

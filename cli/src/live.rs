@@ -17,7 +17,7 @@ pub struct LiveInventory {
     tags: tagwatch_aws::tags::LiveTags,
     asked: std::collections::HashSet<String>,
     /// The first AWS failure (the replay stops there).
-    pub failure: Option<String>,
+    pub failure: Option<tagwatch_aws::AdapterError>,
 }
 
 impl LiveInventory {
@@ -25,7 +25,7 @@ impl LiveInventory {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| InputError::Aws(format!("cannot start the AWS client runtime: {e}")))?;
+            .map_err(InputError::AwsRuntime)?;
         let sdk = runtime.block_on(tagwatch_aws::load_config());
         let tags = tagwatch_aws::tags::LiveTags::new(
             tagwatch_aws::aws_sdk_ec2::Client::new(&sdk),
@@ -74,7 +74,7 @@ impl LiveInventory {
             }
             Err(e) => {
                 let message = format!("--inventory-from-aws: {e}");
-                self.failure = Some(message.clone());
+                self.failure = Some(e);
                 Err(std::io::Error::other(message))
             }
         }
