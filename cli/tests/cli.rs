@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use rstest::rstest;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -143,17 +145,6 @@ fn check_warns_about_pitfalls_but_passes() {
     ] {
         assert!(codes.contains(&code), "{code} not in {codes:?}");
     }
-}
-
-#[test]
-fn check_of_a_missing_file_is_bad_input() {
-    let o = tagwatch(&["check", "--policy", "does/not/exist.json"], None);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("cannot read `does/not/exist.json`"),
-        "{}",
-        stderr(&o)
-    );
 }
 
 #[test]
@@ -368,97 +359,6 @@ fn malformed_request_line_fails_whole_batch_with_location() {
 }
 
 #[test]
-fn intent_simulation_needs_a_principal() {
-    let o = tagwatch(
-        &[
-            "simulate",
-            "--policy",
-            "examples/intent.json",
-            "--requests",
-            "-",
-        ],
-        Some(r#"{"action":"ssm:SendCommand","resource":"arn:aws:ec2:us-east-1:1:instance/i-1"}"#),
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("missing-principal"), "{}", stderr(&o));
-    let bad = tagwatch(
-        &[
-            "simulate",
-            "--policy",
-            "examples/intent.json",
-            "--principal",
-            "bob",
-            "--action",
-            "ssm:SendCommand",
-            "--resource",
-            "arn:aws:ec2:us-east-1:1:instance/i-1",
-        ],
-        None,
-    );
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        stderr(&bad).contains("`bob` is not a caller ARN"),
-        "{}",
-        stderr(&bad)
-    );
-}
-
-#[test]
-fn invalid_policy_or_flags_are_bad_input() {
-    let dir = scratch("invalid");
-    let policy = dir.join("p.json");
-    std::fs::write(
-        &policy,
-        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:SendCommand"}}"#,
-    )
-    .unwrap();
-    let p = policy.to_str().unwrap();
-    let o = tagwatch(
-        &[
-            "simulate",
-            "--iam-policy",
-            p,
-            "--action",
-            "ssm:SendCommand",
-            "--resource",
-            "*",
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("missing-element"), "{}", stderr(&o));
-    let o = tagwatch(
-        &[
-            "simulate",
-            "--iam-policy",
-            "examples/policies/junior-engineers.json",
-            "--action",
-            "ssm:SendCommand",
-            "--resource",
-            "*",
-            "--context",
-            "novalue",
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--context `novalue`: expected KEY=VALUE"),
-        "{}",
-        stderr(&o)
-    );
-    let o = tagwatch(
-        &[
-            "simulate",
-            "--iam-policy",
-            "examples/policies/junior-engineers.json",
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(2));
-}
-
-#[test]
 fn repeated_context_keys_are_multivalued() {
     let dir = scratch("multi");
     let policy = dir.join("p.json");
@@ -493,6 +393,30 @@ fn repeated_context_keys_are_multivalued() {
     };
     assert_eq!(run(&["Env", "Team"]), "allow");
     assert_eq!(run(&["Env", "Owner"]), "implicit_deny");
+}
+
+/// Exit status and the message on stderr, one row per way a run can end: 0 done, 1 findings of
+/// a `--fail-on` kind, 2 bad input or usage (with what and where).
+#[rstest]
+#[case::check_of_a_missing_file(&["check", "--policy", "does/not/exist.json"], None, 2, "cannot read `does/not/exist.json`")]
+#[case::simulate_an_invalid_policy(&["simulate", "--iam-policy", "cli/tests/data/no-resource-policy.json", "--action", "ssm:SendCommand", "--resource", "*"], None, 2, "missing-element")]
+#[case::simulate_a_context_flag_without_value(&["simulate", "--iam-policy", "examples/policies/junior-engineers.json", "--action", "ssm:SendCommand", "--resource", "*", "--context", "novalue"], None, 2, "--context `novalue`: expected KEY=VALUE")]
+#[case::simulate_without_requests(&["simulate", "--iam-policy", "examples/policies/junior-engineers.json"], None, 2, "give --requests FILE")]
+#[case::simulate_through_an_intent_without_a_principal(&["simulate", "--policy", "examples/intent.json", "--requests", "-"], Some(r#"{"action":"ssm:SendCommand","resource":"arn:aws:ec2:us-east-1:1:instance/i-1"}"#), 2, "missing-principal")]
+#[case::simulate_with_a_principal_that_is_no_arn(&["simulate", "--policy", "examples/intent.json", "--principal", "bob", "--action", "ssm:SendCommand", "--resource", "arn:aws:ec2:us-east-1:1:instance/i-1"], None, 2, "`bob` is not a caller ARN")]
+#[case::replay_fails_on_a_violation(&["replay", "--policy", "examples/intent.json", "--inventory", "examples/inventory.json", "--fail-on", "violation", "events/cloudtrail-sendcommand-instanceids.json"], None, 1, "")]
+#[case::replay_without_the_failing_kind(&["replay", "--policy", "examples/intent.json", "--inventory", "examples/inventory.json", "--fail-on", "violation", "events/cloudtrail-startsession-allowed.json"], None, 0, "")]
+#[case::replay_strict_on_malformed_input(&["replay", "--policy", "examples/intent.json", "--inventory", "examples/inventory.json", "--strict", "events/malformed/not-json.json", "events/cloudtrail-startsession-allowed.json"], None, 2, "malformed")]
+#[case::replay_of_a_missing_file(&["replay", "--policy", "examples/intent.json", "--inventory", "examples/inventory.json", "events/no-such-file.json"], None, 2, "events/no-such-file.json")]
+fn exit_status_and_message(
+    #[case] args: &[&str],
+    #[case] stdin: Option<&str>,
+    #[case] status: i32,
+    #[case] on_stderr: &str,
+) {
+    let o = tagwatch(args, stdin);
+    assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+    assert!(stderr(&o).contains(on_stderr), "{}", stderr(&o));
 }
 
 // ---- replay ---------------------------------------------------------------------------------
@@ -575,38 +499,6 @@ fn replay_of_the_bundled_events() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), findings.len());
-}
-
-#[test]
-fn replay_exit_codes() {
-    let o = replay(
-        &["--fail-on", "violation"],
-        &["events/cloudtrail-sendcommand-instanceids.json"],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let o = replay(
-        &["--fail-on", "violation"],
-        &["events/cloudtrail-startsession-allowed.json"],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = replay(
-        &["--strict"],
-        &[
-            "events/malformed/not-json.json",
-            "events/cloudtrail-startsession-allowed.json",
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(2));
-    let o = replay(&[], &["events/no-such-file.json"], None);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("events/no-such-file.json"),
-        "{}",
-        stderr(&o)
-    );
 }
 
 #[test]
