@@ -88,8 +88,8 @@ pub fn run(args: &CheckArgs, out: &mut impl Write) -> Result<u8, InputError> {
             writeln!(out, "{line}").map_err(w)?;
         }
         Format::Text => {
-            for d in &diagnostics {
-                writeln!(out, "{}", output::diagnostic_line(d)).map_err(w)?;
+            for text in output::diagnostic_lines(&diagnostics) {
+                writeln!(out, "{text}").map_err(w)?;
             }
             let verdict = if valid { "valid" } else { "invalid" };
             let detail = summary.map(|s| format!("; {s}")).unwrap_or_default();

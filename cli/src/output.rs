@@ -53,11 +53,7 @@ impl From<InputError> for Failure {
 pub fn failure_text(f: &Failure) -> String {
     let on = colour_stderr();
     match f {
-        Failure::Diagnostics(diags) => diags
-            .iter()
-            .map(|d| diagnostic_text(d, on))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Failure::Diagnostics(diags) => diagnostics_text(diags, on).join("\n"),
         Failure::Other(text) => paint(on, RED, text),
     }
 }
@@ -69,25 +65,39 @@ fn severity_style(s: Severity) -> Style {
     }
 }
 
-/// One diagnostic for stdout: its line, then the offending source with a caret.
-pub fn diagnostic_line(d: &Diagnostic) -> String {
-    diagnostic_text(d, colour_stdout())
+/// The diagnostics for stdout, one entry each: its line, then the offending source with a
+/// caret.
+pub fn diagnostic_lines(diags: &[Diagnostic]) -> Vec<String> {
+    diagnostics_text(diags, colour_stdout())
 }
 
-/// A diagnostic as people read it: the one-line form scripts match
-/// (`file:line:col: error[code]: message (at path)`), then, when the file can be read again and
-/// the diagnostic has a span, the offending line with a caret under the element and the help.
-fn diagnostic_text(d: &Diagnostic, on: bool) -> String {
-    let line = paint(on, severity_style(d.severity), &d.to_string());
-    let source = d
-        .file
-        .as_deref()
-        .filter(|f| *f != "<stdin>" && *f != "-")
-        .and_then(|f| std::fs::read_to_string(f).ok());
-    match source.and_then(|text| snippet(d, &text, on)) {
-        Some(snippet) => format!("{line}\n{snippet}"),
-        None => line,
-    }
+/// Diagnostics as people read them: each one's line in the form scripts match
+/// (`file:line:col: error[code]: message (at path)`), then, when its file can be read again and
+/// it has a span, the offending line with a caret under the element and the help. Each file is
+/// read once, however many diagnostics it has.
+fn diagnostics_text(diags: &[Diagnostic], on: bool) -> Vec<String> {
+    let mut sources: std::collections::HashMap<&str, Option<String>> =
+        std::collections::HashMap::new();
+    diags
+        .iter()
+        .map(|d| {
+            let line = paint(on, severity_style(d.severity), &d.to_string());
+            let source = d
+                .file
+                .as_deref()
+                .filter(|f| *f != "<stdin>" && *f != "-")
+                .and_then(|f| {
+                    sources
+                        .entry(f)
+                        .or_insert_with(|| std::fs::read_to_string(f).ok())
+                        .as_deref()
+                });
+            match source.and_then(|text| snippet(d, text, on)) {
+                Some(snippet) => format!("{line}\n{snippet}"),
+                None => line,
+            }
+        })
+        .collect()
 }
 
 /// The source lines of `d`'s span with a caret under it (annotate-snippets' rendering, without

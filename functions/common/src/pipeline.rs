@@ -358,8 +358,11 @@ async fn watch_event<P: Platform>(
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(&event, &inventory);
     let duplicate = watcher.counts.duplicates > 0;
-    // The findings are counted when they are written (below), by the attempt that writes them.
-    outcome.counts.add(&watcher.counts.without_findings());
+    // The findings are counted when they are written (below), by the attempt that writes them;
+    // the event counts as processed once its findings are delivered.
+    let mut seen = watcher.counts.without_findings();
+    let processed = std::mem::take(&mut seen.events_processed);
+    outcome.counts.add(&seen);
     let (sightings, changes): (Vec<Change>, Vec<Change>) = watcher
         .into_store()
         .take_changes()
@@ -380,6 +383,7 @@ async fn watch_event<P: Platform>(
     }
     let persisted = ports.state.persist(&event_id, sightings).await?;
     deliver(ports, inv, &event_id, outcome).await?;
+    outcome.counts.events_processed += processed;
     outcome.duplicate = duplicate || persisted.duplicate_event;
     Ok(None)
 }
