@@ -145,6 +145,16 @@ async fn pause(round: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// A decision's changes, sorted by how `DynamoCorrelation::persist` writes them.
+#[derive(Default)]
+struct Sorted {
+    writes: Vec<WriteRequest>,
+    claims: Vec<(String, String, i64)>,
+    episodes: Vec<(String, Episode, bool)>,
+    origins: Vec<Arc<OriginSetup>>,
+    sightings: Vec<(String, i64)>,
+}
+
 impl DynamoCorrelation {
     pub fn new(client: Client, table: impl Into<String>, ttl_seconds: i64) -> Self {
         DynamoCorrelation {
@@ -659,12 +669,70 @@ impl DynamoCorrelation {
         owner: &str,
         changes: Vec<Change>,
     ) -> Result<Persisted, AdapterError> {
+        let Sorted {
+            writes,
+            claims,
+            episodes,
+            origins,
+            sightings,
+        } = self.sort(changes)?;
         let mut result = Persisted::default();
-        let mut writes = Vec::new();
-        let mut claims = Vec::new();
-        let mut episodes = Vec::new();
-        let mut origins = Vec::new();
-        let mut sightings = Vec::new();
+        for setup in origins {
+            self.put_origin(&setup).await?;
+        }
+        self.batch_write(writes).await?;
+        let lost: Vec<Option<(String, String)>> = stream::iter(claims)
+            .map(|(cmd, instance, ms)| self.claim(owner, cmd, instance, ms))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        result.lost_claims = lost.into_iter().flatten().collect();
+        for (caller, episode, opened) in episodes {
+            // An episode this event opened is stored whole; one it joined is carried forward
+            // to its call. An opener that lost leaves the episode to the calls that found it.
+            if !opened {
+                self.extend_episode(&caller, &episode).await?;
+            } else if !self.open_episode(&caller, &episode).await? {
+                result
+                    .lost_episodes
+                    .push((caller.clone(), episode.opened_by.clone()));
+            }
+        }
+        for (event_id, event_ms) in sightings {
+            result.duplicate_event |= !self.sight(&event_id, event_ms).await?;
+        }
+        Ok(result)
+    }
+
+    /// Records an event as seen; `false` when it already was.
+    async fn sight(&self, event_id: &str, event_ms: i64) -> Result<bool, AdapterError> {
+        let item = self.item(format!("event#{event_id}"), "seen".into(), event_ms);
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(AdapterError::aws("DynamoDB PutItem", e)),
+        }
+    }
+
+    /// Sorts a decision's changes by how they are written: plain puts and deletes (batched),
+    /// conditional claims, episodes, origins and sightings.
+    fn sort(&self, changes: Vec<Change>) -> Result<Sorted, AdapterError> {
+        let mut sorted = Sorted::default();
+        let Sorted {
+            writes,
+            claims,
+            episodes,
+            origins,
+            sightings,
+        } = &mut sorted;
         for change in changes {
             match change {
                 Change::Sighted { event_id, event_ms } => sightings.push((event_id, event_ms)),
@@ -727,44 +795,7 @@ impl DynamoCorrelation {
                 }
             }
         }
-        for setup in origins {
-            self.put_origin(&setup).await?;
-        }
-        self.batch_write(writes).await?;
-        let lost: Vec<Option<(String, String)>> = stream::iter(claims)
-            .map(|(cmd, instance, ms)| self.claim(owner, cmd, instance, ms))
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        result.lost_claims = lost.into_iter().flatten().collect();
-        for (caller, episode, opened) in episodes {
-            // An episode this event opened is stored whole; one it joined is carried forward
-            // to its call. An opener that lost leaves the episode to the calls that found it.
-            if !opened {
-                self.extend_episode(&caller, &episode).await?;
-            } else if !self.open_episode(&caller, &episode).await? {
-                result
-                    .lost_episodes
-                    .push((caller.clone(), episode.opened_by.clone()));
-            }
-        }
-        for (event_id, event_ms) in sightings {
-            let item = self.item(format!("event#{event_id}"), "seen".into(), event_ms);
-            let out = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            match out {
-                Ok(_) => {}
-                Err(e) if is_conditional_failure(&e) => result.duplicate_event = true,
-                Err(e) => return Err(AdapterError::aws("DynamoDB PutItem", e)),
-            }
-        }
-        Ok(result)
+        Ok(sorted)
     }
 
     /// Claims a pair for `owner`; the pair when another event holds it.

@@ -341,49 +341,57 @@ fn parse_intent<'j>(
     }
     unknown_fields(root, TOP_FIELDS, "the intent file", r);
 
-    let unlisted = match root.get("unlisted") {
-        None => Unlisted::Violation,
-        Some(v) => {
-            let mark = r.path.key("unlisted");
-            let u = match v.as_str() {
-                Some("violation") => Unlisted::Violation,
-                Some("ignore") => Unlisted::Ignore,
-                _ => {
-                    r.error(
-                        Code::InvalidUnlisted,
-                        v.span,
-                        "`unlisted` must be \"violation\" or \"ignore\"".to_string(),
-                    );
-                    Unlisted::Violation
-                }
-            };
-            r.path.truncate(mark);
-            u
-        }
-    };
-
+    let unlisted = under(root, "unlisted", r, parse_unlisted).unwrap_or(Unlisted::Violation);
     let command_output = parse_command_output(root, r).unwrap_or(None);
+    let origins = under(root, "origins", r, parse_origins).unwrap_or_default();
+    let spike = under(root, "spike", r, parse_spike).unwrap_or_default();
+    let principals = parse_principals(root, r, load, extra)?;
+    Some(Intent {
+        principals,
+        unlisted,
+        spike,
+        command_output,
+        origins,
+    })
+}
 
-    let origins = match root.get("origins") {
-        None => Origins::default(),
-        Some(v) => {
-            let mark = r.path.key("origins");
-            let o = parse_origins(v, r);
-            r.path.truncate(mark);
-            o
+/// Parses `obj[key]` with `parse`, its diagnostics at that key's path; `None` when absent.
+fn under<'j, T>(
+    obj: &'j Json<'j>,
+    key: &'j str,
+    r: &mut Reporter<'_, 'j>,
+    parse: impl FnOnce(&'j Json<'j>, &mut Reporter<'_, 'j>) -> T,
+) -> Option<T> {
+    let v = obj.get(key)?;
+    let mark = r.path.key(key);
+    let out = parse(v, r);
+    r.path.truncate(mark);
+    Some(out)
+}
+
+/// `unlisted`: `"violation"` (the default) or `"ignore"`.
+fn parse_unlisted<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Unlisted {
+    match v.as_str() {
+        Some("violation") => Unlisted::Violation,
+        Some("ignore") => Unlisted::Ignore,
+        _ => {
+            r.error(
+                Code::InvalidUnlisted,
+                v.span,
+                "`unlisted` must be \"violation\" or \"ignore\"".to_string(),
+            );
+            Unlisted::Violation
         }
-    };
+    }
+}
 
-    let spike = match root.get("spike") {
-        None => SpikeSettings::default(),
-        Some(v) => {
-            let mark = r.path.key("spike");
-            let s = parse_spike(v, r);
-            r.path.truncate(mark);
-            s
-        }
-    };
-
+/// `principals`: the array of entries, each named in what is reported about it, names unique.
+fn parse_principals<'j>(
+    root: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
+    load: &mut PolicyLoader<'_>,
+    extra: &mut Vec<Diagnostic>,
+) -> Option<Vec<PrincipalEntry>> {
     let Some(principals_json) = root.get("principals") else {
         r.error(
             Code::MissingPrincipals,
@@ -447,13 +455,7 @@ fn parse_intent<'j>(
         r.path.truncate(m);
     }
     r.path.truncate(mark);
-    Some(Intent {
-        principals,
-        unlisted,
-        spike,
-        command_output,
-        origins,
-    })
+    Some(principals)
 }
 
 /// `origins`: `{"association" | "maintenance_window" | "automation": "evaluate" | "ignore"}`.
@@ -556,32 +558,10 @@ fn parse_entry<'j>(
         return None;
     }
     unknown_fields(item, ENTRY_FIELDS, "a principals entry", r);
-    let name = match item.get("name") {
-        Some(n) => match n.as_str() {
-            Some(s) if !s.trim().is_empty() => Some(s.to_string()),
-            _ => {
-                let m = r.path.key("name");
-                r.error(
-                    Code::InvalidName,
-                    n.span,
-                    "`name` must be a non-empty string".to_string(),
-                );
-                r.path.truncate(m);
-                None
-            }
-        },
-        None => {
-            r.error(
-                Code::MissingName,
-                item.span,
-                "the entry has no `name`".to_string(),
-            );
-            None
-        }
-    };
+    let name = parse_name(item, r);
     let label = name.clone().unwrap_or_else(|| "?".to_string());
-
-    let matchers = match item.get("match") {
+    let matchers = match under(item, "match", r, |m, r| parse_match(m, &label, r)) {
+        Some(out) => out,
         None => {
             r.error(
                 Code::MissingMatch,
@@ -590,44 +570,13 @@ fn parse_entry<'j>(
             );
             None
         }
-        Some(m) => {
-            let mark = r.path.key("match");
-            let out = parse_match(m, &label, r);
-            r.path.truncate(mark);
-            out
-        }
     };
-
-    let principal_tags = match item.get("principal_tags") {
-        None => Some(Vec::new()),
-        Some(t) => {
-            let mark = r.path.key("principal_tags");
-            let out = match t.as_object() {
-                Some(members) => {
-                    crate::iam::values::tag_pairs(members, Code::InvalidPrincipalTag, r).map(
-                        |pairs| {
-                            pairs
-                                .into_iter()
-                                .map(|(k, v)| (k.to_string(), v.to_string()))
-                                .collect()
-                        },
-                    )
-                }
-                None => {
-                    r.error(
-                        Code::InvalidPrincipalTags,
-                        t.span,
-                        "`principal_tags` must be an object of tag keys to values".to_string(),
-                    );
-                    None
-                }
-            };
-            r.path.truncate(mark);
-            out
-        }
-    };
-
-    let policies = match item.get("policies") {
+    let principal_tags =
+        under(item, "principal_tags", r, parse_principal_tags).unwrap_or(Some(Vec::new()));
+    let policies = match under(item, "policies", r, |p, r| {
+        parse_policies(p, &label, r, load, extra)
+    }) {
+        Some(out) => out,
         None => {
             r.error(
                 Code::MissingPolicies,
@@ -635,12 +584,6 @@ fn parse_entry<'j>(
                 format!("entry `{label}` has no `policies`"),
             );
             None
-        }
-        Some(p) => {
-            let mark = r.path.key("policies");
-            let out = parse_policies(p, &label, r, load, extra);
-            r.path.truncate(mark);
-            out
         }
     };
 
@@ -651,6 +594,52 @@ fn parse_entry<'j>(
         policies: policies?,
         principal_tags: principal_tags?,
         command_output,
+    })
+}
+
+/// An entry's `name`: a non-empty string (reported when absent or not one).
+fn parse_name<'j>(item: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<String> {
+    let Some(n) = item.get("name") else {
+        r.error(
+            Code::MissingName,
+            item.span,
+            "the entry has no `name`".to_string(),
+        );
+        return None;
+    };
+    match n.as_str() {
+        Some(s) if !s.trim().is_empty() => Some(s.to_string()),
+        _ => {
+            let m = r.path.key("name");
+            r.error(
+                Code::InvalidName,
+                n.span,
+                "`name` must be a non-empty string".to_string(),
+            );
+            r.path.truncate(m);
+            None
+        }
+    }
+}
+
+/// An entry's `principal_tags`: an object of tag keys to string values.
+fn parse_principal_tags<'j>(
+    t: &'j Json<'j>,
+    r: &mut Reporter<'_, 'j>,
+) -> Option<Vec<(String, String)>> {
+    let Some(members) = t.as_object() else {
+        r.error(
+            Code::InvalidPrincipalTags,
+            t.span,
+            "`principal_tags` must be an object of tag keys to values".to_string(),
+        );
+        return None;
+    };
+    crate::iam::values::tag_pairs(members, Code::InvalidPrincipalTag, r).map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     })
 }
 

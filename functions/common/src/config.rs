@@ -83,36 +83,8 @@ impl Config {
 
     /// Reads settings through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let required = |k: &'static str| get(k).ok_or(ConfigError::Missing(k));
-        let seconds = |k: &'static str, default: u64| -> Result<Duration, ConfigError> {
-            match get(k) {
-                None => Ok(Duration::from_secs(default)),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
-                    _ => Err(ConfigError::Invalid {
-                        name: k,
-                        value: v,
-                        reason: "expected a positive whole number of seconds",
-                    }),
-                },
-            }
-        };
-        let count = |k: &'static str| -> Result<Option<u64>, ConfigError> {
-            match get(k) {
-                None => Ok(None),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(0) => Ok(None),
-                    Ok(n) => Ok(Some(n)),
-                    Err(_) => Err(ConfigError::Invalid {
-                        name: k,
-                        value: v,
-                        reason: "expected a whole number (0 keeps the intent's value)",
-                    }),
-                },
-            }
-        };
-        let spike_threshold = match count("TAGWATCH_SPIKE_THRESHOLD")? {
+        let env = Env(&get);
+        let spike_threshold = match env.count("TAGWATCH_SPIKE_THRESHOLD")? {
             None => None,
             Some(n) => Some(u32::try_from(n).map_err(|_| ConfigError::Invalid {
                 name: "TAGWATCH_SPIKE_THRESHOLD",
@@ -120,79 +92,136 @@ impl Config {
                 reason: "too large",
             })?),
         };
-        let spike_window_seconds = count("TAGWATCH_SPIKE_WINDOW_SECONDS")?;
-        let mut intent = required("TAGWATCH_INTENT")?;
-        let is_remote = intent.starts_with("ssm:") || intent.starts_with("s3://");
-        let path = intent.strip_prefix("file:").unwrap_or(&intent).to_string();
-        if !is_remote && !path.starts_with('/') {
-            if let Some(root) = get("LAMBDA_TASK_ROOT") {
-                intent = format!("{}/{path}", root.trim_end_matches('/'));
-            }
-        }
-        let intent = IntentSource::parse(&intent).map_err(|_| ConfigError::Invalid {
-            name: "TAGWATCH_INTENT",
-            value: intent.clone(),
-            reason: "expected `ssm:/NAME`, `s3://BUCKET/KEY` or a file path",
-        })?;
-        let memory_size = match get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
-            None => None,
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
-                name: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                value: v,
-                reason: "expected a whole number of megabytes",
-            })?),
-        };
-        let level_name = get("TAGWATCH_LOG_LEVEL")
-            .or_else(|| get("AWS_LAMBDA_LOG_LEVEL"))
-            .unwrap_or_else(|| "INFO".to_string());
-        let log_level = match level_name.trim().to_ascii_uppercase().as_str() {
-            "TRACE" => tracing::Level::TRACE,
-            "DEBUG" => tracing::Level::DEBUG,
-            "INFO" => tracing::Level::INFO,
-            "WARN" | "WARNING" => tracing::Level::WARN,
-            "ERROR" | "FATAL" => tracing::Level::ERROR,
-            _ => {
-                return Err(ConfigError::Invalid {
-                    name: "TAGWATCH_LOG_LEVEL",
-                    value: level_name,
-                    reason: "expected TRACE, DEBUG, INFO, WARN or ERROR",
-                })
-            }
-        };
         Ok(Config {
-            intent,
-            table: required("TAGWATCH_TABLE")?,
-            findings_log_group: required("TAGWATCH_FINDINGS_LOG_GROUP")?,
-            findings_bus: required("TAGWATCH_FINDINGS_BUS")?,
-            quarantine_queue_url: get("TAGWATCH_QUARANTINE_QUEUE_URL"),
-            state_ttl: seconds("TAGWATCH_STATE_TTL_SECONDS", DEFAULT_STATE_TTL_SECONDS)?,
-            delivery_lease: seconds("TAGWATCH_DELIVERY_LEASE_SECONDS", 40)?,
-            sweep_batch: match get("TAGWATCH_SWEEP_BATCH") {
-                None => 500,
-                Some(v) => match v.trim().parse::<usize>() {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            name: "TAGWATCH_SWEEP_BATCH",
-                            value: v,
-                            reason: "expected a positive whole number of invocations",
-                        })
-                    }
-                },
-            },
-            tag_cache: seconds("TAGWATCH_TAG_CACHE_SECONDS", 60)?,
-            park_delay: seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
+            intent: intent_source(&env)?,
+            table: env.required("TAGWATCH_TABLE")?,
+            findings_log_group: env.required("TAGWATCH_FINDINGS_LOG_GROUP")?,
+            findings_bus: env.required("TAGWATCH_FINDINGS_BUS")?,
+            quarantine_queue_url: env.get("TAGWATCH_QUARANTINE_QUEUE_URL"),
+            state_ttl: env.seconds("TAGWATCH_STATE_TTL_SECONDS", DEFAULT_STATE_TTL_SECONDS)?,
+            delivery_lease: env.seconds("TAGWATCH_DELIVERY_LEASE_SECONDS", 40)?,
+            sweep_batch: env.positive(
+                "TAGWATCH_SWEEP_BATCH",
+                500,
+                "expected a positive whole number of invocations",
+            )?,
+            tag_cache: env.seconds("TAGWATCH_TAG_CACHE_SECONDS", 60)?,
+            park_delay: env.seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
             spike_threshold,
-            spike_window_seconds,
-            account_id: get("TAGWATCH_ACCOUNT_ID"),
-            region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
-            service: get("POWERTOOLS_SERVICE_NAME").unwrap_or_else(|| "tagwatch".to_string()),
-            log_level,
-            function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
-            memory_size,
-            log_stream: get("AWS_LAMBDA_LOG_STREAM_NAME"),
+            spike_window_seconds: env.count("TAGWATCH_SPIKE_WINDOW_SECONDS")?,
+            account_id: env.get("TAGWATCH_ACCOUNT_ID"),
+            region: env
+                .get("AWS_REGION")
+                .or_else(|| env.get("AWS_DEFAULT_REGION")),
+            service: env
+                .get("POWERTOOLS_SERVICE_NAME")
+                .unwrap_or_else(|| "tagwatch".to_string()),
+            log_level: log_level(&env)?,
+            function_name: env.get("AWS_LAMBDA_FUNCTION_NAME"),
+            memory_size: match env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+                None => None,
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                    name: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                    value: v,
+                    reason: "expected a whole number of megabytes",
+                })?),
+            },
+            log_stream: env.get("AWS_LAMBDA_LOG_STREAM_NAME"),
         })
     }
+}
+
+/// The environment as `Config` reads it: a blank value counts as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, k: &str) -> Option<String> {
+        (self.0)(k).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, k: &'static str) -> Result<String, ConfigError> {
+        self.get(k).ok_or(ConfigError::Missing(k))
+    }
+
+    /// A positive whole number, `default` when unset.
+    fn positive<T: std::str::FromStr + PartialEq + From<u8>>(
+        &self,
+        k: &'static str,
+        default: T,
+        reason: &'static str,
+    ) -> Result<T, ConfigError> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<T>() {
+                Ok(n) if n != T::from(0) => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    name: k,
+                    value: v,
+                    reason,
+                }),
+            },
+        }
+    }
+
+    fn seconds(&self, k: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.positive(k, default, "expected a positive whole number of seconds")
+            .map(Duration::from_secs)
+    }
+
+    /// An override of an intent setting: `None` when unset or 0 (the intent's value stands).
+    fn count(&self, k: &'static str) -> Result<Option<u64>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(0) => Ok(None),
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(ConfigError::Invalid {
+                    name: k,
+                    value: v,
+                    reason: "expected a whole number (0 keeps the intent's value)",
+                }),
+            },
+        }
+    }
+}
+
+/// `TAGWATCH_INTENT`: a parameter, an object, or a file (relative paths from the task root).
+fn intent_source(env: &Env<'_>) -> Result<IntentSource, ConfigError> {
+    let mut intent = env.required("TAGWATCH_INTENT")?;
+    let is_remote = intent.starts_with("ssm:") || intent.starts_with("s3://");
+    let path = intent.strip_prefix("file:").unwrap_or(&intent).to_string();
+    if !is_remote && !path.starts_with('/') {
+        if let Some(root) = env.get("LAMBDA_TASK_ROOT") {
+            intent = format!("{}/{path}", root.trim_end_matches('/'));
+        }
+    }
+    IntentSource::parse(&intent).map_err(|_| ConfigError::Invalid {
+        name: "TAGWATCH_INTENT",
+        value: intent.clone(),
+        reason: "expected `ssm:/NAME`, `s3://BUCKET/KEY` or a file path",
+    })
+}
+
+/// `TAGWATCH_LOG_LEVEL`, else Lambda's `AWS_LAMBDA_LOG_LEVEL`, else INFO.
+fn log_level(env: &Env<'_>) -> Result<tracing::Level, ConfigError> {
+    let level_name = env
+        .get("TAGWATCH_LOG_LEVEL")
+        .or_else(|| env.get("AWS_LAMBDA_LOG_LEVEL"))
+        .unwrap_or_else(|| "INFO".to_string());
+    Ok(match level_name.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => tracing::Level::TRACE,
+        "DEBUG" => tracing::Level::DEBUG,
+        "INFO" => tracing::Level::INFO,
+        "WARN" | "WARNING" => tracing::Level::WARN,
+        "ERROR" | "FATAL" => tracing::Level::ERROR,
+        _ => {
+            return Err(ConfigError::Invalid {
+                name: "TAGWATCH_LOG_LEVEL",
+                value: level_name,
+                reason: "expected TRACE, DEBUG, INFO, WARN or ERROR",
+            })
+        }
+    })
 }
 
 #[cfg(test)]

@@ -81,14 +81,47 @@ pub fn activity_context(a: &Activity) -> RequestContext {
     if let Some(id) = &c.source_identity {
         ctx.insert("aws:SourceIdentity", id.as_str());
     }
+    network_keys(a, &mut ctx);
+    service_keys(a, &mut ctx);
+    ctx.insert("aws:RequestedRegion", a.meta.region.as_str());
+    match values::format_date(a.meta.event_epoch_ms) {
+        Some(now) => ctx.insert("aws:CurrentTime", now),
+        None => ctx.mark_unknown("aws:CurrentTime"),
+    }
+    ctx.insert(
+        "aws:EpochTime",
+        (a.meta.event_epoch_ms.div_euclid(1000)).to_string(),
+    );
+    if let Some(agent) = &a.source.user_agent {
+        ctx.insert("aws:UserAgent", agent.as_str());
+    }
+    // Session attributes: `mfaAuthenticated` is recorded for every session; a call without
+    // session attributes used long-term keys, where the MFA keys are absent.
+    match c.mfa {
+        Some(true) => ctx.insert("aws:MultiFactorAuthPresent", "true"),
+        Some(false) => {
+            ctx.insert("aws:MultiFactorAuthPresent", "false");
+            ctx.known_absent("aws:MultiFactorAuthAge");
+        }
+        None => {
+            ctx.known_absent("aws:MultiFactorAuthPresent");
+            ctx.known_absent("aws:MultiFactorAuthAge");
+        }
+    }
+    if a.source.tls {
+        ctx.insert("aws:SecureTransport", "true");
+    }
+    ctx
+}
+
+/// The network keys. Through a VPC endpoint, `aws:SourceIp` is absent and the private address
+/// is `aws:VpcSourceIp`; the VPC itself is not in the record.
+fn network_keys(a: &Activity, ctx: &mut RequestContext) {
     let address = a
         .source
         .source_ip
         .as_deref()
         .filter(|ip| values::parse_ip(ip).is_some());
-    let via = via(a);
-    // Network keys. Through a VPC endpoint, `aws:SourceIp` is absent and the private address is
-    // `aws:VpcSourceIp`; the VPC itself is not in the record.
     match (&a.source.vpc_endpoint, address) {
         (Some(vpce), ip) => {
             ctx.insert("aws:SourceVpce", vpce.as_str());
@@ -111,7 +144,13 @@ pub fn activity_context(a: &Activity) -> RequestContext {
             }
         }
     }
-    match &via {
+}
+
+/// Whether an AWS service made the call for the principal (`aws:ViaAWSService`, the
+/// `aws:CalledVia` keys) and, for a direct call by a principal, the absent service-source keys.
+fn service_keys(a: &Activity, ctx: &mut RequestContext) {
+    let c = &a.source.caller;
+    match &via(a) {
         Via::Direct => {
             ctx.insert("aws:ViaAWSService", "false");
             for k in ["aws:CalledVia", "aws:CalledViaFirst", "aws:CalledViaLast"] {
@@ -143,33 +182,4 @@ pub fn activity_context(a: &Activity) -> RequestContext {
         }
         Via::Unknown => {}
     }
-    ctx.insert("aws:RequestedRegion", a.meta.region.as_str());
-    match values::format_date(a.meta.event_epoch_ms) {
-        Some(now) => ctx.insert("aws:CurrentTime", now),
-        None => ctx.mark_unknown("aws:CurrentTime"),
-    }
-    ctx.insert(
-        "aws:EpochTime",
-        (a.meta.event_epoch_ms.div_euclid(1000)).to_string(),
-    );
-    if let Some(agent) = &a.source.user_agent {
-        ctx.insert("aws:UserAgent", agent.as_str());
-    }
-    // Session attributes: `mfaAuthenticated` is recorded for every session; a call without
-    // session attributes used long-term keys, where the MFA keys are absent.
-    match c.mfa {
-        Some(true) => ctx.insert("aws:MultiFactorAuthPresent", "true"),
-        Some(false) => {
-            ctx.insert("aws:MultiFactorAuthPresent", "false");
-            ctx.known_absent("aws:MultiFactorAuthAge");
-        }
-        None => {
-            ctx.known_absent("aws:MultiFactorAuthPresent");
-            ctx.known_absent("aws:MultiFactorAuthAge");
-        }
-    }
-    if a.source.tls {
-        ctx.insert("aws:SecureTransport", "true");
-    }
-    ctx
 }

@@ -677,24 +677,7 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         other => return Ok(Event::Skipped(Skip::OtherSsmCall(other.to_string()))),
     };
     let call = record_call(r, base, name)?;
-    let outcome = match str_at(r, "errorCode") {
-        None => CallOutcome::Allowed,
-        Some(code) => {
-            let message = str_at(r, "errorMessage").map(str::to_string);
-            if code == "AccessDenied" || code == "AccessDeniedException" {
-                CallOutcome::Denied {
-                    code: code.to_string(),
-                    resource: message.as_deref().and_then(denied_resource),
-                    message,
-                }
-            } else {
-                CallOutcome::Failed {
-                    code: code.to_string(),
-                    message,
-                }
-            }
-        }
-    };
+    let outcome = call_outcome(r);
 
     let req = r.get("requestParameters").filter(|v| v.is_object());
     let resp = r.get("responseElements").filter(|v| v.is_object());
@@ -725,35 +708,7 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         ));
     };
     match action {
-        Action::SendCommand => {
-            let doc = required(req, "documentName", &req_path)?;
-            activity.document = Some(document_arn(doc, &partition, &region, &account));
-            let mut ids = string_list(req.get("instanceIds"));
-            if let Some(Value::Array(targets)) = req.get("targets") {
-                for t in targets {
-                    let key = str_at(t, "key").unwrap_or_default();
-                    let values = string_list(t.get("values"));
-                    if key.eq_ignore_ascii_case("InstanceIds") {
-                        ids.extend(values);
-                    } else {
-                        activity.tag_targets.push((key.to_string(), values));
-                    }
-                }
-            }
-            let mut seen = std::collections::BTreeSet::new();
-            activity.targets = ids
-                .iter()
-                .filter(|id| seen.insert(id.as_str()))
-                .map(|id| target_arn(id, &partition, &region, &account))
-                .collect();
-            let command = resp
-                .and_then(|r| r.get("command"))
-                .filter(|c| c.is_object());
-            activity.command_id = command
-                .and_then(|c| str_at(c, "commandId"))
-                .map(str::to_string);
-            activity.output = command.map(command_output);
-        }
+        Action::SendCommand => send_command_resources(&mut activity, req, resp, &req_path)?,
         Action::StartSession => {
             let target = required(req, "target", &req_path)?;
             activity.targets = vec![target_arn(target, &partition, &region, &account)];
@@ -772,6 +727,70 @@ fn normalize_record(r: &Value, base: &str) -> Result<Event, EventError> {
         }
     }
     Ok(Event::Activity(Box::new(activity)))
+}
+
+/// How the call ended: allowed, denied (with the resource the message names, if any), or
+/// failed for another reason.
+fn call_outcome(r: &Value) -> CallOutcome {
+    let Some(code) = str_at(r, "errorCode") else {
+        return CallOutcome::Allowed;
+    };
+    let message = str_at(r, "errorMessage").map(str::to_string);
+    if code == "AccessDenied" || code == "AccessDeniedException" {
+        CallOutcome::Denied {
+            code: code.to_string(),
+            resource: message.as_deref().and_then(denied_resource),
+            message,
+        }
+    } else {
+        CallOutcome::Failed {
+            code: code.to_string(),
+            message,
+        }
+    }
+}
+
+/// A `SendCommand`'s document, instances (listed and `InstanceIds` targets, each once), tag
+/// targets, command id and output settings.
+fn send_command_resources(
+    a: &mut Activity,
+    req: &Value,
+    resp: Option<&Value>,
+    req_path: &str,
+) -> Result<(), EventError> {
+    let doc = required(req, "documentName", req_path)?;
+    a.document = Some(document_arn(
+        doc,
+        &a.meta.partition,
+        &a.meta.region,
+        &a.meta.account,
+    ));
+    let mut ids = string_list(req.get("instanceIds"));
+    if let Some(Value::Array(targets)) = req.get("targets") {
+        for t in targets {
+            let key = str_at(t, "key").unwrap_or_default();
+            let values = string_list(t.get("values"));
+            if key.eq_ignore_ascii_case("InstanceIds") {
+                ids.extend(values);
+            } else {
+                a.tag_targets.push((key.to_string(), values));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    a.targets = ids
+        .iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .map(|id| target_arn(id, &a.meta.partition, &a.meta.region, &a.meta.account))
+        .collect();
+    let command = resp
+        .and_then(|r| r.get("command"))
+        .filter(|c| c.is_object());
+    a.command_id = command
+        .and_then(|c| str_at(c, "commandId"))
+        .map(str::to_string);
+    a.output = command.map(command_output);
+    Ok(())
 }
 
 /// The facts every CloudTrail record of a call carries: who, when, where, from where.

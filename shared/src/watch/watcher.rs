@@ -22,6 +22,16 @@ use crate::watch::finding::{
 };
 use crate::watch::tags::{tags_of, ResourceTags, TagQuery};
 
+/// The intent's decision over a denied call's candidate resources (`Watcher::intended_on`).
+struct Intended {
+    /// The decision, when the candidates settle it.
+    decided: Option<crate::iam::evaluator::DecisionReport>,
+    /// Otherwise the keys it depends on.
+    undecided: Vec<String>,
+    /// Whether a candidate's tags were unknown (rather than absent).
+    unknown_tags: bool,
+}
+
 /// Whose AccessDenied window a denied call counts in: the principal behind the session (the
 /// role for an assumed-role session, so a prober rotating session names still reaches the
 /// threshold; the user for an IAM user; [`crate::intent::principal::Caller::principal_key`]), else one
@@ -865,7 +875,21 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         message: Option<&str>,
         resource: Option<&str>,
     ) -> Vec<Finding> {
-        let mut out = Vec::new();
+        let mut out = vec![self.denied_finding(a, resolution, lookup, code, message, resource)];
+        out.extend(self.denial_spike(a, resolution));
+        out
+    }
+
+    /// The `access_denied` finding: what AWS refused, and what the intent says about it.
+    fn denied_finding(
+        &mut self,
+        a: &Activity,
+        resolution: &Resolution<'_>,
+        lookup: &dyn TagLookup,
+        code: &str,
+        message: Option<&str>,
+        resource: Option<&str>,
+    ) -> Finding {
         let mut f = self.base_finding(a, FindingKind::AccessDenied, resolution);
         f.finding_id = finding_id(&["access_denied", &a.meta.event_id]);
         f.actual = Actual::Denied;
@@ -881,36 +905,11 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             (None, _) => None,
         };
         let on = f.resource.as_deref().unwrap_or("its resources");
-        let mut allowed: Option<crate::iam::evaluator::DecisionReport> = None;
-        let mut refused: Option<crate::iam::evaluator::DecisionReport> = None;
-        let mut undecided: Vec<String> = Vec::new();
-        let mut unknown_tags = false;
-        for r in &candidates {
-            let tags = tags_of(lookup, r, &a.meta.account);
-            match self.judge(a, r, resolution, tags, true) {
-                Judged::Refused(report) => {
-                    refused.get_or_insert(report);
-                }
-                Judged::Allowed(report) => {
-                    if allowed.is_none() {
-                        allowed = report;
-                    }
-                }
-                Judged::Undecided { unknown } => {
-                    unknown_tags |= tags == ResourceTags::Unknown;
-                    for k in unknown {
-                        if !undecided.contains(&k) {
-                            undecided.push(k);
-                        }
-                    }
-                }
-            }
-        }
-        let decided = match (refused, undecided.is_empty(), allowed) {
-            (Some(report), _, _) => Some(report),
-            (None, true, Some(report)) => Some(report),
-            _ => None,
-        };
+        let Intended {
+            decided,
+            undecided,
+            unknown_tags,
+        } = self.intended_on(a, resolution, lookup, &candidates);
         match decided {
             Some(report) => {
                 f.intended = Some(report.decision);
@@ -948,9 +947,59 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 f.unknown_keys = undecided;
             }
         }
-        out.push(f);
+        f
+    }
 
-        // Spike detection per caller, on event time.
+    /// The intended decision over the candidate resources of a denied call: a refusal of any
+    /// of them decides; an allow decides only when every candidate was decided. Otherwise the
+    /// keys the decision depends on, and whether unknown tags were among the reasons.
+    fn intended_on(
+        &self,
+        a: &Activity,
+        resolution: &Resolution<'_>,
+        lookup: &dyn TagLookup,
+        candidates: &[ResourceRef],
+    ) -> Intended {
+        let mut allowed: Option<crate::iam::evaluator::DecisionReport> = None;
+        let mut refused: Option<crate::iam::evaluator::DecisionReport> = None;
+        let mut undecided: Vec<String> = Vec::new();
+        let mut unknown_tags = false;
+        for r in candidates {
+            let tags = tags_of(lookup, r, &a.meta.account);
+            match self.judge(a, r, resolution, tags, true) {
+                Judged::Refused(report) => {
+                    refused.get_or_insert(report);
+                }
+                Judged::Allowed(report) => {
+                    if allowed.is_none() {
+                        allowed = report;
+                    }
+                }
+                Judged::Undecided { unknown } => {
+                    unknown_tags |= tags == ResourceTags::Unknown;
+                    for k in unknown {
+                        if !undecided.contains(&k) {
+                            undecided.push(k);
+                        }
+                    }
+                }
+            }
+        }
+        let decided = match (refused, undecided.is_empty(), allowed) {
+            (Some(report), _, _) => Some(report),
+            (None, true, Some(report)) => Some(report),
+            _ => None,
+        };
+        Intended {
+            decided,
+            undecided,
+            unknown_tags,
+        }
+    }
+
+    /// Spike detection per caller, on event time: the `access_denied_spike` finding when this
+    /// denial opens a window over the threshold.
+    fn denial_spike(&mut self, a: &Activity, resolution: &Resolution<'_>) -> Option<Finding> {
         let caller = denial_caller(a);
         let spike = self.intent.spike;
         let window_ms = self.intent.spike_window_ms();
@@ -989,8 +1038,8 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 spike.window_seconds,
                 spike.threshold
             );
-            out.push(s);
+            return Some(s);
         }
-        out
+        None
     }
 }

@@ -80,7 +80,50 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
     };
     let [version_json, id_json, statement_json] = fields(members, POLICY_ELEMENTS, "policy", r);
 
-    let version = match version_json {
+    let version = parse_version(json, version_json, r);
+    let id = id_json.and_then(|v| {
+        let mark = r.path.key("Id");
+        let s = v.as_str().map(str::to_string);
+        if s.is_none() {
+            r.error(
+                Code::InvalidId,
+                v.span,
+                format!("`Id` must be a string, found {}", v.type_name()),
+            );
+        }
+        r.path.truncate(mark);
+        s
+    });
+
+    let Some(stmt_json) = statement_json else {
+        r.error(
+            Code::MissingStatement,
+            json.span,
+            "the policy has no `Statement`".to_string(),
+        );
+        return None;
+    };
+    let mark = r.path.key("Statement");
+    let statements = parse_statements(stmt_json, version, r);
+    let policy = Policy {
+        version,
+        id,
+        statements,
+    };
+    if r.lints {
+        lint::policy_lints(&policy, stmt_json, r);
+    }
+    r.path.truncate(mark);
+    Some(policy)
+}
+
+/// The `Version` element: absent (warned; AWS reads 2008-10-17), or one of the two versions.
+fn parse_version<'j>(
+    json: &'j Json<'j>,
+    version_json: Option<&'j Json<'j>>,
+    r: &mut Reporter<'_, 'j>,
+) -> Version {
+    match version_json {
         None => {
             r.warn(
                 Code::MissingVersion,
@@ -111,31 +154,15 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
             r.path.truncate(mark);
             version.unwrap_or(Version::V2012)
         }
-    };
+    }
+}
 
-    let id = id_json.and_then(|v| {
-        let mark = r.path.key("Id");
-        let s = v.as_str().map(str::to_string);
-        if s.is_none() {
-            r.error(
-                Code::InvalidId,
-                v.span,
-                format!("`Id` must be a string, found {}", v.type_name()),
-            );
-        }
-        r.path.truncate(mark);
-        s
-    });
-
-    let Some(stmt_json) = statement_json else {
-        r.error(
-            Code::MissingStatement,
-            json.span,
-            "the policy has no `Statement`".to_string(),
-        );
-        return None;
-    };
-    let mark = r.path.key("Statement");
+/// The `Statement` element (one object or an array of them), with duplicate Sids reported.
+fn parse_statements<'j>(
+    stmt_json: &'j Json<'j>,
+    version: Version,
+    r: &mut Reporter<'_, 'j>,
+) -> Vec<Statement> {
     let mut statements = Vec::new();
     match &stmt_json.kind {
         JsonKind::Object(_) => {
@@ -195,16 +222,7 @@ pub fn parse_policy_json<'j>(json: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Op
             }
         }
     }
-    let policy = Policy {
-        version,
-        id,
-        statements,
-    };
-    if r.lints {
-        lint::policy_lints(&policy, stmt_json, r);
-    }
-    r.path.truncate(mark);
-    Some(policy)
+    statements
 }
 
 fn shown(v: &Json) -> String {
