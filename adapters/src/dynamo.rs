@@ -344,13 +344,7 @@ impl DynamoCorrelation {
         if let Some(session) = session {
             item.insert("session".to_string(), s(session));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| AdapterError::aws("DynamoDB PutItem", e))?;
+        self.put(item).await?;
         Ok(())
     }
 
@@ -704,6 +698,18 @@ impl DynamoCorrelation {
         Ok(result)
     }
 
+    /// An unconditional `PutItem`.
+    async fn put(&self, item: HashMap<String, AttributeValue>) -> Result<(), AdapterError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("DynamoDB PutItem", e))?;
+        Ok(())
+    }
+
     /// Records an event as seen; `false` when it already was.
     async fn sight(&self, event_id: &str, event_ms: i64) -> Result<bool, AdapterError> {
         let item = self.item(format!("event#{event_id}"), "seen".into(), event_ms);
@@ -1035,13 +1041,7 @@ impl DynamoCorrelation {
         };
         item.insert("sk".into(), s(&overdue_sk));
         item.insert("park_queue".into(), s(QUEUE_OVERDUE));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| AdapterError::aws("DynamoDB PutItem", e))?;
+        self.put(item).await?;
         self.client
             .delete_item()
             .table_name(&self.table)

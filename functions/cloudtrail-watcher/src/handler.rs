@@ -29,16 +29,20 @@ mod tests {
     use tagwatch_lambda::fakes::{self, alerted_ids, logged, logged_ids, quarantined};
     use tagwatch_tests::{denied_json_at, event_json, intent, inventory, spike_intent};
 
-    async fn run(p: &fakes::FakePorts, intent: &Intent, name: &str) -> Outcome {
+    /// One invocation of the handler on `event`, with the test configuration.
+    async fn call(p: &fakes::FakePorts, intent: &Intent, event: &Value) -> Result<Outcome, Failed> {
         handle(
             p,
             intent,
             &fakes::config(),
             &fakes::invocation(FUNCTION),
-            &event_json(name),
+            event,
         )
         .await
-        .unwrap()
+    }
+
+    async fn run(p: &fakes::FakePorts, intent: &Intent, name: &str) -> Outcome {
+        call(p, intent, &event_json(name)).await.unwrap()
     }
 
     #[tokio::test]
@@ -121,15 +125,9 @@ mod tests {
             .iter()
             .enumerate()
         {
-            handle(
-                &p,
-                &i,
-                &fakes::config(),
-                &fakes::invocation(FUNCTION),
-                &denied_json_at(&format!("d-{n}"), t),
-            )
-            .await
-            .unwrap();
+            call(&p, &i, &denied_json_at(&format!("d-{n}"), t))
+                .await
+                .unwrap();
         }
         let kinds: Vec<FindingKind> = logged(&p).iter().map(|f| f.kind).collect();
         assert_eq!(
@@ -160,15 +158,7 @@ mod tests {
         let p = fakes::ports(inventory());
         let i = intent();
         let missing = event_json("malformed/sendcommand-missing-useridentity.json");
-        let o = handle(
-            &p,
-            &i,
-            &fakes::config(),
-            &fakes::invocation(FUNCTION),
-            &missing,
-        )
-        .await
-        .unwrap();
+        let o = call(&p, &i, &missing).await.unwrap();
         assert_eq!(o.counts.malformed_events, 1);
         assert_eq!(o.counts.events_processed, 0);
         let other = run(&p, &i, "cloudtrail-other-putparameter.json").await;
@@ -199,15 +189,7 @@ mod tests {
         e["detail"]["responseElements"]["tokenValue"] = Value::from("SECRET-TOKEN");
         e["detail"]["requestParameters"]["parameters"] =
             serde_json::json!({"commands": ["echo SECRET-COMMAND"]});
-        handle(
-            &p,
-            &intent(),
-            &fakes::config(),
-            &fakes::invocation(FUNCTION),
-            &e,
-        )
-        .await
-        .unwrap();
+        call(&p, &intent(), &e).await.unwrap();
         let kept = quarantined(&p);
         assert_eq!(kept.len(), 1);
         assert!(!kept[0].0.contains("SECRET"), "{}", kept[0].0);
@@ -219,15 +201,7 @@ mod tests {
         let mut p = fakes::ports(inventory());
         p.quarantine = None;
         let e = event_json("malformed/sendcommand-missing-useridentity.json");
-        let err = handle(
-            &p,
-            &intent(),
-            &fakes::config(),
-            &fakes::invocation(FUNCTION),
-            &e,
-        )
-        .await
-        .unwrap_err();
+        let err = call(&p, &intent(), &e).await.unwrap_err();
         assert_eq!(err.failure.kind(), "MalformedEvent");
         assert!(err.to_string().contains("userIdentity"), "{err}");
     }
@@ -239,9 +213,7 @@ mod tests {
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
         // The bus fails after the log accepted the finding.
         p.bus.failing.set(true);
-        let err = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap_err();
+        let err = call(&p, &i, &e).await.unwrap_err();
         assert_eq!(err.failure.kind(), "RetryableAwsError");
         assert_eq!(logged_ids(&p).len(), 1);
         assert!(alerted_ids(&p).is_empty());
@@ -249,9 +221,7 @@ mod tests {
         // the retry, which logs nothing, counts nothing (it used to report 0 and 0).
         assert_eq!(err.outcome.counts.violations, 1);
         p.bus.failing.set(false);
-        let retry = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap();
+        let retry = call(&p, &i, &e).await.unwrap();
         assert!(retry.logged.is_empty(), "the log already has it");
         assert_eq!(retry.counts.violations, 0);
         assert_eq!(retry.alerted.len(), 1, "the bus gets it now");
@@ -265,25 +235,17 @@ mod tests {
         let i = intent();
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
         p.state.failing_persist.set(true);
-        assert!(
-            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-                .await
-                .is_err()
-        );
+        assert!(call(&p, &i, &e).await.is_err());
         assert!(
             logged(&p).is_empty(),
             "nothing is delivered before the state is written"
         );
         p.state.failing_persist.set(false);
-        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap();
+        call(&p, &i, &e).await.unwrap();
         assert_eq!(logged_ids(&p).len(), 1);
         assert_eq!(alerted_ids(&p).len(), 1);
         // A third delivery (Lambda's own retry after a timeout, say) adds nothing.
-        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap();
+        call(&p, &i, &e).await.unwrap();
         assert_eq!(logged_ids(&p).len(), 1);
     }
 
@@ -293,23 +255,13 @@ mod tests {
         let i = intent();
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
         p.tags.failing.set(true);
-        assert!(
-            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-                .await
-                .is_err()
-        );
+        assert!(call(&p, &i, &e).await.is_err());
         p.tags.failing.set(false);
         p.state.failing.set(true);
-        assert!(
-            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-                .await
-                .is_err()
-        );
+        assert!(call(&p, &i, &e).await.is_err());
         assert!(p.state.snapshot().seen.is_empty());
         p.state.failing.set(false);
-        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap();
+        call(&p, &i, &e).await.unwrap();
         assert_eq!(logged_ids(&p).len(), 1);
     }
 
@@ -334,16 +286,12 @@ mod tests {
         // Unknown tags on both instances: two unevaluated findings, both alerts.
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
         p.bus.failing_entries.set(true);
-        let err = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap_err();
+        let err = call(&p, &i, &e).await.unwrap_err();
         assert_eq!(err.failure.kind(), "RetryableBusEntries");
         assert_eq!(alerted_ids(&p).len(), 1, "the accepted entry");
         assert_eq!(err.outcome.alerted.len(), 1);
         p.bus.failing_entries.set(false);
-        let retry = handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap();
+        let retry = call(&p, &i, &e).await.unwrap();
         assert_eq!(retry.alerted.len(), 1, "only the one that failed");
         let mut ids = alerted_ids(&p);
         ids.sort();
@@ -359,15 +307,7 @@ mod tests {
         let p = fakes::ports(inventory());
         p.log.denied.set(true);
         let e = event_json("cloudtrail-sendcommand-instanceids.json");
-        let o = handle(
-            &p,
-            &intent(),
-            &fakes::config(),
-            &fakes::invocation(FUNCTION),
-            &e,
-        )
-        .await
-        .unwrap();
+        let o = call(&p, &intent(), &e).await.unwrap();
         assert_eq!(o.counts.permanent_errors, 1);
         let reason = o.quarantined.unwrap();
         assert!(reason.contains("AccessDeniedException"), "{reason}");
@@ -379,15 +319,7 @@ mod tests {
         let mut p = fakes::ports(inventory());
         p.quarantine = None;
         p.log.denied.set(true);
-        let err = handle(
-            &p,
-            &intent(),
-            &fakes::config(),
-            &fakes::invocation(FUNCTION),
-            &e,
-        )
-        .await
-        .unwrap_err();
+        let err = call(&p, &intent(), &e).await.unwrap_err();
         assert_eq!(err.failure.kind(), "PermanentAwsError");
         assert_eq!(err.outcome.counts.permanent_errors, 1);
     }

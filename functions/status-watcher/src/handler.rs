@@ -29,6 +29,18 @@ mod tests {
     use tagwatch_lambda::fakes::{self, alerted_ids, logged, quarantined};
     use tagwatch_tests::{event_json, intent, inventory};
 
+    /// One invocation of the handler on `event`, with the test configuration.
+    async fn call(p: &fakes::FakePorts, intent: &Intent, event: &Value) -> Result<Outcome, Failed> {
+        handle(
+            p,
+            intent,
+            &fakes::config(),
+            &fakes::invocation(FUNCTION),
+            event,
+        )
+        .await
+    }
+
     const CLOUDTRAIL: &str = "cloudtrail-sendcommand-tag-targets.json";
     const STATUSES: [&str; 3] = [
         "ssm-command-invocation-status-change-inprogress.json",
@@ -37,15 +49,7 @@ mod tests {
     ];
 
     async fn status(p: &fakes::FakePorts, i: &Intent, name: &str) -> Outcome {
-        handle(
-            p,
-            i,
-            &fakes::config(),
-            &fakes::invocation(FUNCTION),
-            &event_json(name),
-        )
-        .await
-        .unwrap()
+        call(p, i, &event_json(name)).await.unwrap()
     }
 
     async fn cloudtrail(p: &fakes::FakePorts, i: &Intent) -> Outcome {
@@ -126,18 +130,10 @@ mod tests {
         cloudtrail(&p, &i).await;
         p.tags.failing.set(true);
         let e = event_json(STATUSES[2]);
-        assert!(
-            handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-                .await
-                .is_err()
-        );
+        assert!(call(&p, &i, &e).await.is_err());
         p.tags.failing.set(false);
-        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap();
-        handle(&p, &i, &fakes::config(), &fakes::invocation(FUNCTION), &e)
-            .await
-            .unwrap();
+        call(&p, &i, &e).await.unwrap();
+        call(&p, &i, &e).await.unwrap();
         assert_eq!(violations(&p).len(), 1);
     }
 
@@ -161,15 +157,9 @@ mod tests {
         let i = intent();
         cloudtrail(&p, &i).await;
         p.state.stale_gather.set(true);
-        let o = handle(
-            &p,
-            &i,
-            &fakes::config(),
-            &fakes::invocation(FUNCTION),
-            &invocation_of("i-0a1b2c3d4e5f60003", 0),
-        )
-        .await
-        .unwrap();
+        let o = call(&p, &i, &invocation_of("i-0a1b2c3d4e5f60003", 0))
+            .await
+            .unwrap();
         assert_eq!(violations(&p).len(), 1, "{:?}", logged(&p));
         assert_eq!(o.counts.violations, 1);
         assert!(
@@ -197,15 +187,7 @@ mod tests {
         let p = fakes::ports(inv);
         let i = intent();
         for (n, id) in ids.iter().enumerate() {
-            let o = handle(
-                &p,
-                &i,
-                &fakes::config(),
-                &fakes::invocation(FUNCTION),
-                &invocation_of(id, n),
-            )
-            .await
-            .unwrap();
+            let o = call(&p, &i, &invocation_of(id, n)).await.unwrap();
             assert!(o.logged.is_empty(), "parked: the caller is not known yet");
         }
         assert_eq!(p.state.snapshot().parked.len(), 1000);

@@ -102,6 +102,44 @@ pub struct Finding {
     pub truncated: bool,
 }
 
+impl Finding {
+    /// A finding of `kind` about the event `meta`, with its id, severity and reason; every
+    /// other field empty (nothing decided, nothing named) for the caller to fill in.
+    pub fn new(
+        kind: FindingKind,
+        severity: FindingSeverity,
+        finding_id: String,
+        meta: EventMeta,
+        reason: String,
+    ) -> Self {
+        Finding {
+            kind,
+            severity,
+            finding_id,
+            meta,
+            principal: None,
+            principal_entry: None,
+            action: None,
+            resource: None,
+            document: None,
+            command_id: None,
+            session_id: None,
+            intended: None,
+            actual: Actual::Allowed,
+            statements: Vec::new(),
+            reason,
+            unknown_keys: Vec::new(),
+            error_code: None,
+            error_message: None,
+            denied_calls: None,
+            window_seconds: None,
+            sessions: Vec::new(),
+            origin: None,
+            truncated: false,
+        }
+    }
+}
+
 /// A stable 128-bit id: the first 16 bytes of SHA-256, in lowercase hex, over the parts, each
 /// preceded by its length (8 bytes, big-endian) so that no two part lists hash the same input.
 /// The id is the idempotency key of every sink: a collision would drop a finding, so it comes

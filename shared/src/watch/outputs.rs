@@ -230,7 +230,7 @@ pub const EMF_FINDING_IDS: usize = 100;
 mod tests {
     use super::*;
     use crate::watch::event::EventMeta;
-    use crate::watch::finding::{Actual, FindingSeverity};
+    use crate::watch::finding::FindingSeverity;
 
     #[test]
     fn emf_has_the_metrics_and_only_a_low_cardinality_dimension() {
@@ -284,11 +284,11 @@ mod tests {
     }
 
     fn finding(kind: FindingKind) -> Finding {
-        Finding {
+        Finding::new(
             kind,
-            severity: FindingSeverity::High,
-            finding_id: "f".into(),
-            meta: EventMeta {
+            FindingSeverity::High,
+            "f".into(),
+            EventMeta {
                 event_id: "e".into(),
                 event_time: "2026-11-20T09:00:00Z".into(),
                 event_epoch_ms: 1_795_165_200_000,
@@ -296,26 +296,8 @@ mod tests {
                 region: "us-east-1".into(),
                 partition: "aws".into(),
             },
-            principal: None,
-            principal_entry: None,
-            action: None,
-            resource: None,
-            document: None,
-            command_id: None,
-            session_id: None,
-            intended: None,
-            actual: Actual::Allowed,
-            statements: Vec::new(),
-            reason: "r".into(),
-            unknown_keys: Vec::new(),
-            error_code: None,
-            error_message: None,
-            denied_calls: None,
-            window_seconds: None,
-            sessions: Vec::new(),
-            origin: None,
-            truncated: false,
-        }
+            "r".into(),
+        )
     }
 
     /// CloudWatch Logs: a `PutLogEvents` batch is at most 1,048,576 bytes counting 26 bytes per

@@ -70,31 +70,14 @@ fn principal_name(key: &str) -> String {
 /// the principal behind it is unknown, so the run is `unevaluated`. One finding id per
 /// association, so its every run on every node is one alert (each run is still counted).
 fn unattributed_run(run: &AssociationRun) -> Finding {
+    let reason = format!(
+        "State Manager association {} ran {} on {}, but the record that defined it (CreateAssociation or UpdateAssociation) was not seen, so the principal behind it is unknown and the run could not be checked against the intent",
+        run.association_id, run.document.id, run.target.id
+    );
     Finding {
-        kind: FindingKind::Unevaluated,
-        severity: FindingSeverity::Medium,
-        finding_id: finding_id(&["unattributed", &run.association_id]),
-        meta: run.meta.clone(),
-        principal: None,
-        principal_entry: None,
         action: Some(Action::SendCommand.as_str().to_string()),
         resource: Some(run.target.arn.clone()),
         document: Some(run.document.arn.clone()),
-        command_id: None,
-        session_id: None,
-        intended: None,
-        actual: Actual::Allowed,
-        statements: Vec::new(),
-        reason: format!(
-            "State Manager association {} ran {} on {}, but the record that defined it (CreateAssociation or UpdateAssociation) was not seen, so the principal behind it is unknown and the run could not be checked against the intent",
-            run.association_id, run.document.id, run.target.id
-        ),
-        unknown_keys: Vec::new(),
-        error_code: None,
-        error_message: None,
-        denied_calls: None,
-        window_seconds: None,
-        sessions: Vec::new(),
         origin: Some(RunOrigin {
             kind: OriginKind::Association,
             id: Some(run.association_id.clone()),
@@ -102,7 +85,13 @@ fn unattributed_run(run: &AssociationRun) -> Finding {
             principal: None,
             setup_event_id: None,
         }),
-        truncated: false,
+        ..Finding::new(
+            FindingKind::Unevaluated,
+            FindingSeverity::Medium,
+            finding_id(&["unattributed", &run.association_id]),
+            run.meta.clone(),
+            reason,
+        )
     }
 }
 
@@ -454,37 +443,32 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     fn orphan(&self, p: &Parked, why: &str) -> Finding {
         let s = &p.status;
         let resource = s.targets.iter().find(|t| t.id == p.instance_id);
+        let reason = format!(
+            "command {} ran on {} but its SendCommand record {why}, so the caller is unknown and the run could not be checked against the intent",
+            p.command_id, p.instance_id
+        );
         Finding {
-            kind: FindingKind::Unevaluated,
-            severity: FindingSeverity::Medium,
-            // Not the pair's own id: a record that arrives after the sweep must still be
-            // evaluated and reported under `invocation`.
-            finding_id: finding_id(&["overdue", &p.command_id, &p.instance_id]),
-            meta: s.meta.clone(),
-            principal: None,
-            principal_entry: None,
             action: Some(Action::SendCommand.as_str().to_string()),
             resource: resource.map(|r| r.arn.clone()),
             document: s.document_name.as_ref().map(|d| {
-                crate::watch::event::document_arn(d, &s.meta.partition, &s.meta.region, &s.meta.account).arn
+                crate::watch::event::document_arn(
+                    d,
+                    &s.meta.partition,
+                    &s.meta.region,
+                    &s.meta.account,
+                )
+                .arn
             }),
             command_id: Some(p.command_id.clone()),
-            session_id: None,
-            intended: None,
-            actual: Actual::Allowed,
-            statements: Vec::new(),
-            reason: format!(
-                "command {} ran on {} but its SendCommand record {why}, so the caller is unknown and the run could not be checked against the intent",
-                p.command_id, p.instance_id
-            ),
-            unknown_keys: Vec::new(),
-            error_code: None,
-            error_message: None,
-            denied_calls: None,
-            window_seconds: None,
-            sessions: Vec::new(),
-            origin: None,
-            truncated: false,
+            ..Finding::new(
+                FindingKind::Unevaluated,
+                FindingSeverity::Medium,
+                // Not the pair's own id: a record that arrives after the sweep must still be
+                // evaluated and reported under `invocation`.
+                finding_id(&["overdue", &p.command_id, &p.instance_id]),
+                s.meta.clone(),
+                reason,
+            )
         }
     }
 
@@ -694,29 +678,20 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         resolution: &Resolution<'_>,
     ) -> Finding {
         Finding {
-            kind,
-            severity: FindingSeverity::Low,
-            finding_id: String::new(),
-            meta: a.meta.clone(),
             principal: a.source.caller.arn.clone(),
             principal_entry: resolution.entries.first().map(|e| e.name.clone()),
             action: Some(a.action.as_str().to_string()),
-            resource: None,
             document: a.document.as_ref().map(|d| d.arn.clone()),
             command_id: a.command_id.clone(),
             session_id: a.session_id.clone(),
-            intended: None,
-            actual: Actual::Allowed,
-            statements: Vec::new(),
-            reason: String::new(),
-            unknown_keys: Vec::new(),
-            error_code: None,
-            error_message: None,
-            denied_calls: None,
-            window_seconds: None,
-            sessions: Vec::new(),
             origin: a.origin.clone(),
-            truncated: false,
+            ..Finding::new(
+                kind,
+                FindingSeverity::Low,
+                String::new(),
+                a.meta.clone(),
+                String::new(),
+            )
         }
     }
 
