@@ -312,15 +312,29 @@ impl World {
         std::fs::read_to_string(self.dir.join(format!("{function}.log"))).unwrap_or_default()
     }
 
-    /// One metric summed over every EMF line a function's environments printed (each line
-    /// must carry it).
+    /// One metric summed over every invocation's EMF line a function's environments printed
+    /// (each must carry it; the per-cause lines, which have no `Function`, are left out).
     fn metric_total(&self, function: &str, name: &str) -> u64 {
         self.metrics(function)
             .iter()
+            .filter(|m| m.get("Function").is_some())
             .map(|m| {
                 m[name]
                     .as_u64()
                     .unwrap_or_else(|| panic!("no {name} in {m}"))
+            })
+            .sum()
+    }
+
+    /// `Unevaluated` findings of one cause, summed over a function's per-cause EMF lines.
+    fn cause_total(&self, function: &str, cause: &str) -> u64 {
+        self.metrics(function)
+            .iter()
+            .filter(|m| m["Cause"] == cause)
+            .map(|m| {
+                m["Unevaluated"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no count in {m}"))
             })
             .sum()
     }
@@ -1428,6 +1442,10 @@ async fn runs_ssm_starts_itself_give_the_same_findings_live_and_in_replay() {
     assert_eq!(w.metric_total(CLOUDTRAIL, "OriginRuns"), 2);
     assert_eq!(w.metric_total(STATUS, "OriginRuns"), 2);
     assert_eq!(w.metric_total(SWEEP, "AssociationCommands"), 1);
+    // The association run nobody is known to have defined: unevaluated, its record missing,
+    // published by cause.
+    assert_eq!(w.cause_total(STATUS, "missing_record"), 1);
+    assert_eq!(w.cause_total(STATUS, "unknown_tags"), 0);
 }
 
 /// Hands a fixture to a function: an event, or each record of a CloudTrail log file.

@@ -873,3 +873,200 @@ fn resource_account_is_the_account_in_the_resource_arn() {
     assert_eq!(f[0].kind, FindingKind::Unevaluated);
     assert_eq!(f[0].unknown_keys, ["aws:ResourceAccount"]);
 }
+
+/// Issue 13 §2: every finding carries what on-call asks first — a one-line summary right for
+/// its kind, the caller's origin (source IP, user agent, endpoint, session name and issuer,
+/// MFA), the instance's `Name` tag and a link to the run in the Systems Manager console.
+#[test]
+fn a_violation_carries_what_on_call_asks_first() {
+    let (f, _) = run(&["cloudtrail-sendcommand-instanceids.json"]);
+    let v = &f[0];
+    assert_eq!(
+        v.summary,
+        "alice (JuniorEngineer) ran AWS-RunShellScript on i-0a1b2c3d4e5f60002 (prod-web-1) outside intent in 111122223333/us-east-1"
+    );
+    assert_eq!(v.source_ip.as_deref(), Some("198.51.100.23"));
+    assert!(v
+        .user_agent
+        .as_deref()
+        .is_some_and(|ua| ua.starts_with("aws-cli/2.22.35")));
+    assert_eq!(v.vpc_endpoint, None);
+    assert_eq!(v.session_name.as_deref(), Some("alice"));
+    assert_eq!(
+        v.session_issuer.as_deref(),
+        Some("arn:aws:iam::111122223333:role/JuniorEngineer")
+    );
+    assert_eq!(v.mfa, Some(false));
+    assert_eq!(v.instance_name.as_deref(), Some("prod-web-1"));
+    assert_eq!(
+        v.links.console.as_deref(),
+        Some("https://us-east-1.console.aws.amazon.com/systems-manager/run-command/62f746b4-84e6-4ceb-95bd-447e7184d454/i-0a1b2c3d4e5f60002?region=us-east-1")
+    );
+    assert_eq!(v.cause, None, "only unevaluated findings have a cause");
+    // The JSON keeps every field, null when unknown, so alert templates never miss a path.
+    let json = serde_json::to_value(v).unwrap();
+    for key in [
+        "summary",
+        "source_ip",
+        "user_agent",
+        "vpc_endpoint",
+        "session_name",
+        "session_issuer",
+        "mfa",
+        "instance_name",
+        "links",
+        "cause",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+    assert!(json["vpc_endpoint"].is_null());
+}
+
+/// Issue 13 §2: `unevaluated` says why, and only the actionable causes reach a person
+/// (severity medium, on the bus); the others only log (severity low).
+#[test]
+fn unevaluated_findings_name_their_cause_and_only_actionable_ones_alert() {
+    use tagwatch_core::watch::finding::{FindingSeverity, UnevaluatedCause};
+    use tagwatch_core::watch::outputs::goes_on_bus;
+    // Tags that could not be read.
+    let (f, _) = run(&["cloudtrail-sendcommand-unknown-instance.json"]);
+    assert_eq!(f[0].cause, Some(UnevaluatedCause::UnknownTags));
+    assert_eq!(f[0].severity, FindingSeverity::Medium);
+    assert!(goes_on_bus(&f[0]));
+    assert!(
+        f[0].summary
+            .starts_with("could not check: alice (JuniorEngineer) ran")
+            && f[0]
+                .summary
+                .ends_with(": the resource's tags could not be read"),
+        "{}",
+        f[0].summary
+    );
+    // A run whose record never came.
+    let (f, counts) = run(&["ssm-command-invocation-status-change-orphan.json"]);
+    assert_eq!(f[0].cause, Some(UnevaluatedCause::MissingRecord));
+    assert!(goes_on_bus(&f[0]));
+    assert!(
+        f[0].summary
+            .starts_with("could not check: an unknown caller ran"),
+        "{}",
+        f[0].summary
+    );
+    assert_eq!(counts.unevaluated_by_cause.missing_record, 1);
+    // A key no record tells: the intent needs work; logged, not alerted.
+    let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[
+        {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
+          "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-exampleorgid"}}}]}]}]}"#;
+    let intent = Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
+        .unwrap()
+        .value;
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let f = w.handle(&event("cloudtrail-sendcommand-managed-node.json"), &inv);
+    assert!(!f.is_empty());
+    for x in &f {
+        assert_eq!(x.cause, Some(UnevaluatedCause::UnknownKey), "{x:?}");
+        assert_eq!(x.severity, FindingSeverity::Low);
+        assert!(!goes_on_bus(x));
+        assert!(x.summary.contains("aws:PrincipalOrgID"), "{}", x.summary);
+    }
+    // Tags out of the deployment's reach (another account): out of scope, logged only.
+    struct OwnAccountOnly(tagwatch_core::intent::inventory::Inventory);
+    impl tagwatch_core::intent::inventory::TagLookup for OwnAccountOnly {
+        fn tags(&self, id: &str) -> Option<&tagwatch_core::intent::inventory::TagSet> {
+            self.0.tags(id)
+        }
+        fn reaches(&self, account: &str, _region: &str) -> bool {
+            account == "999999999999"
+        }
+    }
+    let intent = tagwatch_tests::intent();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let f = w.handle(
+        &event("cloudtrail-sendcommand-unknown-instance.json"),
+        &OwnAccountOnly(inventory()),
+    );
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].cause, Some(UnevaluatedCause::OutOfScope));
+    assert_eq!(f[0].severity, FindingSeverity::Low);
+    assert!(!goes_on_bus(&f[0]));
+    assert_eq!(w.counts.unevaluated_by_cause.out_of_scope, 1);
+}
+
+/// Issue 13 §2: a spike names the denied calls and resources, and its summary never says
+/// "null".
+#[test]
+fn a_spike_names_the_denied_calls_and_resources() {
+    let v = event_json("cloudtrail-logfile-rotating-sessions.json");
+    let intent = intent();
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let mut f = Vec::new();
+    for r in v["Records"].as_array().unwrap() {
+        f.extend(w.handle(&normalize(r).unwrap(), &inv));
+    }
+    let spike = f
+        .iter()
+        .find(|x| x.kind == FindingKind::AccessDeniedSpike)
+        .unwrap();
+    // Each probe asked for AWS-RunShellScript on the production server; AWS named the
+    // instance in its message.
+    assert_eq!(
+        spike.denied_requests,
+        vec![tagwatch_core::watch::finding::DeniedRequest {
+            action: "ssm:SendCommand".into(),
+            resource: Some(A2.into()),
+            calls: 5,
+        }]
+    );
+    assert_eq!(
+        spike.summary,
+        "JuniorEngineer made 5 AccessDenied calls within 300 s in 111122223333/us-east-1: ssm:SendCommand on i-0a1b2c3d4e5f60002 x5"
+    );
+    for x in &f {
+        assert!(!x.summary.is_empty(), "{x:?}");
+        assert!(!x.summary.contains("null"), "{}", x.summary);
+    }
+}
+
+/// Issue 13 §1: a suppressed finding is still reported (logged) with the reason, never sent to
+/// the bus, counted as suppressed instead of by kind; a suppression that does not match leaves
+/// the finding alone, and the watcher counts each suppression's matches.
+#[test]
+fn a_suppressed_violation_is_logged_with_its_reason_and_never_alerted() {
+    use tagwatch_core::watch::outputs::{bus_entry, goes_on_bus};
+    let intent = example_intent_with(|v| {
+        v["suppressions"] = serde_json::json!([
+            {"match": {"principal": "arn:aws:iam::111122223333:role/Junior*",
+                       "resource_tags": {"Environment": "production*"}, "kind": "violation"},
+             "reason": "juniors on prod during the migration (OPS-7)", "expires": "2026-12-31"},
+            {"match": {"document": "Ops-*"}, "reason": "never matches here", "expires": "2026-12-31"}
+        ]);
+    });
+    let inv = inventory();
+    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
+    let f = w.handle(&event("cloudtrail-sendcommand-instanceids.json"), &inv);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].suppressed);
+    assert_eq!(
+        f[0].suppression_reason.as_deref(),
+        Some("juniors on prod during the migration (OPS-7)")
+    );
+    assert_eq!(f[0].kind, FindingKind::Violation, "the finding is whole");
+    assert!(!goes_on_bus(&f[0]));
+    assert_eq!(bus_entry(&f[0]).unwrap(), None);
+    assert_eq!(w.counts.violations, 0, "not counted in the paging metric");
+    assert_eq!(w.counts.suppressed, 1);
+    assert_eq!(w.suppression_hits(), [1, 0]);
+    // The event time is past the end of 2026-12-31: the suppression no longer applies.
+    let later = {
+        let mut v = event_json("cloudtrail-sendcommand-instanceids.json");
+        v["detail"]["eventTime"] = serde_json::json!("2027-01-01T00:00:00Z");
+        v["detail"]["eventID"] = serde_json::json!("later-1");
+        v["id"] = serde_json::json!("later-1");
+        normalize(&v).unwrap()
+    };
+    let f = w.handle(&later, &inv);
+    assert!(f.iter().all(|x| !x.suppressed), "{f:?}");
+    assert_eq!(w.counts.violations, 1);
+}

@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tagwatch_core::intent::origins::OriginKind;
-use tagwatch_core::watch::correlation::{DenialWindow, Episode, Parked};
+use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Episode, Parked};
 use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup, StatusChange};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -334,15 +334,19 @@ impl DynamoCorrelation {
         caller: &str,
         event_id: &str,
         event_ms: i64,
-        session: Option<&str>,
+        note: &DenialNote,
     ) -> Result<(), AdapterError> {
         let mut item = self.item(
             format!("caller#{caller}"),
             denial_sk(event_ms, event_id),
             event_ms,
         );
-        if let Some(session) = session {
+        if let Some(session) = &note.session {
             item.insert("session".to_string(), s(session));
+        }
+        item.insert("action".to_string(), s(&note.action));
+        if let Some(resource) = &note.resource {
+            item.insert("resource".to_string(), s(resource));
         }
         self.put(item).await?;
         Ok(())
@@ -399,13 +403,29 @@ impl DynamoCorrelation {
             ),
         );
         let mut calls: Vec<(i64, String)> = Vec::new();
-        let mut sessions = std::collections::BTreeMap::new();
+        let mut notes = std::collections::BTreeMap::new();
         for out in [before, after] {
             let out = out.map_err(|e| AdapterError::aws("DynamoDB Query", e))?;
             for item in out.items.unwrap_or_default() {
                 if let Some(call) = text(&item, "sk").and_then(parse_denial_sk) {
-                    if let Some(session) = text(&item, "session") {
-                        sessions.insert(call.1.clone(), session.to_string());
+                    // Items written before the action was kept still count, with no request.
+                    if let Some(action) = text(&item, "action") {
+                        notes.insert(
+                            call.1.clone(),
+                            DenialNote {
+                                session: text(&item, "session").map(str::to_string),
+                                action: action.to_string(),
+                                resource: text(&item, "resource").map(str::to_string),
+                            },
+                        );
+                    } else if let Some(session) = text(&item, "session") {
+                        notes.insert(
+                            call.1.clone(),
+                            DenialNote {
+                                session: Some(session.to_string()),
+                                ..DenialNote::default()
+                            },
+                        );
                     }
                     calls.push(call);
                 }
@@ -443,7 +463,7 @@ impl DynamoCorrelation {
         Ok(DenialWindow {
             calls: calls.into(),
             episode: episode.filter(|e| e.opened_by != event_id),
-            sessions,
+            notes,
         })
     }
 

@@ -172,6 +172,7 @@ fn references(text: &str) -> Vec<String> {
 pub async fn load_intent(
     source: &IntentSource,
     clients: &IntentClients,
+    now_ms: i64,
 ) -> Result<(Intent, Vec<tagwatch_core::Diagnostic>), IntentLoadError> {
     let text = fetch(source, clients).await?;
     // Policy files are fetched concurrently: the cold start waits for the slowest, not the sum.
@@ -207,7 +208,7 @@ pub async fn load_intent(
             .cloned()
             .unwrap_or_else(|| Err(format!("`{rel}` was not fetched")))
     };
-    let parsed = Intent::parse(&text, Some(&source.display()), &mut loader)?;
+    let parsed = Intent::parse_at(&text, Some(&source.display()), &mut loader, now_ms)?;
     Ok((parsed.value, parsed.warnings))
 }
 

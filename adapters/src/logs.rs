@@ -15,6 +15,11 @@ pub struct FindingsLogStream {
 }
 
 impl FindingsLogStream {
+    /// The log group the stream is in.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
     /// Creates the stream when missing (once, at cold start).
     pub async fn open(
         client: Client,

@@ -16,12 +16,12 @@ use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::logs::FindingsLogStream;
 use tagwatch_aws::tags::LiveTags;
 use tagwatch_core::intent::inventory::Inventory;
-use tagwatch_core::watch::correlation::max_calls;
+use tagwatch_core::watch::correlation::{max_calls, DenialNote};
 use tagwatch_core::watch::event::Event;
 use tagwatch_core::watch::finding::{Finding, FindingKind};
 use tagwatch_core::watch::outputs::{bus_entry, log_message};
 use tagwatch_core::watch::tags::TagQuery;
-use tagwatch_core::watch::watcher::{denial_caller, denial_session, Watcher};
+use tagwatch_core::watch::watcher::{denial_caller, denial_note, Watcher};
 use tagwatch_core::Intent;
 use tagwatch_tests::{event, free_port, intent, inventory, moto, read};
 
@@ -57,7 +57,7 @@ async fn invoke(
                     &caller,
                     &a.meta.event_id,
                     a.meta.event_epoch_ms,
-                    denial_session(a),
+                    &denial_note(a),
                 )
                 .await
                 .unwrap();
@@ -575,7 +575,7 @@ async fn concurrent_denials_never_conflict_and_open_one_episode() {
                 &caller,
                 &a.meta.event_id,
                 a.meta.event_epoch_ms,
-                denial_session(a),
+                &denial_note(a),
             )
             .await
             .unwrap();
@@ -708,13 +708,18 @@ async fn a_denial_window_read_is_bounded_by_the_threshold() {
     let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
     for i in 0..60i64 {
         store
-            .record_denial("arn:x", &format!("e{i}"), NOW + i * 1000, None)
+            .record_denial(
+                "arn:x",
+                &format!("e{i}"),
+                NOW + i * 1000,
+                &DenialNote::default(),
+            )
             .await
             .unwrap();
     }
     // A redelivered call writes nothing new.
     store
-        .record_denial("arn:x", "e5", NOW + 5000, None)
+        .record_denial("arn:x", "e5", NOW + 5000, &DenialNote::default())
         .await
         .unwrap();
     let w = store
@@ -1015,6 +1020,7 @@ async fn intent_from_ssm_parameters_with_sibling_policy_files() {
     let (intent, warnings) = load_intent(
         &IntentSource::parse("ssm:/tagwatch/intent").unwrap(),
         &clients,
+        NOW,
     )
     .await
     .unwrap();
@@ -1038,6 +1044,7 @@ async fn intent_from_ssm_parameters_with_sibling_policy_files() {
     let err = load_intent(
         &IntentSource::parse("ssm:/tagwatch/broken").unwrap(),
         &clients,
+        NOW,
     )
     .await
     .unwrap_err();
@@ -1050,6 +1057,7 @@ async fn intent_from_ssm_parameters_with_sibling_policy_files() {
     let missing = load_intent(
         &IntentSource::parse("ssm:/tagwatch/none").unwrap(),
         &clients,
+        NOW,
     )
     .await
     .unwrap_err();
@@ -1096,6 +1104,7 @@ async fn intent_from_an_s3_object() {
     let (intent, _) = load_intent(
         &IntentSource::parse("s3://tagwatch-config/prod/intent.json").unwrap(),
         &clients,
+        NOW,
     )
     .await
     .unwrap();

@@ -89,9 +89,13 @@ pub fn load_intent(path: &Path, lints: bool) -> Result<Parsed<Intent>, InputErro
             .map(|t| (shown, t))
             .map_err(|e| e.to_string())
     };
+    // Suppressions are bounded by today (at most a year out) and warned about once expired.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     if lints {
-        Ok(Intent::check(&text, Some(&name), &mut loader)?)
+        Ok(Intent::check_at(&text, Some(&name), &mut loader, now_ms)?)
     } else {
-        Ok(Intent::parse(&text, Some(&name), &mut loader)?)
+        Ok(Intent::parse_at(&text, Some(&name), &mut loader, now_ms)?)
     }
 }

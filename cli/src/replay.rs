@@ -333,7 +333,7 @@ impl<W: Write> Run<'_, W> {
 
     fn emit(&mut self, findings: Vec<Finding>) -> std::io::Result<()> {
         for f in findings {
-            if self.fail_kinds.contains(&f.kind) {
+            if !f.suppressed && self.fail_kinds.contains(&f.kind) {
                 self.failed_kind_seen = true;
             }
             match self.format {
@@ -367,10 +367,20 @@ impl<W: Write> Run<'_, W> {
             t.chars().take(n).collect()
         };
         let intended = f.intended.map_or("-", |v| v.as_str());
+        // A suppressed finding is listed, marked, with the reason it is tolerated.
+        let kind = if f.suppressed {
+            format!("({})", f.kind.as_str())
+        } else {
+            f.kind.as_str().to_string()
+        };
+        let suppressed = match &f.suppression_reason {
+            Some(why) if f.suppressed => format!(" [suppressed: {why}]"),
+            _ => String::new(),
+        };
         writeln!(
             self.out,
-            "{:<20} {:<20} {:<32} {:<17} {:<28} {:<14} {}",
-            f.kind.as_str(),
+            "{:<20} {:<20} {:<32} {:<17} {:<28} {:<14} {}{suppressed}",
+            kind,
             f.meta.event_time.chars().take(20).collect::<String>(),
             short(f.principal.as_deref(), 32),
             f.action.as_deref().unwrap_or("-"),
@@ -633,6 +643,25 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         c.violations, c.access_denied, c.spikes, c.unevaluated, c.unlogged_commands, c.compliant, c.resources_evaluated, c.terminated_sessions,
         c.origin_runs, c.origin_ignored, c.association_commands
     );
+    if !intent.suppressions.is_empty() {
+        eprintln!(
+            "suppressed: {} findings (logged above with \"suppressed\": true, not counted by kind)",
+            c.suppressed
+        );
+        // A suppression that matched nothing in the whole archive is dead weight, or misspelt.
+        for (s, hits) in intent
+            .suppressions
+            .iter()
+            .zip(run.watcher.suppression_hits())
+        {
+            if *hits == 0 {
+                eprintln!(
+                    "warning: suppression \"{}\" (expires {}) matched no finding in this replay",
+                    s.reason, s.expires
+                );
+            }
+        }
+    }
     if args.strict && run.input.malformed > 0 {
         return Ok(2);
     }

@@ -19,6 +19,7 @@
 pub mod inventory;
 pub mod origins;
 pub mod principal;
+pub mod suppression;
 
 use crate::diag::Code;
 use serde::Serialize;
@@ -101,6 +102,8 @@ pub struct Intent {
     pub spike: SpikeSettings,
     /// What to do with runs Systems Manager starts itself, per origin (`origins`).
     pub origins: Origins,
+    /// Findings people have decided to live with for a while (`suppressions`).
+    pub suppressions: Vec<suppression::Suppression>,
 }
 
 /// The intent as it applies to one caller.
@@ -187,7 +190,18 @@ impl Intent {
         file: Option<&str>,
         load: &mut PolicyLoader<'_>,
     ) -> Result<Parsed<Intent>, Rejected> {
-        Self::parse_with(text, file, load, false)
+        Self::parse_with(text, file, load, false, None)
+    }
+
+    /// [`Intent::parse`] on the day `now_ms`: a suppression may then end at most a year later,
+    /// and expired ones are warned about. The functions and the CLI load intents this way.
+    pub fn parse_at(
+        text: &str,
+        file: Option<&str>,
+        load: &mut PolicyLoader<'_>,
+        now_ms: i64,
+    ) -> Result<Parsed<Intent>, Rejected> {
+        Self::parse_with(text, file, load, false, Some(now_ms))
     }
 
     /// [`Intent::parse`] plus the pitfall lints of `tagwatch check` on every policy.
@@ -196,7 +210,17 @@ impl Intent {
         file: Option<&str>,
         load: &mut PolicyLoader<'_>,
     ) -> Result<Parsed<Intent>, Rejected> {
-        Self::parse_with(text, file, load, true)
+        Self::parse_with(text, file, load, true, None)
+    }
+
+    /// [`Intent::check`] on the day `now_ms` (see [`Intent::parse_at`]).
+    pub fn check_at(
+        text: &str,
+        file: Option<&str>,
+        load: &mut PolicyLoader<'_>,
+        now_ms: i64,
+    ) -> Result<Parsed<Intent>, Rejected> {
+        Self::parse_with(text, file, load, true, Some(now_ms))
     }
 
     fn parse_with(
@@ -204,6 +228,7 @@ impl Intent {
         file: Option<&str>,
         load: &mut PolicyLoader<'_>,
         lints: bool,
+        now_ms: Option<i64>,
     ) -> Result<Parsed<Intent>, Rejected> {
         let source = SourceText::new(file, text);
         let arena = json::Bump::with_capacity(text.len() * 6);
@@ -218,7 +243,7 @@ impl Intent {
         let mut r = Reporter::new(&source, JsonPath::root());
         r.lints = lints;
         let mut extra = Vec::new();
-        let intent = parse_intent(&root, &mut r, load, &mut extra);
+        let intent = parse_intent(&root, &mut r, load, &mut extra, now_ms);
         let mut diagnostics = r.diagnostics;
         diagnostics.extend(extra);
         match intent {
@@ -261,6 +286,7 @@ const TOP_FIELDS: &[&str] = &[
     "spike",
     "command_output",
     "origins",
+    "suppressions",
     "description",
 ];
 const ENTRY_FIELDS: &[&str] = &[
@@ -327,6 +353,7 @@ fn parse_intent<'j>(
     r: &mut Reporter<'_, 'j>,
     load: &mut PolicyLoader<'_>,
     extra: &mut Vec<Diagnostic>,
+    now_ms: Option<i64>,
 ) -> Option<Intent> {
     if root.as_object().is_none() {
         r.error(
@@ -345,6 +372,10 @@ fn parse_intent<'j>(
     let command_output = parse_command_output(root, r).unwrap_or(None);
     let origins = under(root, "origins", r, parse_origins).unwrap_or_default();
     let spike = under(root, "spike", r, parse_spike).unwrap_or_default();
+    let suppressions = under(root, "suppressions", r, |v, r| {
+        suppression::parse_suppressions(v, r, now_ms)
+    })
+    .unwrap_or_default();
     let principals = parse_principals(root, r, load, extra)?;
     Some(Intent {
         principals,
@@ -352,6 +383,7 @@ fn parse_intent<'j>(
         spike,
         command_output,
         origins,
+        suppressions,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod counts;
 pub mod event;
 pub mod finding;
 pub mod journal;
+pub mod links;
 pub mod origin;
 pub mod outputs;
 pub mod tags;

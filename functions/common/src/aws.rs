@@ -13,7 +13,7 @@ use tagwatch_aws::{
     aws_sdk_sqs, aws_sdk_ssm, AdapterError,
 };
 use tagwatch_core::intent::inventory::Inventory;
-use tagwatch_core::watch::correlation::{DenialWindow, Parked};
+use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
 use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -64,9 +64,9 @@ impl State for DynamoCorrelation {
         caller: &str,
         event_id: &str,
         event_ms: i64,
-        session: Option<&str>,
+        note: &DenialNote,
     ) -> PortResult<()> {
-        Ok(DynamoCorrelation::record_denial(self, caller, event_id, event_ms, session).await?)
+        Ok(DynamoCorrelation::record_denial(self, caller, event_id, event_ms, note).await?)
     }
     async fn denials(
         &self,
@@ -151,6 +151,9 @@ impl FindingLog for FindingsLogStream {
     async fn put(&self, messages: &[String]) -> PortResult<()> {
         Ok(FindingsLogStream::put(self, messages, now_ms()).await?)
     }
+    fn group(&self) -> &str {
+        FindingsLogStream::group(self)
+    }
 }
 
 impl AlertBus for FindingsBus {
@@ -203,7 +206,7 @@ pub async fn cold_start(
     // The intent and the findings log stream are independent: fetch both at once.
     let log_client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     let (loaded, log) = tokio::join!(
-        load_intent(source, &clients),
+        load_intent(source, &clients, crate::clock::now_ms()),
         FindingsLogStream::open(
             log_client,
             &config.findings_log_group,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tagwatch_core::intent::inventory::{Inventory, TagLookup};
 use tagwatch_core::intent::origins::OriginKind;
-use tagwatch_core::watch::correlation::{DenialWindow, Episode, Parked};
+use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Episode, Parked};
 use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -56,8 +56,8 @@ pub struct Table {
     /// Parked items that cannot be read (key, reason): the sweep meets them first.
     pub unreadable: Vec<(String, String)>,
     pub denials: HashMap<String, BTreeSet<(i64, String)>>,
-    /// The session of each denial that has one (by event id).
-    pub denial_sessions: HashMap<String, String>,
+    /// What each denial was (by event id).
+    pub denial_notes: HashMap<String, DenialNote>,
     pub episodes: HashMap<String, Episode>,
     pub outbox: BTreeMap<(String, String), Finding>,
     /// Finding id to the holder of its delivery lease (leases never run out by themselves
@@ -127,7 +127,7 @@ impl State for FakeState {
         caller: &str,
         event_id: &str,
         event_ms: i64,
-        session: Option<&str>,
+        note: &DenialNote,
     ) -> PortResult<()> {
         self.failing.check("record_denial")?;
         let mut t = lock(&self.table);
@@ -135,10 +135,7 @@ impl State for FakeState {
             .entry(caller.to_string())
             .or_default()
             .insert((event_ms, event_id.to_string()));
-        if let Some(session) = session {
-            t.denial_sessions
-                .insert(event_id.to_string(), session.to_string());
-        }
+        t.denial_notes.insert(event_id.to_string(), note.clone());
         Ok(())
     }
 
@@ -166,13 +163,13 @@ impl State for FakeState {
             calls.extend(before.chain(after).cloned());
         }
         calls.sort();
-        let sessions = calls
+        let notes = calls
             .iter()
-            .filter_map(|(_, id)| Some((id.clone(), t.denial_sessions.get(id)?.clone())))
+            .filter_map(|(_, id)| Some((id.clone(), t.denial_notes.get(id)?.clone())))
             .collect();
         Ok(DenialWindow {
             calls: calls.into(),
-            sessions,
+            notes,
             episode: t
                 .episodes
                 .get(caller)
@@ -555,7 +552,13 @@ pub struct FakeLog {
     pub denied: Switch,
 }
 
+/// The log group the fake log stands for.
+pub const FAKE_LOG_GROUP: &str = "/tagwatch/test/findings";
+
 impl FindingLog for FakeLog {
+    fn group(&self) -> &str {
+        FAKE_LOG_GROUP
+    }
     async fn put(&self, messages: &[String]) -> PortResult<()> {
         self.failing.check("log")?;
         if self.denied.0.load(Ordering::SeqCst) {

@@ -22,18 +22,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
-use tagwatch_core::intent::inventory::Inventory;
-use tagwatch_core::watch::correlation::{max_calls, Parked};
+use tagwatch_core::intent::inventory::{Inventory, TagLookup, TagSet};
+use tagwatch_core::watch::correlation::{max_calls, DenialNote, Parked};
 use tagwatch_core::watch::counts::Counts;
 use tagwatch_core::watch::event::{normalize, CallOutcome, Event, Skip};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease};
+use tagwatch_core::watch::links::logs_insights_link;
 use tagwatch_core::watch::outputs::{
-    batches, bus_detail_type, bus_entry, log_message, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
+    batches, bus_entry, goes_on_bus, log_message, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
     LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
 use tagwatch_core::watch::tags::TagQuery;
-use tagwatch_core::watch::watcher::{denial_caller, denial_session, Watcher};
+use tagwatch_core::watch::watcher::{denial_caller, denial_note, Watcher};
 use tagwatch_core::Intent;
 
 use crate::ports::{
@@ -267,18 +268,14 @@ async fn keep_or_fail<P: Platform>(
     }
 }
 
-/// The caller, time and session of a denied call, whose window the decision reads (ended
-/// sessions are counted, not judged: their denials open no window).
-fn denial_of(event: &Event) -> Option<(String, i64, Option<String>)> {
+/// The caller, time and note (request, session) of a denied call, whose window the decision
+/// reads (ended sessions are counted, not judged: their denials open no window).
+fn denial_of(event: &Event) -> Option<(String, i64, DenialNote)> {
     match event {
         Event::Activity(a)
             if a.action.is_judged() && matches!(a.outcome, CallOutcome::Denied { .. }) =>
         {
-            Some((
-                denial_caller(a),
-                a.meta.event_epoch_ms,
-                denial_session(a).map(str::to_string),
-            ))
+            Some((denial_caller(a), a.meta.event_epoch_ms, denial_note(a)))
         }
         _ => None,
     }
@@ -330,10 +327,10 @@ async fn watch_event<P: Platform>(
     // of concurrent denials the last to write sees them all, and a spike is staged only over a
     // durable window.
     let denial = denial_of(&event);
-    if let Some((caller, ms, session)) = &denial {
+    if let Some((caller, ms, note)) = &denial {
         ports
             .state
-            .record_denial(caller, &event_id, *ms, session.as_deref())
+            .record_denial(caller, &event_id, *ms, note)
             .await?;
     }
     let mut journal = ports.state.gather(&event).await?;
@@ -356,7 +353,13 @@ async fn watch_event<P: Platform>(
         .gather(&tag_query(&event, intent, &journal, &ports.tag_scope))
         .await?;
     let mut watcher = Watcher::new(intent, journal);
-    let findings = watcher.handle(&event, &inventory);
+    let findings = watcher.handle(
+        &event,
+        &Reach {
+            tags: &inventory,
+            scope: &ports.tag_scope,
+        },
+    );
     let duplicate = watcher.counts.duplicates > 0;
     // The findings are counted when they are written (below), by the attempt that writes them;
     // the event counts as processed once its findings are delivered.
@@ -388,6 +391,39 @@ async fn watch_event<P: Platform>(
     Ok(None)
 }
 
+/// The findings as they are staged: with the Logs Insights link to their caller's findings in
+/// the log group the log port writes to.
+fn linked<'f, P: Platform>(
+    ports: &Ports<P>,
+    findings: impl Iterator<Item = &'f Finding>,
+) -> Vec<Finding> {
+    findings
+        .map(|f| {
+            let mut f = f.clone();
+            f.links.logs_insights = logs_insights_link(&f, ports.log.group());
+            f
+        })
+        .collect()
+}
+
+/// The tags gathered for a decision, with the reach of the tag adapter: outside it, tags are
+/// unknown because this deployment does not read them (`out_of_scope`), not because they
+/// could not be read (`unknown_tags`).
+struct Reach<'a> {
+    tags: &'a Inventory,
+    scope: &'a TagScope,
+}
+
+impl TagLookup for Reach<'_> {
+    fn tags(&self, id: &str) -> Option<&TagSet> {
+        self.tags.tags(id)
+    }
+
+    fn reaches(&self, account: &str, region: &str) -> bool {
+        self.scope.covers(account, region)
+    }
+}
+
 /// Persists the changes that decide findings, stages the findings this event won, then lets go
 /// of the parked runs it finished.
 ///
@@ -413,11 +449,10 @@ async fn decide<P: Platform>(
             .await?
             .lost_finding_ids()
     };
-    let won: Vec<Finding> = findings
-        .iter()
-        .filter(|f| !lost.contains(&f.finding_id))
-        .cloned()
-        .collect();
+    let won: Vec<Finding> = linked(
+        ports,
+        findings.iter().filter(|f| !lost.contains(&f.finding_id)),
+    );
     if won.len() < findings.len() {
         tracing::info!(
             outbox,
@@ -465,7 +500,13 @@ async fn resume_command<P: Platform>(
         Inventory::default()
     };
     let mut watcher = Watcher::new(intent, journal);
-    let findings = watcher.resume(command_id, &inventory);
+    let findings = watcher.resume(
+        command_id,
+        &Reach {
+            tags: &inventory,
+            scope: &ports.tag_scope,
+        },
+    );
     let changes = watcher.into_store().take_changes();
     decide(ports, outbox, &findings, changes).await?;
     Ok(true)
@@ -561,7 +602,10 @@ async fn sweep_due<P: Platform>(
         let mut watcher = Watcher::new(intent, runs);
         let findings = watcher.expired(&report);
         outcome.counts.add(&watcher.counts.without_findings());
-        ports.state.stage(sweep_id, &findings).await?;
+        ports
+            .state
+            .stage(sweep_id, &linked(ports, findings.iter()))
+            .await?;
         ports.state.reported_overdue(&report).await?;
     }
     deliver(ports, inv, sweep_id, outcome).await
@@ -618,9 +662,7 @@ pub async fn deliver<P: Platform>(
                 .get(&f.finding_id)
                 .is_some_and(|sinks| sinks.iter().any(|s| s == sink))
         };
-        pending.retain(|f| {
-            !reached(f, SINK_LOG) || (bus_detail_type(f.kind).is_some() && !reached(f, SINK_BUS))
-        });
+        pending.retain(|f| !reached(f, SINK_LOG) || (goes_on_bus(f) && !reached(f, SINK_BUS)));
         if pending.is_empty() {
             return Ok(());
         }
@@ -698,7 +740,7 @@ async fn send<P: Platform>(
         mark(&ports.state, &ids, SINK_LOG).await?;
         // Counted by the attempt that marked them delivered: retries count nothing twice.
         for f in fs {
-            outcome.counts.count_finding(f.kind);
+            outcome.counts.count_finding(f);
         }
         outcome.logged.extend(ids);
     }

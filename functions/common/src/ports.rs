@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use tagwatch_core::intent::inventory::Inventory;
-use tagwatch_core::watch::correlation::{DenialWindow, Parked};
+use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
 use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -89,14 +89,15 @@ pub type PortResult<T> = Result<T, PortError>;
 
 /// Correlation, idempotency, AccessDenied windows and the findings outbox (DynamoDB).
 pub trait State {
-    /// Writes one AccessDenied call of `caller` (idempotent), before the decision, with the
-    /// session that made it when the window counts a role's sessions together.
+    /// Writes one AccessDenied call of `caller` (idempotent), before the decision, with what
+    /// it asked for and the session that made it when the window counts a role's sessions
+    /// together.
     fn record_denial(
         &self,
         caller: &str,
         event_id: &str,
         event_ms: i64,
-        session: Option<&str>,
+        note: &DenialNote,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The caller's calls nearest `event_ms` (at most `per_side` on each side within
     /// `window_ms`) and its episode (unless `event_id` opened it: a retry decides it again).
@@ -189,6 +190,8 @@ pub trait TagSource {
 pub trait FindingLog {
     /// Writes one batch of messages (within `PutLogEvents`' limits).
     fn put(&self, messages: &[String]) -> impl Future<Output = PortResult<()>> + Send;
+    /// The log group written to, which findings link to (Logs Insights).
+    fn group(&self) -> &str;
 }
 
 /// The findings bus (violations, spikes, unevaluated).

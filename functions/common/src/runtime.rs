@@ -5,7 +5,7 @@ use std::future::Future;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
-use tagwatch_core::watch::outputs::{emf_line, EMF_FINDING_IDS};
+use tagwatch_core::watch::outputs::{emf_cause_lines, emf_line, EMF_FINDING_IDS};
 use tagwatch_core::Intent;
 
 use crate::aws::{cold_start, AwsPorts};
@@ -41,20 +41,28 @@ fn response(o: &Outcome) -> Value {
     })
 }
 
-/// The EMF line of an invocation: its counts, the event id, and the finding ids it logged (at
-/// most [`EMF_FINDING_IDS`]; `findings_total` counts them all).
-fn metrics_line(function: &str, outcome: &Outcome) -> String {
+/// The EMF lines of an invocation: its counts, the event id, and the finding ids it logged (at
+/// most [`EMF_FINDING_IDS`]; `findings_total` counts them all); then the unevaluated findings
+/// by cause.
+fn print_metrics(function: &str, outcome: &Outcome) {
     let listed: Vec<&String> = outcome.logged.iter().take(EMF_FINDING_IDS).collect();
-    emf_line(
-        function,
-        &outcome.counts,
-        crate::clock::now_ms(),
-        &[
-            ("event_id", json!(outcome.event_id)),
-            ("findings", json!(listed)),
-            ("findings_total", json!(outcome.logged.len())),
-        ],
-    )
+    let now = crate::clock::now_ms();
+    println!(
+        "{}",
+        emf_line(
+            function,
+            &outcome.counts,
+            now,
+            &[
+                ("event_id", json!(outcome.event_id)),
+                ("findings", json!(listed)),
+                ("findings_total", json!(outcome.logged.len())),
+            ],
+        )
+    );
+    for line in emf_cause_lines(&outcome.counts, now) {
+        println!("{line}");
+    }
 }
 
 /// Runs a function: `handle` gets the ports, the intent, the configuration, the invocation
@@ -118,7 +126,7 @@ where
         let result = handle(ports, intent, config, invocation, event.payload).await;
         match result {
             Ok(outcome) => {
-                println!("{}", metrics_line(function, &outcome));
+                print_metrics(function, &outcome);
                 tracing::info!(
                     event_id = outcome.event_id.as_str(),
                     logged = outcome.logged.len(),
@@ -139,7 +147,7 @@ where
                 }
                 // What this attempt delivered before failing is counted now: a retry will not
                 // count it again.
-                println!("{}", metrics_line(function, &outcome));
+                print_metrics(function, &outcome);
                 tracing::error!(kind = failure.kind(), error = %failure, "invocation failed; Lambda will retry");
                 Err(InvocationError {
                     kind: failure.kind(),

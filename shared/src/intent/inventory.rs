@@ -18,6 +18,13 @@ pub type TagSet = BTreeMap<String, String>;
 pub trait TagLookup {
     /// The tags of an instance or managed node; `None` when unknown.
     fn tags(&self, id: &str) -> Option<&TagSet>;
+
+    /// Whether the lookup can know the tags of resources in this account and region at all.
+    /// When it cannot, a run there that depends on tags is `unevaluated` with cause
+    /// `out_of_scope` (a deployment that reads only its own account), not `unknown_tags`.
+    fn reaches(&self, _account: &str, _region: &str) -> bool {
+        true
+    }
 }
 
 /// An inventory file: `{"i-0123...": {"Env": "prod"}, "mi-0abc...": {...}, "Ops-Restart":

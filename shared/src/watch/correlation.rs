@@ -66,17 +66,28 @@ pub struct DenialWindow {
     /// The newest episode (closed ones stay until replaced; [`Episode::covers`] tells).
     #[serde(default)]
     pub episode: Option<Episode>,
-    /// The session ARN behind each call held (by event id), where the window counts a role's
-    /// sessions together.
+    /// What each call held asked for, and its session (by event id).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sessions: BTreeMap<String, String>,
+    pub notes: BTreeMap<String, DenialNote>,
+}
+
+/// What one AccessDenied call was, as its caller's window remembers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DenialNote {
+    /// The session ARN, where the window counts a role's sessions together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The action asked for (`ssm:SendCommand`).
+    pub action: String,
+    /// The resource AWS named in its message, else the call's one resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 impl DenialWindow {
-    /// Remembers which session made a call.
-    pub fn note_session(&mut self, event_id: &str, session: &str) {
-        self.sessions
-            .insert(event_id.to_string(), session.to_string());
+    /// Remembers what a call was.
+    pub fn note(&mut self, event_id: &str, note: DenialNote) {
+        self.notes.insert(event_id.to_string(), note);
     }
 
     /// The distinct sessions of the calls held, sorted.
@@ -84,10 +95,37 @@ impl DenialWindow {
         let mut out: Vec<String> = self
             .calls
             .iter()
-            .filter_map(|(_, id)| self.sessions.get(id).cloned())
+            .filter_map(|(_, id)| self.notes.get(id)?.session.clone())
             .collect();
         out.sort();
         out.dedup();
+        out
+    }
+
+    /// The distinct requests of the calls held, with their number of calls, most frequent
+    /// first (then by action and resource).
+    pub fn requests(&self) -> Vec<crate::watch::finding::DeniedRequest> {
+        let mut counted: BTreeMap<(&str, Option<&str>), usize> = BTreeMap::new();
+        for (_, id) in &self.calls {
+            // A call noted without its action (an item written before actions were kept)
+            // counts in the window but names no request.
+            if let Some(n) = self.notes.get(id).filter(|n| !n.action.is_empty()) {
+                *counted
+                    .entry((n.action.as_str(), n.resource.as_deref()))
+                    .or_default() += 1;
+            }
+        }
+        let mut out: Vec<_> = counted
+            .into_iter()
+            .map(
+                |((action, resource), calls)| crate::watch::finding::DeniedRequest {
+                    action: action.to_string(),
+                    resource: resource.map(str::to_string),
+                    calls,
+                },
+            )
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.calls));
         out
     }
 }
@@ -441,9 +479,9 @@ pub fn record_denial(
     while w.calls.len() > cap {
         w.calls.pop_front();
     }
-    if !w.sessions.is_empty() {
+    if !w.notes.is_empty() {
         let calls = &w.calls;
-        w.sessions
+        w.notes
             .retain(|id, _| calls.iter().any(|(_, held)| held == id));
     }
     if let Some(e) = w.episode.as_mut().filter(|e| e.covers(event_ms)) {

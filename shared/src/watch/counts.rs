@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::watch::finding::FindingKind;
+use crate::watch::finding::{Finding, FindingKind, UnevaluatedCause};
 
 /// Counters of what was seen and found. The watcher counts the events it handles and the
 /// findings it makes; a pipeline that delivers findings counts them when it writes them
@@ -35,7 +35,11 @@ pub struct Counts {
     pub access_denied: u64,
     pub spikes: u64,
     pub unevaluated: u64,
+    /// The `unevaluated` findings by cause (their sum is `unevaluated`).
+    pub unevaluated_by_cause: CauseCounts,
     pub unlogged_commands: u64,
+    /// Findings an intent suppression matched (logged, not counted by kind, not alerted).
+    pub suppressed: u64,
     /// TerminateSession calls (counted, not judged).
     pub terminated_sessions: u64,
     /// Origins set up (associations defined, window tasks registered, executions started).
@@ -48,14 +52,60 @@ pub struct Counts {
     pub association_commands: u64,
 }
 
+/// `unevaluated` findings by [`UnevaluatedCause`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CauseCounts {
+    pub unknown_tags: u64,
+    pub missing_record: u64,
+    pub out_of_scope: u64,
+    pub unknown_key: u64,
+}
+
+impl CauseCounts {
+    /// The count of one cause.
+    pub fn get(&self, cause: UnevaluatedCause) -> u64 {
+        match cause {
+            UnevaluatedCause::UnknownTags => self.unknown_tags,
+            UnevaluatedCause::MissingRecord => self.missing_record,
+            UnevaluatedCause::OutOfScope => self.out_of_scope,
+            UnevaluatedCause::UnknownKey => self.unknown_key,
+        }
+    }
+
+    fn slot(&mut self, cause: UnevaluatedCause) -> &mut u64 {
+        match cause {
+            UnevaluatedCause::UnknownTags => &mut self.unknown_tags,
+            UnevaluatedCause::MissingRecord => &mut self.missing_record,
+            UnevaluatedCause::OutOfScope => &mut self.out_of_scope,
+            UnevaluatedCause::UnknownKey => &mut self.unknown_key,
+        }
+    }
+
+    fn add(&mut self, other: &CauseCounts) {
+        for cause in UnevaluatedCause::ALL {
+            *self.slot(cause) += other.get(cause);
+        }
+    }
+}
+
 impl Counts {
-    /// Counts one finding of `kind`.
-    pub fn count_finding(&mut self, kind: FindingKind) {
-        match kind {
+    /// Counts one finding, by kind (and an `unevaluated` one by cause).
+    pub fn count_finding(&mut self, finding: &Finding) {
+        if finding.suppressed {
+            self.suppressed += 1;
+            return;
+        }
+        match finding.kind {
             FindingKind::Violation => self.violations += 1,
             FindingKind::AccessDenied => self.access_denied += 1,
             FindingKind::AccessDeniedSpike => self.spikes += 1,
-            FindingKind::Unevaluated => self.unevaluated += 1,
+            FindingKind::Unevaluated => {
+                self.unevaluated += 1;
+                // INVARIANT: every unevaluated finding names its cause; one that does not
+                // (a finding from before causes existed, redriven) counts as an unknown key.
+                let cause = finding.cause.unwrap_or(UnevaluatedCause::UnknownKey);
+                *self.unevaluated_by_cause.slot(cause) += 1;
+            }
             FindingKind::UnloggedCommand => self.unlogged_commands += 1,
         }
     }
@@ -67,6 +117,7 @@ impl Counts {
             + self.spikes
             + self.unevaluated
             + self.unlogged_commands
+            + self.suppressed
     }
 
     /// These counts without the findings: what a delivering pipeline takes from a watcher's
@@ -77,7 +128,9 @@ impl Counts {
             access_denied: 0,
             spikes: 0,
             unevaluated: 0,
+            unevaluated_by_cause: CauseCounts::default(),
             unlogged_commands: 0,
+            suppressed: 0,
             ..*self
         }
     }
@@ -100,7 +153,9 @@ impl Counts {
             access_denied,
             spikes,
             unevaluated,
+            unevaluated_by_cause,
             unlogged_commands,
+            suppressed,
             terminated_sessions,
             origin_setups,
             origin_runs,
@@ -122,7 +177,9 @@ impl Counts {
         self.access_denied += access_denied;
         self.spikes += spikes;
         self.unevaluated += unevaluated;
+        self.unevaluated_by_cause.add(&unevaluated_by_cause);
         self.unlogged_commands += unlogged_commands;
+        self.suppressed += suppressed;
         self.terminated_sessions += terminated_sessions;
         self.origin_setups += origin_setups;
         self.origin_runs += origin_runs;
@@ -149,9 +206,28 @@ mod tests {
             FindingKind::Unevaluated,
             FindingKind::UnloggedCommand,
         ] {
-            c.count_finding(kind);
+            let mut f = Finding::new(
+                kind,
+                crate::watch::finding::FindingSeverity::Low,
+                String::new(),
+                crate::watch::event::EventMeta {
+                    event_id: String::new(),
+                    event_time: String::new(),
+                    event_epoch_ms: 0,
+                    account: String::new(),
+                    region: String::new(),
+                    partition: String::new(),
+                },
+                String::new(),
+            );
+            if kind == FindingKind::Unevaluated {
+                f.cause = Some(UnevaluatedCause::OutOfScope);
+            }
+            c.count_finding(&f);
         }
         assert_eq!(c.findings(), 5);
+        assert_eq!(c.unevaluated_by_cause.out_of_scope, 1);
+        assert_eq!(c.unevaluated_by_cause.get(UnevaluatedCause::UnknownTags), 0);
         let bare = c.without_findings();
         assert_eq!(bare.findings(), 0);
         assert_eq!(bare.events_processed, 3);

@@ -22,6 +22,15 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Every kind.
+    pub const ALL: [FindingKind; 5] = [
+        FindingKind::Violation,
+        FindingKind::AccessDenied,
+        FindingKind::AccessDeniedSpike,
+        FindingKind::Unevaluated,
+        FindingKind::UnloggedCommand,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::Violation => "violation",
@@ -40,6 +49,75 @@ pub enum FindingSeverity {
     High,
     Medium,
     Low,
+}
+
+/// Why an `unevaluated` finding could not be decided. Only the actionable causes go to a
+/// person (severity medium, on the findings bus); the others are logged and counted (low).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnevaluatedCause {
+    /// The decision depends on the resource's tags, and they could not be read (the instance
+    /// or document was not found, or the lookup gave no answer).
+    UnknownTags,
+    /// A command ran whose SendCommand record never arrived (or an association ran whose
+    /// definition was never seen): nobody knows who ran it.
+    MissingRecord,
+    /// The run is in an account or region whose tags this deployment does not read (forwarded
+    /// from a member account, another region).
+    OutOfScope,
+    /// The decision depends on a condition key the record cannot tell (`aws:PrincipalTag/…`
+    /// the intent does not give, a key CloudTrail does not record): the intent needs work.
+    UnknownKey,
+}
+
+impl UnevaluatedCause {
+    /// Every cause, in the order the metrics and README list them.
+    pub const ALL: [UnevaluatedCause; 4] = [
+        UnevaluatedCause::UnknownTags,
+        UnevaluatedCause::MissingRecord,
+        UnevaluatedCause::OutOfScope,
+        UnevaluatedCause::UnknownKey,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnevaluatedCause::UnknownTags => "unknown_tags",
+            UnevaluatedCause::MissingRecord => "missing_record",
+            UnevaluatedCause::OutOfScope => "out_of_scope",
+            UnevaluatedCause::UnknownKey => "unknown_key",
+        }
+    }
+
+    /// Whether someone can act on a single finding of this cause: a run nobody can attribute,
+    /// or tags that should have been readable. A run outside the deployment's reach, or an
+    /// intent that depends on what no record tells, repeats on every run and is a
+    /// configuration matter: logged and counted, never paged.
+    pub fn is_actionable(self) -> bool {
+        matches!(
+            self,
+            UnevaluatedCause::UnknownTags | UnevaluatedCause::MissingRecord
+        )
+    }
+
+    /// The severity of an `unevaluated` finding of this cause.
+    pub fn severity(self) -> FindingSeverity {
+        if self.is_actionable() {
+            FindingSeverity::Medium
+        } else {
+            FindingSeverity::Low
+        }
+    }
+}
+
+/// Where a person goes next: the run in the Systems Manager console, and the caller's findings
+/// of the hour before it in CloudWatch Logs Insights (null when unknown: no command or session,
+/// no findings log group).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Links {
+    #[serde(default)]
+    pub console: Option<String>,
+    #[serde(default)]
+    pub logs_insights: Option<String>,
 }
 
 /// What AWS did.
@@ -77,6 +155,41 @@ pub struct Finding {
     pub statements: Vec<StatementRef>,
     /// One sentence a person can act on.
     pub reason: String,
+    /// One line for an alert, right for the kind: who did what where (never empty).
+    #[serde(default)]
+    pub summary: String,
+    /// `unevaluated` only: why the run could not be decided.
+    #[serde(default)]
+    pub cause: Option<UnevaluatedCause>,
+    /// The call's `sourceIPAddress` (an IP, or the AWS service that called).
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// `vpcEndpointId`, when the call came through an interface endpoint.
+    #[serde(default)]
+    pub vpc_endpoint: Option<String>,
+    /// The assumed-role session name (the last part of the session ARN).
+    #[serde(default)]
+    pub session_name: Option<String>,
+    /// The role behind the session (`sessionContext.sessionIssuer.arn`).
+    #[serde(default)]
+    pub session_issuer: Option<String>,
+    /// `sessionContext.attributes.mfaAuthenticated`, when recorded.
+    #[serde(default)]
+    pub mfa: Option<bool>,
+    /// The instance's or managed node's `Name` tag, when its tags are known.
+    #[serde(default)]
+    pub instance_name: Option<String>,
+    #[serde(default)]
+    pub links: Links,
+    /// An intent suppression matched: the finding is logged, not alerted, and counted as
+    /// `Suppressed` instead of its kind's metric.
+    #[serde(default)]
+    pub suppressed: bool,
+    /// The matching suppression's `reason` (null when not suppressed).
+    #[serde(default)]
+    pub suppression_reason: Option<String>,
     /// Context keys the decision depended on that the event could not tell.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_keys: Vec<String>,
@@ -90,6 +203,10 @@ pub struct Finding {
     pub denied_calls: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_seconds: Option<u64>,
+    /// Spikes: what the counted calls asked for, each distinct request with its number of
+    /// calls, most frequent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_requests: Vec<DeniedRequest>,
     /// Spikes: the sessions (assumed-role session ARNs) whose calls the window counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
@@ -128,14 +245,193 @@ impl Finding {
             actual: Actual::Allowed,
             statements: Vec::new(),
             reason,
+            summary: String::new(),
+            cause: None,
+            source_ip: None,
+            user_agent: None,
+            vpc_endpoint: None,
+            session_name: None,
+            session_issuer: None,
+            mfa: None,
+            instance_name: None,
+            links: Links::default(),
+            suppressed: false,
+            suppression_reason: None,
             unknown_keys: Vec::new(),
             error_code: None,
             error_message: None,
             denied_calls: None,
             window_seconds: None,
+            denied_requests: Vec::new(),
             sessions: Vec::new(),
             origin: None,
             truncated: false,
+        }
+    }
+}
+
+/// One distinct request of a spike's denied calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeniedRequest {
+    pub action: String,
+    /// The resource AWS named in its message, or the call's one resource (null when neither).
+    pub resource: Option<String>,
+    /// How many of the counted calls asked for it.
+    pub calls: usize,
+}
+
+/// The last part of an ARN (`i-0abc`, `AWS-RunShellScript`, a session id), or the text itself.
+fn short_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// A principal ARN for people: `alice (JuniorEngineer)` for an assumed-role session, the role
+/// or user name, or the ARN itself.
+fn principal_label(arn: &str) -> String {
+    if let Some(rest) = arn.split(":assumed-role/").nth(1) {
+        if let Some((role, session)) = rest.split_once('/') {
+            return format!("{session} ({role})");
+        }
+    }
+    match arn
+        .split_once(":role/")
+        .or_else(|| arn.split_once(":user/"))
+    {
+        Some((_, path_and_name)) => short_name(path_and_name).to_string(),
+        None => arn.to_string(),
+    }
+}
+
+impl Finding {
+    /// Who, for a summary: the caller, with the origin that ran on their behalf.
+    fn who(&self) -> String {
+        let name = match &self.principal {
+            Some(arn) => principal_label(arn),
+            None => "an unknown caller".to_string(),
+        };
+        match &self.origin {
+            Some(o) => {
+                let id = o.id.as_deref().or(o.window_id.as_deref()).unwrap_or("");
+                let through = format!("{} {id}", o.kind.describe());
+                format!("{name} through {}", through.trim_end())
+            }
+            None => name,
+        }
+    }
+
+    /// The resource for a summary: `i-0abc (web-1)`, a document or session name.
+    fn target(&self) -> Option<String> {
+        let arn = self.resource.as_deref()?;
+        let name = short_name(arn);
+        Some(match &self.instance_name {
+            Some(n) => format!("{name} ({n})"),
+            None => name.to_string(),
+        })
+    }
+
+    /// What the call did, for a summary: `ran AWS-RunShellScript on i-0abc (web-1)`.
+    fn deed(&self) -> String {
+        let action = self.action.as_deref().unwrap_or("a call");
+        let document = self.document.as_deref().map(short_name);
+        let on_document = self
+            .resource
+            .as_deref()
+            .is_some_and(|r| r.contains(":document/"));
+        let target = self.target();
+        match (action, target) {
+            ("ssm:SendCommand", Some(t)) if on_document => format!("used document {t}"),
+            ("ssm:SendCommand", Some(t)) => {
+                format!("ran {} on {t}", document.unwrap_or("a command"))
+            }
+            ("ssm:SendCommand", None) => format!("ran {}", document.unwrap_or("a command")),
+            ("ssm:StartSession", Some(t)) if on_document => {
+                format!("started a session with document {t}")
+            }
+            ("ssm:StartSession", Some(t)) => format!("started a session on {t}"),
+            ("ssm:ResumeSession", Some(t)) => format!("resumed session {t}"),
+            (action, Some(t)) => format!("called {action} on {t}"),
+            (action, None) => format!("called {action}"),
+        }
+    }
+
+    /// The one-line `summary` of this finding, from its own fields (never empty, never
+    /// "null"): who did what, where, and the kind's point.
+    pub fn summarize(&self) -> String {
+        let place = format!("in {}/{}", self.meta.account, self.meta.region);
+        match self.kind {
+            FindingKind::Violation => {
+                let unlisted = if self.principal_entry.is_none() {
+                    " (caller not in the intent)"
+                } else {
+                    ""
+                };
+                format!("{} {} outside intent {place}{unlisted}", self.who(), self.deed())
+            }
+            FindingKind::AccessDenied => format!(
+                "AWS denied {} {} on {} {place} ({})",
+                self.who(),
+                self.action.as_deref().unwrap_or("a call"),
+                self.target().unwrap_or_else(|| "its resources".to_string()),
+                self.error_code.as_deref().unwrap_or("AccessDenied"),
+            ),
+            FindingKind::AccessDeniedSpike => {
+                let mut requests: Vec<String> = self
+                    .denied_requests
+                    .iter()
+                    .take(3)
+                    .map(|r| {
+                        let on = r
+                            .resource
+                            .as_deref()
+                            .map(|a| format!(" on {}", short_name(a)))
+                            .unwrap_or_default();
+                        format!("{}{on} x{}", r.action, r.calls)
+                    })
+                    .collect();
+                if self.denied_requests.len() > 3 {
+                    requests.push(format!("{} more", self.denied_requests.len() - 3));
+                }
+                let requests = if requests.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", requests.join(", "))
+                };
+                format!(
+                    "{} made {} AccessDenied calls within {} s {place}{requests}",
+                    self.who(),
+                    self.denied_calls.unwrap_or(0),
+                    self.window_seconds.unwrap_or(0),
+                )
+            }
+            FindingKind::Unevaluated => {
+                let why = match self.cause {
+                    Some(UnevaluatedCause::UnknownTags) => {
+                        "the resource's tags could not be read".to_string()
+                    }
+                    Some(UnevaluatedCause::MissingRecord) => {
+                        "the record naming the caller never arrived".to_string()
+                    }
+                    Some(UnevaluatedCause::OutOfScope) => {
+                        "the account or region is outside this deployment's reach".to_string()
+                    }
+                    Some(UnevaluatedCause::UnknownKey) | None if !self.unknown_keys.is_empty() => {
+                        format!(
+                            "the intent depends on {}, which the record cannot tell",
+                            self.unknown_keys.join(", ")
+                        )
+                    }
+                    Some(UnevaluatedCause::UnknownKey) | None => {
+                        "a fact the decision needs is unknown".to_string()
+                    }
+                };
+                format!("could not check: {} {} {place}: {why}", self.who(), self.deed())
+            }
+            FindingKind::UnloggedCommand => format!(
+                "{} ran {} as command {} {place} without the output destination the intent requires",
+                self.who(),
+                self.document.as_deref().map_or("a command", short_name),
+                self.command_id.as_deref().unwrap_or("(unknown)"),
+            ),
         }
     }
 }

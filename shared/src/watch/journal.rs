@@ -402,7 +402,7 @@ mod tests {
         DenialWindow {
             calls: calls.iter().map(|(t, id)| (*t, id.to_string())).collect(),
             episode: None,
-            sessions: Default::default(),
+            notes: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::watch::counts::Counts;
-use crate::watch::finding::{Finding, FindingKind};
+use crate::watch::finding::{Finding, FindingKind, FindingSeverity};
 
 /// The CloudWatch namespace of tagwatch's metrics.
 pub const NAMESPACE: &str = "Tagwatch";
@@ -19,12 +19,13 @@ pub fn emf_line(
     timestamp_ms: i64,
     properties: &[(&str, Value)],
 ) -> String {
-    let metrics: [(&str, u64); 12] = [
+    let metrics: [(&str, u64); 13] = [
         ("Violations", counts.violations),
         ("AccessDenied", counts.access_denied),
         ("AccessDeniedSpikes", counts.spikes),
         ("Unevaluated", counts.unevaluated),
         ("UnloggedCommands", counts.unlogged_commands),
+        ("Suppressed", counts.suppressed),
         ("TerminatedSessions", counts.terminated_sessions),
         ("OriginRuns", counts.origin_runs),
         ("OriginRunsIgnored", counts.origin_ignored),
@@ -57,6 +58,31 @@ pub fn emf_line(
     Value::Object(root).to_string()
 }
 
+/// The EMF lines of the `unevaluated` findings by cause: metric `Unevaluated` under the single
+/// dimension `Cause` (four values: low cardinality), one line per cause counted (an EMF line
+/// carries one value per dimension). Alarms watch the actionable causes only.
+pub fn emf_cause_lines(counts: &Counts, timestamp_ms: i64) -> Vec<String> {
+    crate::watch::finding::UnevaluatedCause::ALL
+        .iter()
+        .filter(|c| counts.unevaluated_by_cause.get(**c) > 0)
+        .map(|cause| {
+            json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [["Cause"]],
+                        "Metrics": [{"Name": "Unevaluated", "Unit": "Count"}],
+                    }],
+                },
+                "Cause": cause.as_str(),
+                "Unevaluated": counts.unevaluated_by_cause.get(*cause),
+            })
+            .to_string()
+        })
+        .collect()
+}
+
 /// One `PutEvents` entry for the findings bus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BusEntry {
@@ -73,14 +99,15 @@ impl BusEntry {
     }
 }
 
-/// The bus entry of a finding that should page or route: violations, spikes and unevaluated
-/// runs (single AccessDenied calls are metrics and log lines, not alerts). The detail is
-/// fitted to one `PutEvents` call.
+/// The bus entry of a finding that should page or route: violations, spikes, unlogged commands
+/// and unevaluated runs of an actionable cause, i.e. every finding of high or medium severity
+/// (single AccessDenied calls and low findings are metrics and log lines, not alerts). The
+/// detail is fitted to one `PutEvents` call.
 ///
 /// A finding always serialises (plain strings, numbers and lists); should a future field not,
 /// the error is returned, never an empty detail.
 pub fn bus_entry(finding: &Finding) -> Result<Option<BusEntry>, serde_json::Error> {
-    let Some(detail_type) = bus_detail_type(finding.kind) else {
+    let Some(detail_type) = bus_detail_type(finding.kind).filter(|_| goes_on_bus(finding)) else {
         return Ok(None);
     };
     let source = "tagwatch";
@@ -90,6 +117,16 @@ pub fn bus_entry(finding: &Finding) -> Result<Option<BusEntry>, serde_json::Erro
         detail_type,
         detail: fit(finding, room)?,
     }))
+}
+
+/// Whether a finding goes on the findings bus: a kind that has a detail-type, of high or
+/// medium severity (low only logs: a person hears of high findings through on-call and of
+/// medium ones through the ticket topic). Delivery asks the same to know when a finding is
+/// done.
+pub fn goes_on_bus(finding: &Finding) -> bool {
+    bus_detail_type(finding.kind).is_some()
+        && finding.severity != FindingSeverity::Low
+        && !finding.suppressed
 }
 
 /// The bus `detail-type` of a kind that goes on the bus; `None` for one that does not.
@@ -169,10 +206,16 @@ pub fn fit(finding: &Finding, max_bytes: usize) -> Result<String, serde_json::Er
     f.truncated = true;
     for cap in [4096, 1024, 256, 64] {
         shorten(&mut f.reason, cap);
-        if let Some(m) = f.error_message.as_mut() {
+        shorten(&mut f.summary, cap);
+        for m in [&mut f.error_message, &mut f.user_agent]
+            .into_iter()
+            .flatten()
+        {
             shorten(m, cap);
         }
         f.statements.truncate(cap / 64);
+        f.denied_requests.truncate(cap / 64);
+        f.sessions.truncate(cap / 64);
         f.unknown_keys.truncate(cap / 32);
         let json = serde_json::to_string(&f)?;
         if json.len() <= max_bytes {
@@ -188,6 +231,7 @@ pub fn fit(finding: &Finding, max_bytes: usize) -> Result<String, serde_json::Er
             &mut f.meta.account,
             &mut f.meta.region,
             &mut f.reason,
+            &mut f.summary,
         ] {
             shorten(field, cap);
         }
@@ -201,6 +245,14 @@ pub fn fit(finding: &Finding, max_bytes: usize) -> Result<String, serde_json::Er
             &mut f.session_id,
             &mut f.error_code,
             &mut f.error_message,
+            &mut f.source_ip,
+            &mut f.user_agent,
+            &mut f.vpc_endpoint,
+            &mut f.session_name,
+            &mut f.session_issuer,
+            &mut f.instance_name,
+            &mut f.links.console,
+            &mut f.links.logs_insights,
         ]
         .into_iter()
         .flatten()
@@ -209,6 +261,8 @@ pub fn fit(finding: &Finding, max_bytes: usize) -> Result<String, serde_json::Er
         }
         f.statements.clear();
         f.unknown_keys.clear();
+        f.denied_requests.clear();
+        f.sessions.clear();
         let json = serde_json::to_string(&f)?;
         if json.len() <= max_bytes {
             return Ok(json);
@@ -230,7 +284,6 @@ pub const EMF_FINDING_IDS: usize = 100;
 mod tests {
     use super::*;
     use crate::watch::event::EventMeta;
-    use crate::watch::finding::FindingSeverity;
 
     #[test]
     fn emf_has_the_metrics_and_only_a_low_cardinality_dimension() {
@@ -267,6 +320,7 @@ mod tests {
                 "AccessDeniedSpikes",
                 "Unevaluated",
                 "UnloggedCommands",
+                "Suppressed",
                 "TerminatedSessions",
                 "OriginRuns",
                 "OriginRunsIgnored",
@@ -281,6 +335,46 @@ mod tests {
         assert_eq!(v["Function"], "cloudtrail-watcher");
         assert_eq!(v["principals"][0], "arn:aws:sts::1:assumed-role/R/s");
         assert_eq!(v["_aws"]["Timestamp"], 1_795_165_736_000_i64);
+    }
+
+    #[test]
+    fn unevaluated_by_cause_is_one_line_per_cause_with_a_cause_dimension() {
+        let mut counts = Counts::default();
+        counts.unevaluated_by_cause.unknown_tags = 2;
+        counts.unevaluated_by_cause.out_of_scope = 1;
+        let lines = emf_cause_lines(&counts, 1_795_165_736_000);
+        assert_eq!(lines.len(), 2, "causes with nothing counted write no line");
+        let v: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for (line, (cause, n)) in v.iter().zip([("unknown_tags", 2), ("out_of_scope", 1)]) {
+            let cw = &line["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(cw["Namespace"], "Tagwatch");
+            assert_eq!(cw["Dimensions"], json!([["Cause"]]));
+            assert_eq!(
+                cw["Metrics"],
+                json!([{"Name": "Unevaluated", "Unit": "Count"}])
+            );
+            assert_eq!(line["Cause"], cause);
+            assert_eq!(line["Unevaluated"], n);
+        }
+        assert!(emf_cause_lines(&Counts::default(), 0).is_empty());
+    }
+
+    #[test]
+    fn only_high_and_medium_unsuppressed_findings_go_on_the_bus() {
+        let mut f = finding(FindingKind::Unevaluated);
+        f.severity = FindingSeverity::Medium;
+        assert!(goes_on_bus(&f));
+        assert!(bus_entry(&f).unwrap().is_some());
+        f.severity = FindingSeverity::Low;
+        assert!(!goes_on_bus(&f), "low only logs");
+        assert_eq!(bus_entry(&f).unwrap(), None);
+        let mut v = finding(FindingKind::Violation);
+        v.suppressed = true;
+        assert!(!goes_on_bus(&v), "suppressed only logs");
+        assert_eq!(bus_entry(&v).unwrap(), None);
     }
 
     fn finding(kind: FindingKind) -> Finding {

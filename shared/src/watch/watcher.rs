@@ -10,7 +10,9 @@ use crate::intent::inventory::TagLookup;
 use crate::intent::origins::{OriginKind, OriginPolicy};
 use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
 use crate::watch::context::activity_context;
-use crate::watch::correlation::{record_denial, CorrelationStore, DenialEffect, Parked};
+use crate::watch::correlation::{
+    record_denial, CorrelationStore, DenialEffect, DenialNote, Parked,
+};
 use crate::watch::counts::Counts;
 use crate::watch::event::{
     Action, Activity, AssociationRun, CallOutcome, Event, EventMeta, OriginSetup, ResourceKind,
@@ -18,7 +20,7 @@ use crate::watch::event::{
 };
 use crate::watch::finding::{
     finding_id, invocation_finding_id, spike_finding_id, Actual, Finding, FindingKind,
-    FindingSeverity,
+    FindingSeverity, UnevaluatedCause,
 };
 use crate::watch::tags::{tags_of, ResourceTags, TagQuery};
 
@@ -49,6 +51,27 @@ pub fn denial_caller(a: &Activity) -> String {
 pub fn denial_session(a: &Activity) -> Option<&str> {
     let arn = a.source.caller.arn.as_deref()?;
     (a.source.caller.principal_key().as_deref() != Some(arn)).then_some(arn)
+}
+
+/// What the window remembers of a denied call: its session (see [`denial_session`]), the
+/// action, and the resource AWS named (else the call's one resource).
+pub fn denial_note(a: &Activity) -> DenialNote {
+    let named = match &a.outcome {
+        CallOutcome::Denied { resource, .. } => resource.clone(),
+        _ => None,
+    };
+    let resource = named.or_else(|| {
+        let mut all = a.resources();
+        match (all.next(), all.next()) {
+            (Some(only), None) => Some(only.arn.clone()),
+            _ => None,
+        }
+    });
+    DenialNote {
+        session: denial_session(a).map(str::to_string),
+        action: a.action.as_str().to_string(),
+        resource,
+    }
 }
 
 /// A short name for a principal key: the role or user name, or the key itself.
@@ -85,9 +108,10 @@ fn unattributed_run(run: &AssociationRun) -> Finding {
             principal: None,
             setup_event_id: None,
         }),
+        cause: Some(UnevaluatedCause::MissingRecord),
         ..Finding::new(
             FindingKind::Unevaluated,
-            FindingSeverity::Medium,
+            UnevaluatedCause::MissingRecord.severity(),
             finding_id(&["unattributed", &run.association_id]),
             run.meta.clone(),
             reason,
@@ -101,6 +125,8 @@ pub struct Watcher<'i, S> {
     intent: &'i Intent,
     store: S,
     pub counts: Counts,
+    /// Findings matched per suppression (in intent order).
+    suppression_hits: Vec<u64>,
 }
 
 /// A short name for people: `alice (JuniorEngineer)`, `mallory`, or the ARN; for a run
@@ -255,12 +281,54 @@ fn describe_tags(tags: ResourceTags<'_>) -> String {
     }
 }
 
+/// Why an undecided resource is undecided: its tags when the decision depends on them and they
+/// are unknown (out of the lookup's reach, or unreadable), else a key the record cannot tell.
+fn undecided_cause(
+    unknown: &[String],
+    tags: ResourceTags<'_>,
+    lookup: &dyn TagLookup,
+    meta: &EventMeta,
+) -> UnevaluatedCause {
+    let on_tags = unknown.iter().any(|k| {
+        let lower = k.to_ascii_lowercase();
+        lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/")
+    });
+    match (on_tags, tags) {
+        (true, ResourceTags::Unknown) if !lookup.reaches(&meta.account, &meta.region) => {
+            UnevaluatedCause::OutOfScope
+        }
+        (true, ResourceTags::Unknown) => UnevaluatedCause::UnknownTags,
+        _ => UnevaluatedCause::UnknownKey,
+    }
+}
+
+/// An instance's or managed node's `Name` tag, when its tags are known.
+fn name_tag(r: &ResourceRef, tags: ResourceTags<'_>) -> Option<String> {
+    match (r.kind, tags) {
+        (ResourceKind::Instance | ResourceKind::ManagedNode, ResourceTags::Known(t)) => {
+            t.get("Name").cloned()
+        }
+        _ => None,
+    }
+}
+
+/// Completes findings for people: the one-line summary and the console link, from the
+/// finding's own fields.
+fn complete(mut findings: Vec<Finding>) -> Vec<Finding> {
+    for f in &mut findings {
+        f.summary = f.summarize();
+        f.links.console = crate::watch::links::console_link(f);
+    }
+    findings
+}
+
 impl<'i, S: CorrelationStore> Watcher<'i, S> {
     pub fn new(intent: &'i Intent, store: S) -> Self {
         Watcher {
             intent,
             store,
             counts: Counts::default(),
+            suppression_hits: vec![0; intent.suppressions.len()],
         }
     }
 
@@ -304,30 +372,86 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 self.association_run(run, tags)
             }
         };
-        for f in &out {
-            self.counts.count_finding(f.kind);
-        }
-        out
+        self.found(out, Some(tags))
     }
 
     /// End of input: invocations whose SendCommand never arrived become `unevaluated`.
     pub fn finish(&mut self) -> Vec<Finding> {
         let parked = self.store.drain_parked();
         let out = self.orphans(&parked, "never arrived");
-        for f in &out {
-            self.counts.count_finding(f.kind);
-        }
-        out
+        self.found(out, None)
     }
 
     /// `unevaluated` findings for invocations whose SendCommand record did not arrive in time
     /// (the scheduled sweep of a persistent store).
     pub fn expired(&mut self, parked: &[Parked]) -> Vec<Finding> {
         let out = self.orphans(parked, "did not arrive within the correlation window");
+        self.found(out, None)
+    }
+
+    /// The findings a public entry point returns: completed for people, matched against the
+    /// intent's suppressions (with the resource's tags from `tags`, when there are any to
+    /// ask), and counted.
+    fn found(&mut self, out: Vec<Finding>, tags: Option<&dyn TagLookup>) -> Vec<Finding> {
+        let mut out = complete(out);
+        if !self.intent.suppressions.is_empty() {
+            for f in &mut out {
+                self.suppress(f, tags);
+            }
+        }
         for f in &out {
-            self.counts.count_finding(f.kind);
+            self.counts.count_finding(f);
         }
         out
+    }
+
+    /// Marks `f` suppressed by the first suppression that matches it, and counts the hit.
+    fn suppress(&mut self, f: &mut Finding, lookup: Option<&dyn TagLookup>) {
+        let tags = match (lookup, f.resource.as_deref()) {
+            (Some(lookup), Some(arn)) => {
+                let r = if arn.contains(":document/") {
+                    crate::watch::event::document_arn(
+                        arn,
+                        &f.meta.partition,
+                        &f.meta.region,
+                        &f.meta.account,
+                    )
+                } else {
+                    crate::watch::event::target_arn(
+                        arn,
+                        &f.meta.partition,
+                        &f.meta.region,
+                        &f.meta.account,
+                    )
+                };
+                match tags_of(lookup, &r, &f.meta.account) {
+                    ResourceTags::Known(t) => Some(t.clone()),
+                    ResourceTags::None => Some(Default::default()),
+                    ResourceTags::Unknown => None,
+                }
+            }
+            _ => None,
+        };
+        let hit = self
+            .intent
+            .suppressions
+            .iter()
+            .position(|s| s.suppresses(f, tags.as_ref()));
+        if let Some(i) = hit {
+            if let (Some(s), Some(n)) = (
+                self.intent.suppressions.get(i),
+                self.suppression_hits.get_mut(i),
+            ) {
+                f.suppressed = true;
+                f.suppression_reason = Some(s.reason.clone());
+                *n += 1;
+            }
+        }
+    }
+
+    /// How many findings each of the intent's suppressions matched (in intent order).
+    pub fn suppression_hits(&self) -> &[u64] {
+        &self.suppression_hits
     }
 
     fn expire(&mut self, now_ms: i64) -> Vec<Finding> {
@@ -460,9 +584,10 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 .arn
             }),
             command_id: Some(p.command_id.clone()),
+            cause: Some(UnevaluatedCause::MissingRecord),
             ..Finding::new(
                 FindingKind::Unevaluated,
-                FindingSeverity::Medium,
+                UnevaluatedCause::MissingRecord.severity(),
                 // Not the pair's own id: a record that arrives after the sweep must still be
                 // evaluated and reported under `invocation`.
                 finding_id(&["overdue", &p.command_id, &p.instance_id]),
@@ -585,10 +710,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let ignored = self.origin_ignored(&a)
             || (resolution.is_unlisted() && self.intent.unlisted == Unlisted::Ignore);
         let out = self.resume_parked(&a, &resolution, ignored, tags);
-        for f in &out {
-            self.counts.count_finding(f.kind);
-        }
-        out
+        self.found(out, Some(tags))
     }
 
     fn status(&mut self, s: &StatusChange, tags: &dyn TagLookup) -> Vec<Finding> {
@@ -677,14 +799,27 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         kind: FindingKind,
         resolution: &Resolution<'_>,
     ) -> Finding {
+        let caller = &a.source.caller;
+        let session_name = caller
+            .arn
+            .as_deref()
+            .and_then(|arn| arn.split(":assumed-role/").nth(1))
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(_, session)| session.to_string());
         Finding {
-            principal: a.source.caller.arn.clone(),
+            principal: caller.arn.clone(),
             principal_entry: resolution.entries.first().map(|e| e.name.clone()),
             action: Some(a.action.as_str().to_string()),
             document: a.document.as_ref().map(|d| d.arn.clone()),
             command_id: a.command_id.clone(),
             session_id: a.session_id.clone(),
             origin: a.origin.clone(),
+            source_ip: a.source.source_ip.clone(),
+            user_agent: a.source.user_agent.clone(),
+            vpc_endpoint: a.source.vpc_endpoint.clone(),
+            session_issuer: session_name.as_ref().and(caller.role_arn.clone()),
+            session_name,
+            mfa: caller.mfa,
             ..Finding::new(
                 kind,
                 FindingSeverity::Low,
@@ -778,10 +913,13 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
                 return None;
             }
             Judged::Undecided { unknown } => {
+                let cause = undecided_cause(&unknown, tags, lookup, &a.meta);
                 let mut f = self.base_finding(a, FindingKind::Unevaluated, resolution);
-                f.severity = FindingSeverity::Medium;
+                f.severity = cause.severity();
+                f.cause = Some(cause);
                 f.finding_id = key;
                 f.resource = Some(r.arn.clone());
+                f.instance_name = name_tag(r, tags);
                 f.reason = format!(
                     "{} {}; cannot tell whether the intent allows it: {}",
                     who(a),
@@ -797,6 +935,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         f.severity = FindingSeverity::High;
         f.finding_id = key;
         f.resource = Some(r.arn.clone());
+        f.instance_name = name_tag(r, tags);
         f.intended = Some(report.decision);
         f.statements = report.statements;
         let unlisted = if resolution.is_unlisted() {
@@ -879,6 +1018,9 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             (None, [only]) => Some(only.arn.clone()),
             (None, _) => None,
         };
+        if let [only] = candidates.as_slice() {
+            f.instance_name = name_tag(only, tags_of(lookup, only, &a.meta.account));
+        }
         let on = f.resource.as_deref().unwrap_or("its resources");
         let Intended {
             decided,
@@ -979,9 +1121,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         let spike = self.intent.spike;
         let window_ms = self.intent.spike_window_ms();
         let window = self.store.denials(&caller);
-        if let Some(session) = denial_session(a) {
-            window.note_session(&a.meta.event_id, session);
-        }
+        window.note(&a.meta.event_id, denial_note(a));
         let effect = record_denial(
             window,
             &a.meta.event_id,
@@ -993,6 +1133,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             let count =
                 crate::watch::correlation::busiest_window(window, a.meta.event_epoch_ms, window_ms);
             let sessions = window.session_arns();
+            let requests = window.requests();
             let mut s = self.base_finding(a, FindingKind::AccessDeniedSpike, resolution);
             s.severity = FindingSeverity::High;
             s.finding_id = spike_finding_id(&caller, &a.meta.event_id);
@@ -1003,6 +1144,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             // The principal behind the sessions: the window counts a role's sessions together.
             s.principal = Some(caller.clone());
             s.sessions = sessions;
+            s.denied_requests = requests;
             let sessions = match s.sessions.len() {
                 0 | 1 => String::new(),
                 n => format!(" from {n} sessions"),
