@@ -3,10 +3,14 @@
 
 Transforms the SAM template with the aws-sam-translator package (as `sam deploy` would, with
 the functions' code in S3), creates the stack on a moto server, waits for CREATE_COMPLETE and
-checks what was created: the EventBridge rules' patterns and targets, the table's key schema,
-the functions' environment and roles, the findings bus, the on-call topic, the queues and the
-findings log group. moto skips alarms and ignores TTL; tests/template.rs checks those in the
-template itself.
+checks what was created: the EventBridge rules' patterns and targets (one rule per finding
+detail-type and severity on the findings bus, high to the on-call topic and medium to the
+ticket topic), the table's key schema, the functions' environment and roles, the findings bus,
+both topics (their KMS key, the inline e-mail subscription), the queues (KMS) and the findings
+log group. Then a second stack with a customer key in KmsKeyArn: the queues and topics use it,
+the stack makes no key of its own, and the functions' roles may use it. moto skips alarms, the
+bus policy, topic policies and AWS::SNS::Subscription resources, and ignores TTL;
+tests/template.rs checks those in the template itself.
 
 Usage: python3 tests/deploy_smoke.py MOTO_URL   (tests/template.rs runs it against its own moto)
 """
@@ -56,6 +60,63 @@ def fail(message):
     sys.exit(1)
 
 
+def role_actions(iam, role):
+    """Every action of a role's inline policies, with the resources each is allowed on."""
+    actions = {}
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        if isinstance(doc, str):
+            # moto hands back the document as text (JSON, or the repr of a dict).
+            text = urllib.parse.unquote(doc)
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError:
+                doc = ast.literal_eval(text)
+        for st in doc["Statement"]:
+            a = st["Action"]
+            r = st["Resource"]
+            for action in a if isinstance(a, list) else [a]:
+                actions.setdefault(action, []).extend(r if isinstance(r, list) else [r])
+    return actions
+
+
+def deploy(kw, stack, parameters):
+    """Transforms template.yaml, creates the stack and waits; returns its resources and outputs."""
+    with open(f"{ROOT}/template.yaml") as f:
+        template = yaml.load(f, Loader=CfnLoader)
+    for name, res in template["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            res["Properties"]["CodeUri"] = f"s3://{BUCKET}/{name}.zip"
+    try:
+        cfn_template = transform(template, parameters, ManagedPolicyLoader(boto3.client("iam", **kw)))
+    except InvalidDocumentException as e:
+        fail("the SAM transform failed: " + "; ".join(str(c) for c in e.causes))
+
+    cfn = boto3.client("cloudformation", **kw)
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(cfn_template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    for _ in range(600):
+        status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        if not status.endswith("IN_PROGRESS"):
+            break
+        time.sleep(0.1)
+    if status != "CREATE_COMPLETE":
+        events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events
+                   if "FAILED" in e["ResourceStatus"]]
+        fail(f"{stack} is {status}: {reasons}")
+
+    created = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+               for r in cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]}
+    outputs = {o["OutputKey"]: o["OutputValue"]
+               for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])}
+    return created, outputs
+
+
 def main():
     url = sys.argv[1]
     # The translator resolves pseudo parameters (region, partition) from the environment.
@@ -64,50 +125,25 @@ def main():
         os.environ[k] = v
     kw = dict(endpoint_url=url, region_name="us-east-1",
               aws_access_key_id="testing", aws_secret_access_key="testing")
-    with open(f"{ROOT}/template.yaml") as f:
-        template = yaml.load(f, Loader=CfnLoader)
 
     # The functions' code, as `sam package` uploads it (a stand-in bootstrap: this test checks
     # the stack's wiring, the end-to-end tests run the real binaries).
     s3 = boto3.client("s3", **kw)
     s3.create_bucket(Bucket=BUCKET)
-    for name, res in template["Resources"].items():
-        if res["Type"] == "AWS::Serverless::Function":
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w") as z:
-                z.writestr("bootstrap", "#!/bin/sh\n")
-            key = f"{name}.zip"
-            s3.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
-            res["Properties"]["CodeUri"] = f"s3://{BUCKET}/{key}"
+    with open(f"{ROOT}/template.yaml") as f:
+        functions = [name for name, res in yaml.load(f, Loader=CfnLoader)["Resources"].items()
+                     if res["Type"] == "AWS::Serverless::Function"]
+    for name in functions:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("bootstrap", "#!/bin/sh\n")
+        s3.put_object(Bucket=BUCKET, Key=f"{name}.zip", Body=buf.getvalue())
 
-    parameters = {"AlertEmail": "oncall@example.com", "OrganizationId": "o-a1b2c3d4e5"}
-    try:
-        cfn_template = transform(template, parameters, ManagedPolicyLoader(boto3.client("iam", **kw)))
-    except InvalidDocumentException as e:
-        fail("the SAM transform failed: " + "; ".join(str(c) for c in e.causes))
-
-    cfn = boto3.client("cloudformation", **kw)
-    cfn.create_stack(
-        StackName=STACK,
-        TemplateBody=json.dumps(cfn_template),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-    )
-    for _ in range(600):
-        status = cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
-        if not status.endswith("IN_PROGRESS"):
-            break
-        time.sleep(0.1)
-    if status != "CREATE_COMPLETE":
-        events = cfn.describe_stack_events(StackName=STACK)["StackEvents"]
-        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events
-                   if "FAILED" in e["ResourceStatus"]]
-        fail(f"stack is {status}: {reasons}")
-
-    created = {r["LogicalResourceId"]: r["PhysicalResourceId"]
-               for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
-    outputs = {o["OutputKey"]: o["OutputValue"]
-               for o in cfn.describe_stacks(StackName=STACK)["Stacks"][0].get("Outputs", [])}
+    parameters = {"AlertEmail": "oncall@example.com", "OrganizationId": "o-a1b2c3d4e5",
+                  "AlertHttpsEndpoint": "https://events.example.com/sns",
+                  "TicketEmail": "tickets@example.com",
+                  "TicketHttpsEndpoint": "https://chat.example.com/sns"}
+    created, outputs = deploy(kw, STACK, parameters)
 
     # The table.
     ddb = boto3.client("dynamodb", **kw)
@@ -134,19 +170,7 @@ def main():
         if fn["Runtime"] != "provided.al2023" or fn["Handler"] != "bootstrap":
             fail(f"{logical}: runtime {fn['Runtime']} handler {fn['Handler']}")
         role = fn["Role"].rsplit("/", 1)[-1]
-        actions = set()
-        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-            doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-            if isinstance(doc, str):
-                # moto hands back the document as text (JSON, or the repr of a dict).
-                text = urllib.parse.unquote(doc)
-                try:
-                    doc = json.loads(text)
-                except json.JSONDecodeError:
-                    doc = ast.literal_eval(text)
-            for st in doc["Statement"]:
-                a = st["Action"]
-                actions.update(a if isinstance(a, list) else [a])
+        actions = set(role_actions(iam, role))
         wanted = {"logs:PutLogEvents", "events:PutEvents"}
         # Every function decides with live tags (the sweep evaluates runs whose record raced
         # their park) and batches its DynamoDB writes; none scans the table.
@@ -157,8 +181,10 @@ def main():
             fail(f"{logical}: role {role} lacks {sorted(wanted - actions)} (has {sorted(actions)})")
         if any("*" in a for a in actions):
             fail(f"{logical}: wildcard action in {sorted(actions)}")
+        if any(a.startswith("kms:") for a in actions):
+            fail(f"{logical}: KMS actions without KmsKeyArn: {sorted(actions)}")
 
-    # The rules on the default bus and the alert rule on the findings bus.
+    # The rules on the default bus.
     events = boto3.client("events", **kw)
     bus = outputs["FindingsBusName"]
     events.describe_event_bus(Name=bus)
@@ -177,34 +203,98 @@ def main():
               if "EC2 Command Invocation Status-change Notification" in p.get("detail-type", [])]
     if len(status) != 1:
         fail(f"status rule pattern: {patterns}")
-    alert_rules = events.list_rules(EventBusName=bus)["Rules"]
-    if len(alert_rules) != 1:
-        fail(f"rules on the findings bus: {alert_rules}")
-    alert = alert_rules[0]
-    if json.loads(alert["EventPattern"]) != {
-            "source": ["tagwatch"], "detail-type": ["Tagwatch Violation", "Tagwatch AccessDenied Spike"]}:
-        fail(f"alert rule pattern {alert['EventPattern']}")
-    targets = events.list_targets_by_rule(Rule=alert["Name"], EventBusName=bus)["Targets"]
-    topic = outputs["OnCallTopicArn"]
-    if [t["Arn"] for t in targets] != [topic] or "InputTransformer" not in targets[0]:
-        fail(f"alert targets {targets}")
 
-    # The topic (with the e-mail subscription), queues and findings log group.
+    # The findings bus: one rule per detail-type and severity, high to on-call, medium to the
+    # ticket topic, each a message led by the finding's summary.
+    topics = {"high": outputs["OnCallTopicArn"], "medium": outputs["TicketTopicArn"]}
+    routes = {}
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        pattern = json.loads(rule["EventPattern"])
+        if set(pattern) != {"source", "detail-type", "detail"} or pattern["source"] != ["tagwatch"] \
+                or len(pattern["detail-type"]) != 1 or set(pattern["detail"]) != {"severity"} \
+                or len(pattern["detail"]["severity"]) != 1:
+            fail(f"findings bus rule {rule['Name']} pattern {pattern}")
+        route = (pattern["detail-type"][0], pattern["detail"]["severity"][0])
+        if route in routes:
+            fail(f"two rules for {route}: {routes[route]} and {rule['Name']}")
+        routes[route] = rule["Name"]
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        if [t["Arn"] for t in targets] != [topics[route[1]]]:
+            fail(f"{rule['Name']} ({route}) targets {targets}")
+        transformer = targets[0].get("InputTransformer", {})
+        paths = transformer.get("InputPathsMap", {})
+        by_path = {v: k for k, v in paths.items()}
+        template = transformer.get("InputTemplate", "")
+        for path in ["$.detail.summary", "$.detail.links.console"]:
+            if path not in by_path or f"<{by_path[path]}>" not in template:
+                fail(f"{rule['Name']}: {path} not in its message: {transformer}")
+        if f"<{by_path['$.detail.summary']}>" not in template.splitlines()[0]:
+            fail(f"{rule['Name']}: the message does not lead with the summary: {template}")
+    detail_types = ["Tagwatch Violation", "Tagwatch AccessDenied Spike", "Tagwatch Unevaluated",
+                    "Tagwatch Unlogged Command"]
+    wanted_routes = {(d, s) for d in detail_types for s in topics}
+    if set(routes) != wanted_routes:
+        fail(f"findings bus routes {sorted(routes)}, wanted {sorted(wanted_routes)}")
+
+    # The topics (the on-call one with its e-mail subscription) under the stack's own key,
+    # the queues under the AWS managed SQS key, and the findings log group.
+    kms = boto3.client("kms", **kw)
+    key = outputs["TopicsKeyArn"]
+    if created.get("TopicsKey") is None or not key.endswith(created["TopicsKey"]):
+        fail(f"topics key {key}, created {created.get('TopicsKey')}")
+    if not kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"]:
+        fail("the topics' key does not rotate")
+    policy = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    # moto keeps the policy CloudFormation gave it as an object; AWS returns text.
+    policy = policy if isinstance(policy, dict) else json.loads(policy)
+    services = {s["Principal"].get("Service") for s in policy["Statement"]}
+    if not {"events.amazonaws.com", "cloudwatch.amazonaws.com"} <= services:
+        fail(f"the topics' key policy does not let EventBridge and CloudWatch publish: {policy}")
+    aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=key)["Aliases"]]
+    if aliases != [f"alias/tagwatch/{STACK}/topics"]:
+        fail(f"topics key aliases {aliases}")
     sns = boto3.client("sns", **kw)
-    subs = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    for topic in topics.values():
+        attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+        if attributes.get("KmsMasterKeyId") != key:
+            fail(f"{topic}: KmsMasterKeyId {attributes.get('KmsMasterKeyId')}, wanted {key}")
+    subs = sns.list_subscriptions_by_topic(TopicArn=topics["high"])["Subscriptions"]
     if [(s["Protocol"], s["Endpoint"]) for s in subs] != [("email", "oncall@example.com")]:
         fail(f"topic subscriptions {subs}")
     sqs = boto3.client("sqs", **kw)
     for q in ["FailureQueueUrl", "QuarantineQueueUrl"]:
-        attrs = sqs.get_queue_attributes(QueueUrl=outputs[q], AttributeNames=["MessageRetentionPeriod"])
-        if attrs["Attributes"]["MessageRetentionPeriod"] != "1209600":
-            fail(f"{q}: retention {attrs}")
+        attrs = sqs.get_queue_attributes(QueueUrl=outputs[q], AttributeNames=["All"])["Attributes"]
+        if attrs["MessageRetentionPeriod"] != "1209600" or attrs.get("KmsMasterKeyId") != "alias/aws/sqs":
+            fail(f"{q}: {attrs}")
     logs = boto3.client("logs", **kw)
     group = outputs["FindingsLogGroupName"]
     found = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
     if not found or found[0].get("retentionInDays") != 400:
         fail(f"findings log group {found}")
-    print(f"deploy smoke test: CREATE_COMPLETE with {len(created)} resources")
+    print(f"deploy smoke test: {STACK} CREATE_COMPLETE with {len(created)} resources")
+
+    # A second stack with a customer managed key: the queues and topics use it, no key is made,
+    # and each function's role may send to the queues under it.
+    own = kms.create_key(Description="tagwatch smoke test customer key")["KeyMetadata"]["Arn"]
+    stack = f"{STACK}-own-key"
+    created, outputs = deploy(kw, stack, {"KmsKeyArn": own})
+    if "TopicsKey" in created or outputs["TopicsKeyArn"] != own:
+        fail(f"{stack}: made a key of its own ({created.get('TopicsKey')}, {outputs['TopicsKeyArn']})")
+    for topic in [outputs["OnCallTopicArn"], outputs["TicketTopicArn"]]:
+        attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+        if attributes.get("KmsMasterKeyId") != own:
+            fail(f"{stack} {topic}: KmsMasterKeyId {attributes.get('KmsMasterKeyId')}")
+    for q in ["FailureQueueUrl", "QuarantineQueueUrl"]:
+        attrs = sqs.get_queue_attributes(QueueUrl=outputs[q], AttributeNames=["KmsMasterKeyId"])["Attributes"]
+        if attrs.get("KmsMasterKeyId") != own:
+            fail(f"{stack} {q}: {attrs}")
+    for logical in ["CloudTrailWatcher", "StatusWatcher", "Sweep"]:
+        role = lam.get_function(FunctionName=created[logical])["Configuration"]["Role"].rsplit("/", 1)[-1]
+        actions = role_actions(iam, role)
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"]:
+            if actions.get(action) != [own]:
+                fail(f"{stack} {logical}: {action} on {actions.get(action)}, wanted [{own}]")
+    print(f"deploy smoke test: {stack} CREATE_COMPLETE with {len(created)} resources")
 
 
 if __name__ == "__main__":

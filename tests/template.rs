@@ -1,9 +1,13 @@
 //! `template.yaml` and `templates/forwarder.yaml` read as data: least privilege (no `*` action
-//! anywhere; only `ec2:DescribeTags`, `ec2:DescribeInstances` and X-Ray's trace writes on `Resource: "*"`; each function
+//! anywhere; only `ec2:DescribeTags`, `ec2:DescribeInstances` and X-Ray's trace writes on `Resource: "*"`,
+//! besides a KMS key policy's `*`, which names the key itself; each function
 //! with its own role and no managed policies), every function with a
 //! bounded retry policy and a failure destination, every function's build pointing at a real
-//! binary, the configuration the functions require, and the EventBridge patterns as AWS emits
-//! the events. CloudFormation's short tags (`!Ref`, `!Sub`, `!If`, ...) load as plain scalars and
+//! binary, the configuration the functions require, the EventBridge patterns as AWS emits
+//! the events, and the alert routing of issue 13 (one page per incident: a bus rule per
+//! detail-type and severity, high to on-call and medium to the ticket topic, no alarm on a
+//! finding count, only the functions putting events on the bus, KMS on every topic and queue).
+//! CloudFormation's short tags (`!Ref`, `!Sub`, `!If`, ...) load as plain scalars and
 //! sequences, which is all these checks need.
 #![expect(
     clippy::unwrap_used,
@@ -11,6 +15,8 @@
     reason = "test code: a step that fails panics and fails the test, with its message"
 )]
 
+use tagwatch_core::watch::finding::{FindingKind, UnevaluatedCause};
+use tagwatch_core::watch::outputs::bus_detail_type;
 use tagwatch_tests::{read, root};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -37,6 +43,62 @@ fn strings(node: &Yaml, out: &mut Vec<String>) {
         Yaml::Hash(h) => h.values().for_each(|v| strings(v, out)),
         _ => {}
     }
+}
+
+/// The strings under a node, in order (a scalar gives one; `!If [C, A, B]` gives C, A and B).
+fn strs(node: &Yaml) -> Vec<String> {
+    let mut out = Vec::new();
+    strings(node, &mut out);
+    out
+}
+
+/// The same, sorted.
+fn sorted(node: &Yaml) -> Vec<String> {
+    let mut out = strs(node);
+    out.sort();
+    out
+}
+
+/// The resources of one type.
+fn of_type<'a>(t: &'a Yaml, ty: &str) -> Vec<(String, &'a Yaml)> {
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(ty))
+        .collect()
+}
+
+/// Every metric an alarm watches: its own, or those of its metric math.
+fn alarm_metrics(alarm: &Yaml) -> Vec<String> {
+    let p = &alarm["Properties"];
+    let mut names: Vec<String> = p["MetricName"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    for m in p["Metrics"].as_vec().into_iter().flatten() {
+        names.extend(
+            m["MetricStat"]["Metric"]["MetricName"]
+                .as_str()
+                .map(str::to_string),
+        );
+    }
+    names
+}
+
+/// The `detail-type`s the core puts on the findings bus.
+fn bus_detail_types() -> Vec<&'static str> {
+    FindingKind::ALL
+        .into_iter()
+        .filter_map(bus_detail_type)
+        .collect()
+}
+
+/// The rules on the findings bus, by logical name.
+fn findings_bus_rules(t: &Yaml) -> Vec<(String, &Yaml)> {
+    of_type(t, "AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, r)| strs(&r["Properties"]["EventBusName"]) == ["FindingsBus.Name"])
+        .collect()
 }
 
 /// Every IAM-style statement (a mapping with `Effect` and `Action`) anywhere in the template,
@@ -71,6 +133,11 @@ fn no_wildcard_actions_and_wildcard_resources_only_for_describe_tags() {
             "{path}: statements found: {}",
             found.len()
         );
+        // In a key policy, `Resource: "*"` is the key the policy is on.
+        let key_policies: Vec<String> = of_type(&t, "AWS::KMS::Key")
+            .into_iter()
+            .map(|(name, _)| format!("$.Resources.{name}.Properties.KeyPolicy."))
+            .collect();
         for (at, st) in found {
             let mut actions = Vec::new();
             strings(&st["Action"], &mut actions);
@@ -79,7 +146,8 @@ fn no_wildcard_actions_and_wildcard_resources_only_for_describe_tags() {
             }
             let mut res = Vec::new();
             strings(&st["Resource"], &mut res);
-            if res.iter().any(|r| r == "*") {
+            let in_key_policy = key_policies.iter().any(|k| at.starts_with(k.as_str()));
+            if res.iter().any(|r| r == "*") && !in_key_policy {
                 // EC2 DescribeTags / DescribeInstances and X-Ray's writes have no resource-level
                 // permissions.
                 let allowed = [
@@ -296,24 +364,387 @@ fn event_patterns_match_what_aws_emits() {
         assert_eq!(e["detail-type"], detail_type);
         assert_eq!(e["source"], "aws.ssm");
     }
-    // The alert rule routes violations and spikes from tagwatch to the on-call topic.
-    let alert = &t["Resources"]["AlertRule"]["Properties"];
-    assert_eq!(list(&alert["EventPattern"]["source"]), ["tagwatch"]);
-    assert_eq!(
-        list(&alert["EventPattern"]["detail-type"]),
-        ["Tagwatch Violation", "Tagwatch AccessDenied Spike"]
-    );
-    let template = alert["Targets"][0]["InputTransformer"]["InputTemplate"]
-        .as_str()
-        .unwrap();
-    for part in [
-        "<principal>",
-        "<entry>",
-        "<document>",
-        "<resource>",
-        "outside intent",
+}
+
+/// Issue 13, one page per incident: the findings bus routes each finding once, so an alarm on a
+/// finding count (Violations, AccessDeniedSpikes, UnloggedCommands) would page a second time
+/// for the same finding. Alarms watch rates (to the ticket topic) and health (to on-call).
+#[test]
+fn no_alarm_pages_for_a_finding_the_bus_already_routes() {
+    let t = load("template.yaml");
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    for (name, alarm) in &alarms {
+        let metrics = alarm_metrics(alarm);
+        assert!(!metrics.is_empty(), "{name}: watches no metric");
+        for per_finding in ["Violations", "AccessDeniedSpikes", "UnloggedCommands"] {
+            assert!(
+                !metrics.iter().any(|m| m == per_finding)
+                    || strs(&alarm["Properties"]["AlarmActions"]).is_empty(),
+                "{name} acts on {per_finding}, which the bus rules route already"
+            );
+        }
+    }
+    for (name, topic) in [
+        ("AccessDeniedAlarm", "TicketTopic"),
+        ("UnevaluatedAlarm", "TicketTopic"),
+        ("FunctionErrorsAlarm", "OnCallTopic"),
+        ("PermanentErrorsAlarm", "OnCallTopic"),
+        ("FailureQueueAlarm", "OnCallTopic"),
+        ("QuarantineQueueAlarm", "OnCallTopic"),
     ] {
-        assert!(template.contains(part), "{template}");
+        assert_eq!(
+            strs(&t["Resources"][name]["Properties"]["AlarmActions"]),
+            [topic],
+            "{name}"
+        );
+    }
+}
+
+/// Issue 13, severity decides routing: every detail-type the core puts on the bus has one rule
+/// per severity (high to the on-call topic, medium to the ticket topic), each turning the
+/// finding into a message led by its summary and carrying its console link; no other rule
+/// listens on the bus, and each topic lets exactly the rules that target it publish.
+#[test]
+fn every_bus_detail_type_has_a_rule_per_severity_to_its_topic() {
+    let t = load("template.yaml");
+    let on_bus = findings_bus_rules(&t);
+    let detail_types = bus_detail_types();
+    assert_eq!(detail_types.len(), 4, "{detail_types:?}");
+    let mut routed = Vec::new();
+    for detail_type in detail_types {
+        for (severity, topic) in [("high", "OnCallTopic"), ("medium", "TicketTopic")] {
+            let matching: Vec<&(String, &Yaml)> = on_bus
+                .iter()
+                .filter(|(_, r)| {
+                    let pattern = &r["Properties"]["EventPattern"];
+                    strs(&pattern["source"]) == ["tagwatch"]
+                        && strs(&pattern["detail-type"]) == [detail_type]
+                        && strs(&pattern["detail"]["severity"]) == [severity]
+                })
+                .collect();
+            let [(name, rule)] = matching.as_slice() else {
+                panic!("{detail_type}, {severity}: {} rules", matching.len());
+            };
+            let targets = rule["Properties"]["Targets"].as_vec().unwrap();
+            assert_eq!(targets.len(), 1, "{name}");
+            let target = &targets[0];
+            assert_eq!(strs(&target["Arn"]), [topic], "{name}");
+            let transformer = &target["InputTransformer"];
+            let paths = transformer["InputPathsMap"].as_hash().unwrap();
+            let template = transformer["InputTemplate"].as_str().unwrap();
+            let variable = |path: &str| -> String {
+                let found = paths.iter().find(|(_, v)| v.as_str() == Some(path));
+                let var = found.and_then(|(k, _)| k.as_str());
+                format!(
+                    "<{}>",
+                    var.unwrap_or_else(|| panic!("{name}: no variable for {path}"))
+                )
+            };
+            // The summary (never null) leads; the console link follows.
+            let summary = variable("$.detail.summary");
+            let first_line = template.lines().next().unwrap();
+            assert!(first_line.contains(&summary), "{name}: {template}");
+            assert!(
+                template.contains(&variable("$.detail.links.console")),
+                "{name}: {template}"
+            );
+            // Every variable defined is used, and every one used is defined.
+            for (k, _) in paths {
+                assert!(
+                    template.contains(&format!("<{}>", k.as_str().unwrap())),
+                    "{name}: {k:?} unused"
+                );
+            }
+            let used = template
+                .split('<')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('>'));
+            for (var, _) in used {
+                assert!(
+                    paths.contains_key(&Yaml::String(var.to_string())),
+                    "{name}: <{var}> undefined"
+                );
+            }
+            routed.push(name.clone());
+        }
+    }
+    let mut all: Vec<String> = on_bus.iter().map(|(n, _)| n.clone()).collect();
+    all.sort();
+    routed.sort();
+    assert_eq!(
+        all, routed,
+        "a rule on the findings bus outside the routing would page twice"
+    );
+    for (policy, topic) in [
+        ("OnCallTopicPolicy", "OnCallTopic"),
+        ("TicketTopicPolicy", "TicketTopic"),
+    ] {
+        let doc = &t["Resources"][policy]["Properties"];
+        assert_eq!(strs(&doc["Topics"]), [topic], "{policy}");
+        let granted = doc["PolicyDocument"]["Statement"].as_vec().unwrap();
+        let from = |service: &str| {
+            granted
+                .iter()
+                .find(|s| strs(&s["Principal"]["Service"]) == [service])
+                .unwrap_or_else(|| panic!("{policy}: {service} may not publish"))
+        };
+        let mut targeting: Vec<String> = on_bus
+            .iter()
+            .filter(|(_, r)| strs(&r["Properties"]["Targets"][0]["Arn"]) == [topic])
+            .map(|(n, _)| format!("{n}.Arn"))
+            .collect();
+        targeting.sort();
+        let rules = from("events.amazonaws.com");
+        assert_eq!(
+            sorted(&rules["Condition"]["ArnEquals"]["aws:SourceArn"]),
+            targeting,
+            "{policy}"
+        );
+        let alarms = from("cloudwatch.amazonaws.com");
+        assert_eq!(
+            strs(&alarms["Condition"]["StringEquals"]["aws:SourceAccount"]),
+            ["AWS::AccountId"],
+            "{policy}"
+        );
+    }
+}
+
+/// Issue 13: a finding on the bus pages someone, so only the functions may put one there.
+/// Within an account an identity policy's Allow suffices unless a resource policy denies: the
+/// bus policy denies `events:PutEvents` to every principal whose `aws:PrincipalArn` is not one
+/// of the functions' roles (a negated operator, so a request without the key is denied too).
+#[test]
+fn only_the_functions_may_put_events_on_the_findings_bus() {
+    let t = load("template.yaml");
+    let mut roles: Vec<String> = of_type(&t, "AWS::Serverless::Function")
+        .iter()
+        .map(|(_, f)| strs(&f["Properties"]["Role"]).concat())
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            "CloudTrailWatcherRole.Arn",
+            "StatusWatcherRole.Arn",
+            "SweepRole.Arn"
+        ]
+    );
+    // The bus's own `Policy`, or an EventBusPolicy naming the bus.
+    let mut found = Vec::new();
+    statements(
+        &t["Resources"]["FindingsBus"]["Properties"]["Policy"],
+        "FindingsBus",
+        &mut found,
+    );
+    for (name, policy) in of_type(&t, "AWS::Events::EventBusPolicy") {
+        if strs(&policy["Properties"]["EventBusName"]) == ["FindingsBus.Name"] {
+            statements(&policy["Properties"]["Statement"], &name, &mut found);
+        }
+    }
+    let (at, deny) = found
+        .iter()
+        .find(|(_, s)| {
+            s["Effect"].as_str() == Some("Deny")
+                && strs(&s["Action"]).iter().any(|a| a == "events:PutEvents")
+        })
+        .unwrap_or_else(|| panic!("no Deny of events:PutEvents on the findings bus: {found:?}"));
+    assert_eq!(strs(&deny["Principal"]), ["*"], "{at}");
+    assert_eq!(strs(&deny["Resource"]), ["FindingsBus.Arn"], "{at}");
+    // One operator on one key: a second condition would narrow the Deny.
+    let condition = deny["Condition"].as_hash().unwrap();
+    let [(operator, keys)] = condition.iter().collect::<Vec<_>>()[..] else {
+        panic!("{at}: {condition:?}");
+    };
+    assert!(
+        matches!(operator.as_str(), Some("ArnNotEquals" | "StringNotEquals")),
+        "{at}: {operator:?}"
+    );
+    let keys = keys.as_hash().unwrap();
+    let [(key, values)] = keys.iter().collect::<Vec<_>>()[..] else {
+        panic!("{at}: {keys:?}");
+    };
+    assert!(
+        key.as_str()
+            .is_some_and(|k| k.eq_ignore_ascii_case("aws:PrincipalArn")),
+        "{at}: {key:?}"
+    );
+    assert_eq!(sorted(values), roles, "{at}");
+}
+
+/// Issue 13: every topic and queue is encrypted with KMS. The queues take `KmsKeyArn` or the AWS
+/// managed `alias/aws/sqs`; the topics take `KmsKeyArn` or the stack's own key, never the AWS
+/// managed `alias/aws/sns`, which EventBridge and CloudWatch alarms cannot publish through.
+#[test]
+fn every_topic_and_queue_is_encrypted_with_kms() {
+    let t = load("template.yaml");
+    let topics = of_type(&t, "AWS::SNS::Topic");
+    let queues = of_type(&t, "AWS::SQS::Queue");
+    assert_eq!((topics.len(), queues.len()), (2, 2));
+    for (name, r) in topics.iter().chain(&queues) {
+        let key = strs(&r["Properties"]["KmsMasterKeyId"]);
+        assert!(key.iter().any(|k| k == "KmsKeyArn"), "{name}: {key:?}");
+        assert!(
+            r["Properties"]["SqsManagedSseEnabled"].is_badvalue(),
+            "{name}: SQS-managed encryption instead of KMS"
+        );
+    }
+    for (name, topic) in &topics {
+        let key = strs(&topic["Properties"]["KmsMasterKeyId"]);
+        assert!(
+            key.iter().all(|k| !k.contains("alias/aws/")),
+            "{name}: {key:?}"
+        );
+        assert!(key.iter().any(|k| k == "TopicsKey.Arn"), "{name}: {key:?}");
+    }
+    for (name, queue) in &queues {
+        let key = strs(&queue["Properties"]["KmsMasterKeyId"]);
+        assert_eq!(key, ["HasKmsKey", "KmsKeyArn", "alias/aws/sqs"], "{name}");
+    }
+    // The stack's key: made only without KmsKeyArn, rotated, usable by the two publishers.
+    let key = &t["Resources"]["TopicsKey"];
+    assert_eq!(key["Condition"].as_str(), Some("CreateTopicsKey"));
+    assert_eq!(key["Properties"]["EnableKeyRotation"].as_bool(), Some(true));
+    let mut grants = Vec::new();
+    statements(&key["Properties"]["KeyPolicy"], "TopicsKey", &mut grants);
+    for service in ["events.amazonaws.com", "cloudwatch.amazonaws.com"] {
+        let (_, grant) = grants
+            .iter()
+            .find(|(_, s)| strs(&s["Principal"]["Service"]) == [service])
+            .unwrap_or_else(|| panic!("the topics' key does not let {service} publish"));
+        assert_eq!(grant["Effect"].as_str(), Some("Allow"), "{service}");
+        assert_eq!(
+            sorted(&grant["Action"]),
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            "{service}"
+        );
+    }
+    // With KmsKeyArn, every function's role may send to the queues under it.
+    let access = &t["Resources"]["QueueKeyAccess"];
+    assert_eq!(access["Condition"].as_str(), Some("HasKmsKey"));
+    assert_eq!(
+        sorted(&access["Properties"]["Roles"]),
+        ["CloudTrailWatcherRole", "StatusWatcherRole", "SweepRole"]
+    );
+    let mut found = Vec::new();
+    statements(
+        &access["Properties"]["PolicyDocument"],
+        "QueueKeyAccess",
+        &mut found,
+    );
+    let [(_, grant)] = found.as_slice() else {
+        panic!("QueueKeyAccess: {found:?}");
+    };
+    assert_eq!(
+        sorted(&grant["Action"]),
+        ["kms:Decrypt", "kms:GenerateDataKey"]
+    );
+    assert_eq!(strs(&grant["Resource"]), ["KmsKeyArn"]);
+}
+
+/// Issue 13: the Unevaluated alarm counts only the causes someone can act on (the core's
+/// `UnevaluatedCause::is_actionable`), from the metric's `Cause` dimension; runs out of scope
+/// and intents that depend on unrecorded keys never alarm. It goes to the ticket topic.
+#[test]
+fn the_unevaluated_alarm_watches_only_the_actionable_causes() {
+    let t = load("template.yaml");
+    let p = &t["Resources"]["UnevaluatedAlarm"]["Properties"];
+    assert!(
+        p["MetricName"].is_badvalue(),
+        "the total counts every cause"
+    );
+    let metrics = p["Metrics"].as_vec().unwrap();
+    let mut causes = Vec::new();
+    let mut ids = Vec::new();
+    for m in metrics.iter().filter(|m| !m["MetricStat"].is_badvalue()) {
+        assert_eq!(m["ReturnData"].as_bool(), Some(false), "{m:?}");
+        let metric = &m["MetricStat"]["Metric"];
+        assert_eq!(metric["Namespace"].as_str(), Some("Tagwatch"));
+        assert_eq!(metric["MetricName"].as_str(), Some("Unevaluated"));
+        let dimensions = metric["Dimensions"].as_vec().unwrap();
+        let [dimension] = dimensions.as_slice() else {
+            panic!("{dimensions:?}");
+        };
+        assert_eq!(dimension["Name"].as_str(), Some("Cause"));
+        assert_eq!(m["MetricStat"]["Period"].as_i64(), Some(3600), "per hour");
+        causes.push(dimension["Value"].as_str().unwrap().to_string());
+        ids.push(m["Id"].as_str().unwrap());
+    }
+    causes.sort();
+    let mut actionable: Vec<String> = UnevaluatedCause::ALL
+        .into_iter()
+        .filter(|c| c.is_actionable())
+        .map(|c| c.as_str().to_string())
+        .collect();
+    actionable.sort();
+    assert_eq!(causes, actionable);
+    // One expression returns data: the sum of exactly those.
+    let returned: Vec<&Yaml> = metrics
+        .iter()
+        .filter(|m| m["ReturnData"].as_bool() == Some(true))
+        .collect();
+    let [sum] = returned.as_slice() else {
+        panic!("{returned:?}");
+    };
+    let expression = sum["Expression"].as_str().unwrap();
+    assert!(expression.starts_with("SUM("), "{expression}");
+    for id in ids {
+        assert!(expression.contains(id), "{expression} leaves out {id}");
+    }
+    assert_eq!(strs(&p["Threshold"]), ["UnevaluatedAlarmThreshold"]);
+    assert_eq!(
+        t["Parameters"]["UnevaluatedAlarmThreshold"]["Default"].as_i64(),
+        Some(10)
+    );
+    assert_eq!(strs(&p["AlarmActions"]), ["TicketTopic"]);
+}
+
+/// Issue 13: each topic subscribes its optional e-mail and HTTPS endpoint (empty: none), and
+/// `AlertEmail` keeps its name and its inline subscription (deployments depend on both).
+#[test]
+fn each_topic_subscribes_its_optional_email_and_https_endpoint() {
+    let t = load("template.yaml");
+    let inline = strs(&t["Resources"]["OnCallTopic"]["Properties"]["Subscription"]);
+    assert_eq!(
+        inline,
+        ["HasAlertEmail", "email", "AlertEmail", "AWS::NoValue"]
+    );
+    for (parameter, topic, protocol) in [
+        ("AlertHttpsEndpoint", "OnCallTopic", "https"),
+        ("TicketEmail", "TicketTopic", "email"),
+        ("TicketHttpsEndpoint", "TicketTopic", "https"),
+    ] {
+        let subscriptions: Vec<(String, &Yaml)> = of_type(&t, "AWS::SNS::Subscription")
+            .into_iter()
+            .filter(|(_, s)| strs(&s["Properties"]["Endpoint"]) == [parameter])
+            .collect();
+        let [(name, s)] = subscriptions.as_slice() else {
+            panic!("{parameter}: {subscriptions:?}");
+        };
+        assert_eq!(strs(&s["Properties"]["TopicArn"]), [topic], "{name}");
+        assert_eq!(
+            s["Properties"]["Protocol"].as_str(),
+            Some(protocol),
+            "{name}"
+        );
+        let condition = s["Condition"].as_str().unwrap();
+        assert_eq!(
+            strs(&t["Conditions"][condition]),
+            [parameter, ""],
+            "{name}: subscribed only when {parameter} is set"
+        );
+    }
+    for parameter in [
+        "AlertEmail",
+        "AlertHttpsEndpoint",
+        "TicketEmail",
+        "TicketHttpsEndpoint",
+    ] {
+        assert_eq!(
+            t["Parameters"][parameter]["Default"].as_str(),
+            Some(""),
+            "{parameter}"
+        );
     }
 }
 
