@@ -553,6 +553,16 @@ pub fn document_arn(name: &str, partition: &str, region: &str, account: &str) ->
     }
 }
 
+/// The resource an ARN names (a document, or an instance, managed node or session) for an
+/// event of `meta`'s partition, region and account.
+pub fn resource_from_arn(arn: &str, meta: &EventMeta) -> ResourceRef {
+    if arn.contains(":document/") {
+        document_arn(arn, &meta.partition, &meta.region, &meta.account)
+    } else {
+        target_arn(arn, &meta.partition, &meta.region, &meta.account)
+    }
+}
+
 /// The ARN of an instance (`i-...`, an ec2 resource) or managed node (`mi-...`, an ssm
 /// resource). An ARN is accepted as given.
 pub fn target_arn(id: &str, partition: &str, region: &str, account: &str) -> ResourceRef {

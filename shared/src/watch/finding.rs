@@ -285,9 +285,9 @@ fn short_name(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-/// A principal ARN for people: `alice (JuniorEngineer)` for an assumed-role session, the role
-/// or user name, or the ARN itself.
-fn principal_label(arn: &str) -> String {
+/// A principal ARN (or principal key) for people: `alice (JuniorEngineer)` for an assumed-role
+/// session, the role or user name, or the text itself.
+pub fn principal_label(arn: &str) -> String {
     if let Some(rest) = arn.split(":assumed-role/").nth(1) {
         if let Some((role, session)) = rest.split_once('/') {
             return format!("{session} ({role})");

@@ -74,21 +74,6 @@ pub fn denial_note(a: &Activity) -> DenialNote {
     }
 }
 
-/// A short name for a principal key: the role or user name, or the key itself.
-fn principal_name(key: &str) -> String {
-    match key
-        .split_once(":role/")
-        .or_else(|| key.split_once(":user/"))
-    {
-        Some((_, path_and_name)) => path_and_name
-            .rsplit('/')
-            .next()
-            .unwrap_or(path_and_name)
-            .to_string(),
-        None => key.to_string(),
-    }
-}
-
 /// An association run whose definition (CreateAssociation / UpdateAssociation) was never seen:
 /// the principal behind it is unknown, so the run is `unevaluated`. One finding id per
 /// association, so its every run on every node is one alert (each run is still counted).
@@ -409,21 +394,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
     fn suppress(&mut self, f: &mut Finding, lookup: Option<&dyn TagLookup>) {
         let tags = match (lookup, f.resource.as_deref()) {
             (Some(lookup), Some(arn)) => {
-                let r = if arn.contains(":document/") {
-                    crate::watch::event::document_arn(
-                        arn,
-                        &f.meta.partition,
-                        &f.meta.region,
-                        &f.meta.account,
-                    )
-                } else {
-                    crate::watch::event::target_arn(
-                        arn,
-                        &f.meta.partition,
-                        &f.meta.region,
-                        &f.meta.account,
-                    )
-                };
+                let r = crate::watch::event::resource_from_arn(arn, &f.meta);
                 match tags_of(lookup, &r, &f.meta.account) {
                     ResourceTags::Known(t) => Some(t.clone()),
                     ResourceTags::None => Some(Default::default()),
@@ -967,17 +938,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
         if let Some(r) = resources.into_iter().find(|r| r.arn == arn) {
             return vec![r];
         }
-        let r = if arn.contains(":document/") {
-            crate::watch::event::document_arn(
-                arn,
-                &a.meta.partition,
-                &a.meta.region,
-                &a.meta.account,
-            )
-        } else {
-            crate::watch::event::target_arn(arn, &a.meta.partition, &a.meta.region, &a.meta.account)
-        };
-        vec![r]
+        vec![crate::watch::event::resource_from_arn(arn, &a.meta)]
     }
 
     fn denied(
@@ -1151,7 +1112,7 @@ impl<'i, S: CorrelationStore> Watcher<'i, S> {
             };
             s.reason = format!(
                 "{} made {count} AccessDenied calls within {} s{sessions} (threshold {}): someone is probing or a policy broke",
-                principal_name(&caller),
+                crate::watch::finding::principal_label(&caller),
                 spike.window_seconds,
                 spike.threshold
             );
