@@ -81,6 +81,15 @@ fn alarm_metrics(alarm: &Yaml) -> Vec<String> {
                 .as_str()
                 .map(str::to_string),
         );
+        // A Metrics Insights query: `SELECT SUM(Metric) FROM ...`.
+        if let Some(query) = m["Expression"].as_str().filter(|e| e.starts_with("SELECT")) {
+            names.extend(
+                query
+                    .split_once('(')
+                    .and_then(|(_, rest)| rest.split_once(')'))
+                    .map(|(metric, _)| metric.trim().to_string()),
+            );
+        }
     }
     names
 }
@@ -399,6 +408,28 @@ fn no_alarm_pages_for_a_finding_the_bus_already_routes() {
             "{name}"
         );
     }
+}
+
+/// A page EventBridge cannot deliver is not silent: an alarm sums the failed invocations of
+/// every rule on the findings bus (custom-bus rule metrics carry EventBusName and RuleName,
+/// "Monitoring Amazon EventBridge") and tells both topics.
+#[test]
+fn a_page_the_bus_cannot_deliver_raises_an_alarm() {
+    let t = load("template.yaml");
+    let alarm = &t["Resources"]["AlertDeliveryAlarm"];
+    assert_eq!(alarm_metrics(alarm), ["FailedInvocations"]);
+    let query = alarm["Properties"]["Metrics"][0]["Expression"]
+        .as_str()
+        .unwrap();
+    assert!(
+        query.contains(r#"FROM SCHEMA("AWS/Events", EventBusName, RuleName)"#)
+            && query.contains("WHERE EventBusName = '${FindingsBus.Name}'"),
+        "{query}"
+    );
+    assert_eq!(
+        strs(&alarm["Properties"]["AlarmActions"]),
+        ["OnCallTopic", "TicketTopic"]
+    );
 }
 
 /// Issue 13, severity decides routing: every detail-type the core puts on the bus has one rule

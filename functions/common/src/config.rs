@@ -47,8 +47,13 @@ pub struct Config {
     pub region: Option<String>,
     /// `POWERTOOLS_SERVICE_NAME` (default `tagwatch`): the `service` key of every log line.
     pub service: String,
-    /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`).
+    /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`): tagwatch's own log
+    /// events.
     pub log_level: tracing::Level,
+    /// `TAGWATCH_SDK_LOG_LEVEL` (default `WARN`): the libraries' log events (the AWS SDK,
+    /// hyper, aws-sigv4, the Lambda runtime). Separate on purpose: at DEBUG they log request
+    /// signing and HTTP bodies.
+    pub sdk_log_level: tracing::Level,
     /// `AWS_LAMBDA_FUNCTION_NAME` and `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda): the
     /// `function_name` and `function_memory_size` keys of every log line.
     pub function_name: Option<String>,
@@ -117,6 +122,10 @@ impl Config {
                 .get("POWERTOOLS_SERVICE_NAME")
                 .unwrap_or_else(|| "tagwatch".to_string()),
             log_level: log_level(&env)?,
+            sdk_log_level: match env.get("TAGWATCH_SDK_LOG_LEVEL") {
+                None => tracing::Level::WARN,
+                Some(name) => level_named("TAGWATCH_SDK_LOG_LEVEL", name)?,
+            },
             function_name: env.get("AWS_LAMBDA_FUNCTION_NAME"),
             memory_size: match env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
                 None => None,
@@ -208,6 +217,11 @@ fn log_level(env: &Env<'_>) -> Result<tracing::Level, ConfigError> {
         .get("TAGWATCH_LOG_LEVEL")
         .or_else(|| env.get("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|| "INFO".to_string());
+    level_named("TAGWATCH_LOG_LEVEL", level_name)
+}
+
+/// A level by name (any letter case); the variable `name` is named in the error.
+fn level_named(name: &'static str, level_name: String) -> Result<tracing::Level, ConfigError> {
     Ok(match level_name.trim().to_ascii_uppercase().as_str() {
         "TRACE" => tracing::Level::TRACE,
         "DEBUG" => tracing::Level::DEBUG,
@@ -216,7 +230,7 @@ fn log_level(env: &Env<'_>) -> Result<tracing::Level, ConfigError> {
         "ERROR" | "FATAL" => tracing::Level::ERROR,
         _ => {
             return Err(ConfigError::Invalid {
-                name: "TAGWATCH_LOG_LEVEL",
+                name,
                 value: level_name,
                 reason: "expected TRACE, DEBUG, INFO, WARN or ERROR",
             })
@@ -256,6 +270,7 @@ mod tests {
         assert_eq!(c.quarantine_queue_url, None);
         assert_eq!(c.service, "tagwatch");
         assert_eq!(c.log_level, tracing::Level::INFO);
+        assert_eq!(c.sdk_log_level, tracing::Level::WARN);
         assert_eq!((c.spike_threshold, c.spike_window_seconds), (None, None));
     }
 
@@ -313,7 +328,23 @@ mod tests {
         pairs.push(("TAGWATCH_PARK_DELAY_SECONDS", "60"));
         let c = Config::from_lookup(env(&pairs)).unwrap();
         assert_eq!(c.log_level, tracing::Level::DEBUG);
+        assert_eq!(
+            c.sdk_log_level,
+            tracing::Level::WARN,
+            "Lambda's log level never turns on the libraries' debug logs"
+        );
         assert_eq!(c.park_delay, Duration::from_secs(60));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_SDK_LOG_LEVEL", "trace"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.sdk_log_level, tracing::Level::TRACE);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_SDK_LOG_LEVEL", "chatty"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(
+            err.contains("TAGWATCH_SDK_LOG_LEVEL") && err.contains("chatty"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,9 +12,13 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 use crate::clock::now_ms;
 
@@ -162,13 +166,23 @@ where
     }
 }
 
-/// Installs the JSON logger on stdout (once, at cold start).
-pub fn init(format: PowertoolsJson, level: tracing::Level) {
-    let _ = tracing_subscriber::fmt()
+/// The log events let through: tagwatch's own (every target of a `tagwatch…` crate or binary)
+/// at `level`, everything else (the AWS SDK, hyper, aws-sigv4, rustls, the Lambda runtime) at
+/// `sdk_level`, so that `TAGWATCH_LOG_LEVEL=DEBUG` never turns on the libraries' request and
+/// signing logs.
+pub fn targets(level: tracing::Level, sdk_level: tracing::Level) -> Targets {
+    Targets::new()
+        .with_default(sdk_level)
+        .with_target("tagwatch", level)
+}
+
+/// Installs the JSON logger on stdout (once, at cold start), filtered by [`targets`].
+pub fn init(format: PowertoolsJson, level: tracing::Level, sdk_level: tracing::Level) {
+    let layer = tracing_subscriber::fmt::layer()
         .event_format(format)
-        .with_max_level(level)
         .with_writer(std::io::stdout)
-        .try_init();
+        .with_filter(targets(level, sdk_level));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// `2026-11-22T08:15:04.123Z`: epoch milliseconds as RFC 3339 UTC (the calendar is the `time`
@@ -193,6 +207,36 @@ pub fn rfc3339_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 13 §4: `TAGWATCH_LOG_LEVEL=DEBUG` is tagwatch's own debug output; the SDK's,
+    /// hyper's and aws-sigv4's stay at WARN unless their own switch says otherwise.
+    #[test]
+    fn library_logs_stay_at_warn_unless_their_own_switch_is_set() {
+        use tracing::Level;
+        let t = targets(Level::DEBUG, Level::WARN);
+        for own in [
+            "tagwatch_lambda::pipeline",
+            "tagwatch_aws::dynamo",
+            "tagwatch_cloudtrail_watcher",
+        ] {
+            assert!(t.would_enable(own, &Level::DEBUG), "{own}");
+            assert!(!t.would_enable(own, &Level::TRACE), "{own}");
+        }
+        for library in [
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_sigv4::http_request::sign",
+            "hyper_util::client::legacy::pool",
+            "rustls::client",
+            "lambda_runtime",
+        ] {
+            assert!(!t.would_enable(library, &Level::DEBUG), "{library}");
+            assert!(!t.would_enable(library, &Level::INFO), "{library}");
+            assert!(t.would_enable(library, &Level::WARN), "{library}");
+        }
+        let sdk_debug = targets(Level::INFO, Level::DEBUG);
+        assert!(sdk_debug.would_enable("aws_sigv4::http_request::sign", &Level::DEBUG));
+        assert!(!sdk_debug.would_enable("tagwatch_lambda::pipeline", &Level::DEBUG));
+    }
 
     #[test]
     fn timestamps() {

@@ -80,6 +80,7 @@ where
             logging::init(
                 logging::PowertoolsJson::new("tagwatch", None, None),
                 tracing::Level::INFO,
+                tracing::Level::WARN,
             );
             tracing::error!(error = %e, "cold start failed: configuration");
             std::process::exit(1);
@@ -92,6 +93,7 @@ where
             config.memory_size,
         ),
         config.log_level,
+        config.sdk_log_level,
     );
     let (ports, intent) = match cold_start(function, &config).await {
         Ok(p) => p,
