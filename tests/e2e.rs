@@ -1157,7 +1157,36 @@ async fn two_hundred_events_under_injected_faults_give_the_fault_free_findings()
     assert_eq!(bursts(&faulty), bursts(&clean), "one spike per burst");
     assert_eq!(ids(&faulty), ids(&clean), "the same findings, none lost");
     assert_eq!(faulty.len(), clean.len(), "nothing twice in the log group");
-    assert_eq!(ids(&faulty_alerts), ids(&clean_alerts));
+    // Repeats of a finding group within a dedupe window alert once (issue 13): which occurrence
+    // alerts is the first one decided, which depends on the order the environments ran, so
+    // alerts compare by group and window; none may be missing and none may come twice.
+    let groups = |a: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = a
+            .iter()
+            .filter(|f| f["kind"] != "access_denied_spike")
+            .map(|f| {
+                json!([
+                    f["kind"],
+                    f["principal"],
+                    f["document"],
+                    f["resource"],
+                    f["event_time"].as_str().unwrap()[..13].to_string()
+                ])
+                .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let clean_groups = groups(&clean_alerts);
+    let mut unique = clean_groups.clone();
+    unique.dedup();
+    assert_eq!(unique, clean_groups, "one alert per group and window");
+    assert_eq!(groups(&faulty_alerts), clean_groups);
+    assert!(
+        faulty_alerts.iter().all(|a| a["count"] == 1),
+        "only a window's first finding is alerted"
+    );
     assert_eq!(bursts(&faulty_alerts), bursts(&clean));
     assert_eq!(
         faulty_alerts.len(),
@@ -1313,7 +1342,8 @@ async fn aws_calls_per_event() {
     assert_eq!((ddb(0), logs(0), events(0)), (3, 0, 0));
     // A violation: gather (sighting + partition), record and claims, a second look, the
     // sighting; then outbox, marks, lease, one log call and one bus call, each marked.
-    assert_eq!(ddb(1), 14, "{:?}", measured[1]);
+    // ... and the violation's dedupe window: its own item and the window's owner (issue 13).
+    assert_eq!(ddb(1), 16, "{:?}", measured[1]);
     assert_eq!((logs(1), events(1)), (1, 1));
     assert_eq!(ddb(2), 11, "{:?}", measured[2]);
     assert_eq!(

@@ -1070,3 +1070,37 @@ fn a_suppressed_violation_is_logged_with_its_reason_and_never_alerted() {
     assert!(f.iter().all(|x| !x.suppressed), "{f:?}");
     assert_eq!(w.counts.violations, 1);
 }
+
+/// Issue 13 §4: the quarantine keeps an allow-listed skeleton, and what it keeps of an SSM
+/// event is everything tagwatch decides on: every fixture (each record of a log file)
+/// normalises from its skeleton to exactly what it normalised to before, so a kept event can
+/// be sent back once the deployment is fixed.
+#[test]
+fn every_fixture_normalises_the_same_from_its_quarantine_skeleton() {
+    use tagwatch_core::watch::skeleton::skeleton;
+    let mut checked = 0;
+    let mut names: Vec<_> = std::fs::read_dir(root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let v = event_json(&name);
+        let records: Vec<serde_json::Value> = match v.get("Records").and_then(|r| r.as_array()) {
+            Some(rs) => rs.clone(),
+            None => vec![v],
+        };
+        for r in records {
+            let kept = skeleton(&r);
+            assert_eq!(
+                normalize(&kept).ok(),
+                normalize(&r).ok(),
+                "{name}: the skeleton normalises differently; kept: {kept}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} events checked");
+}

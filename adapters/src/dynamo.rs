@@ -11,6 +11,8 @@
 //! | one AccessDenied call | `caller#<key>` | `denial#<event ms, 15 digits>#<event id>` |
 //! | a caller's spike episode, per window-long bucket of event time it reaches | `caller#<key>` | `episode#<bucket>` |
 //! | a finding staged for delivery (outbox) | `event#<id>` | `finding#<finding id>` |
+//! | a finding of a group's dedupe window | `group#<group>#<window>` | `f#<finding id>` |
+//! | the finding that owns (alerted for) a group's dedupe window | `group#<group>#<window>` | `owner` (`owner`: its finding id) |
 //! | who is delivering a finding now | `finding#<id>` | `lease` (`holder`, `until_ms`) |
 //! | a sink a finding reached | `finding#<id>` | `sink#<sink>` |
 //! | an association's definition (no TTL: associations run for years) | `origin#association#<id>` | `setup` |
@@ -40,6 +42,7 @@ use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tagwatch_core::intent::origins::OriginKind;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Episode, Parked};
+use tagwatch_core::watch::dedupe::{count_for, GroupEntry};
 use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup, StatusChange};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -1120,6 +1123,67 @@ impl DynamoCorrelation {
 
     /// Stages findings in the outbox of the event (or sweep) that produced them, before any
     /// state is written: a retry of the same event delivers what an earlier attempt staged.
+    /// Records grouped findings in their windows, [`CONCURRENCY`] at a time, each count in
+    /// the order of `entries`.
+    pub async fn dedupe(&self, entries: &[GroupEntry]) -> Result<Vec<u64>, AdapterError> {
+        stream::iter(entries.to_vec())
+            .map(|e| async move { self.dedupe_one(&e).await })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// One grouped finding: its own item (writes commute, a retry writes the same item), then
+    /// the window's owner item, written only when there is none or it is this finding's (so
+    /// exactly one finding owns a window, and a retry of the owner owns it again); a finding
+    /// that does not own the window counts the window's findings (strongly consistent, page by
+    /// page).
+    async fn dedupe_one(&self, e: &GroupEntry) -> Result<u64, AdapterError> {
+        let pk = format!("group#{}#{}", e.group, e.window);
+        self.put(self.item(pk.clone(), format!("f#{}", e.finding_id), e.event_ms))
+            .await?;
+        let mut owner = self.item(pk.clone(), "owner".into(), e.event_ms);
+        owner.insert("owner".into(), s(&e.finding_id));
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(owner))
+            .condition_expression("attribute_not_exists(pk) OR #o = :me")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":me", s(&e.finding_id))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => return Ok(count_for(true, 1)),
+            Err(err) if is_conditional_failure(&err) => {}
+            Err(err) => return Err(AdapterError::aws("DynamoDB PutItem", err)),
+        }
+        let mut seen: u64 = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :f)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":f", s("f#"))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| AdapterError::aws("DynamoDB Query", e))?;
+            seen += u64::from(out.count.unsigned_abs());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(count_for(false, seen))
+    }
+
     pub async fn stage(
         &self,
         outbox: &str,

@@ -699,6 +699,58 @@ async fn out_of_order_bursts_are_separate_episodes_with_one_spike_each() {
     assert_eq!(late, ["h9b-2"]);
 }
 
+/// Issue 13 §1: the first finding of a group decided in a window owns it (count 1, one item
+/// written conditionally); a retry of the owner owns it again; every other finding counts the
+/// window's findings; windows and groups are separate; a count runs over several Query pages.
+#[tokio::test]
+async fn dedupe_windows_have_one_owner_and_count_the_rest() {
+    use tagwatch_core::watch::dedupe::GroupEntry;
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let store = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&conf), "tagwatch", 86_400);
+    let entry = |group: &str, window: i64, id: &str, ms: i64| GroupEntry {
+        group: group.into(),
+        window,
+        finding_id: id.into(),
+        event_ms: ms,
+    };
+    let counts = store
+        .dedupe(&[
+            entry("g", 7, "b", NOW + 20),
+            entry("g", 7, "a", NOW + 10),
+            entry("g", 8, "c", NOW + 30),
+            entry("h", 7, "d", NOW + 40),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(counts.len(), 4);
+    assert_eq!(
+        (counts[2], counts[3]),
+        (1, 1),
+        "another window, another group: owners"
+    );
+    // Of two findings of one window decided together, exactly one owns it.
+    let mut first_two = [counts[0], counts[1]];
+    first_two.sort();
+    assert_eq!(first_two, [1, 2], "{counts:?}");
+    let owner = if counts[0] == 1 { "b" } else { "a" };
+    let again = store.dedupe(&[entry("g", 7, owner, NOW)]).await.unwrap();
+    assert_eq!(again, [1], "a retry of the owner owns the window again");
+    let later = store.dedupe(&[entry("g", 7, "e", NOW + 50)]).await.unwrap();
+    assert_eq!(later, [3], "the window has seen a, b and e");
+    // Enough findings for several pages of a COUNT query.
+    let storm: Vec<GroupEntry> = (0..300i64)
+        .map(|i| entry("storm", 1, &format!("x{i}"), NOW + i))
+        .collect();
+    let counts = store.dedupe(&storm).await.unwrap();
+    assert_eq!(counts.iter().filter(|c| **c == 1).count(), 1, "one owner");
+    assert_eq!(
+        store.dedupe(&[entry("storm", 1, "z", NOW)]).await.unwrap(),
+        [301]
+    );
+}
+
 /// A storm writes many calls; the window read stays bounded (the nearest calls either side).
 #[tokio::test]
 async fn a_denial_window_read_is_bounded_by_the_threshold() {

@@ -21,6 +21,7 @@ use serde_json::Value;
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::MemoryStore;
 use tagwatch_core::watch::counts::Counts;
+use tagwatch_core::watch::dedupe::Dedupe;
 use tagwatch_core::watch::event::normalize;
 use tagwatch_core::watch::finding::{Finding, FindingKind};
 use tagwatch_core::watch::watcher::Watcher;
@@ -122,6 +123,9 @@ struct InputCounts {
 
 struct Run<'i, W: Write> {
     watcher: Watcher<'i, MemoryStore>,
+    /// Repeats of a finding group within the intent's dedupe window, counted as the functions
+    /// count them.
+    dedupe: Dedupe,
     inventory: Inventory,
     #[cfg(feature = "aws")]
     live: Option<crate::live::LiveInventory>,
@@ -398,7 +402,8 @@ impl<W: Write> Run<'_, W> {
                 if let Some(live) = self.live.as_mut() {
                     live.fill(&event, self.watcher.intent(), &mut self.inventory)?;
                 }
-                let findings = self.watcher.handle(&event, &self.inventory);
+                let mut findings = self.watcher.handle(&event, &self.inventory);
+                self.dedupe.count(&mut findings);
                 self.emit(findings)
             }
             Err(e) => {
@@ -587,6 +592,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         .saturating_mul(1000);
     let mut run = Run {
         watcher: Watcher::new(&intent, MemoryStore::new(window_ms)),
+        dedupe: Dedupe::new(intent.dedupe_window_ms()),
         inventory,
         #[cfg(feature = "aws")]
         live: if args.inventory_from_aws {
@@ -616,7 +622,8 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
             return Err(w(e));
         }
     }
-    let tail = run.watcher.finish();
+    let mut tail = run.watcher.finish();
+    run.dedupe.count(&mut tail);
     run.emit(tail).map_err(w)?;
     run.out.flush().map_err(w)?;
     if let Some(p) = &run.progress {

@@ -104,7 +104,13 @@ pub struct Intent {
     pub origins: Origins,
     /// Findings people have decided to live with for a while (`suppressions`).
     pub suppressions: Vec<suppression::Suppression>,
+    /// `dedupe_window_seconds` (default 3600): repeats of one finding group (kind, principal,
+    /// document, resource) within one window are logged with a running `count`, alerted once.
+    pub dedupe_window_seconds: u64,
 }
+
+/// The default `dedupe_window_seconds`: an hour.
+pub const DEFAULT_DEDUPE_WINDOW_SECONDS: u64 = 3600;
 
 /// The intent as it applies to one caller.
 #[derive(Debug, Clone)]
@@ -182,6 +188,14 @@ impl Intent {
         i64::try_from(self.spike.window_seconds)
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000)
+    }
+
+    /// The dedupe window in milliseconds (at least 1).
+    pub fn dedupe_window_ms(&self) -> i64 {
+        i64::try_from(self.dedupe_window_seconds)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+            .max(1)
     }
 
     /// Parses an intent file. Diagnostics of referenced policy files name those files.
@@ -287,6 +301,7 @@ const TOP_FIELDS: &[&str] = &[
     "command_output",
     "origins",
     "suppressions",
+    "dedupe_window_seconds",
     "description",
 ];
 const ENTRY_FIELDS: &[&str] = &[
@@ -376,6 +391,8 @@ fn parse_intent<'j>(
         suppression::parse_suppressions(v, r, now_ms)
     })
     .unwrap_or_default();
+    let dedupe_window_seconds =
+        under(root, "dedupe_window_seconds", r, parse_dedupe_window).flatten();
     let principals = parse_principals(root, r, load, extra)?;
     Some(Intent {
         principals,
@@ -384,6 +401,7 @@ fn parse_intent<'j>(
         command_output,
         origins,
         suppressions,
+        dedupe_window_seconds: dedupe_window_seconds.unwrap_or(DEFAULT_DEDUPE_WINDOW_SECONDS),
     })
 }
 
@@ -531,6 +549,23 @@ fn positive_int(v: &Json) -> Option<u64> {
     match &v.kind {
         JsonKind::Number(n) => n.parse::<u64>().ok().filter(|&n| n > 0),
         _ => None,
+    }
+}
+
+/// `dedupe_window_seconds`: a positive number of seconds, at most a day (a longer window would
+/// hide a repeat for longer than anyone remembers the first alert).
+fn parse_dedupe_window<'j>(v: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<u64> {
+    match positive_int(v).filter(|n| *n <= 86_400) {
+        Some(n) => Some(n),
+        None => {
+            r.error(
+                Code::InvalidDedupeWindow,
+                v.span,
+                "`dedupe_window_seconds` must be a whole number of seconds from 1 to 86400"
+                    .to_string(),
+            );
+            None
+        }
     }
 }
 
@@ -835,6 +870,36 @@ mod tests {
     }
 
     const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ssm:*","Resource":"*"}}"#;
+
+    #[test]
+    fn dedupe_window_defaults_to_an_hour_and_is_bounded_to_a_day() {
+        let with = |w: &str| {
+            let extra = if w.is_empty() {
+                String::new()
+            } else {
+                format!(r#","dedupe_window_seconds":{w}"#)
+            };
+            Intent::parse(
+                &format!(r#"{{"principals":[]{extra}}}"#),
+                Some("intent.json"),
+                &mut no_files,
+            )
+        };
+        let default = with("").unwrap().value;
+        assert_eq!(default.dedupe_window_seconds, 3600);
+        assert_eq!(default.dedupe_window_ms(), 3_600_000);
+        assert_eq!(with("600").unwrap().value.dedupe_window_seconds, 600);
+        for bad in ["0", "86401", "-5", "1.5", "\"1h\""] {
+            let err = with(bad).unwrap_err();
+            assert!(
+                err.diagnostics
+                    .iter()
+                    .any(|d| d.code == Code::InvalidDedupeWindow),
+                "{bad}: {:?}",
+                err.diagnostics
+            );
+        }
+    }
 
     #[test]
     fn union_of_matching_entries() {

@@ -3,11 +3,13 @@
 pub mod context;
 pub mod correlation;
 pub mod counts;
+pub mod dedupe;
 pub mod event;
 pub mod finding;
 pub mod journal;
 pub mod links;
 pub mod origin;
 pub mod outputs;
+pub mod skeleton;
 pub mod tags;
 pub mod watcher;

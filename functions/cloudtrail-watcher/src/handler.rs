@@ -45,6 +45,56 @@ mod tests {
         call(p, intent, &event_json(name)).await.unwrap()
     }
 
+    /// Issue 13 §1: the same violation again (alice, AWS-RunShellScript, the production
+    /// server) within the intent's dedupe window is logged with its running count and not
+    /// alerted; in the next window it alerts again; a retry counts nothing twice.
+    #[tokio::test]
+    async fn repeats_within_the_dedupe_window_are_logged_with_a_count_and_alerted_once() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        let again = |n: u32, time: &str| {
+            let mut e = event_json("cloudtrail-sendcommand-instanceids.json");
+            e["id"] = Value::from(format!("repeat-{n}"));
+            e["detail"]["eventID"] = Value::from(format!("repeat-{n}"));
+            e["detail"]["eventTime"] = Value::from(time);
+            e["detail"]["responseElements"]["command"]["commandId"] =
+                Value::from(format!("00000000-0000-4000-8000-00000000000{n}"));
+            e
+        };
+        // 2026-11-20 09:08:56 and 09:38:56 share the 09:00-10:00 window; 10:08:56 does not.
+        for (n, time) in [
+            (1, "2026-11-20T09:08:56Z"),
+            (2, "2026-11-20T09:38:56Z"),
+            (3, "2026-11-20T10:08:56Z"),
+        ] {
+            call(&p, &i, &again(n, time)).await.unwrap();
+        }
+        // A retry of the second event.
+        call(&p, &i, &again(2, "2026-11-20T09:38:56Z"))
+            .await
+            .unwrap();
+        let found = logged(&p);
+        let counts: Vec<(String, u64)> = found
+            .iter()
+            .map(|f| (f.meta.event_id.clone(), f.count))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("repeat-1".to_string(), 1),
+                ("repeat-2".to_string(), 2),
+                ("repeat-3".to_string(), 1)
+            ],
+            "every finding logged once, with its running count"
+        );
+        let alerted: Vec<String> = found
+            .iter()
+            .filter(|f| f.count == 1)
+            .map(|f| f.finding_id.clone())
+            .collect();
+        assert_eq!(alerted_ids(&p), alerted, "one alert per window");
+    }
+
     #[tokio::test]
     async fn a_violation_is_logged_alerted_and_counted() {
         let p = fakes::ports(inventory());
@@ -193,7 +243,13 @@ mod tests {
         let kept = quarantined(&p);
         assert_eq!(kept.len(), 1);
         assert!(!kept[0].0.contains("SECRET"), "{}", kept[0].0);
-        assert!(kept[0].0.contains("REDACTED-BY-TAGWATCH"));
+        // The skeleton keeps every path, each free-text value as its size.
+        let body: Value = serde_json::from_str(&kept[0].0).unwrap();
+        assert_eq!(
+            body["detail"]["responseElements"]["tokenValue"],
+            "<string, 12 bytes>"
+        );
+        assert_eq!(body["detail"]["eventName"], "ResumeSession");
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use tagwatch_aws::{
 };
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
+use tagwatch_core::watch::dedupe::GroupEntry;
 use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -92,6 +93,9 @@ impl State for DynamoCorrelation {
     }
     async fn persist(&self, owner: &str, changes: Vec<Change>) -> PortResult<Persisted> {
         Ok(DynamoCorrelation::persist(self, owner, changes).await?)
+    }
+    async fn dedupe(&self, entries: &[GroupEntry]) -> PortResult<Vec<u64>> {
+        Ok(DynamoCorrelation::dedupe(self, entries).await?)
     }
     async fn stage(&self, outbox: &str, findings: &[Finding]) -> PortResult<()> {
         Ok(DynamoCorrelation::stage(self, outbox, findings, now_ms()).await?)

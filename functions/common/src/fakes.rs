@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tagwatch_core::intent::inventory::{Inventory, TagLookup};
 use tagwatch_core::intent::origins::OriginKind;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Episode, Parked};
+use tagwatch_core::watch::dedupe::{count_for, GroupEntry};
 use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -58,6 +59,8 @@ pub struct Table {
     pub denials: HashMap<String, BTreeSet<(i64, String)>>,
     /// What each denial was (by event id).
     pub denial_notes: HashMap<String, DenialNote>,
+    /// Each (group, dedupe window): its owner and the finding ids it has seen.
+    pub groups: HashMap<(String, i64), (String, BTreeSet<String>)>,
     pub episodes: HashMap<String, Episode>,
     pub outbox: BTreeMap<(String, String), Finding>,
     /// Finding id to the holder of its delivery lease (leases never run out by themselves
@@ -344,6 +347,22 @@ impl State for FakeState {
             }
         }
         Ok(result)
+    }
+
+    async fn dedupe(&self, entries: &[GroupEntry]) -> PortResult<Vec<u64>> {
+        self.failing.check("dedupe")?;
+        let mut t = lock(&self.table);
+        Ok(entries
+            .iter()
+            .map(|e| {
+                let (owner, ids) = t
+                    .groups
+                    .entry((e.group.clone(), e.window))
+                    .or_insert_with(|| (e.finding_id.clone(), BTreeSet::new()));
+                ids.insert(e.finding_id.clone());
+                count_for(*owner == e.finding_id, ids.len() as u64)
+            })
+            .collect())
     }
 
     async fn stage(&self, outbox: &str, findings: &[Finding]) -> PortResult<()> {

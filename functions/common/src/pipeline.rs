@@ -25,14 +25,16 @@ use serde_json::Value;
 use tagwatch_core::intent::inventory::{Inventory, TagLookup, TagSet};
 use tagwatch_core::watch::correlation::{max_calls, DenialNote, Parked};
 use tagwatch_core::watch::counts::Counts;
+use tagwatch_core::watch::dedupe::GroupEntry;
 use tagwatch_core::watch::event::{normalize, CallOutcome, Event, Skip};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease};
 use tagwatch_core::watch::links::logs_insights_link;
 use tagwatch_core::watch::outputs::{
-    batches, bus_entry, goes_on_bus, log_message, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
+    alerts, batches, bus_entry, goes_on_bus, log_message, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
     LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
+use tagwatch_core::watch::skeleton::skeleton;
 use tagwatch_core::watch::tags::TagQuery;
 use tagwatch_core::watch::watcher::{denial_caller, denial_note, Watcher};
 use tagwatch_core::Intent;
@@ -144,29 +146,6 @@ fn skip_reason(skip: &Skip) -> String {
     }
 }
 
-/// Keys whose values are secrets or commands: replaced before an event is kept anywhere.
-const REDACTED_KEYS: [&str; 3] = ["parameters", "tokenValue", "streamUrl"];
-const REDACTED: &str = "REDACTED-BY-TAGWATCH";
-
-/// A copy of an event with command parameters and session tokens replaced.
-pub fn redact(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    if REDACTED_KEYS.contains(&k.as_str()) {
-                        (k.clone(), Value::String(REDACTED.to_string()))
-                    } else {
-                        (k.clone(), redact(v))
-                    }
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        other => other.clone(),
-    }
-}
-
 async fn reject<P: Platform>(
     ports: &Ports<P>,
     function: &str,
@@ -191,7 +170,8 @@ async fn reject<P: Platform>(
     let Some(q) = &ports.quarantine else {
         return Err(Failure::Unkept { reason });
     };
-    q.keep(&redact(raw).to_string(), &reason, function).await?;
+    q.keep(&skeleton(raw).to_string(), &reason, function)
+        .await?;
     Ok(Outcome {
         event_id,
         counts: Counts {
@@ -233,7 +213,8 @@ pub async fn watch<P: Platform>(
     }
 }
 
-/// A permanent failure keeps the event (redacted) on the quarantine queue with the error
+/// A permanent failure keeps the event (its allow-listed skeleton, which holds every field
+/// tagwatch decides on) on the quarantine queue with the error
 /// named, and counts it; without a queue, or for a retryable failure, the invocation fails.
 async fn keep_or_fail<P: Platform>(
     ports: &Ports<P>,
@@ -256,7 +237,7 @@ async fn keep_or_fail<P: Platform>(
     let (Some(q), Some(raw)) = (&ports.quarantine, raw) else {
         return Err(Failed { failure, outcome });
     };
-    match q.keep(&redact(raw).to_string(), &reason, function).await {
+    match q.keep(&skeleton(raw).to_string(), &reason, function).await {
         Ok(()) => {
             outcome.quarantined = Some(reason);
             Ok(outcome)
@@ -379,7 +360,7 @@ async fn watch_event<P: Platform>(
         Change::Parked(p) => Some(p.command_id.clone()),
         _ => None,
     });
-    decide(ports, &event_id, &findings, changes).await?;
+    decide(ports, intent, &event_id, &findings, changes).await?;
     if let Some(cmd) = look_again {
         let covered = covered(&event, &ports.tag_scope);
         resume_command(ports, intent, &event_id, &cmd, covered).await?;
@@ -392,18 +373,39 @@ async fn watch_event<P: Platform>(
 }
 
 /// The findings as they are staged: with the Logs Insights link to their caller's findings in
-/// the log group the log port writes to.
-fn linked<'f, P: Platform>(
+/// the log group the log port writes to, and, for those that would alert, their running count
+/// in their group's dedupe window (only the first goes on the bus).
+async fn prepared<'f, P: Platform>(
     ports: &Ports<P>,
+    intent: &Intent,
     findings: impl Iterator<Item = &'f Finding>,
-) -> Vec<Finding> {
-    findings
+) -> Result<Vec<Finding>, Failure> {
+    let window_ms = intent.dedupe_window_ms();
+    let mut out: Vec<Finding> = findings
         .map(|f| {
             let mut f = f.clone();
             f.links.logs_insights = logs_insights_link(&f, ports.log.group());
             f
         })
-        .collect()
+        .collect();
+    let grouped: Vec<usize> = (0..out.len())
+        .filter(|&i| out.get(i).is_some_and(alerts))
+        .collect();
+    if grouped.is_empty() {
+        return Ok(out);
+    }
+    let entries: Vec<GroupEntry> = grouped
+        .iter()
+        .filter_map(|&i| out.get(i))
+        .map(|f| GroupEntry::of(f, window_ms))
+        .collect();
+    let counts = ports.state.dedupe(&entries).await?;
+    for (&i, count) in grouped.iter().zip(counts) {
+        if let Some(f) = out.get_mut(i) {
+            f.count = count;
+        }
+    }
+    Ok(out)
 }
 
 /// The tags gathered for a decision, with the reach of the tag adapter: outside it, tags are
@@ -433,6 +435,7 @@ impl TagLookup for Reach<'_> {
 /// decides the same findings again; a finding another event won is never staged.
 async fn decide<P: Platform>(
     ports: &Ports<P>,
+    intent: &Intent,
     outbox: &str,
     findings: &[Finding],
     changes: Vec<Change>,
@@ -449,10 +452,12 @@ async fn decide<P: Platform>(
             .await?
             .lost_finding_ids()
     };
-    let won: Vec<Finding> = linked(
+    let won: Vec<Finding> = prepared(
         ports,
+        intent,
         findings.iter().filter(|f| !lost.contains(&f.finding_id)),
-    );
+    )
+    .await?;
     if won.len() < findings.len() {
         tracing::info!(
             outbox,
@@ -508,7 +513,7 @@ async fn resume_command<P: Platform>(
         },
     );
     let changes = watcher.into_store().take_changes();
-    decide(ports, outbox, &findings, changes).await?;
+    decide(ports, intent, outbox, &findings, changes).await?;
     Ok(true)
 }
 
@@ -604,7 +609,7 @@ async fn sweep_due<P: Platform>(
         outcome.counts.add(&watcher.counts.without_findings());
         ports
             .state
-            .stage(sweep_id, &linked(ports, findings.iter()))
+            .stage(sweep_id, &prepared(ports, intent, findings.iter()).await?)
             .await?;
         ports.state.reported_overdue(&report).await?;
     }

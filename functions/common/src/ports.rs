@@ -7,6 +7,7 @@ use std::future::Future;
 
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
+use tagwatch_core::watch::dedupe::GroupEntry;
 use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
@@ -128,6 +129,11 @@ pub trait State {
         owner: &str,
         changes: Vec<Change>,
     ) -> impl Future<Output = PortResult<Persisted>> + Send;
+    /// Records grouped findings in their groups' dedupe windows (idempotent) and returns each
+    /// one's `count`: 1 for the finding that owns its window (the first decided; a retry of it
+    /// owns it again), else how many of the group's findings the window has seen, at least 2
+    /// ([`tagwatch_core::watch::dedupe`]).
+    fn dedupe(&self, entries: &[GroupEntry]) -> impl Future<Output = PortResult<Vec<u64>>> + Send;
     /// Stages findings in an outbox.
     fn stage(
         &self,

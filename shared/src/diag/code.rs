@@ -92,6 +92,7 @@ codes! {
     InvalidCommandOutput = "invalid-command-output": "`command_output` is not \"cloudwatch\", \"s3\" or \"any\"",
     InvalidSpike = "invalid-spike": "`spike` is not an object of `threshold` and `window_seconds`, or holds an invalid value",
     InvalidOrigins = "invalid-origins": "`origins` is not an object of origin kinds to `judge` or `ignore`",
+    InvalidDedupeWindow = "invalid-dedupe-window": "`dedupe_window_seconds` is not a whole number of seconds from 1 to 86400",
     InvalidSuppressions = "invalid-suppressions": "`suppressions` is not an array",
     InvalidSuppression = "invalid-suppression": "a suppression without `reason` or `expires`, or with an invalid field",
     SuppressionTooLong = "suppression-too-long": "a suppression that expires more than a year after the day the intent is loaded",

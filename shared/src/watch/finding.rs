@@ -190,6 +190,11 @@ pub struct Finding {
     /// The matching suppression's `reason` (null when not suppressed).
     #[serde(default)]
     pub suppression_reason: Option<String>,
+    /// Findings that would alert: how many of its group (kind, principal, document, resource)
+    /// its dedupe window has seen up to this one, this one included. Only the first (1) goes on
+    /// the bus; the repeats are logged with their running count ([`crate::watch::dedupe`]).
+    #[serde(default = "one")]
+    pub count: u64,
     /// Context keys the decision depended on that the event could not tell.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_keys: Vec<String>,
@@ -257,6 +262,7 @@ impl Finding {
             links: Links::default(),
             suppressed: false,
             suppression_reason: None,
+            count: 1,
             unknown_keys: Vec::new(),
             error_code: None,
             error_message: None,
@@ -268,6 +274,10 @@ impl Finding {
             truncated: false,
         }
     }
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// One distinct request of a spike's denied calls.

@@ -119,11 +119,18 @@ pub fn bus_entry(finding: &Finding) -> Result<Option<BusEntry>, serde_json::Erro
     }))
 }
 
-/// Whether a finding goes on the findings bus: a kind that has a detail-type, of high or
-/// medium severity (low only logs: a person hears of high findings through on-call and of
-/// medium ones through the ticket topic). Delivery asks the same to know when a finding is
-/// done.
+/// Whether a finding goes on the findings bus: one that [`alerts`] and is the first of its
+/// group in its dedupe window (low findings, suppressed ones and repeats only log: a person
+/// hears of high findings through on-call and of medium ones through the ticket topic, once a
+/// window). Delivery asks the same to know when a finding is done.
 pub fn goes_on_bus(finding: &Finding) -> bool {
+    alerts(finding) && finding.count <= 1
+}
+
+/// Whether a finding would reach a person if it were the first of its group in its dedupe
+/// window: a kind with a bus detail-type, of high or medium severity, not suppressed. Only such
+/// findings are grouped ([`crate::watch::dedupe`]).
+pub fn alerts(finding: &Finding) -> bool {
     bus_detail_type(finding.kind).is_some()
         && finding.severity != FindingSeverity::Low
         && !finding.suppressed
