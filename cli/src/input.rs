@@ -17,6 +17,13 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
+    /// An output file that cannot be written (`replay --report`).
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{}", diag::render(.0))]
     Invalid(Vec<Diagnostic>),
     #[error("{0}")]

@@ -11,6 +11,7 @@ mod output;
 #[cfg(feature = "aws")]
 mod redrive;
 mod replay;
+mod report;
 mod simulate;
 
 use std::io::Write;

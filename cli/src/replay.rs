@@ -92,6 +92,10 @@ pub struct ReplayArgs {
     /// one is reported malformed with its position and skipped without being held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
     max_record_bytes: usize,
+    /// Also write one self-contained HTML page of the findings (timeline per principal, top
+    /// principals, instances and documents, the findings table with filters) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Files (.json, .jsonl, .json.gz, CloudTrail log files), directories (recursive), or `-`
     /// for stdin.
     #[arg(required = true, value_name = "PATH")]
@@ -123,6 +127,8 @@ struct InputCounts {
 
 struct Run<'i, W: Write> {
     watcher: Watcher<'i, MemoryStore>,
+    /// Every finding, kept for `--report` (only when one is asked for).
+    reported: Option<Vec<Finding>>,
     /// Repeats of a finding group within the intent's dedupe window, counted as the functions
     /// count them.
     dedupe: Dedupe,
@@ -339,6 +345,9 @@ impl<W: Write> Run<'_, W> {
         for f in findings {
             if !f.suppressed && self.fail_kinds.contains(&f.kind) {
                 self.failed_kind_seen = true;
+            }
+            if let Some(kept) = self.reported.as_mut() {
+                kept.push(f.clone());
             }
             match self.format {
                 ReplayFormat::Jsonl => {
@@ -593,6 +602,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
     let mut run = Run {
         watcher: Watcher::new(&intent, MemoryStore::new(window_ms)),
         dedupe: Dedupe::new(intent.dedupe_window_ms()),
+        reported: args.report.as_ref().map(|_| Vec::new()),
         inventory,
         #[cfg(feature = "aws")]
         live: if args.inventory_from_aws {
@@ -631,6 +641,19 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         p.bar.finish();
         // indicatif leaves the cursor after the finished bar.
         eprintln!();
+    }
+    if let (Some(path), Some(findings)) = (&args.report, &run.reported) {
+        let meta = crate::report::ReportMeta {
+            generated_by: format!("tagwatch {} replay", env!("CARGO_PKG_VERSION")),
+            inputs: args.paths.clone(),
+            events_read: run.input.read,
+        };
+        let page = crate::report::render(findings, &meta).map_err(InputError::Json)?;
+        std::fs::write(path, page).map_err(|source| InputError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        eprintln!("report: {} ({} findings)", path.display(), findings.len());
     }
     let c = run.totals();
     let elapsed = started.elapsed().as_secs_f64();

@@ -1,8 +1,10 @@
 //! `cargo xtask`: the project's own tasks (the Rust convention: an `xtask` crate run through a
 //! cargo alias, so nothing needs installing by hand).
 //!
-//! - `cargo xtask test [ARGS...]`: sets up the test environment, then runs the whole suite,
-//!   `cargo test --workspace --no-fail-fast [ARGS...]`, with the environment first on `PATH`.
+//! - `cargo xtask test [ARGS...]`: sets up the test environment (and headless Chromium for the
+//!   replay report's browser test: Debian's `chromium`, installed with apt-get when missing),
+//!   then runs the whole suite, `cargo test --workspace --no-fail-fast [ARGS...]`, with the
+//!   environment first on `PATH`.
 //! - `cargo xtask setup`: sets up the test environment only, and prints the `PATH` entry.
 //!
 //! The test environment is a Python virtual environment under `target/test-venv`, made from the
@@ -168,8 +170,57 @@ fn path_with(bin: &Path) -> Result<OsString, TaskError> {
     std::env::join_paths(parts).map_err(|e| TaskError(format!("cannot build PATH: {e}")))
 }
 
+/// Whether a command answers `--version`.
+fn answers(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Headless Chromium for the replay report's browser test: `TAGWATCH_CHROMIUM`, or `chromium` on
+/// `PATH`, or Debian's `chromium` package installed with apt-get (as root, which CI and these
+/// machines are; elsewhere the error says what to install).
+fn chromium() -> Result<(), TaskError> {
+    if std::env::var_os("TAGWATCH_CHROMIUM").is_some() || answers("chromium") {
+        return Ok(());
+    }
+    if !answers("apt-get") {
+        return Err(TaskError(
+            "the replay report test needs headless Chromium: install your distribution's \
+             `chromium` package, or set TAGWATCH_CHROMIUM to a Chromium binary"
+                .to_string(),
+        ));
+    }
+    eprintln!("cargo xtask: installing Debian's chromium for the report test (once)");
+    run(
+        "apt-get update (installing chromium needs root)",
+        Command::new("apt-get").args(["update", "-qq"]),
+    )?;
+    run(
+        "apt-get install chromium",
+        Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "chromium",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    if answers("chromium") {
+        Ok(())
+    } else {
+        Err(TaskError(
+            "apt-get installed chromium, but `chromium --version` does not answer".to_string(),
+        ))
+    }
+}
+
 fn test(args: &[OsString]) -> Result<ExitCode, TaskError> {
     let env = setup()?;
+    chromium()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root())
