@@ -225,13 +225,17 @@ def main():
         paths = transformer.get("InputPathsMap", {})
         by_path = {v: k for k, v in paths.items()}
         template = transformer.get("InputTemplate", "")
-        for path in ["$.detail.summary", "$.detail.links.console"]:
+        # A silent source names no run: no console page to link to.
+        wanted = ["$.detail.summary"]
+        if route[0] != "Tagwatch Silent Source":
+            wanted.append("$.detail.links.console")
+        for path in wanted:
             if path not in by_path or f"<{by_path[path]}>" not in template:
                 fail(f"{rule['Name']}: {path} not in its message: {transformer}")
         if f"<{by_path['$.detail.summary']}>" not in template.splitlines()[0]:
             fail(f"{rule['Name']}: the message does not lead with the summary: {template}")
     detail_types = ["Tagwatch Violation", "Tagwatch AccessDenied Spike", "Tagwatch Unevaluated",
-                    "Tagwatch Unlogged Command"]
+                    "Tagwatch Unlogged Command", "Tagwatch Silent Source"]
     wanted_routes = {(d, s) for d in detail_types for s in topics}
     if set(routes) != wanted_routes:
         fail(f"findings bus routes {sorted(routes)}, wanted {sorted(wanted_routes)}")

@@ -19,6 +19,7 @@
 //! | an Automation execution's start | `origin#automation#<id>` | `setup` |
 //! | a maintenance window Run Command task (no TTL) | `origin#window-task#<role, lower case>#<document>` | `task#<window task id>` |
 //! | an association run on a node | `assocrun#<node>#<document>` | `run#<event ms, 15 digits>#<association id>` |
+//! | when an account and region last sent an event (no TTL) | `sources` | `<account>#<region>` (`last_ms`, `partition`) |
 //!
 //! Origin setups are written only over an older definition of the same id (`set_at`), so a
 //! redelivered or late record never replaces a newer one.
@@ -47,6 +48,7 @@ use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup, 
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::watch::origin::role_key;
+use tagwatch_core::watch::silence::SourceSeen;
 
 use crate::AdapterError;
 
@@ -69,7 +71,13 @@ pub struct DynamoCorrelation {
     table: String,
     /// How long items live (seconds), through the table's TTL attribute.
     ttl_seconds: i64,
+    /// The source times this execution environment last wrote (a source's item is written at
+    /// most once a minute of event time per environment).
+    sources_written: std::sync::Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
 }
+
+/// How far a source's last event time must move before an environment writes it again.
+const SOURCE_WRITE_MS: i64 = 60_000;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -164,6 +172,7 @@ impl DynamoCorrelation {
             client,
             table: table.into(),
             ttl_seconds,
+            sources_written: Default::default(),
         }
     }
 
@@ -1182,6 +1191,80 @@ impl DynamoCorrelation {
             }
         }
         Ok(count_for(false, seen))
+    }
+
+    /// Moves a source's last event time forward (a conditional write: an older time never
+    /// overwrites a newer one), at most once a minute of event time per environment.
+    pub async fn saw_source(
+        &self,
+        account: &str,
+        region: &str,
+        partition: &str,
+        event_ms: i64,
+    ) -> Result<(), AdapterError> {
+        let key_pair = (account.to_string(), region.to_string());
+        {
+            let written = self
+                .sources_written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if written
+                .get(&key_pair)
+                .is_some_and(|ms| event_ms < ms + SOURCE_WRITE_MS)
+            {
+                return Ok(());
+            }
+        }
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key("sources", format!("{account}#{region}"))))
+            .update_expression("SET last_ms = :ms, #p = :p, account = :a, #r = :r")
+            .condition_expression("attribute_not_exists(last_ms) OR last_ms < :ms")
+            .expression_attribute_names("#p", "partition")
+            .expression_attribute_names("#r", "region")
+            .expression_attribute_values(":ms", n(event_ms))
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":a", s(account))
+            .expression_attribute_values(":r", s(region))
+            .send()
+            .await;
+        match out {
+            Ok(_) => {}
+            // A newer event of the source is already written.
+            Err(e) if is_conditional_failure(&e) => {}
+            Err(e) => return Err(AdapterError::aws("DynamoDB UpdateItem", e)),
+        }
+        self.sources_written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key_pair, event_ms);
+        Ok(())
+    }
+
+    /// Every source with its last event time.
+    pub async fn sources(&self) -> Result<Vec<SourceSeen>, AdapterError> {
+        let mut out = Vec::new();
+        for item in self.query_prefix("sources", "").await? {
+            let corrupt = |reason: &str| AdapterError::Corrupt {
+                key: format!("sources {}", text(&item, "sk").unwrap_or_default()),
+                reason: reason.to_string(),
+            };
+            out.push(SourceSeen {
+                account: text(&item, "account")
+                    .ok_or_else(|| corrupt("no `account`"))?
+                    .to_string(),
+                region: text(&item, "region")
+                    .ok_or_else(|| corrupt("no `region`"))?
+                    .to_string(),
+                partition: text(&item, "partition")
+                    .ok_or_else(|| corrupt("no `partition`"))?
+                    .to_string(),
+                last_ms: number(&item, "last_ms").ok_or_else(|| corrupt("no number `last_ms`"))?,
+            });
+        }
+        Ok(out)
     }
 
     pub async fn stage(

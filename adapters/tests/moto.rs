@@ -751,6 +751,62 @@ async fn dedupe_windows_have_one_owner_and_count_the_rest() {
     );
 }
 
+/// Issue 13 §4: the sources the functions have heard from, each with its newest event time; an
+/// older event never moves it back, and an environment writes a source at most once a minute
+/// of event time.
+#[tokio::test]
+async fn sources_keep_their_newest_event_time() {
+    let m = moto();
+    let conf = config(&m.url).await;
+    create_table(&conf, "tagwatch").await;
+    let client = aws_sdk_dynamodb::Client::new(&conf);
+    let one = DynamoCorrelation::new(client.clone(), "tagwatch", 86_400);
+    let other = DynamoCorrelation::new(client, "tagwatch", 86_400);
+    one.saw_source("111122223333", "us-east-1", "aws", NOW)
+        .await
+        .unwrap();
+    // Within a minute of what this environment wrote: not written again.
+    one.saw_source("111122223333", "us-east-1", "aws", NOW + 30_000)
+        .await
+        .unwrap();
+    // Another environment with an older event: never moves the time back.
+    other
+        .saw_source("111122223333", "us-east-1", "aws", NOW - 3_600_000)
+        .await
+        .unwrap();
+    other
+        .saw_source("444455556666", "eu-west-1", "aws", NOW + 5)
+        .await
+        .unwrap();
+    let mut seen = one.sources().await.unwrap();
+    seen.sort_by(|a, b| a.account.cmp(&b.account));
+    let got: Vec<(&str, &str, &str, i64)> = seen
+        .iter()
+        .map(|s| {
+            (
+                s.account.as_str(),
+                s.region.as_str(),
+                s.partition.as_str(),
+                s.last_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("111122223333", "us-east-1", "aws", NOW),
+            ("444455556666", "eu-west-1", "aws", NOW + 5)
+        ]
+    );
+    one.saw_source("111122223333", "us-east-1", "aws", NOW + 120_000)
+        .await
+        .unwrap();
+    let moved = one.sources().await.unwrap();
+    assert!(moved
+        .iter()
+        .any(|s| s.account == "111122223333" && s.last_ms == NOW + 120_000));
+}
+
 /// A storm writes many calls; the window read stays bounded (the nearest calls either side).
 #[tokio::test]
 async fn a_denial_window_read_is_bounded_by_the_threshold() {

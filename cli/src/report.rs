@@ -357,7 +357,8 @@ mod tests {
                 ("access_denied", 0),
                 ("access_denied_spike", 0),
                 ("unevaluated", 1),
-                ("unlogged_command", 0)
+                ("unlogged_command", 0),
+                ("silent_source", 0)
             ]
         );
     }

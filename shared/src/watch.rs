@@ -10,6 +10,7 @@ pub mod journal;
 pub mod links;
 pub mod origin;
 pub mod outputs;
+pub mod silence;
 pub mod skeleton;
 pub mod tags;
 pub mod watcher;

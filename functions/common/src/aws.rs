@@ -19,6 +19,7 @@ use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::watch::outputs::BusEntry;
+use tagwatch_core::watch::silence::SourceSeen;
 use tagwatch_core::watch::tags::TagQuery;
 use tagwatch_core::Intent;
 
@@ -96,6 +97,18 @@ impl State for DynamoCorrelation {
     }
     async fn dedupe(&self, entries: &[GroupEntry]) -> PortResult<Vec<u64>> {
         Ok(DynamoCorrelation::dedupe(self, entries).await?)
+    }
+    async fn saw_source(
+        &self,
+        account: &str,
+        region: &str,
+        partition: &str,
+        event_ms: i64,
+    ) -> PortResult<()> {
+        Ok(DynamoCorrelation::saw_source(self, account, region, partition, event_ms).await?)
+    }
+    async fn sources(&self) -> PortResult<Vec<SourceSeen>> {
+        Ok(DynamoCorrelation::sources(self).await?)
     }
     async fn stage(&self, outbox: &str, findings: &[Finding]) -> PortResult<()> {
         Ok(DynamoCorrelation::stage(self, outbox, findings, now_ms()).await?)

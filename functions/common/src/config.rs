@@ -36,6 +36,9 @@ pub struct Config {
     /// `TAGWATCH_PARK_DELAY_SECONDS` (default 900): how long the sweep waits for a parked
     /// invocation's SendCommand record before reporting it `unevaluated`.
     pub park_delay: Duration,
+    /// `TAGWATCH_SILENCE_HOURS` (default 6; 0 turns it off): how long an account and region
+    /// that sent events may send none before the sweep reports it (`silent_source`).
+    pub silence_after: Option<Duration>,
     /// `TAGWATCH_SPIKE_THRESHOLD` (optional; unset or 0 keeps the intent's `spike.threshold`).
     pub spike_threshold: Option<u32>,
     /// `TAGWATCH_SPIKE_WINDOW_SECONDS` (optional; unset or 0 keeps the intent's
@@ -112,6 +115,20 @@ impl Config {
             )?,
             tag_cache: env.seconds("TAGWATCH_TAG_CACHE_SECONDS", 60)?,
             park_delay: env.seconds("TAGWATCH_PARK_DELAY_SECONDS", 900)?,
+            silence_after: match env.get("TAGWATCH_SILENCE_HOURS") {
+                None => Some(Duration::from_secs(6 * 3600)),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(0) => None,
+                    Ok(h) if h <= 24 * 366 => Some(Duration::from_secs(h * 3600)),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "TAGWATCH_SILENCE_HOURS",
+                            value: v,
+                            reason: "expected a whole number of hours (0 turns the check off)",
+                        })
+                    }
+                },
+            },
             spike_threshold,
             spike_window_seconds: env.count("TAGWATCH_SPIKE_WINDOW_SECONDS")?,
             account_id: env.get("TAGWATCH_ACCOUNT_ID"),
@@ -271,6 +288,7 @@ mod tests {
         assert_eq!(c.service, "tagwatch");
         assert_eq!(c.log_level, tracing::Level::INFO);
         assert_eq!(c.sdk_log_level, tracing::Level::WARN);
+        assert_eq!(c.silence_after, Some(Duration::from_secs(6 * 3600)));
         assert_eq!((c.spike_threshold, c.spike_window_seconds), (None, None));
     }
 
@@ -338,6 +356,16 @@ mod tests {
         pairs.push(("TAGWATCH_SDK_LOG_LEVEL", "trace"));
         let c = Config::from_lookup(env(&pairs)).unwrap();
         assert_eq!(c.sdk_log_level, tracing::Level::TRACE);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_SILENCE_HOURS", "0"));
+        assert_eq!(
+            Config::from_lookup(env(&pairs)).unwrap().silence_after,
+            None
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_SILENCE_HOURS", "6h"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(err.contains("TAGWATCH_SILENCE_HOURS"), "{err}");
         let mut pairs = BASE.to_vec();
         pairs.push(("TAGWATCH_SDK_LOG_LEVEL", "chatty"));
         let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();

@@ -14,6 +14,7 @@ use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::watch::origin::role_key;
 use tagwatch_core::watch::outputs::BusEntry;
+use tagwatch_core::watch::silence::SourceSeen;
 use tagwatch_core::watch::tags::TagQuery;
 
 use crate::pipeline::Invocation;
@@ -59,6 +60,8 @@ pub struct Table {
     pub denials: HashMap<String, BTreeSet<(i64, String)>>,
     /// What each denial was (by event id).
     pub denial_notes: HashMap<String, DenialNote>,
+    /// When each (account, region) last sent an event.
+    pub sources: HashMap<(String, String), SourceSeen>,
     /// Each (group, dedupe window): its owner and the finding ids it has seen.
     pub groups: HashMap<(String, i64), (String, BTreeSet<String>)>,
     pub episodes: HashMap<String, Episode>,
@@ -363,6 +366,36 @@ impl State for FakeState {
                 count_for(*owner == e.finding_id, ids.len() as u64)
             })
             .collect())
+    }
+
+    async fn saw_source(
+        &self,
+        account: &str,
+        region: &str,
+        partition: &str,
+        event_ms: i64,
+    ) -> PortResult<()> {
+        self.failing.check("saw_source")?;
+        let mut t = lock(&self.table);
+        let seen = t
+            .sources
+            .entry((account.to_string(), region.to_string()))
+            .or_insert_with(|| SourceSeen {
+                account: account.to_string(),
+                region: region.to_string(),
+                partition: partition.to_string(),
+                last_ms: event_ms,
+            });
+        seen.last_ms = seen.last_ms.max(event_ms);
+        Ok(())
+    }
+
+    async fn sources(&self) -> PortResult<Vec<SourceSeen>> {
+        self.failing.check("sources")?;
+        let t = lock(&self.table);
+        let mut out: Vec<SourceSeen> = t.sources.values().cloned().collect();
+        out.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        Ok(out)
     }
 
     async fn stage(&self, outbox: &str, findings: &[Finding]) -> PortResult<()> {

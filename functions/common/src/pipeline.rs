@@ -34,6 +34,7 @@ use tagwatch_core::watch::outputs::{
     alerts, batches, bus_entry, goes_on_bus, log_message, BUS_BATCH_BYTES, BUS_BATCH_ENTRIES,
     LOG_BATCH_BYTES, LOG_BATCH_EVENTS, LOG_EVENT_OVERHEAD,
 };
+use tagwatch_core::watch::silence::silent;
 use tagwatch_core::watch::skeleton::skeleton;
 use tagwatch_core::watch::tags::TagQuery;
 use tagwatch_core::watch::watcher::{denial_caller, denial_note, Watcher};
@@ -303,6 +304,18 @@ async fn watch_event<P: Platform>(
         }
     };
     outcome.event_id = event_id.clone();
+    if let Some(meta) = event.meta() {
+        // Which accounts and regions send events: the sweep notices one that goes quiet.
+        ports
+            .state
+            .saw_source(
+                &meta.account,
+                &meta.region,
+                &meta.partition,
+                meta.event_epoch_ms,
+            )
+            .await?;
+    }
 
     // INVARIANT: a denied call's own item is durable before any decision reads its window, so
     // of concurrent denials the last to write sees them all, and a spike is staged only over a
@@ -522,6 +535,13 @@ async fn resume_command<P: Platform>(
 /// are taken first, then reported `unevaluated`. A record that arrives later still evaluates
 /// them (the overdue marker stays). `sweep_id` names the outbox (the scheduled event's id, so
 /// a retry delivers what an earlier attempt staged).
+/// When a source counts as silent: `after_ms` without an event, at `now_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Silence {
+    pub now_ms: i64,
+    pub after_ms: i64,
+}
+
 pub async fn sweep<P: Platform>(
     ports: &Ports<P>,
     intent: &Intent,
@@ -529,12 +549,26 @@ pub async fn sweep<P: Platform>(
     sweep_id: &str,
     cutoff_ms: i64,
     limit: usize,
+    silence: Option<Silence>,
 ) -> Result<Outcome, Failed> {
     let mut outcome = Outcome {
         event_id: sweep_id.to_string(),
         ..Outcome::default()
     };
-    match sweep_due(ports, intent, inv, sweep_id, cutoff_ms, limit, &mut outcome).await {
+    let swept = async {
+        if let Some(s) = silence {
+            let findings = silent(&ports.state.sources().await?, s.now_ms, s.after_ms);
+            if !findings.is_empty() {
+                ports
+                    .state
+                    .stage(sweep_id, &prepared(ports, intent, findings.iter()).await?)
+                    .await?;
+            }
+        }
+        sweep_due(ports, intent, inv, sweep_id, cutoff_ms, limit, &mut outcome).await
+    };
+    let result = swept.await;
+    match result {
         Ok(()) => Ok(outcome),
         Err(failure) => keep_or_fail(ports, inv.function, None, failure, outcome).await,
     }

@@ -12,6 +12,7 @@ use tagwatch_core::watch::event::{AssociationRun, Event};
 use tagwatch_core::watch::finding::Finding;
 use tagwatch_core::watch::journal::{Change, DueParked, JournalStore, Lease, Persisted};
 use tagwatch_core::watch::outputs::BusEntry;
+use tagwatch_core::watch::silence::SourceSeen;
 use tagwatch_core::watch::tags::TagQuery;
 
 /// Why a port call failed, by what a retry can do about it.
@@ -134,6 +135,17 @@ pub trait State {
     /// owns it again), else how many of the group's findings the window has seen, at least 2
     /// ([`tagwatch_core::watch::dedupe`]).
     fn dedupe(&self, entries: &[GroupEntry]) -> impl Future<Output = PortResult<Vec<u64>>> + Send;
+    /// Remembers that an account and region sent an event at `event_ms` (only moves forward;
+    /// an adapter may skip writes that would move it by less than a minute).
+    fn saw_source(
+        &self,
+        account: &str,
+        region: &str,
+        partition: &str,
+        event_ms: i64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Every account and region that has sent an event, with its last event time.
+    fn sources(&self) -> impl Future<Output = PortResult<Vec<SourceSeen>>> + Send;
     /// Stages findings in an outbox.
     fn stage(
         &self,

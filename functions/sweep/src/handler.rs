@@ -6,7 +6,7 @@ use serde_json::Value;
 use tagwatch_core::Intent;
 use tagwatch_lambda::clock::now_ms;
 use tagwatch_lambda::config::Config;
-use tagwatch_lambda::pipeline::{sweep, Failed, Invocation, Outcome};
+use tagwatch_lambda::pipeline::{sweep, Failed, Invocation, Outcome, Silence};
 use tagwatch_lambda::ports::{Platform, Ports};
 
 /// The function's name in metrics (`Function` dimension).
@@ -24,13 +24,19 @@ pub async fn handle<P: Platform>(
     event: &Value,
 ) -> Result<Outcome, Failed> {
     let delay_ms = i64::try_from(config.park_delay.as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let silence = config.silence_after.map(|after| Silence {
+        now_ms: now,
+        after_ms: i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+    });
     sweep_at(
         ports,
         intent,
         inv,
         event,
-        now_ms().saturating_sub(delay_ms),
+        now.saturating_sub(delay_ms),
         config.sweep_batch,
+        silence,
     )
     .await
 }
@@ -45,13 +51,14 @@ pub async fn sweep_at<P: Platform>(
     event: &Value,
     cutoff_ms: i64,
     limit: usize,
+    silence: Option<Silence>,
 ) -> Result<Outcome, Failed> {
     let id = tagwatch_core::watch::event::unwrap_destination(event)
         .get("id")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map_or_else(|| MANUAL_SWEEP.to_string(), |id| format!("sweep-{id}"));
-    sweep(ports, intent, inv, &id, cutoff_ms, limit).await
+    sweep(ports, intent, inv, &id, cutoff_ms, limit, silence).await
 }
 
 #[cfg(test)]
@@ -79,6 +86,7 @@ mod tests {
             &scheduled(id),
             LATER,
             500,
+            None,
         )
         .await
         .unwrap()
@@ -96,6 +104,60 @@ mod tests {
         .unwrap();
     }
 
+    /// Issue 13 §4: an account and region that sent events and then nothing for longer than
+    /// the threshold is one `silent_source` finding (medium: the ticket topic), reported once
+    /// however many sweeps see the same silence; a source within the threshold is not.
+    #[tokio::test]
+    async fn a_source_gone_quiet_is_reported_once() {
+        let p = fakes::ports(inventory());
+        let i = intent();
+        status(&p, "ssm-command-invocation-status-change-inprogress.json").await;
+        let last: Vec<_> = p.state.snapshot().sources.into_values().collect();
+        assert_eq!(last.len(), 1, "{last:?}");
+        let hour = 3_600_000;
+        let run = |id: &'static str, now: i64| {
+            let p = &p;
+            let i = &i;
+            async move {
+                sweep_at(
+                    p,
+                    i,
+                    &fakes::invocation(FUNCTION),
+                    &scheduled(id),
+                    0,
+                    500,
+                    Some(Silence {
+                        now_ms: now,
+                        after_ms: 6 * hour,
+                    }),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let quiet_since = last[0].last_ms;
+        assert!(run("s-1", quiet_since + 5 * hour).await.logged.is_empty());
+        let o = run("s-2", quiet_since + 7 * hour).await;
+        assert_eq!(o.counts.silent_sources, 1);
+        let found = logged(&p);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, FindingKind::SilentSource);
+        assert_eq!(
+            (
+                found[0].meta.account.as_str(),
+                found[0].meta.region.as_str()
+            ),
+            ("111122223333", "us-east-1")
+        );
+        assert!(found[0]
+            .summary
+            .starts_with("no SSM events from 111122223333/us-east-1 since "));
+        assert_eq!(alerted_ids(&p), [found[0].finding_id.clone()]);
+        // Later sweeps see the same silence: nothing new.
+        run("s-3", quiet_since + 8 * hour).await;
+        assert_eq!(logged(&p).len(), 1);
+    }
+
     #[tokio::test]
     async fn overdue_parked_invocations_are_reported_once() {
         let p = fakes::ports(inventory());
@@ -110,6 +172,7 @@ mod tests {
             &scheduled("s-0"),
             0,
             500,
+            None,
         )
         .await
         .unwrap();
@@ -144,7 +207,8 @@ mod tests {
             &fakes::invocation(FUNCTION),
             &scheduled("s-1"),
             LATER,
-            500
+            500,
+            None
         )
         .await
         .is_err());

@@ -38,6 +38,8 @@ pub struct Counts {
     /// The `unevaluated` findings by cause (their sum is `unevaluated`).
     pub unevaluated_by_cause: CauseCounts,
     pub unlogged_commands: u64,
+    /// Accounts and regions found silent (the sweep).
+    pub silent_sources: u64,
     /// Findings an intent suppression matched (logged, not counted by kind, not alerted).
     pub suppressed: u64,
     /// TerminateSession calls (counted, not judged).
@@ -107,6 +109,7 @@ impl Counts {
                 *self.unevaluated_by_cause.slot(cause) += 1;
             }
             FindingKind::UnloggedCommand => self.unlogged_commands += 1,
+            FindingKind::SilentSource => self.silent_sources += 1,
         }
     }
 
@@ -117,6 +120,7 @@ impl Counts {
             + self.spikes
             + self.unevaluated
             + self.unlogged_commands
+            + self.silent_sources
             + self.suppressed
     }
 
@@ -130,6 +134,7 @@ impl Counts {
             unevaluated: 0,
             unevaluated_by_cause: CauseCounts::default(),
             unlogged_commands: 0,
+            silent_sources: 0,
             suppressed: 0,
             ..*self
         }
@@ -155,6 +160,7 @@ impl Counts {
             unevaluated,
             unevaluated_by_cause,
             unlogged_commands,
+            silent_sources,
             suppressed,
             terminated_sessions,
             origin_setups,
@@ -179,6 +185,7 @@ impl Counts {
         self.unevaluated += unevaluated;
         self.unevaluated_by_cause.add(&unevaluated_by_cause);
         self.unlogged_commands += unlogged_commands;
+        self.silent_sources += silent_sources;
         self.suppressed += suppressed;
         self.terminated_sessions += terminated_sessions;
         self.origin_setups += origin_setups;
@@ -205,6 +212,7 @@ mod tests {
             FindingKind::AccessDeniedSpike,
             FindingKind::Unevaluated,
             FindingKind::UnloggedCommand,
+            FindingKind::SilentSource,
         ] {
             let mut f = Finding::new(
                 kind,
@@ -225,7 +233,7 @@ mod tests {
             }
             c.count_finding(&f);
         }
-        assert_eq!(c.findings(), 5);
+        assert_eq!(c.findings(), 6);
         assert_eq!(c.unevaluated_by_cause.out_of_scope, 1);
         assert_eq!(c.unevaluated_by_cause.get(UnevaluatedCause::UnknownTags), 0);
         let bare = c.without_findings();

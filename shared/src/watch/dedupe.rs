@@ -16,11 +16,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::watch::finding::{finding_id, Finding};
 
-/// The group of a finding: its kind, principal, document and resource, hashed.
+/// The group of a finding: its kind, account, region, principal, document and resource, hashed
+/// (the account and region tell apart the findings that name no resource, such as silent
+/// sources).
 pub fn group_key(f: &Finding) -> String {
     finding_id(&[
         "group",
         f.kind.as_str(),
+        &f.meta.account,
+        &f.meta.region,
         f.principal.as_deref().unwrap_or(""),
         f.document.as_deref().unwrap_or(""),
         f.resource.as_deref().unwrap_or(""),

@@ -19,16 +19,21 @@ pub enum FindingKind {
     Unevaluated,
     /// An accepted SendCommand sends its output nowhere the intent's `command_output` requires.
     UnloggedCommand,
+    /// No SSM event has come from an account and region that used to send them, for longer
+    /// than the deployment's silence threshold: its forwarding may have stopped, and whatever
+    /// runs there is unwatched.
+    SilentSource,
 }
 
 impl FindingKind {
     /// Every kind.
-    pub const ALL: [FindingKind; 5] = [
+    pub const ALL: [FindingKind; 6] = [
         FindingKind::Violation,
         FindingKind::AccessDenied,
         FindingKind::AccessDeniedSpike,
         FindingKind::Unevaluated,
         FindingKind::UnloggedCommand,
+        FindingKind::SilentSource,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +43,7 @@ impl FindingKind {
             FindingKind::AccessDeniedSpike => "access_denied_spike",
             FindingKind::Unevaluated => "unevaluated",
             FindingKind::UnloggedCommand => "unlogged_command",
+            FindingKind::SilentSource => "silent_source",
         }
     }
 }
@@ -441,6 +447,10 @@ impl Finding {
                 self.who(),
                 self.document.as_deref().map_or("a command", short_name),
                 self.command_id.as_deref().unwrap_or("(unknown)"),
+            ),
+            FindingKind::SilentSource => format!(
+                "no SSM events from {}/{} since {}: its forwarding to tagwatch may have stopped, and what runs there is unwatched",
+                self.meta.account, self.meta.region, self.meta.event_time
             ),
         }
     }

@@ -19,12 +19,13 @@ pub fn emf_line(
     timestamp_ms: i64,
     properties: &[(&str, Value)],
 ) -> String {
-    let metrics: [(&str, u64); 13] = [
+    let metrics: [(&str, u64); 14] = [
         ("Violations", counts.violations),
         ("AccessDenied", counts.access_denied),
         ("AccessDeniedSpikes", counts.spikes),
         ("Unevaluated", counts.unevaluated),
         ("UnloggedCommands", counts.unlogged_commands),
+        ("SilentSources", counts.silent_sources),
         ("Suppressed", counts.suppressed),
         ("TerminatedSessions", counts.terminated_sessions),
         ("OriginRuns", counts.origin_runs),
@@ -143,6 +144,7 @@ pub fn bus_detail_type(kind: FindingKind) -> Option<&'static str> {
         FindingKind::AccessDeniedSpike => Some("Tagwatch AccessDenied Spike"),
         FindingKind::Unevaluated => Some("Tagwatch Unevaluated"),
         FindingKind::UnloggedCommand => Some("Tagwatch Unlogged Command"),
+        FindingKind::SilentSource => Some("Tagwatch Silent Source"),
         FindingKind::AccessDenied => None,
     }
 }
@@ -327,6 +329,7 @@ mod tests {
                 "AccessDeniedSpikes",
                 "Unevaluated",
                 "UnloggedCommands",
+                "SilentSources",
                 "Suppressed",
                 "TerminatedSessions",
                 "OriginRuns",
