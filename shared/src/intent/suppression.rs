@@ -369,8 +369,6 @@ fn parse_match<'j>(m: &'j Json<'j>, r: &mut Reporter<'_, 'j>) -> Option<Match> {
 mod tests {
     use super::*;
     use crate::intent::Intent;
-    use crate::watch::event::EventMeta;
-    use crate::watch::finding::FindingSeverity;
 
     /// 2026-12-07T00:00:00Z.
     const TODAY: i64 = 1_796_601_600_000;
@@ -405,20 +403,7 @@ mod tests {
     }
 
     fn violation(at_ms: i64) -> Finding {
-        let mut f = Finding::new(
-            FindingKind::Violation,
-            FindingSeverity::High,
-            "f".into(),
-            EventMeta {
-                event_id: "e".into(),
-                event_time: String::new(),
-                event_epoch_ms: at_ms,
-                account: "1".into(),
-                region: "us-east-1".into(),
-                partition: "aws".into(),
-            },
-            "r".into(),
-        );
+        let mut f = crate::watch::finding::sample(FindingKind::Violation, "f", at_ms);
         f.principal = Some("arn:aws:sts::1:assumed-role/PatchingRole/i-0abc".into());
         f.session_issuer = Some("arn:aws:iam::1:role/PatchingRole".into());
         f.document = Some("arn:aws:ssm:us-east-1::document/AWS-RunPatchBaseline".into());

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::watch::finding::{finding_id, Finding};
+use crate::watch::finding::{finding_id, Finding, FindingKind};
 
 /// The group of a finding: its kind, account, region, principal, document and resource, hashed
 /// (the account and region tell apart the findings that name no resource, such as silent
@@ -67,13 +67,35 @@ pub fn count_for(owner: bool, seen: u64) -> u64 {
     }
 }
 
+/// A group by its parts (what [`group_key`] hashes): in one process the parts themselves are
+/// the key, cheaper than a SHA-256 per finding and equally exact.
+type GroupParts = (
+    FindingKind,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn group_parts(f: &Finding) -> GroupParts {
+    (
+        f.kind,
+        f.meta.account.clone(),
+        f.meta.region.clone(),
+        f.principal.clone(),
+        f.document.clone(),
+        f.resource.clone(),
+    )
+}
+
 /// The groups' windows a single process has seen (`tagwatch replay`); the functions keep the
 /// same in DynamoDB.
 #[derive(Debug, Default)]
 pub struct Dedupe {
     window_ms: i64,
     /// Per (group, window): the owner and the finding ids seen.
-    seen: HashMap<(String, i64), (String, BTreeSet<String>)>,
+    seen: HashMap<(GroupParts, i64), (String, BTreeSet<String>)>,
 }
 
 impl Dedupe {
@@ -90,13 +112,12 @@ impl Dedupe {
             .iter_mut()
             .filter(|f| crate::watch::outputs::alerts(f))
         {
-            let e = GroupEntry::of(f, self.window_ms);
             let (owner, ids) = self
                 .seen
-                .entry((e.group, e.window))
-                .or_insert_with(|| (e.finding_id.clone(), BTreeSet::new()));
-            ids.insert(e.finding_id.clone());
-            f.count = count_for(*owner == e.finding_id, ids.len() as u64);
+                .entry((group_parts(f), window_of(f, self.window_ms)))
+                .or_insert_with(|| (f.finding_id.clone(), BTreeSet::new()));
+            ids.insert(f.finding_id.clone());
+            f.count = count_for(*owner == f.finding_id, ids.len() as u64);
         }
     }
 }
@@ -104,27 +125,13 @@ impl Dedupe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch::event::EventMeta;
-    use crate::watch::finding::{FindingKind, FindingSeverity};
+    use crate::watch::finding::FindingSeverity;
     use crate::watch::outputs::goes_on_bus;
 
     const HOUR: i64 = 3_600_000;
 
     fn violation(id: &str, at_ms: i64, resource: &str) -> Finding {
-        let mut f = Finding::new(
-            FindingKind::Violation,
-            FindingSeverity::High,
-            id.into(),
-            EventMeta {
-                event_id: id.into(),
-                event_time: String::new(),
-                event_epoch_ms: at_ms,
-                account: "1".into(),
-                region: "us-east-1".into(),
-                partition: "aws".into(),
-            },
-            "r".into(),
-        );
+        let mut f = crate::watch::finding::sample(FindingKind::Violation, id, at_ms);
         f.principal = Some("arn:aws:sts::1:assumed-role/Ops/alice".into());
         f.document = Some("arn:aws:ssm:us-east-1::document/AWS-RunShellScript".into());
         f.resource = Some(resource.into());

@@ -456,6 +456,26 @@ impl Finding {
     }
 }
 
+/// A finding for unit tests: `kind`, high, with id and event id `id`, at `at_ms`, in account
+/// `1`, `us-east-1`, `aws`; nothing else named.
+#[cfg(test)]
+pub(crate) fn sample(kind: FindingKind, id: &str, at_ms: i64) -> Finding {
+    Finding::new(
+        kind,
+        FindingSeverity::High,
+        id.into(),
+        EventMeta {
+            event_id: id.into(),
+            event_time: String::new(),
+            event_epoch_ms: at_ms,
+            account: "1".into(),
+            region: "us-east-1".into(),
+            partition: "aws".into(),
+        },
+        "r".into(),
+    )
+}
+
 /// A stable 128-bit id: the first 16 bytes of SHA-256, in lowercase hex, over the parts, each
 /// preceded by its length (8 bytes, big-endian) so that no two part lists hash the same input.
 /// The id is the idempotency key of every sink: a collision would drop a finding, so it comes
