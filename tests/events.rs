@@ -320,20 +320,28 @@ fn spikes_are_reported_once_per_episode() {
     assert_ne!(spikes[0].finding_id, spikes[1].finding_id);
 }
 
-/// IAM: "AWS global condition context keys" — `aws:PrincipalOrgID` is in the request context,
-/// but CloudTrail does not record it. A decision that depends on it is not judged: the run is
-/// `unevaluated` with the key named, never a violation built on a guess.
-#[test]
-fn a_decision_on_a_key_the_record_cannot_tell_is_unevaluated() {
+/// The managed-node SendCommand under an intent that allows it only for `aws:PrincipalOrgID`
+/// `o-exampleorgid`, a key CloudTrail does not record.
+fn under_org_id_intent() -> Vec<Finding> {
     let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[
         {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
           "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-exampleorgid"}}}]}]}]}"#;
     let intent = Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
         .unwrap()
         .value;
-    let inv = inventory();
     let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
-    let f = w.handle(&event("cloudtrail-sendcommand-managed-node.json"), &inv);
+    w.handle(
+        &event("cloudtrail-sendcommand-managed-node.json"),
+        &inventory(),
+    )
+}
+
+/// IAM: "AWS global condition context keys" — `aws:PrincipalOrgID` is in the request context,
+/// but CloudTrail does not record it. A decision that depends on it is not judged: the run is
+/// `unevaluated` with the key named, never a violation built on a guess.
+#[test]
+fn a_decision_on_a_key_the_record_cannot_tell_is_unevaluated() {
+    let f = under_org_id_intent();
     assert!(!f.is_empty());
     for finding in &f {
         assert_eq!(finding.kind, FindingKind::Unevaluated, "{finding:?}");
@@ -355,7 +363,10 @@ fn a_decision_on_a_key_the_record_cannot_tell_is_unevaluated() {
         .unwrap()
         .value;
     let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
-    let f = w.handle(&event("cloudtrail-sendcommand-managed-node.json"), &inv);
+    let f = w.handle(
+        &event("cloudtrail-sendcommand-managed-node.json"),
+        &inventory(),
+    );
     assert!(!f.is_empty());
     assert!(
         f.iter()
@@ -954,15 +965,7 @@ fn unevaluated_findings_name_their_cause_and_only_actionable_ones_alert() {
     );
     assert_eq!(counts.unevaluated_by_cause.missing_record, 1);
     // A key no record tells: the intent needs work; logged, not alerted.
-    let text = r#"{"principals":[{"name":"juniors","match":"arn:aws:iam::111122223333:role/JuniorEngineer","policies":[
-        {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:SendCommand","Resource":"*",
-          "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-exampleorgid"}}}]}]}]}"#;
-    let intent = Intent::parse(text, None, &mut |_: &str| Err("no files".to_string()))
-        .unwrap()
-        .value;
-    let inv = inventory();
-    let mut w = Watcher::new(&intent, MemoryStore::new(3_600_000));
-    let f = w.handle(&event("cloudtrail-sendcommand-managed-node.json"), &inv);
+    let f = under_org_id_intent();
     assert!(!f.is_empty());
     for x in &f {
         assert_eq!(x.cause, Some(UnevaluatedCause::UnknownKey), "{x:?}");

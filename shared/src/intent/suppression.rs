@@ -89,11 +89,6 @@ impl Suppression {
         }
         true
     }
-
-    /// Whether it has ended by `now_ms`.
-    pub fn expired_at(&self, now_ms: i64) -> bool {
-        now_ms >= self.ends_ms
-    }
 }
 
 const FIELDS: &[&str] = &["match", "reason", "expires"];
@@ -465,7 +460,7 @@ mod tests {
             !s.suppresses(&violation(end), None),
             "expired: stops suppressing"
         );
-        assert!(s.expired_at(end) && !s.expired_at(end - 1));
+        assert_eq!(s.ends_ms, end, "the first instant it no longer applies");
     }
 
     #[test]

@@ -206,14 +206,7 @@ mod tests {
             origin_runs: 2,
             ..Counts::default()
         };
-        for kind in [
-            FindingKind::Violation,
-            FindingKind::AccessDenied,
-            FindingKind::AccessDeniedSpike,
-            FindingKind::Unevaluated,
-            FindingKind::UnloggedCommand,
-            FindingKind::SilentSource,
-        ] {
+        for kind in FindingKind::ALL {
             let mut f = Finding::new(
                 kind,
                 crate::watch::finding::FindingSeverity::Low,
