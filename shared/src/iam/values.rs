@@ -124,15 +124,22 @@ pub fn format_date(ms: EpochMillis) -> Option<String> {
     if !(0..=9999).contains(&t.year()) {
         return None;
     }
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    ))
+    // Every finding's context formats its event time: digits go straight into the buffer.
+    let mut text = String::with_capacity(20);
+    let mut digits = |n: u32, width: u32, then: char| {
+        for place in (0..width).rev() {
+            // A remainder of 10 fits in a u8.
+            text.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+        }
+        text.push(then);
+    };
+    digits(u32::try_from(t.year()).ok()?, 4, '-');
+    digits(u32::from(u8::from(t.month())), 2, '-');
+    digits(u32::from(t.day()), 2, 'T');
+    digits(u32::from(t.hour()), 2, ':');
+    digits(u32::from(t.minute()), 2, ':');
+    digits(u32::from(t.second()), 2, 'Z');
+    Some(text)
 }
 
 /// Parses a boolean condition value (`true` / `false`, any letter case).

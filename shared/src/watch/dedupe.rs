@@ -12,7 +12,7 @@
 //! 2), and is not alerted. Exactly one alert per group and window, whatever order the
 //! environments decide in; which occurrence alerts is the first decided.
 
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::watch::finding::{finding_id, Finding, FindingKind};
 
@@ -95,14 +95,14 @@ fn group_parts(f: &Finding) -> GroupParts {
 pub struct Dedupe {
     window_ms: i64,
     /// Per (group, window): the owner and the finding ids seen.
-    seen: HashMap<(GroupParts, i64), (String, BTreeSet<String>)>,
+    seen: FxHashMap<(GroupParts, i64), (String, FxHashSet<String>)>,
 }
 
 impl Dedupe {
     pub fn new(window_ms: i64) -> Self {
         Dedupe {
             window_ms: window_ms.max(1),
-            seen: HashMap::new(),
+            seen: FxHashMap::default(),
         }
     }
 
@@ -115,7 +115,7 @@ impl Dedupe {
             let (owner, ids) = self
                 .seen
                 .entry((group_parts(f), window_of(f, self.window_ms)))
-                .or_insert_with(|| (f.finding_id.clone(), BTreeSet::new()));
+                .or_insert_with(|| (f.finding_id.clone(), FxHashSet::default()));
             ids.insert(f.finding_id.clone());
             f.count = count_for(*owner == f.finding_id, ids.len() as u64);
         }

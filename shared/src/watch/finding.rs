@@ -304,156 +304,215 @@ fn short_name(arn: &str) -> &str {
 /// A principal ARN (or principal key) for people: `alice (JuniorEngineer)` for an assumed-role
 /// session, the role or user name, or the text itself.
 pub fn principal_label(arn: &str) -> String {
+    let mut out = String::with_capacity(arn.len());
+    push_principal_label(&mut out, arn);
+    out
+}
+
+fn push_principal_label(out: &mut String, arn: &str) {
     if let Some(rest) = arn.split(":assumed-role/").nth(1) {
         if let Some((role, session)) = rest.split_once('/') {
-            return format!("{session} ({role})");
+            out.push_str(session);
+            out.push_str(" (");
+            out.push_str(role);
+            out.push(')');
+            return;
         }
     }
     match arn
         .split_once(":role/")
         .or_else(|| arn.split_once(":user/"))
     {
-        Some((_, path_and_name)) => short_name(path_and_name).to_string(),
-        None => arn.to_string(),
+        Some((_, path_and_name)) => out.push_str(short_name(path_and_name)),
+        None => out.push_str(arn),
     }
 }
 
 impl Finding {
     /// Who, for a summary: the caller, with the origin that ran on their behalf.
-    fn who(&self) -> String {
-        let name = match &self.principal {
-            Some(arn) => principal_label(arn),
-            None => "an unknown caller".to_string(),
-        };
-        match &self.origin {
-            Some(o) => {
-                let id = o.id.as_deref().or(o.window_id.as_deref()).unwrap_or("");
-                let through = format!("{} {id}", o.kind.describe());
-                format!("{name} through {}", through.trim_end())
+    fn push_who(&self, out: &mut String) {
+        match &self.principal {
+            Some(arn) => push_principal_label(out, arn),
+            None => out.push_str("an unknown caller"),
+        }
+        if let Some(o) = &self.origin {
+            out.push_str(" through ");
+            let through = o.kind.describe();
+            let id = o.id.as_deref().or(o.window_id.as_deref()).unwrap_or("");
+            let id = id.trim_end();
+            if id.is_empty() {
+                out.push_str(through.trim_end());
+            } else {
+                out.push_str(through);
+                out.push(' ');
+                out.push_str(id);
             }
-            None => name,
         }
     }
 
-    /// The resource for a summary: `i-0abc (web-1)`, a document or session name.
-    fn target(&self) -> Option<String> {
-        let arn = self.resource.as_deref()?;
-        let name = short_name(arn);
-        Some(match &self.instance_name {
-            Some(n) => format!("{name} ({n})"),
-            None => name.to_string(),
-        })
+    /// The resource for a summary: `i-0abc (web-1)`, a document or session name; `false` when
+    /// the finding names no resource.
+    fn push_target(&self, out: &mut String) -> bool {
+        let Some(arn) = self.resource.as_deref() else {
+            return false;
+        };
+        out.push_str(short_name(arn));
+        if let Some(n) = &self.instance_name {
+            out.push_str(" (");
+            out.push_str(n);
+            out.push(')');
+        }
+        true
     }
 
     /// What the call did, for a summary: `ran AWS-RunShellScript on i-0abc (web-1)`.
-    fn deed(&self) -> String {
+    fn push_deed(&self, out: &mut String) {
         let action = self.action.as_deref().unwrap_or("a call");
         let document = self.document.as_deref().map(short_name);
         let on_document = self
             .resource
             .as_deref()
             .is_some_and(|r| r.contains(":document/"));
-        let target = self.target();
-        match (action, target) {
-            ("ssm:SendCommand", Some(t)) if on_document => format!("used document {t}"),
-            ("ssm:SendCommand", Some(t)) => {
-                format!("ran {} on {t}", document.unwrap_or("a command"))
+        let has_target = self.resource.is_some();
+        let lead = match (action, has_target) {
+            ("ssm:SendCommand", true) if on_document => "used document ",
+            ("ssm:SendCommand", _) => {
+                out.push_str("ran ");
+                out.push_str(document.unwrap_or("a command"));
+                " on "
             }
-            ("ssm:SendCommand", None) => format!("ran {}", document.unwrap_or("a command")),
-            ("ssm:StartSession", Some(t)) if on_document => {
-                format!("started a session with document {t}")
+            ("ssm:StartSession", true) if on_document => "started a session with document ",
+            ("ssm:StartSession", true) => "started a session on ",
+            ("ssm:ResumeSession", true) => "resumed session ",
+            (action, _) => {
+                out.push_str("called ");
+                out.push_str(action);
+                " on "
             }
-            ("ssm:StartSession", Some(t)) => format!("started a session on {t}"),
-            ("ssm:ResumeSession", Some(t)) => format!("resumed session {t}"),
-            (action, Some(t)) => format!("called {action} on {t}"),
-            (action, None) => format!("called {action}"),
+        };
+        if has_target {
+            out.push_str(lead);
+            self.push_target(out);
         }
     }
 
+    /// ` in ACCOUNT/REGION`.
+    fn push_place(&self, out: &mut String) {
+        out.push_str(" in ");
+        out.push_str(&self.meta.account);
+        out.push('/');
+        out.push_str(&self.meta.region);
+    }
+
     /// The one-line `summary` of this finding, from its own fields (never empty, never
-    /// "null"): who did what, where, and the kind's point.
+    /// "null"): who did what, where, and the kind's point. Built in one buffer: it is made
+    /// for every finding, on replay's hot path.
     pub fn summarize(&self) -> String {
-        let place = format!("in {}/{}", self.meta.account, self.meta.region);
+        let mut out = String::with_capacity(160);
         match self.kind {
             FindingKind::Violation => {
-                let unlisted = if self.principal_entry.is_none() {
-                    " (caller not in the intent)"
-                } else {
-                    ""
-                };
-                format!("{} {} outside intent {place}{unlisted}", self.who(), self.deed())
-            }
-            FindingKind::AccessDenied => format!(
-                "AWS denied {} {} on {} {place} ({})",
-                self.who(),
-                self.action.as_deref().unwrap_or("a call"),
-                self.target().unwrap_or_else(|| "its resources".to_string()),
-                self.error_code.as_deref().unwrap_or("AccessDenied"),
-            ),
-            FindingKind::AccessDeniedSpike => {
-                let mut requests: Vec<String> = self
-                    .denied_requests
-                    .iter()
-                    .take(3)
-                    .map(|r| {
-                        let on = r
-                            .resource
-                            .as_deref()
-                            .map(|a| format!(" on {}", short_name(a)))
-                            .unwrap_or_default();
-                        format!("{}{on} x{}", r.action, r.calls)
-                    })
-                    .collect();
-                if self.denied_requests.len() > 3 {
-                    requests.push(format!("{} more", self.denied_requests.len() - 3));
+                self.push_who(&mut out);
+                out.push(' ');
+                self.push_deed(&mut out);
+                out.push_str(" outside intent");
+                self.push_place(&mut out);
+                if self.principal_entry.is_none() {
+                    out.push_str(" (caller not in the intent)");
                 }
-                let requests = if requests.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", requests.join(", "))
-                };
-                format!(
-                    "{} made {} AccessDenied calls within {} s {place}{requests}",
-                    self.who(),
-                    self.denied_calls.unwrap_or(0),
-                    self.window_seconds.unwrap_or(0),
-                )
+            }
+            FindingKind::AccessDenied => {
+                out.push_str("AWS denied ");
+                self.push_who(&mut out);
+                out.push(' ');
+                out.push_str(self.action.as_deref().unwrap_or("a call"));
+                out.push_str(" on ");
+                if !self.push_target(&mut out) {
+                    out.push_str("its resources");
+                }
+                self.push_place(&mut out);
+                out.push_str(" (");
+                out.push_str(self.error_code.as_deref().unwrap_or("AccessDenied"));
+                out.push(')');
+            }
+            FindingKind::AccessDeniedSpike => {
+                self.push_who(&mut out);
+                out.push_str(" made ");
+                push_number(&mut out, self.denied_calls.unwrap_or(0));
+                out.push_str(" AccessDenied calls within ");
+                push_number(&mut out, self.window_seconds.unwrap_or(0));
+                out.push_str(" s");
+                self.push_place(&mut out);
+                for (i, r) in self.denied_requests.iter().take(3).enumerate() {
+                    out.push_str(if i == 0 { ": " } else { ", " });
+                    out.push_str(&r.action);
+                    if let Some(a) = r.resource.as_deref() {
+                        out.push_str(" on ");
+                        out.push_str(short_name(a));
+                    }
+                    out.push_str(" x");
+                    push_number(&mut out, r.calls);
+                }
+                if self.denied_requests.len() > 3 {
+                    out.push_str(", ");
+                    push_number(&mut out, self.denied_requests.len() - 3);
+                    out.push_str(" more");
+                }
             }
             FindingKind::Unevaluated => {
-                let why = match self.cause {
+                out.push_str("could not check: ");
+                self.push_who(&mut out);
+                out.push(' ');
+                self.push_deed(&mut out);
+                self.push_place(&mut out);
+                out.push_str(": ");
+                match self.cause {
                     Some(UnevaluatedCause::UnknownTags) => {
-                        "the resource's tags could not be read".to_string()
+                        out.push_str("the resource's tags could not be read");
                     }
                     Some(UnevaluatedCause::MissingRecord) => {
-                        "the record naming the caller never arrived".to_string()
+                        out.push_str("the record naming the caller never arrived");
                     }
                     Some(UnevaluatedCause::OutOfScope) => {
-                        "the account or region is outside this deployment's reach".to_string()
+                        out.push_str("the account or region is outside this deployment's reach");
                     }
                     Some(UnevaluatedCause::UnknownKey) | None if !self.unknown_keys.is_empty() => {
-                        format!(
-                            "the intent depends on {}, which the record cannot tell",
-                            self.unknown_keys.join(", ")
-                        )
+                        out.push_str("the intent depends on ");
+                        out.push_str(&self.unknown_keys.join(", "));
+                        out.push_str(", which the record cannot tell");
                     }
                     Some(UnevaluatedCause::UnknownKey) | None => {
-                        "a fact the decision needs is unknown".to_string()
+                        out.push_str("a fact the decision needs is unknown");
                     }
-                };
-                format!("could not check: {} {} {place}: {why}", self.who(), self.deed())
+                }
             }
-            FindingKind::UnloggedCommand => format!(
-                "{} ran {} as command {} {place} without the output destination the intent requires",
-                self.who(),
-                self.document.as_deref().map_or("a command", short_name),
-                self.command_id.as_deref().unwrap_or("(unknown)"),
-            ),
-            FindingKind::SilentSource => format!(
-                "no SSM events from {}/{} since {}: its forwarding to tagwatch may have stopped, and what runs there is unwatched",
-                self.meta.account, self.meta.region, self.meta.event_time
-            ),
+            FindingKind::UnloggedCommand => {
+                self.push_who(&mut out);
+                out.push_str(" ran ");
+                out.push_str(self.document.as_deref().map_or("a command", short_name));
+                out.push_str(" as command ");
+                out.push_str(self.command_id.as_deref().unwrap_or("(unknown)"));
+                self.push_place(&mut out);
+                out.push_str(" without the output destination the intent requires");
+            }
+            FindingKind::SilentSource => {
+                out.push_str("no SSM events from ");
+                out.push_str(&self.meta.account);
+                out.push('/');
+                out.push_str(&self.meta.region);
+                out.push_str(" since ");
+                out.push_str(&self.meta.event_time);
+                out.push_str(
+                    ": its forwarding to tagwatch may have stopped, and what runs there is unwatched",
+                );
+            }
         }
+        out
     }
+}
+
+/// Appends a number in decimal (summaries are built for every finding: no format machinery).
+fn push_number(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// A finding for unit tests: `kind`, high, with id and event id `id`, at `at_ms`, in account
@@ -482,18 +541,14 @@ pub(crate) fn sample(kind: FindingKind, id: &str, at_ms: i64) -> Finding {
 /// from a cryptographic hash (2^64 ids before a collision is even likely), not an ad-hoc one.
 pub fn finding_id(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write;
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p.as_bytes());
     }
-    let digest = h.finalize();
-    let mut id = String::with_capacity(32);
-    for b in digest.iter().take(16) {
-        // Writing to a String cannot fail.
-        let _ = write!(id, "{b:02x}");
-    }
+    // The first 16 bytes are the first 32 hex digits.
+    let mut id = hex::encode(h.finalize());
+    id.truncate(32);
     id
 }
 
@@ -511,6 +566,70 @@ pub fn spike_finding_id(caller: &str, opened_by: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_read_right_for_each_shape() {
+        use crate::intent::origins::OriginKind;
+        let mut f = sample(FindingKind::Violation, "v", 0);
+        f.principal = Some("arn:aws:sts::1:assumed-role/Ops/alice".into());
+        f.principal_entry = Some("ops".into());
+        f.action = Some("ssm:SendCommand".into());
+        f.document = Some("arn:aws:ssm:us-east-1::document/AWS-RunShellScript".into());
+        f.resource = Some("arn:aws:ec2:us-east-1:1:instance/i-0abc".into());
+        f.instance_name = Some("web-1".into());
+        f.origin = Some(RunOrigin {
+            kind: OriginKind::Association,
+            id: Some("assoc-1 ".into()),
+            window_id: None,
+            principal: None,
+            setup_event_id: None,
+        });
+        assert_eq!(
+            f.summarize(),
+            "alice (Ops) through State Manager association assoc-1 ran AWS-RunShellScript on i-0abc (web-1) outside intent in 1/us-east-1"
+        );
+        // An origin without an id; a document as the resource; a caller not in the intent.
+        f.origin.as_mut().unwrap().id = None;
+        f.principal_entry = None;
+        f.resource = f.document.clone();
+        f.instance_name = None;
+        assert_eq!(
+            f.summarize(),
+            "alice (Ops) through State Manager association used document AWS-RunShellScript outside intent in 1/us-east-1 (caller not in the intent)"
+        );
+        let mut d = sample(FindingKind::AccessDenied, "d", 0);
+        d.principal = Some("arn:aws:iam::1:user/path/bob".into());
+        assert_eq!(
+            d.summarize(),
+            "AWS denied bob a call on its resources in 1/us-east-1 (AccessDenied)"
+        );
+        let mut s = sample(FindingKind::AccessDeniedSpike, "s", 0);
+        s.denied_calls = Some(12);
+        s.window_seconds = Some(300);
+        s.denied_requests = (0..5)
+            .map(|i| DeniedRequest {
+                action: format!("ssm:A{i}"),
+                resource: (i == 0).then(|| "arn:aws:ec2:us-east-1:1:instance/i-1".to_string()),
+                calls: 2,
+            })
+            .collect();
+        assert_eq!(
+            s.summarize(),
+            "an unknown caller made 12 AccessDenied calls within 300 s in 1/us-east-1: ssm:A0 on i-1 x2, ssm:A1 x2, ssm:A2 x2, 2 more"
+        );
+        let mut u = sample(FindingKind::UnloggedCommand, "u", 0);
+        u.command_id = Some("c-1".into());
+        assert_eq!(
+            u.summarize(),
+            "an unknown caller ran a command as command c-1 in 1/us-east-1 without the output destination the intent requires"
+        );
+        let mut e = sample(FindingKind::Unevaluated, "e", 0);
+        e.action = Some("ssm:StartSession".into());
+        assert_eq!(
+            e.summarize(),
+            "could not check: an unknown caller called ssm:StartSession in 1/us-east-1: a fact the decision needs is unknown"
+        );
+    }
 
     #[test]
     fn ids_follow_the_documented_derivation() {

@@ -41,24 +41,28 @@ fn region_of(f: &Finding) -> Option<&str> {
     (!r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')).then_some(r)
 }
 
-/// `https://REGION.HOST/`, or `None` when the partition has no public console.
+/// `https://REGION.HOST` and the region, or `None` when the partition has no public console.
 fn console_base(f: &Finding) -> Option<(String, &str)> {
     let host = console_host(&f.meta.partition)?;
     let region = region_of(f)?;
-    Some((format!("https://{region}.{host}"), region))
+    let mut base = String::with_capacity(160);
+    base.push_str("https://");
+    base.push_str(region);
+    base.push('.');
+    base.push_str(host);
+    Some((base, region))
 }
 
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is percent-encoded.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes a path segment or query value (RFC 3986 unreserved characters stay).
-fn percent(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+fn percent(text: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED)
 }
 
 /// The instance or managed node id of the finding's resource, when it is one.
@@ -74,33 +78,35 @@ fn target_id(f: &Finding) -> Option<&str> {
 /// names one), else the Automation execution it came from, else the session history for a
 /// session; `None` when there is nothing to open.
 pub fn console_link(f: &Finding) -> Option<String> {
-    let (base, region) = console_base(f)?;
+    // Built in one buffer: every finding of a replay carries its link.
+    let (mut link, region) = console_base(f)?;
     if let Some(cmd) = &f.command_id {
-        let on = target_id(f)
-            .map(|id| format!("/{}", percent(id)))
-            .unwrap_or_default();
-        return Some(format!(
-            "{base}/systems-manager/run-command/{}{on}?region={region}",
-            percent(cmd)
-        ));
-    }
-    if let Some(origin) = f
+        link.push_str("/systems-manager/run-command/");
+        link.extend(percent(cmd));
+        if let Some(id) = target_id(f) {
+            link.push('/');
+            link.extend(percent(id));
+        }
+    } else if let Some(id) = f
         .origin
         .as_ref()
         .filter(|o| o.kind == OriginKind::Automation)
+        .and_then(|o| o.id.as_deref())
     {
-        if let Some(id) = &origin.id {
-            return Some(format!(
-                "{base}/systems-manager/automation/execution/{}?region={region}",
-                percent(id)
-            ));
-        }
-    }
-    let session = f.session_id.is_some()
+        link.push_str("/systems-manager/automation/execution/");
+        link.extend(percent(id));
+    } else if f.session_id.is_some()
         || f.action
             .as_deref()
-            .is_some_and(|a| a == "ssm:StartSession" || a == "ssm:ResumeSession");
-    session.then(|| format!("{base}/systems-manager/session-manager/sessions?region={region}"))
+            .is_some_and(|a| a == "ssm:StartSession" || a == "ssm:ResumeSession")
+    {
+        link.push_str("/systems-manager/session-manager/sessions");
+    } else {
+        return None;
+    }
+    link.push_str("?region=");
+    link.push_str(region);
+    Some(link)
 }
 
 /// A string value in the console's JSURL notation: `'` then every character outside
@@ -266,6 +272,17 @@ mod tests {
         assert!(value.contains(
             "session_issuer*20*3d*20*22arn*3aaws*3aiam*3a*3a111122223333*3arole*2fOps*22"
         ));
+    }
+
+    #[test]
+    fn path_parts_keep_only_rfc3986_unreserved_characters() {
+        // RFC 3986 section 2.3: ALPHA DIGIT - . _ ~ stay; every other byte of the UTF-8 text
+        // is %XX in upper case (section 2.1).
+        assert_eq!(
+            percent("i-0a.B_c~d/e f%é").to_string(),
+            "i-0a.B_c~d%2Fe%20f%25%C3%A9"
+        );
+        assert_eq!(jsurl_string("a~b(c)'é"), "'a*7eb*28c*29*27*c3*a9");
     }
 
     #[test]
