@@ -183,6 +183,11 @@ def main():
             fail(f"{logical}: wildcard action in {sorted(actions)}")
         if any(a.startswith("kms:") for a in actions):
             fail(f"{logical}: KMS actions without KmsKeyArn: {sorted(actions)}")
+        # Security Hub export is off by default: no setting, no permission.
+        if env.get("TAGWATCH_SECURITY_HUB_PRODUCT_ARN"):
+            fail(f"{logical}: Security Hub export on by default")
+        if any(a.startswith("securityhub:") for a in actions):
+            fail(f"{logical}: Security Hub permissions by default: {sorted(actions)}")
 
     # The rules on the default bus.
     events = boto3.client("events", **kw)
@@ -281,7 +286,7 @@ def main():
     # and each function's role may send to the queues under it.
     own = kms.create_key(Description="tagwatch smoke test customer key")["KeyMetadata"]["Arn"]
     stack = f"{STACK}-own-key"
-    created, outputs = deploy(kw, stack, {"KmsKeyArn": own})
+    created, outputs = deploy(kw, stack, {"KmsKeyArn": own, "SecurityHubExport": "Enabled"})
     if "TopicsKey" in created or outputs["TopicsKeyArn"] != own:
         fail(f"{stack}: made a key of its own ({created.get('TopicsKey')}, {outputs['TopicsKeyArn']})")
     for topic in [outputs["OnCallTopicArn"], outputs["TicketTopicArn"]]:
@@ -298,6 +303,14 @@ def main():
         for action in ["kms:GenerateDataKey", "kms:Decrypt"]:
             if actions.get(action) != [own]:
                 fail(f"{stack} {logical}: {action} on {actions.get(action)}, wanted [{own}]")
+        # With SecurityHubExport=Enabled: the default product's ARN, and the import on it only.
+        account = boto3.client("sts", **kw).get_caller_identity()["Account"]
+        product = f"arn:aws:securityhub:{kw['region_name']}:{account}:product/{account}/default"
+        env = lam.get_function(FunctionName=created[logical])["Configuration"]["Environment"]["Variables"]
+        if env.get("TAGWATCH_SECURITY_HUB_PRODUCT_ARN") != product:
+            fail(f"{stack} {logical}: TAGWATCH_SECURITY_HUB_PRODUCT_ARN={env.get('TAGWATCH_SECURITY_HUB_PRODUCT_ARN')}")
+        if actions.get("securityhub:BatchImportFindings") != [product]:
+            fail(f"{stack} {logical}: securityhub:BatchImportFindings on {actions.get('securityhub:BatchImportFindings')}")
     print(f"deploy smoke test: {stack} CREATE_COMPLETE with {len(created)} resources")
 
 

@@ -77,7 +77,14 @@ struct World {
     /// Where the functions send their AWS calls: moto, or the fault proxy in front of it.
     endpoint: String,
     moto: Moto,
+    /// Settings every function started from now on gets besides the common ones.
+    env: Vec<(&'static str, String)>,
 }
+
+/// The default Security Hub product of moto's account (123456789012), where the functions
+/// import findings when a test turns the sink on.
+const SECURITY_HUB_PRODUCT: &str =
+    "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default";
 
 async fn queue(conf: &SdkConfig, name: &str) -> (String, String) {
     let sqs = aws_sdk_sqs::Client::new(conf);
@@ -186,12 +193,27 @@ impl World {
             _watch: None,
             endpoint: moto.url.clone(),
             moto,
+            env: Vec::new(),
         }
     }
 
     /// The three functions under `cargo lambda watch`, one environment each.
     async fn new() -> World {
+        World::with_env(Vec::new()).await
+    }
+
+    /// The same, with the Security Hub sink on.
+    async fn with_security_hub() -> World {
+        World::with_env(vec![(
+            "TAGWATCH_SECURITY_HUB_PRODUCT_ARN",
+            SECURITY_HUB_PRODUCT.to_string(),
+        )])
+        .await
+    }
+
+    async fn with_env(env: Vec<(&'static str, String)>) -> World {
         let mut world = World::provisioned().await;
+        world.env = env;
         let watch_port = free_port();
         let watch_log = std::fs::File::create(world.dir.join("watch.log")).unwrap();
         // `cargo-lambda lambda ...` is what `cargo lambda ...` runs, without a `cargo` parent
@@ -263,7 +285,7 @@ impl World {
             // silent-source check (tested in the sweep's handler tests and against moto) would
             // report their account in every sweep here.
             .env("TAGWATCH_SILENCE_HOURS", "0");
-        for (k, v) in extra {
+        for (k, v) in self.env.iter().chain(extra) {
             cmd.env(k, v);
         }
         let child = cmd
@@ -427,6 +449,38 @@ impl World {
             .collect()
     }
 
+    /// The ids of the findings imported into (moto's) Security Hub under tagwatch's product,
+    /// sorted, each as often as Security Hub holds it.
+    async fn security_hub_ids(&self) -> Vec<String> {
+        let hub = tagwatch_aws::aws_sdk_securityhub::Client::new(&self.conf);
+        let mut ids = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = hub
+                .get_findings()
+                .max_results(100)
+                .set_next_token(next.clone())
+                .send()
+                .await
+                .unwrap();
+            ids.extend(
+                page.findings()
+                    .iter()
+                    .filter(|f| f.product_arn() == Some(SECURITY_HUB_PRODUCT))
+                    .filter_map(|f| f.id().map(str::to_string)),
+            );
+            next = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if next.is_none() {
+                break;
+            }
+        }
+        ids.sort();
+        ids
+    }
+
     /// The table's items as (pk, sk) pairs, sorted.
     async fn keys(&self) -> Vec<(String, String)> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.conf);
@@ -455,6 +509,56 @@ impl Drop for World {
     }
 }
 
+/// The value at an InputPathsMap path (`$.detail.links.console`) of an event; `None` when the
+/// event has no such path.
+fn at_path<'v>(event: &'v Value, path: &str) -> Option<&'v Value> {
+    path.strip_prefix("$.")?
+        .split('.')
+        .try_fold(event, |v, key| v.get(key))
+}
+
+/// What SNS delivers for an alert the functions put on the bus: the rule of `template.yaml`
+/// that matches the alert (its detail-type and severity), and its `InputTransformer` applied to
+/// the alert as EventBridge applies one ("Amazon EventBridge input transformation": each
+/// `<name>` of `InputTemplate` replaced by the value at its `InputPathsMap` path, a string
+/// inside quotes as its text, null, numbers and booleans as JSON writes them). moto renders only
+/// one-line templates, so the deployed rule's own template is rendered here. Every path must
+/// exist in the alert: a finding keeps every field, null when unknown. Returns the topic the
+/// rule targets and the message.
+fn sns_message(alert: &Value) -> (String, String) {
+    let text = read("template.yaml");
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
+    let resources = docs[0]["Resources"].as_hash().unwrap();
+    let detail_type = alert["detail-type"].as_str().unwrap();
+    let severity = alert["detail"]["severity"].as_str().unwrap();
+    let matching: Vec<&yaml_rust2::Yaml> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Events::Rule"))
+        .filter(|r| {
+            let p = &r["Properties"]["EventPattern"];
+            p["source"][0].as_str() == Some("tagwatch")
+                && p["detail-type"][0].as_str() == Some(detail_type)
+                && p["detail"]["severity"][0].as_str() == Some(severity)
+        })
+        .collect();
+    assert_eq!(matching.len(), 1, "{detail_type} {severity}: one rule");
+    let target = &matching[0]["Properties"]["Targets"][0];
+    let topic = target["Arn"].as_str().unwrap().to_string();
+    let transformer = &target["InputTransformer"];
+    let mut message = transformer["InputTemplate"].as_str().unwrap().to_string();
+    for (name, path) in transformer["InputPathsMap"].as_hash().unwrap() {
+        let (name, path) = (name.as_str().unwrap(), path.as_str().unwrap());
+        let value =
+            at_path(alert, path).unwrap_or_else(|| panic!("{path} is not in the alert {alert}"));
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        message = message.replace(&format!("<{name}>"), &text);
+    }
+    (topic, message)
+}
+
 fn kinds(findings: &[Value]) -> Vec<String> {
     let mut k: Vec<String> = findings
         .iter()
@@ -470,7 +574,7 @@ fn resource_ends_with(f: &Value, suffix: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_violation_reaches_the_log_group_the_bus_and_the_table() {
-    let w = World::new().await;
+    let w = World::with_security_hub().await;
     let event = event_json("cloudtrail-sendcommand-instanceids.json");
     let response = w.ok(CLOUDTRAIL, &event);
     assert_eq!(response["logged"], 1, "{response}");
@@ -491,6 +595,38 @@ async fn a_violation_reaches_the_log_group_the_bus_and_the_table() {
     assert_eq!(alerts[0]["source"], "tagwatch");
     assert_eq!(alerts[0]["detail-type"], "Tagwatch Violation");
     assert_eq!(alerts[0]["detail"]["finding_id"], f["finding_id"]);
+    // Issue 13 §2: what the on-call topic sends, from the alert the function really put on the
+    // bus: the summary first (never null), the caller and origin, the link to the run.
+    let (topic, message) = sns_message(&alerts[0]);
+    assert_eq!(topic, "OnCallTopic");
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "\"tagwatch violation (high): {}\"",
+            f["summary"].as_str().unwrap()
+        )
+    );
+    assert!(!lines[0].contains("null"), "{message}");
+    assert!(
+        lines.contains(&"\"Caller: arn:aws:sts::111122223333:assumed-role/JuniorEngineer/alice\""),
+        "{message}"
+    );
+    assert!(
+        lines.contains(&format!("\"Source IP: {}\"", f["source_ip"].as_str().unwrap()).as_str()),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "\"The run in the Systems Manager console: {}\"",
+            f["links"]["console"].as_str().unwrap()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("/cloudwatch/home?region=us-east-1#logsV2:logs-insights"),
+        "the functions link the caller's findings: {message}"
+    );
 
     let id = f["finding_id"].as_str().unwrap();
     let event_id = event["detail"]["eventID"].as_str().unwrap();
@@ -500,9 +636,12 @@ async fn a_violation_reaches_the_log_group_the_bus_and_the_table() {
         (format!("event#{event_id}"), format!("finding#{id}")),
         (format!("finding#{id}"), "sink#log".to_string()),
         (format!("finding#{id}"), "sink#bus".to_string()),
+        (format!("finding#{id}"), "sink#securityhub".to_string()),
     ] {
         assert!(keys.contains(&want), "{want:?} not in {keys:?}");
     }
+    // Issue 13 §3: the alert is also one Security Hub finding, under its finding id.
+    assert_eq!(w.security_hub_ids().await, [id]);
     let metrics = w.metrics(CLOUDTRAIL);
     assert_eq!(metrics.last().unwrap()["Violations"], 1);
     assert_eq!(metrics.last().unwrap()["EventsProcessed"], 1);
@@ -572,6 +711,19 @@ async fn an_access_denied_burst_raises_one_spike() {
     let alerts = w.alerts().await;
     assert_eq!(alerts.len(), 1, "single AccessDenied calls are not alerts");
     assert_eq!(alerts[0]["detail-type"], "Tagwatch AccessDenied Spike");
+    // Issue 13 §2: the page leads with the spike's own summary, which names the denied calls
+    // (never "on null").
+    let (topic, message) = sns_message(&alerts[0]);
+    assert_eq!(topic, "OnCallTopic");
+    let first = message.lines().next().unwrap();
+    let summary = spikes[0]["summary"].as_str().unwrap();
+    assert!(first.contains(summary), "{message}");
+    assert!(
+        summary.contains("made 5 AccessDenied calls within 300 s"),
+        "{summary}"
+    );
+    assert!(summary.contains("ssm:SendCommand"), "{summary}");
+    assert!(!first.contains("null"), "{message}");
     // One item per denied call, and the caller's episode.
     let keys = w.keys().await;
     // Windows count a role's sessions together: keyed by the role.
@@ -773,6 +925,15 @@ async fn the_sweep_reports_invocations_whose_record_never_came() {
     let alerts = w.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["detail-type"], "Tagwatch Unevaluated");
+    // Issue 13 §2: a run nobody can attribute is medium: a ticket, not a page, saying why.
+    let (topic, message) = sns_message(&alerts[0]);
+    assert_eq!(topic, "TicketTopic");
+    let first = message.lines().next().unwrap();
+    assert!(
+        first.contains(findings[0]["summary"].as_str().unwrap()),
+        "{message}"
+    );
+    assert!(message.contains("missing_record"), "the cause: {message}");
     // The scheduled event redelivered, and the next run: nothing new.
     assert_eq!(w.ok(SWEEP, &schedule)["logged"], 0);
     assert_eq!(w.findings().await.len(), 1);
@@ -1064,8 +1225,16 @@ async fn a_record_finishing_a_thousand_parked_invocations() {
 
 /// 200 mixed events through a world, with every event retried as Lambda would and the
 /// failure queue redriven until it is empty; the findings in the log group and on the bus.
-async fn two_hundred_mixed_events(plan: Option<FaultPlan>) -> (Vec<Value>, Vec<Value>, u64) {
+/// What a run of the 200 events left: the findings logged, the alerts, the Security Hub
+/// finding ids, and the faults the proxy injected.
+type MixedRun = (Vec<Value>, Vec<Value>, Vec<String>, u64);
+
+async fn two_hundred_mixed_events(plan: Option<FaultPlan>) -> MixedRun {
     let mut w = World::provisioned().await;
+    w.env = vec![(
+        "TAGWATCH_SECURITY_HUB_PRODUCT_ARN",
+        SECURITY_HUB_PRODUCT.to_string(),
+    )];
     let api = RuntimeApi::start();
     let proxy = plan.map(|p| FaultProxy::start(w.moto.port, p));
     let endpoint = proxy.as_ref().map_or(w.moto.url.clone(), |p| p.url.clone());
@@ -1122,21 +1291,28 @@ async fn two_hundred_mixed_events(plan: Option<FaultPlan>) -> (Vec<Value>, Vec<V
     }
     assert!(api.failure_queue().is_empty(), "{:?}", api.failure_queue());
     let faults = proxy.as_ref().map_or(0, FaultProxy::faults);
-    (w.findings().await, w.alerts().await, faults)
+    (
+        w.findings().await,
+        w.alerts().await,
+        w.security_hub_ids().await,
+        faults,
+    )
 }
 
-/// Issue 9: with about 10% of DynamoDB, Logs and EventBridge calls failing (throttling and 500s
-/// before the call; for DynamoDB also 500s after it was executed), 200 mixed events give the
-/// same findings as a fault-free run, none lost, none twice in the log group or on the bus.
-/// (A sink call that failed after it was executed is the documented at-least-once window:
-/// PutLogEvents and PutEvents have no idempotency key, so the SDK's retry repeats it.)
+/// Issue 9: with about 10% of DynamoDB, Logs, EventBridge and Security Hub calls failing
+/// (throttling and 500s before the call; for DynamoDB and Security Hub also 500s after it was
+/// executed), 200 mixed events give the same findings as a fault-free run, none lost, none twice
+/// in the log group, on the bus or in Security Hub. (A sink call that failed after it was
+/// executed is the documented at-least-once window: PutLogEvents and PutEvents have no
+/// idempotency key, so the SDK's retry repeats it; Security Hub keys findings by id, so a
+/// repeated import is an update.)
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_events_under_injected_faults_give_the_fault_free_findings() {
-    let (clean, clean_alerts, _) = two_hundred_mixed_events(None).await;
-    let (faulty, faulty_alerts, faults) = two_hundred_mixed_events(Some(FaultPlan {
+    let (clean, clean_alerts, clean_hub, _) = two_hundred_mixed_events(None).await;
+    let (faulty, faulty_alerts, faulty_hub, faults) = two_hundred_mixed_events(Some(FaultPlan {
         per_mille: 100,
         seed: 0x7a6_9a7c,
-        after: &["dynamodb"],
+        after: &["dynamodb", "securityhub"],
     }))
     .await;
     eprintln!("faults injected: {faults}");
@@ -1207,6 +1383,23 @@ async fn two_hundred_events_under_injected_faults_give_the_fault_free_findings()
         faulty_alerts.len(),
         clean_alerts.len(),
         "nothing twice on the bus"
+    );
+    // Issue 13 §3: Security Hub holds exactly the alerted findings, one per finding id, with
+    // its calls throttled, failed, and failed after they were executed (a re-import of the
+    // same id updates it).
+    let alert_ids = |a: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = a
+            .iter()
+            .map(|f| f["finding_id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(clean_hub, alert_ids(&clean_alerts));
+    assert_eq!(
+        faulty_hub,
+        alert_ids(&faulty_alerts),
+        "none missing, none twice"
     );
 }
 

@@ -1,8 +1,8 @@
-//! A proxy in front of moto's server that fails a share of DynamoDB, CloudWatch Logs and
-//! EventBridge calls the way AWS does under load: throttling (HTTP 400
-//! `ThrottlingException`) and 500s before the call is executed, and 500s after moto executed it
-//! (the answer lost on the way back). Other services pass through. Faults are drawn from a
-//! seeded generator, so a run can be repeated.
+//! A proxy in front of moto's server that fails a share of DynamoDB, CloudWatch Logs,
+//! EventBridge and Security Hub (`BatchImportFindings`) calls the way AWS does under load:
+//! throttling (HTTP 400 `ThrottlingException`) and 500s before the call is executed, and 500s
+//! after moto executed it (the answer lost on the way back). Other services pass through.
+//! Faults are drawn from a seeded generator, so a run can be repeated.
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -17,7 +17,8 @@ pub struct FaultPlan {
     /// Faults per thousand calls of a faulted service.
     pub per_mille: u64,
     pub seed: u64,
-    /// Services (`dynamodb`, `logs`, `events`) whose calls may fail after moto executed them.
+    /// Services (`dynamodb`, `logs`, `events`, `securityhub`) whose calls may fail after moto
+    /// executed them.
     pub after: &'static [&'static str],
 }
 
@@ -39,6 +40,10 @@ pub struct FaultProxy {
 }
 
 fn service(req: &Message) -> Option<&'static str> {
+    // Security Hub speaks REST JSON: `BatchImportFindings` is `POST /findings/import`.
+    if req.method_path() == ("POST", "/findings/import") {
+        return Some("securityhub");
+    }
     let target = req.header("x-amz-target")?;
     if target.starts_with("DynamoDB_") {
         Some("dynamodb")

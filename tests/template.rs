@@ -799,3 +799,60 @@ fn the_stack_deploys_on_moto_cloudformation() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("CREATE_COMPLETE"), "{stdout}");
 }
+
+/// Issue 13 §3: the Security Hub sink is off unless the `SecurityHubExport` parameter turns it
+/// on; then every function gets the default product's ARN, and may import findings under that
+/// product only (the IAM resource of `BatchImportFindings` is the product ARN).
+#[test]
+fn security_hub_export_is_off_by_default_and_scoped_to_the_default_product() {
+    let t = load("template.yaml");
+    let param = &t["Parameters"]["SecurityHubExport"];
+    assert_eq!(param["Default"].as_str(), Some("Disabled"));
+    assert_eq!(sorted(&param["AllowedValues"]), ["Disabled", "Enabled"]);
+    assert_eq!(
+        strs(&t["Conditions"]["ExportToSecurityHub"]),
+        ["SecurityHubExport", "Enabled"]
+    );
+    let product = "arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default";
+    let var =
+        &t["Globals"]["Function"]["Environment"]["Variables"]["TAGWATCH_SECURITY_HUB_PRODUCT_ARN"];
+    assert_eq!(
+        strs(var),
+        ["ExportToSecurityHub", product, "AWS::NoValue"],
+        "set only when enabled"
+    );
+    // The ARN as CloudFormation substitutes it is one the functions accept.
+    let deployed = product
+        .replace("${AWS::Partition}", "aws")
+        .replace("${AWS::Region}", "eu-west-1")
+        .replace("${AWS::AccountId}", "111122223333");
+    let home = tagwatch_core::watch::asff::Home::parse(&deployed).unwrap();
+    assert_eq!(home.account, "111122223333");
+    // The permission stands in its own policy, created only when enabled, on the three roles;
+    // no role has it otherwise.
+    let policy = &t["Resources"]["SecurityHubExportPolicy"];
+    assert_eq!(policy["Type"].as_str(), Some("AWS::IAM::Policy"));
+    assert_eq!(policy["Condition"].as_str(), Some("ExportToSecurityHub"));
+    assert_eq!(
+        sorted(&policy["Properties"]["Roles"]),
+        ["CloudTrailWatcherRole", "StatusWatcherRole", "SweepRole"]
+    );
+    let mut found = Vec::new();
+    statements(policy, "SecurityHubExportPolicy", &mut found);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        strs(&found[0].1["Action"]),
+        ["securityhub:BatchImportFindings"]
+    );
+    assert_eq!(strs(&found[0].1["Resource"]), [product]);
+    for role in ["CloudTrailWatcherRole", "StatusWatcherRole", "SweepRole"] {
+        let mut found = Vec::new();
+        statements(&t["Resources"][role], role, &mut found);
+        assert!(
+            found.iter().all(|(_, st)| !strs(&st["Action"])
+                .iter()
+                .any(|a| a.starts_with("securityhub:"))),
+            "{role}"
+        );
+    }
+}

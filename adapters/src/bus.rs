@@ -28,15 +28,7 @@ impl FindingsBus {
     /// a few times with backoff; the answer says per entry whether it was accepted (`None`) or
     /// why not. A failure of the call itself is an error.
     pub async fn publish(&self, entries: &[BusEntry]) -> Result<Vec<Option<String>>, AdapterError> {
-        let mut result: Vec<Option<String>> = vec![None; entries.len()];
-        let mut pending: Vec<usize> = (0..entries.len()).collect();
-        for round in 0..ENTRY_ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
-            if round > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
-            }
+        crate::send_in_rounds(entries.len(), |pending| {
             let request: Vec<PutEventsRequestEntry> = pending
                 .iter()
                 .filter_map(|&i| entries.get(i))
@@ -49,37 +41,26 @@ impl FindingsBus {
                         .build()
                 })
                 .collect();
-            let out = self
-                .client
-                .put_events()
-                .set_entries(Some(request))
-                .send()
-                .await
-                .map_err(|e| AdapterError::aws("EventBridge PutEvents", e))?;
-            let answers = out.entries();
-            let mut still = Vec::new();
-            for (n, &i) in pending.iter().enumerate() {
-                // An entry without an answer is not known to be accepted: sent again.
-                let failed =
-                    answers
-                        .get(n)
-                        .map_or(Some("no answer for the entry".to_string()), |a| {
-                            a.error_code().map(|code| {
-                                format!("{code}: {}", a.error_message().unwrap_or_default())
-                            })
-                        });
-                if let Some(slot) = result.get_mut(i) {
-                    *slot = failed.clone();
-                }
-                if failed.is_some() {
-                    still.push(i);
-                }
+            async move {
+                let out = self
+                    .client
+                    .put_events()
+                    .set_entries(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("EventBridge PutEvents", e))?;
+                // Answers come in the order of the request's entries.
+                Ok(out
+                    .entries()
+                    .iter()
+                    .map(|a| {
+                        a.error_code().map(|code| {
+                            format!("{code}: {}", a.error_message().unwrap_or_default())
+                        })
+                    })
+                    .collect())
             }
-            pending = still;
-        }
-        Ok(result)
+        })
+        .await
     }
 }
-
-/// How often an entry EventBridge failed is sent before it is reported failed.
-const ENTRY_ROUNDS: u32 = 4;

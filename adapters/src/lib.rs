@@ -4,6 +4,7 @@
 //!   DynamoDB table (gather before the decision, persist the journal after it);
 //! - [`logs::FindingsLogStream`]: findings as JSON log events in a CloudWatch Logs group;
 //! - [`bus::FindingsBus`]: alert findings on an EventBridge bus;
+//! - [`hub::FindingsHubImport`]: alert findings in AWS Security Hub (ASFF), when enabled;
 //! - [`tags::LiveTags`]: instance tags from EC2 `DescribeTags` and managed-node tags from SSM
 //!   `ListTagsForResource`, cached for a short time;
 //! - [`quarantine::QuarantineQueue`]: malformed or unexpected events kept on an SQS queue;
@@ -14,6 +15,7 @@
 
 pub mod bus;
 pub mod dynamo;
+pub mod hub;
 pub mod intent;
 pub mod logs;
 pub mod quarantine;
@@ -237,6 +239,51 @@ pub async fn load_config() -> aws_config::SdkConfig {
 }
 
 // The SDK crates, for the functions' cold-start wiring (one version across the workspace).
+/// How often an entry a batch call failed (EventBridge's failed entries, Security Hub's
+/// `FailedFindings`) is sent before it is reported failed.
+pub(crate) const ENTRY_ROUNDS: u32 = 4;
+
+/// Sends `count` entries through `send` in up to [`ENTRY_ROUNDS`] rounds with backoff: `send`
+/// gets the indices still pending and answers, per pending index in that order, `None` when the
+/// service accepted the entry or why not; the failed ones go again. The answer holds each
+/// entry's last outcome; an error of the call itself ends the rounds.
+pub(crate) async fn send_in_rounds<F, Fut>(
+    count: usize,
+    mut send: F,
+) -> Result<Vec<Option<String>>, AdapterError>
+where
+    F: FnMut(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Option<String>>, AdapterError>>,
+{
+    let mut result: Vec<Option<String>> = vec![None; count];
+    let mut pending: Vec<usize> = (0..count).collect();
+    for round in 0..ENTRY_ROUNDS {
+        if pending.is_empty() {
+            break;
+        }
+        if round > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
+        }
+        let answers = send(pending.clone()).await?;
+        let mut still = Vec::new();
+        for (n, &i) in pending.iter().enumerate() {
+            // An entry without an answer is not known to be accepted: sent again.
+            let failed = answers
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| Some("no answer for the entry".to_string()));
+            if let Some(slot) = result.get_mut(i) {
+                *slot = failed.clone();
+            }
+            if failed.is_some() {
+                still.push(i);
+            }
+        }
+        pending = still;
+    }
+    Ok(result)
+}
+
 pub use aws_config;
 pub use aws_sdk_cloudwatchlogs;
 pub use aws_sdk_dynamodb;
@@ -244,5 +291,6 @@ pub use aws_sdk_ec2;
 pub use aws_sdk_eventbridge;
 pub use aws_sdk_lambda;
 pub use aws_sdk_s3;
+pub use aws_sdk_securityhub;
 pub use aws_sdk_sqs;
 pub use aws_sdk_ssm;

@@ -397,6 +397,92 @@ async fn alerts_reach_an_sqs_queue_through_a_rule_on_the_bus() {
 }
 
 /// Runs `n` instances in moto's EC2, tagged with `tag` when given; their ids.
+/// Issue 13 §3: findings reach Security Hub through the real SDK as ASFF, one Security Hub
+/// finding per finding id: importing the same finding again (a retry, a redrive) updates it,
+/// with a later `UpdatedAt`, and never adds a second one.
+#[tokio::test]
+async fn findings_reach_security_hub_once_per_finding_id() {
+    use tagwatch_aws::aws_sdk_securityhub;
+    use tagwatch_core::watch::asff;
+    let m = moto();
+    let conf = config(&m.url).await;
+    let client = aws_sdk_securityhub::Client::new(&conf);
+    let hub = tagwatch_aws::hub::FindingsHubImport::new(client.clone());
+    // moto's account.
+    let home = asff::Home::parse(
+        "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default",
+    )
+    .unwrap();
+    let mut v = finding(FindingKind::Violation, "v-1");
+    v.summary = v.summarize();
+    let u = finding(FindingKind::Unevaluated, "u-1");
+    let first_at = v.meta.event_epoch_ms + 60_000;
+    let batch: Vec<asff::AsffFinding> = [&v, &u]
+        .iter()
+        .map(|f| asff::finding(f, &home, first_at).unwrap())
+        .collect();
+    assert_eq!(hub.import(&batch).await.unwrap(), [None, None]);
+    // The violation again, a minute later: an update of the same finding.
+    let again = asff::finding(&v, &home, first_at + 60_000).unwrap();
+    assert_eq!(hub.import(&[again]).await.unwrap(), [None]);
+    let found = client.get_findings().send().await.unwrap();
+    let ours: Vec<&aws_sdk_securityhub::types::AwsSecurityFinding> = found
+        .findings()
+        .iter()
+        .filter(|f| f.product_arn() == Some(home.product_arn.as_str()))
+        .collect();
+    let mut ids: Vec<&str> = ours.iter().filter_map(|f| f.id()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        ["u-1", "v-1"],
+        "one Security Hub finding per finding id"
+    );
+    let sh = ours.iter().find(|f| f.id() == Some("v-1")).unwrap();
+    assert_eq!(sh.aws_account_id(), Some("123456789012"));
+    assert_eq!(sh.generator_id(), Some("tagwatch/violation"));
+    assert_eq!(sh.title(), Some(v.summary.as_str()));
+    assert_eq!(sh.description(), Some(v.reason.as_str()));
+    assert_eq!(
+        sh.updated_at(),
+        asff::timestamp(first_at + 60_000).as_deref(),
+        "the recurrence updated it"
+    );
+    assert_eq!(
+        sh.created_at(),
+        asff::timestamp(v.meta.event_epoch_ms).as_deref()
+    );
+    assert_eq!(
+        sh.severity().and_then(|s| s.label()),
+        Some(&aws_sdk_securityhub::types::SeverityLabel::High)
+    );
+    let resources: Vec<(&str, &str)> = sh
+        .resources()
+        .iter()
+        .map(|r| (r.r#type().unwrap_or(""), r.id().unwrap_or("")))
+        .collect();
+    assert!(
+        resources.contains(&("AwsEc2Instance", v.resource.as_deref().unwrap())),
+        "{resources:?}"
+    );
+    assert!(
+        resources.contains(&("Other", v.document.as_deref().unwrap())),
+        "{resources:?}"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|(t, _)| *t == "AwsIamRole" || *t == "Other"),
+        "the principal: {resources:?}"
+    );
+    assert_eq!(
+        sh.product_fields()
+            .and_then(|p| p.get("tagwatch/finding_id"))
+            .map(String::as_str),
+        Some("v-1")
+    );
+}
+
 async fn launch(ec2: &aws_sdk_ec2::Client, n: i32, tag: Option<(&str, &str)>) -> Vec<String> {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
     let mut req = ec2

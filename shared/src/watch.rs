@@ -1,5 +1,6 @@
 //! The watcher: from normalised events to findings, with the state correlation needs.
 
+pub mod asff;
 pub mod context;
 pub mod correlation;
 pub mod counts;

@@ -356,6 +356,62 @@ mod tests {
         assert_eq!(alerted_ids(&p).len(), 2, "none twice");
     }
 
+    /// Issue 13 §3: with Security Hub on, what goes on the bus is imported as ASFF, once per
+    /// finding id; what does not alert (a single AccessDenied) is not.
+    #[tokio::test]
+    async fn alerts_are_imported_into_security_hub_once() {
+        let p = fakes::ports_with_security_hub(inventory());
+        let i = intent();
+        let o = run(&p, &i, "cloudtrail-sendcommand-instanceids.json").await;
+        assert_eq!(fakes::imported_ids(&p), alerted_ids(&p));
+        assert_eq!(o.exported, alerted_ids(&p));
+        let hub = p.security_hub.as_ref().unwrap();
+        let imported = hub.port.imported.lock().unwrap().clone();
+        assert_eq!(imported[0].aws_account_id, fakes::hub_home().account);
+        assert_eq!(imported[0].product_arn, fakes::hub_home().product_arn);
+        assert_eq!(imported[0].description, logged(&p)[0].reason);
+        // The same event again: nothing new is imported.
+        run(&p, &i, "cloudtrail-sendcommand-instanceids.json").await;
+        assert_eq!(fakes::imported_ids(&p).len(), 1);
+        // A single AccessDenied is logged, never exported.
+        let o = run(&p, &i, "cloudtrail-sendcommand-access-denied.json").await;
+        assert!(!o.logged.is_empty() && o.exported.is_empty());
+        assert_eq!(fakes::imported_ids(&p).len(), 1);
+    }
+
+    /// Issue 13 §3: a Security Hub outage fails the invocation (retryable) after the log and
+    /// the bus were served and marked; the retry imports what was missing and sends nothing
+    /// else again. Findings Security Hub failed are imported by the retry, none twice.
+    #[tokio::test]
+    async fn a_security_hub_failure_is_retried_without_duplicates() {
+        let p =
+            fakes::ports_with_security_hub(tagwatch_core::intent::inventory::Inventory::default());
+        let i = intent();
+        let e = event_json("cloudtrail-sendcommand-instanceids.json");
+        let hub = &p.security_hub.as_ref().unwrap().port;
+        hub.failing.set(true);
+        let err = call(&p, &i, &e).await.unwrap_err();
+        assert_eq!(err.failure.kind(), "RetryableAwsError");
+        assert_eq!(alerted_ids(&p).len(), 2, "the bus was served first");
+        assert!(fakes::imported_ids(&p).is_empty());
+        hub.failing.set(false);
+        hub.failing_entries.set(true);
+        let err = call(&p, &i, &e).await.unwrap_err();
+        assert_eq!(err.failure.kind(), "RetryableSecurityHubFindings");
+        assert_eq!(fakes::imported_ids(&p).len(), 1);
+        hub.failing_entries.set(false);
+        let retry = call(&p, &i, &e).await.unwrap();
+        assert_eq!(retry.exported.len(), 1, "only the one that failed");
+        assert!(retry.alerted.is_empty() && retry.logged.is_empty());
+        let mut ids = fakes::imported_ids(&p);
+        assert_eq!(ids.len(), 2);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 2, "none twice");
+        assert_eq!(logged_ids(&p).len(), 2);
+        assert_eq!(alerted_ids(&p).len(), 2);
+    }
+
     /// Issue 9: a permanent error (AccessDenied on the log group) is not retried blindly: the
     /// event is kept on the quarantine queue with the error named and counted.
     #[tokio::test]

@@ -4,15 +4,17 @@ use std::collections::HashMap;
 
 use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
+use tagwatch_aws::hub::FindingsHubImport;
 use tagwatch_aws::intent::{load_intent, IntentClients, IntentLoadError};
 use tagwatch_aws::logs::FindingsLogStream;
 use tagwatch_aws::quarantine::QuarantineQueue;
 use tagwatch_aws::tags::LiveTags;
 use tagwatch_aws::{
     aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_s3,
-    aws_sdk_sqs, aws_sdk_ssm, AdapterError,
+    aws_sdk_securityhub, aws_sdk_sqs, aws_sdk_ssm, AdapterError,
 };
 use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::watch::asff::AsffFinding;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
 use tagwatch_core::watch::dedupe::GroupEntry;
 use tagwatch_core::watch::event::{AssociationRun, Event};
@@ -26,8 +28,8 @@ use tagwatch_core::Intent;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ports::{
-    AlertBus, Cause, FindingLog, Platform, PortError, PortResult, Ports, Quarantine, State,
-    TagScope, TagSource,
+    AlertBus, Cause, FindingLog, FindingsHub, Platform, PortError, PortResult, Ports, Quarantine,
+    SecurityHub, State, TagScope, TagSource,
 };
 
 /// The AWS adapters of a deployed function.
@@ -40,6 +42,7 @@ impl Platform for Aws {
     type Log = FindingsLogStream;
     type Bus = FindingsBus;
     type Quarantine = QuarantineQueue;
+    type Hub = FindingsHubImport;
 }
 
 /// The ports of a deployed function.
@@ -179,6 +182,12 @@ impl AlertBus for FindingsBus {
     }
 }
 
+impl FindingsHub for FindingsHubImport {
+    async fn import(&self, findings: &[AsffFinding]) -> PortResult<Vec<Option<String>>> {
+        Ok(FindingsHubImport::import(self, findings).await?)
+    }
+}
+
 impl Quarantine for QuarantineQueue {
     async fn keep(&self, raw: &str, reason: &str, function: &str) -> PortResult<()> {
         Ok(QuarantineQueue::keep(self, raw, reason, function).await?)
@@ -257,6 +266,10 @@ pub async fn cold_start(
             log,
             bus,
             quarantine,
+            security_hub: config.security_hub.clone().map(|home| SecurityHub {
+                port: FindingsHubImport::new(aws_sdk_securityhub::Client::new(&sdk)),
+                home,
+            }),
             tag_scope: TagScope {
                 account: config.account_id.clone(),
                 region: config.region.clone(),

@@ -20,6 +20,11 @@ pub struct Config {
     /// unexpected events. Without it such an event fails the invocation, so that the function's
     /// failure destination keeps it after Lambda's retries.
     pub quarantine_queue_url: Option<String>,
+    /// `TAGWATCH_SECURITY_HUB_PRODUCT_ARN` (optional): export alerting findings to AWS Security
+    /// Hub under this product (the account's default product,
+    /// `arn:PARTITION:securityhub:REGION:ACCOUNT:product/ACCOUNT/default`); unset, nothing is
+    /// exported.
+    pub security_hub: Option<tagwatch_core::watch::asff::Home>,
     /// `TAGWATCH_STATE_TTL_SECONDS` (default 46 days): how long correlation items live. It must
     /// outlast every way back to them: the failure queue's 14-day retention (a redriven event
     /// finds its sighting, outbox and claims) plus the longest command lifetime (SendCommand's
@@ -106,6 +111,16 @@ impl Config {
             findings_log_group: env.required("TAGWATCH_FINDINGS_LOG_GROUP")?,
             findings_bus: env.required("TAGWATCH_FINDINGS_BUS")?,
             quarantine_queue_url: env.get("TAGWATCH_QUARANTINE_QUEUE_URL"),
+            security_hub: match env.get("TAGWATCH_SECURITY_HUB_PRODUCT_ARN") {
+                None => None,
+                Some(arn) => Some(tagwatch_core::watch::asff::Home::parse(arn.trim()).map_err(
+                    |_| ConfigError::Invalid {
+                        name: "TAGWATCH_SECURITY_HUB_PRODUCT_ARN",
+                        value: arn.clone(),
+                        reason: "expected arn:PARTITION:securityhub:REGION:ACCOUNT:product/ACCOUNT/default",
+                    },
+                )?),
+            },
             state_ttl: env.seconds("TAGWATCH_STATE_TTL_SECONDS", DEFAULT_STATE_TTL_SECONDS)?,
             delivery_lease: env.seconds("TAGWATCH_DELIVERY_LEASE_SECONDS", 40)?,
             sweep_batch: env.positive(
@@ -327,6 +342,35 @@ mod tests {
             assert_eq!(err, ConfigError::Missing(name));
             assert!(err.to_string().contains(name));
         }
+    }
+
+    #[test]
+    fn security_hub_export_is_off_unless_a_product_arn_is_set() {
+        assert_eq!(Config::from_lookup(env(&BASE)).unwrap().security_hub, None);
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            "TAGWATCH_SECURITY_HUB_PRODUCT_ARN",
+            "arn:aws-us-gov:securityhub:us-gov-west-1:111122223333:product/111122223333/default",
+        ));
+        let home = Config::from_lookup(env(&pairs))
+            .unwrap()
+            .security_hub
+            .unwrap();
+        assert_eq!(
+            (
+                home.partition.as_str(),
+                home.region.as_str(),
+                home.account.as_str()
+            ),
+            ("aws-us-gov", "us-gov-west-1", "111122223333")
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_SECURITY_HUB_PRODUCT_ARN", "true"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(
+            err.contains("TAGWATCH_SECURITY_HUB_PRODUCT_ARN") && err.contains("product/"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tagwatch_core::intent::inventory::{Inventory, TagLookup};
 use tagwatch_core::intent::origins::OriginKind;
+use tagwatch_core::watch::asff::AsffFinding;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Episode, Parked};
 use tagwatch_core::watch::dedupe::{count_for, GroupEntry};
 use tagwatch_core::watch::event::{Activity, AssociationRun, Event, OriginSetup};
@@ -19,7 +20,8 @@ use tagwatch_core::watch::tags::TagQuery;
 
 use crate::pipeline::Invocation;
 use crate::ports::{
-    AlertBus, FindingLog, Platform, PortError, PortResult, Ports, Quarantine, State, TagSource,
+    AlertBus, FindingLog, FindingsHub, Platform, PortError, PortResult, Ports, Quarantine, State,
+    TagSource,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -665,6 +667,70 @@ impl AlertBus for FakeBus {
     }
 }
 
+/// Security Hub: the findings imported, in order (a re-import of an id is listed again), and
+/// each call's size.
+#[derive(Debug, Default)]
+pub struct FakeHub {
+    pub imported: Mutex<Vec<AsffFinding>>,
+    pub calls: Mutex<Vec<usize>>,
+    pub failing: Switch,
+    /// Fails every other finding of each call while on (`FailedFindings`).
+    pub failing_entries: Switch,
+}
+
+impl FindingsHub for FakeHub {
+    async fn import(&self, findings: &[AsffFinding]) -> PortResult<Vec<Option<String>>> {
+        self.failing.check("securityhub")?;
+        let partial = self.failing_entries.0.load(Ordering::SeqCst);
+        lock(&self.calls).push(findings.len());
+        let mut out = Vec::with_capacity(findings.len());
+        for (i, f) in findings.iter().enumerate() {
+            if partial && i % 2 == 1 {
+                out.push(Some("ThrottlingException: injected".to_string()));
+                continue;
+            }
+            lock(&self.imported).push(f.clone());
+            out.push(None);
+        }
+        Ok(out)
+    }
+}
+
+/// The Security Hub home of the fakes' deployment.
+pub fn hub_home() -> tagwatch_core::watch::asff::Home {
+    tagwatch_core::watch::asff::Home {
+        product_arn: "arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default"
+            .into(),
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        account: "111122223333".into(),
+    }
+}
+
+/// Fakes that also export to Security Hub.
+pub fn ports_with_security_hub(inventory: Inventory) -> FakePorts {
+    Ports {
+        security_hub: Some(crate::ports::SecurityHub {
+            port: FakeHub::default(),
+            home: hub_home(),
+        }),
+        ..ports(inventory)
+    }
+}
+
+/// The ids imported into Security Hub, in order.
+pub fn imported_ids(p: &FakePorts) -> Vec<String> {
+    p.security_hub
+        .as_ref()
+        .map(|h| {
+            lock(&h.port.imported)
+                .iter()
+                .map(|f| f.id.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The quarantine queue: (raw event, reason, function) kept.
 #[derive(Debug, Default)]
 pub struct FakeQuarantine {
@@ -690,6 +756,7 @@ impl Platform for Fakes {
     type Log = FakeLog;
     type Bus = FakeBus;
     type Quarantine = FakeQuarantine;
+    type Hub = FakeHub;
 }
 
 /// The fakes wired together.
@@ -706,6 +773,7 @@ pub fn ports(inventory: Inventory) -> FakePorts {
         log: FakeLog::default(),
         bus: FakeBus::default(),
         quarantine: Some(FakeQuarantine::default()),
+        security_hub: None,
         tag_scope: crate::ports::TagScope::default(),
     }
 }

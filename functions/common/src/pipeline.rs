@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tagwatch_core::intent::inventory::{Inventory, TagLookup, TagSet};
+use tagwatch_core::watch::asff;
 use tagwatch_core::watch::correlation::{max_calls, DenialNote, Parked};
 use tagwatch_core::watch::counts::Counts;
 use tagwatch_core::watch::dedupe::GroupEntry;
@@ -41,7 +42,8 @@ use tagwatch_core::watch::watcher::{denial_caller, denial_note, Watcher};
 use tagwatch_core::Intent;
 
 use crate::ports::{
-    AlertBus, Cause, FindingLog, Platform, PortError, Ports, Quarantine, State, TagScope, TagSource,
+    AlertBus, Cause, FindingLog, FindingsHub, Platform, PortError, Ports, Quarantine, State,
+    TagScope, TagSource,
 };
 
 /// Which events a function is subscribed to.
@@ -56,6 +58,7 @@ pub enum Accept {
 /// The sink names recorded in delivery marks.
 pub const SINK_LOG: &str = "log";
 pub const SINK_BUS: &str = "bus";
+pub const SINK_SECURITY_HUB: &str = "securityhub";
 
 /// What one invocation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +71,8 @@ pub struct Outcome {
     /// Findings this invocation wrote to the log group / sent to the bus.
     pub logged: Vec<String>,
     pub alerted: Vec<String>,
+    /// Findings this invocation imported into Security Hub.
+    pub exported: Vec<String>,
     /// The event had been processed before (a redelivery).
     pub duplicate: bool,
     /// Why the event was quarantined, when it was.
@@ -98,6 +103,8 @@ pub enum Failure {
     DeliveryInProgress { count: usize },
     #[error("EventBridge did not accept {count} entries after retries: {reasons}")]
     BusEntriesFailed { count: usize, reasons: String },
+    #[error("Security Hub did not import {count} findings after retries: {reasons}")]
+    SecurityHubFindingsFailed { count: usize, reasons: String },
 }
 
 impl Failure {
@@ -111,6 +118,7 @@ impl Failure {
             Failure::Unkept { .. } => "MalformedEvent",
             Failure::DeliveryInProgress { .. } => "RetryableDeliveryInProgress",
             Failure::BusEntriesFailed { .. } => "RetryableBusEntries",
+            Failure::SecurityHubFindingsFailed { .. } => "RetryableSecurityHubFindings",
         }
     }
 
@@ -695,13 +703,24 @@ pub async fn deliver<P: Platform>(
             return Ok(());
         }
         let ids: Vec<String> = pending.iter().map(|f| f.finding_id.clone()).collect();
-        let marks = ports.state.delivered(&ids, &[SINK_LOG, SINK_BUS]).await?;
+        let sinks: &[&str] = if ports.security_hub.is_some() {
+            &[SINK_LOG, SINK_BUS, SINK_SECURITY_HUB]
+        } else {
+            &[SINK_LOG, SINK_BUS]
+        };
+        let marks = ports.state.delivered(&ids, sinks).await?;
         let reached = |f: &Finding, sink: &str| {
             marks
                 .get(&f.finding_id)
                 .is_some_and(|sinks| sinks.iter().any(|s| s == sink))
         };
-        pending.retain(|f| !reached(f, SINK_LOG) || (goes_on_bus(f) && !reached(f, SINK_BUS)));
+        pending.retain(|f| {
+            !reached(f, SINK_LOG)
+                || (goes_on_bus(f) && !reached(f, SINK_BUS))
+                || (ports.security_hub.is_some()
+                    && asff::exported(f)
+                    && !reached(f, SINK_SECURITY_HUB))
+        });
         if pending.is_empty() {
             return Ok(());
         }
@@ -817,12 +836,76 @@ async fn send<P: Platform>(
             outcome.alerted.extend(accepted);
         }
     }
+    // Security Hub goes on even when some bus entries failed: its marks spare the retry.
+    let hub = match &ports.security_hub {
+        Some(hub) => export(hub, &ports.state, findings, &reached, outcome).await,
+        None => Ok(()),
+    };
+    if !failed.is_empty() {
+        failed.sort();
+        failed.dedup();
+        return Err(Failure::BusEntriesFailed {
+            count: failed_count,
+            reasons: failed.join("; "),
+        });
+    }
+    hub
+}
+
+/// Imports the exported findings that have not reached Security Hub, in batches of 100, each
+/// imported finding marked at once. A finding is imported under its `finding_id`, so one
+/// imported again (its mark lost) updates the Security Hub finding instead of adding one.
+async fn export<H: FindingsHub, S: State>(
+    hub: &crate::ports::SecurityHub<H>,
+    state: &S,
+    findings: &[Finding],
+    reached: &impl Fn(&Finding, &str) -> bool,
+    outcome: &mut Outcome,
+) -> Result<(), Failure> {
+    let now = crate::clock::now_ms();
+    let mut unrepresentable = Vec::new();
+    let to_hub: Vec<asff::AsffFinding> = findings
+        .iter()
+        .filter(|f| asff::exported(f) && !reached(f, SINK_SECURITY_HUB))
+        .filter_map(|f| {
+            let a = asff::finding(f, &hub.home, now);
+            if a.is_none() {
+                unrepresentable.push(f.finding_id.clone());
+            }
+            a
+        })
+        .collect();
+    if !unrepresentable.is_empty() {
+        // No record yields such a time; should one, the finding stays in the log and on the
+        // bus, and is not waited for.
+        tracing::warn!(findings = ?unrepresentable, "finding time has no ASFF timestamp; not exported to Security Hub");
+        mark(state, &unrepresentable, SINK_SECURITY_HUB).await?;
+    }
+    let mut failed = Vec::new();
+    let mut failed_count = 0;
+    for batch in to_hub.chunks(asff::IMPORT_BATCH) {
+        let answers = hub.port.import(batch).await?;
+        let mut imported = Vec::new();
+        for (a, answer) in batch.iter().zip(answers) {
+            match answer {
+                None => imported.push(a.id.clone()),
+                Some(why) => {
+                    failed_count += 1;
+                    failed.push(why);
+                }
+            }
+        }
+        if !imported.is_empty() {
+            mark(state, &imported, SINK_SECURITY_HUB).await?;
+            outcome.exported.extend(imported);
+        }
+    }
     if failed.is_empty() {
         Ok(())
     } else {
         failed.sort();
         failed.dedup();
-        Err(Failure::BusEntriesFailed {
+        Err(Failure::SecurityHubFindingsFailed {
             count: failed_count,
             reasons: failed.join("; "),
         })

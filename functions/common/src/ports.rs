@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::watch::asff::{AsffFinding, Home};
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
 use tagwatch_core::watch::dedupe::GroupEntry;
 use tagwatch_core::watch::event::{AssociationRun, Event};
@@ -221,6 +222,23 @@ pub trait AlertBus {
     ) -> impl Future<Output = PortResult<Vec<Option<String>>>> + Send;
 }
 
+/// AWS Security Hub, when the deployment exports findings there (ASFF, `BatchImportFindings`).
+pub trait FindingsHub {
+    /// Imports one batch (at most [`tagwatch_core::watch::asff::IMPORT_BATCH`] findings); per
+    /// finding, `None` when imported (created or updated) or why not.
+    fn import(
+        &self,
+        findings: &[AsffFinding],
+    ) -> impl Future<Output = PortResult<Vec<Option<String>>>> + Send;
+}
+
+/// The optional Security Hub sink: the port and where findings are imported.
+#[derive(Debug, Clone)]
+pub struct SecurityHub<H> {
+    pub port: H,
+    pub home: Home,
+}
+
 /// Where malformed or unexpected events are kept.
 pub trait Quarantine {
     fn keep(
@@ -258,6 +276,7 @@ pub trait Platform {
     type Log: FindingLog;
     type Bus: AlertBus;
     type Quarantine: Quarantine;
+    type Hub: FindingsHub;
 }
 
 /// Everything a function talks to.
@@ -269,6 +288,8 @@ pub struct Ports<P: Platform> {
     /// `None`: no quarantine queue is configured; a malformed event then fails the invocation
     /// so that the failure destination keeps it.
     pub quarantine: Option<P::Quarantine>,
+    /// `None`: findings are not exported to Security Hub (the default).
+    pub security_hub: Option<SecurityHub<P::Hub>>,
     /// Whose tags `tags` can see.
     pub tag_scope: TagScope,
 }

@@ -57,6 +57,17 @@ pub enum FindingSeverity {
     Low,
 }
 
+impl FindingSeverity {
+    /// The name in findings' JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingSeverity::High => "high",
+            FindingSeverity::Medium => "medium",
+            FindingSeverity::Low => "low",
+        }
+    }
+}
+
 /// Why an `unevaluated` finding could not be decided. Only the actionable causes go to a
 /// person (severity medium, on the findings bus); the others are logged and counted (low).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
