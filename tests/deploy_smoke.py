@@ -183,7 +183,9 @@ def main():
             fail(f"{logical}: wildcard action in {sorted(actions)}")
         if any(a.startswith("kms:") for a in actions):
             fail(f"{logical}: KMS actions without KmsKeyArn: {sorted(actions)}")
-        # Security Hub export is off by default: no setting, no permission.
+        # Security Hub export and member accounts are off by default: no setting, no permission.
+        if env.get("TAGWATCH_MEMBER_ACCOUNTS") or "sts:AssumeRole" in actions:
+            fail(f"{logical}: member accounts read by default")
         if env.get("TAGWATCH_SECURITY_HUB_PRODUCT_ARN"):
             fail(f"{logical}: Security Hub export on by default")
         if any(a.startswith("securityhub:") for a in actions):
@@ -286,7 +288,8 @@ def main():
     # and each function's role may send to the queues under it.
     own = kms.create_key(Description="tagwatch smoke test customer key")["KeyMetadata"]["Arn"]
     stack = f"{STACK}-own-key"
-    created, outputs = deploy(kw, stack, {"KmsKeyArn": own, "SecurityHubExport": "Enabled"})
+    created, outputs = deploy(kw, stack, {"KmsKeyArn": own, "SecurityHubExport": "Enabled",
+                                          "MemberAccounts": "222233334444"})
     if "TopicsKey" in created or outputs["TopicsKeyArn"] != own:
         fail(f"{stack}: made a key of its own ({created.get('TopicsKey')}, {outputs['TopicsKeyArn']})")
     for topic in [outputs["OnCallTopicArn"], outputs["TicketTopicArn"]]:
@@ -311,6 +314,11 @@ def main():
             fail(f"{stack} {logical}: TAGWATCH_SECURITY_HUB_PRODUCT_ARN={env.get('TAGWATCH_SECURITY_HUB_PRODUCT_ARN')}")
         if actions.get("securityhub:BatchImportFindings") != [product]:
             fail(f"{stack} {logical}: securityhub:BatchImportFindings on {actions.get('securityhub:BatchImportFindings')}")
+        # With MemberAccounts: the scope, and the members' reader role to assume.
+        if env.get("TAGWATCH_MEMBER_ACCOUNTS") != "222233334444" or env.get("TAGWATCH_READER_ROLE") != "TagwatchReader":
+            fail(f"{stack} {logical}: member settings {env}")
+        if actions.get("sts:AssumeRole") != ["arn:aws:iam::*:role/TagwatchReader"]:
+            fail(f"{stack} {logical}: sts:AssumeRole on {actions.get('sts:AssumeRole')}")
     print(f"deploy smoke test: {stack} CREATE_COMPLETE with {len(created)} resources")
 
 

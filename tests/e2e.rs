@@ -214,6 +214,13 @@ impl World {
     async fn with_env(env: Vec<(&'static str, String)>) -> World {
         let mut world = World::provisioned().await;
         world.env = env;
+        world.serve();
+        world
+    }
+
+    /// Starts `cargo lambda watch` and the three functions (their AWS calls to `endpoint`).
+    fn serve(&mut self) {
+        let world = self;
         let watch_port = free_port();
         let watch_log = std::fs::File::create(world.dir.join("watch.log")).unwrap();
         // `cargo-lambda lambda ...` is what `cargo lambda ...` runs, without a `cargo` parent
@@ -234,7 +241,6 @@ impl World {
         for f in [CLOUDTRAIL, STATUS, SWEEP] {
             world.start(f, &[]);
         }
-        world
     }
 
     /// Several execution environments per function, polling a Runtime API player, with their
@@ -647,6 +653,81 @@ async fn a_violation_reaches_the_log_group_the_bus_and_the_table() {
     assert_eq!(metrics.last().unwrap()["EventsProcessed"], 1);
     // The function's logs never carry the command (parameters are in the event).
     assert!(!w.function_log(CLOUDTRAIL).contains("commands"));
+}
+
+/// Issue 14 §1: a run forwarded from a member account is judged with that account's live tags,
+/// read through its reader role (STS AssumeRole into the member account on moto, which keeps
+/// each account's resources apart): here the member tags both instances production, so both
+/// runs are violations, where the central account's own tags would make one. A member whose
+/// role STS refuses (a proxy answers `AccessDenied`, as STS does for a missing or untrusting
+/// role) gives `unevaluated` with cause `no_access`: logged, not alerted.
+#[tokio::test(flavor = "multi_thread")]
+async fn member_accounts_are_judged_with_their_own_tags_or_no_access() {
+    let mut w = World::provisioned().await;
+    let member = "111122223333";
+    let refusing = "444455556666";
+    let member_conf = tagwatch_aws::testing::config_in_account(&w.conf, member)
+        .await
+        .unwrap();
+    let mut tags: Value = serde_json::from_str(&read("examples/inventory.json")).unwrap();
+    let production = tags["i-0a1b2c3d4e5f60002"].clone();
+    tags["i-0a1b2c3d4e5f60001"] = production;
+    tagwatch_aws::testing::tag_instances(&member_conf, &tags.to_string())
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(
+        w.moto.port,
+        FaultPlan {
+            per_mille: 0,
+            seed: 1,
+            after: &[],
+            refuse_roles_in: &["444455556666"],
+        },
+    );
+    w.endpoint = proxy.url.clone();
+    w.env = vec![
+        // The central account: moto's own.
+        ("TAGWATCH_ACCOUNT_ID", "123456789012".to_string()),
+        ("TAGWATCH_MEMBER_ACCOUNTS", format!("{member},{refusing}")),
+    ];
+    w.serve();
+    let response = w.ok(
+        CLOUDTRAIL,
+        &event_json("cloudtrail-sendcommand-instanceids.json"),
+    );
+    assert_eq!(response["logged"], 2, "{response}");
+    let findings = w.findings().await;
+    assert_eq!(kinds(&findings), ["violation", "violation"], "{findings:?}");
+    assert!(findings.iter().all(|f| f["account"] == member));
+    // The same call in the member whose role is refused.
+    let mut refused = event_json("cloudtrail-sendcommand-instanceids.json");
+    refused["account"] = json!(refusing);
+    refused["id"] = json!("eb-refused");
+    refused["detail"]["recipientAccountId"] = json!(refusing);
+    refused["detail"]["eventID"] = json!("refused-1");
+    refused["detail"]["responseElements"]["command"]["commandId"] = json!("cmd-refused");
+    let response = w.ok(CLOUDTRAIL, &refused);
+    assert_eq!(response["alerted"], 0, "{response}");
+    let findings = w.findings().await;
+    let no_access: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["account"] == refusing)
+        .collect();
+    assert_eq!(no_access.len(), 2, "{findings:?}");
+    for f in no_access {
+        assert_eq!(f["kind"], "unevaluated");
+        assert_eq!(f["cause"], "no_access");
+        assert_eq!(f["severity"], "low");
+    }
+    assert!(
+        w.function_log(CLOUDTRAIL).contains("could not be assumed"),
+        "the refusal is logged with the account"
+    );
+    assert_eq!(
+        w.alerts().await.len(),
+        2,
+        "the member's two violations only"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1168,6 +1249,7 @@ async fn a_record_finishing_a_thousand_parked_invocations() {
             per_mille: 0,
             seed: 1,
             after: &[],
+            refuse_roles_in: &[],
         },
     );
     let fleet = quarantined_fleet(&w.conf, 1000).await;
@@ -1313,6 +1395,7 @@ async fn two_hundred_events_under_injected_faults_give_the_fault_free_findings()
         per_mille: 100,
         seed: 0x7a6_9a7c,
         after: &["dynamodb", "securityhub"],
+        refuse_roles_in: &[],
     }))
     .await;
     eprintln!("faults injected: {faults}");
@@ -1503,6 +1586,7 @@ async fn aws_calls_per_event() {
             per_mille: 0,
             seed: 1,
             after: &[],
+            refuse_roles_in: &[],
         },
     );
     w.fleet(&api, &[(CLOUDTRAIL, 1)], &proxy.url);

@@ -979,8 +979,12 @@ fn unevaluated_findings_name_their_cause_and_only_actionable_ones_alert() {
         fn tags(&self, id: &str) -> Option<&tagwatch_core::intent::inventory::TagSet> {
             self.0.tags(id)
         }
-        fn reaches(&self, account: &str, _region: &str) -> bool {
-            account == "999999999999"
+        fn reach(&self, account: &str, _region: &str) -> tagwatch_core::intent::inventory::Reach {
+            if account == "999999999999" {
+                tagwatch_core::intent::inventory::Reach::Readable
+            } else {
+                tagwatch_core::intent::inventory::Reach::OutOfScope
+            }
         }
     }
     let intent = tagwatch_tests::intent();

@@ -20,6 +20,10 @@ pub struct FaultPlan {
     /// Services (`dynamodb`, `logs`, `events`, `securityhub`) whose calls may fail after moto
     /// executed them.
     pub after: &'static [&'static str],
+    /// Accounts whose roles STS refuses to let anyone assume (`AccessDenied`, as STS answers
+    /// for a role that does not exist or does not trust the caller; moto itself hands out
+    /// credentials for any role ARN).
+    pub refuse_roles_in: &'static [&'static str],
 }
 
 /// What the proxy did: (service, what) to a count; `what` is `passed`, `throttled`,
@@ -66,6 +70,22 @@ fn error(status: u16, service: &str, code: &str) -> Message {
     };
     let body = format!(r#"{{"__type":"{kind}","message":"injected by the test proxy"}}"#);
     response(status, content_type, body.as_bytes())
+}
+
+/// STS's answer to an `AssumeRole` of a role in a refused account: 403 `AccessDenied` in the
+/// query protocol's XML error form.
+fn refused_assume_role(req: &Message, accounts: &[&str]) -> Option<Message> {
+    let body = String::from_utf8_lossy(&req.body);
+    if !body.contains("Action=AssumeRole") {
+        return None;
+    }
+    let account = accounts
+        .iter()
+        .find(|a| body.contains(&format!("iam%3A%3A{a}%3Arole")))?;
+    let xml = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/test is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::{account}:role/TagwatchReader</Message></Error><RequestId>refused-by-the-test-proxy</RequestId></ErrorResponse>"
+    );
+    Some(response(403, "text/xml", xml.as_bytes()))
 }
 
 impl FaultProxy {
@@ -148,6 +168,13 @@ fn serve(stream: TcpStream, upstream_port: u16, plan: FaultPlan, state: &Mutex<S
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
     while let Some(req) = read_message(&mut reader, false) {
+        if let Some(answer) = refused_assume_role(&req, plan.refuse_roles_in) {
+            count(state, "sts", "refused");
+            if write_message(&mut writer, &answer).is_err() {
+                return;
+            }
+            continue;
+        }
         let svc = service(&req);
         let fault = svc.filter(|_| draw(state) % 1000 < plan.per_mille);
         let answer = match (svc, fault) {

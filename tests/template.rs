@@ -162,6 +162,8 @@ fn no_wildcard_actions_and_wildcard_resources_only_for_describe_tags() {
                 let allowed = [
                     "ec2:DescribeTags",
                     "ec2:DescribeInstances",
+                    // The member's reader role (forwarder): no resource-level permissions.
+                    "ssm:DescribeInstanceInformation",
                     "xray:PutTraceSegments",
                     "xray:PutTelemetryRecords",
                 ];
@@ -855,4 +857,91 @@ fn security_hub_export_is_off_by_default_and_scoped_to_the_default_product() {
             "{role}"
         );
     }
+}
+
+/// Issue 14 §1: with `MemberAccounts` set, the functions may assume the members' reader role
+/// (its name a parameter) and get the scope, role name, external id and partition; the
+/// forwarder creates that role once per account (in `ReaderRoleRegion`), read-only (exactly
+/// the four read actions) and trusted by the central functions' roles only, with the external
+/// id when one is set.
+#[test]
+fn member_accounts_are_read_through_a_read_only_role_the_central_functions_alone_assume() {
+    let t = load("template.yaml");
+    assert_eq!(
+        t["Parameters"]["MemberAccounts"]["Default"].as_str(),
+        Some("")
+    );
+    assert_eq!(
+        t["Parameters"]["ReaderRoleName"]["Default"].as_str(),
+        Some("TagwatchReader")
+    );
+    assert_eq!(
+        t["Parameters"]["ReaderExternalId"]["NoEcho"].as_bool(),
+        Some(true)
+    );
+    let vars = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for (var, param) in [
+        ("TAGWATCH_MEMBER_ACCOUNTS", "MemberAccounts"),
+        ("TAGWATCH_READER_ROLE", "ReaderRoleName"),
+        ("TAGWATCH_READER_EXTERNAL_ID", "ReaderExternalId"),
+        ("TAGWATCH_PARTITION", "AWS::Partition"),
+    ] {
+        assert_eq!(strs(&vars[var]), [param], "{var}");
+    }
+    let policy = &t["Resources"]["MemberTagsPolicy"];
+    assert_eq!(policy["Condition"].as_str(), Some("HasMemberAccounts"));
+    assert_eq!(
+        sorted(&policy["Properties"]["Roles"]),
+        ["CloudTrailWatcherRole", "StatusWatcherRole", "SweepRole"]
+    );
+    let mut found = Vec::new();
+    statements(policy, "MemberTagsPolicy", &mut found);
+    assert_eq!(found.len(), 1);
+    assert_eq!(strs(&found[0].1["Action"]), ["sts:AssumeRole"]);
+    assert_eq!(
+        strs(&found[0].1["Resource"]),
+        ["arn:${AWS::Partition}:iam::*:role/${ReaderRoleName}"]
+    );
+    let output = strs(&t["Outputs"]["FunctionRoleArns"]["Value"]);
+    for role in ["CloudTrailWatcherRole", "StatusWatcherRole", "SweepRole"] {
+        assert!(output.contains(&format!("{role}.Arn")), "{output:?}");
+    }
+
+    let f = load("templates/forwarder.yaml");
+    let role = &f["Resources"]["ReaderRole"];
+    assert_eq!(role["Condition"].as_str(), Some("CreateReaderRole"));
+    assert!(
+        strs(&f["Conditions"]["CreateReaderRole"]).contains(&"ReaderRoleRegion".to_string()),
+        "one role per account, in one region"
+    );
+    let p = &role["Properties"];
+    assert_eq!(strs(&p["RoleName"]), ["ReaderRoleName"]);
+    let trust = &p["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_vec().unwrap().len(), 1);
+    assert_eq!(
+        strs(&trust[0]["Principal"]["AWS"]),
+        ["CentralFunctionRoleArns"]
+    );
+    assert_eq!(strs(&trust[0]["Action"]), ["sts:AssumeRole"]);
+    assert_eq!(
+        strs(&trust[0]["Condition"]),
+        ["HasExternalId", "ReaderExternalId", "AWS::NoValue"],
+        "the external id, when set"
+    );
+    let mut found = Vec::new();
+    statements(&p["Policies"], "ReaderRole", &mut found);
+    let mut actions: Vec<String> = found
+        .iter()
+        .flat_map(|(_, st)| strs(&st["Action"]))
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "ec2:DescribeInstances",
+            "ec2:DescribeTags",
+            "ssm:DescribeInstanceInformation",
+            "ssm:ListTagsForResource"
+        ]
+    );
 }

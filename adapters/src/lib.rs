@@ -5,6 +5,7 @@
 //! - [`logs::FindingsLogStream`]: findings as JSON log events in a CloudWatch Logs group;
 //! - [`bus::FindingsBus`]: alert findings on an EventBridge bus;
 //! - [`hub::FindingsHubImport`]: alert findings in AWS Security Hub (ASFF), when enabled;
+//! - [`members::MemberTags`]: tags in member accounts, through their reader role (STS);
 //! - [`tags::LiveTags`]: instance tags from EC2 `DescribeTags` and managed-node tags from SSM
 //!   `ListTagsForResource`, cached for a short time;
 //! - [`quarantine::QuarantineQueue`]: malformed or unexpected events kept on an SQS queue;
@@ -18,6 +19,7 @@ pub mod dynamo;
 pub mod hub;
 pub mod intent;
 pub mod logs;
+pub mod members;
 pub mod quarantine;
 pub mod redrive;
 pub mod tags;
@@ -238,7 +240,6 @@ pub async fn load_config() -> aws_config::SdkConfig {
         .await
 }
 
-// The SDK crates, for the functions' cold-start wiring (one version across the workspace).
 /// How often an entry a batch call failed (EventBridge's failed entries, Security Hub's
 /// `FailedFindings`) is sent before it is reported failed.
 pub(crate) const ENTRY_ROUNDS: u32 = 4;
@@ -284,6 +285,7 @@ where
     Ok(result)
 }
 
+// The SDK crates, for the functions' cold-start wiring (one version across the workspace).
 pub use aws_config;
 pub use aws_sdk_cloudwatchlogs;
 pub use aws_sdk_dynamodb;
@@ -294,3 +296,4 @@ pub use aws_sdk_s3;
 pub use aws_sdk_securityhub;
 pub use aws_sdk_sqs;
 pub use aws_sdk_ssm;
+pub use aws_sdk_sts;

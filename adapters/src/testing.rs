@@ -21,6 +21,37 @@ pub async fn config(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// `conf` with the credentials of a session in another `account` (moto hands out a session
+/// for any role and keeps each account's resources apart), for setting up a member account.
+pub async fn config_in_account(conf: &SdkConfig, account: &str) -> Result<SdkConfig, AdapterError> {
+    let out = aws_sdk_sts::Client::new(conf)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/TestSetup"))
+        .role_session_name("test-setup")
+        .send()
+        .await
+        .map_err(|e| AdapterError::aws("STS AssumeRole", e))?;
+    let Some(c) = out.credentials() else {
+        return Err(AdapterError::Corrupt {
+            key: account.to_string(),
+            reason: "AssumeRole answered without credentials".to_string(),
+        });
+    };
+    let creds = Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "test-setup",
+    );
+    Ok(conf
+        .to_builder()
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            creds,
+        ))
+        .build())
+}
+
 /// Creates the correlation table as `template.yaml` does: `pk` (S) and `sk` (S), on demand,
 /// with the sparse index the sweep reads (`by-park-time`: `park_queue` (S) + `parked_at` (N)).
 pub async fn create_table(conf: &SdkConfig, table: &str) -> Result<(), AdapterError> {

@@ -15,7 +15,7 @@ use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::logs::FindingsLogStream;
 use tagwatch_aws::tags::LiveTags;
-use tagwatch_core::intent::inventory::Inventory;
+use tagwatch_core::intent::inventory::{Inventory, TagLookup};
 use tagwatch_core::watch::correlation::{max_calls, DenialNote};
 use tagwatch_core::watch::event::Event;
 use tagwatch_core::watch::finding::{Finding, FindingKind};
@@ -483,6 +483,105 @@ async fn findings_reach_security_hub_once_per_finding_id() {
     );
 }
 
+/// An EC2 client in another `account` (a session there) and `region`.
+async fn ec2_in(conf: &SdkConfig, account: &str, region: &str) -> aws_sdk_ec2::Client {
+    let member = tagwatch_aws::testing::config_in_account(conf, account)
+        .await
+        .unwrap();
+    aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&member)
+            .region(Region::new(region.to_string()))
+            .build(),
+    )
+}
+
+/// Issue 14 §1: a member account's instance tags are read through its reader role (STS
+/// AssumeRole into the member account, clients for the event's region); the home account does
+/// not see them. A member whose role STS refuses (`AccessDenied`) is answered as no access, and
+/// remembered: a second lookup does not ask STS again.
+#[tokio::test]
+async fn member_account_tags_through_the_reader_role() {
+    use tagwatch_aws::members::{MemberTags, MemberTagsFound};
+    use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
+    let m = moto();
+    let conf = config(&m.url).await;
+    let member = "222233334444";
+    let ids = launch(
+        &ec2_in(&conf, member, "eu-west-1").await,
+        1,
+        Some(("Env", "prod")),
+    )
+    .await;
+    let query = |account: &str| TagQuery {
+        account: account.to_string(),
+        region: "eu-west-1".to_string(),
+        targets: ids.clone(),
+        documents: Vec::new(),
+    };
+    // At home (moto's default account) the instance does not exist.
+    let home = LiveTags::new(
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&conf)
+                .region(Region::new("eu-west-1"))
+                .build(),
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        home.gather(&query(member)).await.unwrap().tags(&ids[0]),
+        None
+    );
+    // The refusals come from a proxy in front of moto, which hands out any role.
+    let proxy = FaultProxy::start(
+        m.port,
+        FaultPlan {
+            per_mille: 0,
+            seed: 1,
+            after: &[],
+            refuse_roles_in: &["444455556666"],
+        },
+    );
+    let members = MemberTags::new(
+        &config(&proxy.url).await,
+        "aws",
+        "TagwatchReader",
+        Some("tagwatch-test".to_string()),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        members.role_arn(member),
+        "arn:aws:iam::222233334444:role/TagwatchReader"
+    );
+    for _ in 0..2 {
+        let MemberTagsFound::Tags(found) = members.gather(&query(member)).await.unwrap() else {
+            panic!("the member's role was assumed");
+        };
+        assert_eq!(
+            found
+                .tags(&ids[0])
+                .and_then(|t| t.get("Env"))
+                .map(String::as_str),
+            Some("prod")
+        );
+    }
+    for _ in 0..2 {
+        let found = members.gather(&query("444455556666")).await.unwrap();
+        let MemberTagsFound::NoAccess(why) = found else {
+            panic!("refused: {found:?}");
+        };
+        assert!(
+            why.contains("arn:aws:iam::444455556666:role/TagwatchReader")
+                && why.contains("AccessDenied"),
+            "{why}"
+        );
+    }
+    let refused = proxy
+        .stats()
+        .get(&("sts".to_string(), "refused".to_string()))
+        .copied();
+    assert_eq!(refused, Some(1), "a refusal is remembered");
+}
+
 async fn launch(ec2: &aws_sdk_ec2::Client, n: i32, tag: Option<(&str, &str)>) -> Vec<String> {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
     let mut req = ec2
@@ -514,7 +613,7 @@ async fn ec2_tags_for_running_instances() {
     let tags = LiveTags::new(ec2, Duration::from_secs(60));
     let mut wanted = TagQuery {
         targets: ids.clone(),
-        documents: Vec::new(),
+        ..TagQuery::default()
     };
     wanted.targets.push("mi-0123456789abcdef0".to_string());
     let inv = tags.gather(&wanted).await.unwrap();
@@ -541,7 +640,7 @@ async fn ec2_tags_for_running_instances() {
     let again = tags
         .gather(&TagQuery {
             targets: ids.clone(),
-            documents: Vec::new(),
+            ..TagQuery::default()
         })
         .await
         .unwrap();
@@ -585,9 +684,9 @@ async fn unknown_resources_are_not_untagged_ones() {
             "Ops-Untagged".to_string(),
             "Ops-NoSuchDocument".to_string(),
         ],
+        ..TagQuery::default()
     };
     let inv = tags.gather(&query).await.unwrap();
-    use tagwatch_core::intent::inventory::TagLookup;
     assert_eq!(
         inv.tags(&untagged).map(|t| t.len()),
         Some(0),

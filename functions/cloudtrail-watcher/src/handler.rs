@@ -130,6 +130,49 @@ mod tests {
         assert_eq!(o.counts.violations, 0);
     }
 
+    /// Issue 14 §1: a run forwarded from a member account in scope is judged with that
+    /// account's own tags (read through its reader role).
+    #[tokio::test]
+    async fn a_member_accounts_run_is_judged_with_its_own_tags() {
+        use tagwatch_lambda::ports::Members;
+        let mut p = fakes::ports(inventory());
+        p.tag_scope.account = Some("999999999999".to_string());
+        p.tag_scope.members = Members::Only(["111122223333".to_string()].into());
+        let o = run(&p, &intent(), "cloudtrail-sendcommand-instanceids.json").await;
+        let kinds: Vec<FindingKind> = logged(&p).iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::Violation]);
+        assert_eq!(o.counts.violations, 1);
+        assert_eq!(*p.tags.accounts.lock().unwrap(), ["111122223333"]);
+    }
+
+    /// Issue 14 §1: a member account whose reader role cannot be assumed gives `unevaluated`
+    /// with cause `no_access`: logged and counted, never paged.
+    #[tokio::test]
+    async fn a_member_without_the_reader_role_is_no_access_not_a_page() {
+        use tagwatch_core::watch::finding::{FindingSeverity, UnevaluatedCause};
+        use tagwatch_lambda::ports::Members;
+        let mut p = fakes::ports(inventory());
+        p.tag_scope.account = Some("999999999999".to_string());
+        p.tag_scope.members = Members::All;
+        p.tags
+            .no_access
+            .lock()
+            .unwrap()
+            .push("111122223333".to_string());
+        let o = run(&p, &intent(), "cloudtrail-sendcommand-instanceids.json").await;
+        let found = logged(&p);
+        assert_eq!(found.len(), 2, "{found:?}");
+        for f in &found {
+            assert_eq!(f.kind, FindingKind::Unevaluated);
+            assert_eq!(f.cause, Some(UnevaluatedCause::NoAccess));
+            assert_eq!(f.severity, FindingSeverity::Low);
+            assert!(f.summary.contains("reader role"), "{}", f.summary);
+        }
+        assert!(alerted_ids(&p).is_empty());
+        assert_eq!(o.counts.unevaluated_by_cause.no_access, 2);
+        assert_eq!(o.no_access, [("111122223333".to_string(), 2)].into());
+    }
+
     #[tokio::test]
     async fn a_compliant_call_reports_nothing() {
         let p = fakes::ports(inventory());

@@ -7,13 +7,13 @@ use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::hub::FindingsHubImport;
 use tagwatch_aws::intent::{load_intent, IntentClients, IntentLoadError};
 use tagwatch_aws::logs::FindingsLogStream;
+use tagwatch_aws::members::{MemberTags, MemberTagsFound};
 use tagwatch_aws::quarantine::QuarantineQueue;
 use tagwatch_aws::tags::LiveTags;
 use tagwatch_aws::{
     aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_s3,
     aws_sdk_securityhub, aws_sdk_sqs, aws_sdk_ssm, AdapterError,
 };
-use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::asff::AsffFinding;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
 use tagwatch_core::watch::dedupe::GroupEntry;
@@ -28,8 +28,8 @@ use tagwatch_core::Intent;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ports::{
-    AlertBus, Cause, FindingLog, FindingsHub, Platform, PortError, PortResult, Ports, Quarantine,
-    SecurityHub, State, TagScope, TagSource,
+    AlertBus, Cause, FindingLog, FindingsHub, Gathered, Members, Platform, PortError, PortResult,
+    Ports, Quarantine, SecurityHub, State, TagScope, TagSource,
 };
 
 /// The AWS adapters of a deployed function.
@@ -38,7 +38,7 @@ pub struct Aws;
 
 impl Platform for Aws {
     type State = DynamoCorrelation;
-    type Tags = LiveTags;
+    type Tags = OrgTags;
     type Log = FindingsLogStream;
     type Bus = FindingsBus;
     type Quarantine = QuarantineQueue;
@@ -161,9 +161,33 @@ impl State for DynamoCorrelation {
     }
 }
 
-impl TagSource for LiveTags {
-    async fn gather(&self, query: &TagQuery) -> PortResult<Inventory> {
-        Ok(LiveTags::gather(self, query).await?)
+/// Tags at home, and in member accounts through their reader role.
+#[derive(Debug)]
+pub struct OrgTags {
+    pub home: LiveTags,
+    /// The deployment's own account (`TAGWATCH_ACCOUNT_ID`): `None`, every query is at home.
+    pub home_account: Option<String>,
+    /// `None`: no member account is read.
+    pub members: Option<MemberTags>,
+}
+
+impl TagSource for OrgTags {
+    async fn gather(&self, query: &TagQuery) -> PortResult<Gathered> {
+        let at_home = query.account.is_empty()
+            || self
+                .home_account
+                .as_deref()
+                .is_none_or(|a| a == query.account);
+        match (&self.members, at_home) {
+            (Some(members), false) => match members.gather(query).await? {
+                MemberTagsFound::Tags(tags) => Ok(Gathered::Tags(tags)),
+                MemberTagsFound::NoAccess(why) => Ok(Gathered::NoAccess {
+                    account: query.account.clone(),
+                    why,
+                }),
+            },
+            _ => Ok(Gathered::Tags(self.home.gather(query).await?)),
+        }
     }
 }
 
@@ -252,8 +276,19 @@ pub async fn cold_start(
     }
     let ttl = i64::try_from(config.state_ttl.as_secs()).unwrap_or(i64::MAX / 2000);
     let state = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table, ttl);
-    let tags =
-        LiveTags::new(aws_sdk_ec2::Client::new(&sdk), config.tag_cache).with_ssm(clients.ssm);
+    let tags = OrgTags {
+        home: LiveTags::new(aws_sdk_ec2::Client::new(&sdk), config.tag_cache).with_ssm(clients.ssm),
+        home_account: config.account_id.clone(),
+        members: (config.members != Members::None).then(|| {
+            MemberTags::new(
+                &sdk,
+                &config.partition,
+                &config.reader_role,
+                config.reader_external_id.clone(),
+                config.tag_cache,
+            )
+        }),
+    };
     let bus = FindingsBus::new(aws_sdk_eventbridge::Client::new(&sdk), &config.findings_bus);
     let quarantine = config
         .quarantine_queue_url
@@ -273,6 +308,7 @@ pub async fn cold_start(
             tag_scope: TagScope {
                 account: config.account_id.clone(),
                 region: config.region.clone(),
+                members: config.members.clone(),
             },
         },
         intent,

@@ -53,6 +53,18 @@ pub struct Config {
     /// read; events from other accounts or regions get unknown tags (`unevaluated`).
     pub account_id: Option<String>,
     pub region: Option<String>,
+    /// `TAGWATCH_MEMBER_ACCOUNTS` (default none): member accounts whose runs are judged with
+    /// their own live tags, read through their reader role: a comma-separated list of account
+    /// ids, or `*` for every account whose events reach the deployment.
+    pub members: crate::ports::Members,
+    /// `TAGWATCH_READER_ROLE` (default `TagwatchReader`): the reader role's name in each
+    /// member account.
+    pub reader_role: String,
+    /// `TAGWATCH_READER_EXTERNAL_ID` (optional): the external id the reader roles require.
+    pub reader_external_id: Option<String>,
+    /// `TAGWATCH_PARTITION` (default `aws`): the partition of the deployment's account (the
+    /// reader roles' ARNs).
+    pub partition: String,
     /// `POWERTOOLS_SERVICE_NAME` (default `tagwatch`): the `service` key of every log line.
     pub service: String,
     /// `TAGWATCH_LOG_LEVEL` or `AWS_LAMBDA_LOG_LEVEL` (default `INFO`): tagwatch's own log
@@ -147,6 +159,14 @@ impl Config {
             spike_threshold,
             spike_window_seconds: env.count("TAGWATCH_SPIKE_WINDOW_SECONDS")?,
             account_id: env.get("TAGWATCH_ACCOUNT_ID"),
+            members: members(&env)?,
+            reader_role: env
+                .get("TAGWATCH_READER_ROLE")
+                .unwrap_or_else(|| "TagwatchReader".to_string()),
+            reader_external_id: env.get("TAGWATCH_READER_EXTERNAL_ID"),
+            partition: env
+                .get("TAGWATCH_PARTITION")
+                .unwrap_or_else(|| "aws".to_string()),
             region: env
                 .get("AWS_REGION")
                 .or_else(|| env.get("AWS_DEFAULT_REGION")),
@@ -224,6 +244,29 @@ impl Env<'_> {
             },
         }
     }
+}
+
+/// `TAGWATCH_MEMBER_ACCOUNTS`: none (unset), `*`, or account ids separated by commas.
+fn members(env: &Env<'_>) -> Result<crate::ports::Members, ConfigError> {
+    use crate::ports::Members;
+    let Some(v) = env.get("TAGWATCH_MEMBER_ACCOUNTS") else {
+        return Ok(Members::None);
+    };
+    if v.trim() == "*" {
+        return Ok(Members::All);
+    }
+    let mut accounts = std::collections::BTreeSet::new();
+    for a in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid {
+                name: "TAGWATCH_MEMBER_ACCOUNTS",
+                value: v,
+                reason: "expected `*` or 12-digit account ids separated by commas",
+            });
+        }
+        accounts.insert(a.to_string());
+    }
+    Ok(Members::Only(accounts))
 }
 
 /// `TAGWATCH_INTENT`: a parameter, an object, or a file (relative paths from the task root).
@@ -342,6 +385,41 @@ mod tests {
             assert_eq!(err, ConfigError::Missing(name));
             assert!(err.to_string().contains(name));
         }
+    }
+
+    #[test]
+    fn member_accounts_are_listed_all_or_none() {
+        use crate::ports::Members;
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(c.members, Members::None);
+        assert_eq!(c.reader_role, "TagwatchReader");
+        assert_eq!(c.partition, "aws");
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_MEMBER_ACCOUNTS", " 444455556666, 222233334444 "));
+        pairs.push(("TAGWATCH_READER_ROLE", "OrgReader"));
+        pairs.push(("TAGWATCH_READER_EXTERNAL_ID", "x-1"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(
+            c.members,
+            Members::Only(["222233334444".to_string(), "444455556666".to_string()].into())
+        );
+        assert_eq!(
+            (c.reader_role.as_str(), c.reader_external_id.as_deref()),
+            ("OrgReader", Some("x-1"))
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_MEMBER_ACCOUNTS", "*"));
+        assert_eq!(
+            Config::from_lookup(env(&pairs)).unwrap().members,
+            Members::All
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TAGWATCH_MEMBER_ACCOUNTS", "4444-5555-6666"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(
+            err.contains("TAGWATCH_MEMBER_ACCOUNTS") && err.contains("4444-5555-6666"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use tagwatch_core::watch::tags::TagQuery;
 
 use crate::pipeline::Invocation;
 use crate::ports::{
-    AlertBus, FindingLog, FindingsHub, Platform, PortError, PortResult, Ports, Quarantine, State,
-    TagSource,
+    AlertBus, FindingLog, FindingsHub, Gathered, Platform, PortError, PortResult, Ports,
+    Quarantine, State, TagSource,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -578,11 +578,21 @@ pub struct FakeTags {
     pub failing: Switch,
     /// Every id asked for, in order.
     pub asked: Mutex<Vec<String>>,
+    /// The account of every answered query, in order.
+    pub accounts: Mutex<Vec<String>>,
+    /// Member accounts whose reader role is refused.
+    pub no_access: Mutex<Vec<String>>,
 }
 
 impl TagSource for FakeTags {
-    async fn gather(&self, query: &TagQuery) -> PortResult<Inventory> {
+    async fn gather(&self, query: &TagQuery) -> PortResult<Gathered> {
         self.failing.check("tags")?;
+        if lock(&self.no_access).contains(&query.account) {
+            return Ok(Gathered::NoAccess {
+                account: query.account.clone(),
+                why: "AccessDenied: not authorized to perform sts:AssumeRole (injected)".into(),
+            });
+        }
         let ids: Vec<&String> = query.targets.iter().chain(&query.documents).collect();
         lock(&self.asked).extend(ids.iter().map(|id| (*id).clone()));
         let mut out = Inventory::default();
@@ -591,7 +601,8 @@ impl TagSource for FakeTags {
                 out.insert(id.clone(), tags.clone());
             }
         }
-        Ok(out)
+        lock(&self.accounts).push(query.account.clone());
+        Ok(Gathered::Tags(out))
     }
 }
 

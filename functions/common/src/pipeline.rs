@@ -42,8 +42,8 @@ use tagwatch_core::watch::watcher::{denial_caller, denial_note, Watcher};
 use tagwatch_core::Intent;
 
 use crate::ports::{
-    AlertBus, Cause, FindingLog, FindingsHub, Platform, PortError, Ports, Quarantine, State,
-    TagScope, TagSource,
+    AlertBus, Cause, FindingLog, FindingsHub, Gathered, Platform, PortError, Ports, Quarantine,
+    State, TagScope, TagSource,
 };
 
 /// Which events a function is subscribed to.
@@ -73,6 +73,8 @@ pub struct Outcome {
     pub alerted: Vec<String>,
     /// Findings this invocation imported into Security Hub.
     pub exported: Vec<String>,
+    /// `no_access` findings this invocation logged, by member account (EMF `NoAccess`).
+    pub no_access: BTreeMap<String, u64>,
     /// The event had been processed before (a redelivery).
     pub duplicate: bool,
     /// Why the event was quarantined, when it was.
@@ -350,16 +352,18 @@ async fn watch_event<P: Platform>(
             .await?;
         journal.preload_denials(caller, window);
     }
-    let inventory = ports
-        .tags
-        .gather(&tag_query(&event, intent, &journal, &ports.tag_scope))
-        .await?;
+    let (inventory, no_access) = gather_tags(
+        ports,
+        &tag_query(&event, intent, &journal, &ports.tag_scope),
+    )
+    .await?;
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.handle(
         &event,
         &Reach {
             tags: &inventory,
             scope: &ports.tag_scope,
+            no_access: no_access.as_deref(),
         },
     );
     let duplicate = watcher.counts.duplicates > 0;
@@ -383,8 +387,11 @@ async fn watch_event<P: Platform>(
     });
     decide(ports, intent, &event_id, &findings, changes).await?;
     if let Some(cmd) = look_again {
-        let covered = covered(&event, &ports.tag_scope);
-        resume_command(ports, intent, &event_id, &cmd, covered).await?;
+        let place = event
+            .meta()
+            .filter(|m| ports.tag_scope.covers(&m.account, &m.region))
+            .map(|m| (m.account.clone(), m.region.clone()));
+        resume_command(ports, intent, &event_id, &cmd, place).await?;
     }
     let persisted = ports.state.persist(&event_id, sightings).await?;
     deliver(ports, inv, &event_id, outcome).await?;
@@ -430,11 +437,14 @@ async fn prepared<'f, P: Platform>(
 }
 
 /// The tags gathered for a decision, with the reach of the tag adapter: outside it, tags are
-/// unknown because this deployment does not read them (`out_of_scope`), not because they
-/// could not be read (`unknown_tags`).
+/// unknown because this deployment does not read them (`out_of_scope`), or because a member
+/// account's reader role could not be assumed (`no_access`), not because they could not be
+/// read (`unknown_tags`).
 struct Reach<'a> {
     tags: &'a Inventory,
     scope: &'a TagScope,
+    /// The member account whose reader role was refused, when it was.
+    no_access: Option<&'a str>,
 }
 
 impl TagLookup for Reach<'_> {
@@ -442,8 +452,38 @@ impl TagLookup for Reach<'_> {
         self.tags.tags(id)
     }
 
-    fn reaches(&self, account: &str, region: &str) -> bool {
-        self.scope.covers(account, region)
+    fn reach(&self, account: &str, region: &str) -> tagwatch_core::intent::inventory::Reach {
+        use tagwatch_core::intent::inventory::Reach as R;
+        if self.no_access == Some(account) {
+            R::NoAccess
+        } else if self.scope.covers(account, region) {
+            R::Readable
+        } else {
+            R::OutOfScope
+        }
+    }
+}
+
+/// The tags of a query, and the member account whose role was refused (logged: an operator
+/// must deploy or fix the reader role there).
+async fn gather_tags<P: Platform>(
+    ports: &Ports<P>,
+    query: &TagQuery,
+) -> Result<(Inventory, Option<String>), Failure> {
+    if query.is_empty() {
+        return Ok((Inventory::default(), None));
+    }
+    match ports.tags.gather(query).await? {
+        Gathered::Tags(tags) => Ok((tags, None)),
+        Gathered::NoAccess { account, why } => {
+            tracing::warn!(
+                account = account.as_str(),
+                region = query.region.as_str(),
+                error = why.as_str(),
+                "the member account's reader role could not be assumed; its runs are unevaluated (no_access)"
+            );
+            Ok((Inventory::default(), Some(account)))
+        }
     }
 }
 
@@ -496,13 +536,14 @@ async fn decide<P: Platform>(
 }
 
 /// Finishes what is parked for a command whose record is stored (evaluated with live tags
-/// when `covered`, else unknown). Returns whether the record was there.
+/// of `place`, its account and region, when the tag adapter reads them; else unknown).
+/// Returns whether the record was there.
 async fn resume_command<P: Platform>(
     ports: &Ports<P>,
     intent: &Intent,
     outbox: &str,
     command_id: &str,
-    covered: bool,
+    place: Option<(String, String)>,
 ) -> Result<bool, Failure> {
     // Most looks find no record (a status event that parked): one read by key.
     if !ports.state.has_record(command_id).await? {
@@ -512,7 +553,10 @@ async fn resume_command<P: Platform>(
     if !journal.has_command(command_id) {
         return Ok(false);
     }
+    let (account, region) = place.clone().unwrap_or_default();
     let query = TagQuery {
+        account,
+        region,
         targets: journal.parked_instances(),
         documents: Vec::new(),
     }
@@ -520,10 +564,10 @@ async fn resume_command<P: Platform>(
     if query.is_empty() {
         return Ok(true);
     }
-    let inventory = if covered {
-        ports.tags.gather(&query).await?
+    let (inventory, no_access) = if place.is_some() {
+        gather_tags(ports, &query).await?
     } else {
-        Inventory::default()
+        (Inventory::default(), None)
     };
     let mut watcher = Watcher::new(intent, journal);
     let findings = watcher.resume(
@@ -531,6 +575,7 @@ async fn resume_command<P: Platform>(
         &Reach {
             tags: &inventory,
             scope: &ports.tag_scope,
+            no_access: no_access.as_deref(),
         },
     );
     let changes = watcher.into_store().take_changes();
@@ -609,13 +654,14 @@ async fn sweep_due<P: Platform>(
         }
     }
     for (cmd, pairs) in by_command {
-        let covered = pairs.iter().any(|(p, _)| {
-            ports
-                .tag_scope
-                .covers(&p.status.meta.account, &p.status.meta.region)
-        });
+        // A command's runs are in its own account and region.
+        let place = pairs
+            .iter()
+            .map(|(p, _)| &p.status.meta)
+            .find(|m| ports.tag_scope.covers(&m.account, &m.region))
+            .map(|m| (m.account.clone(), m.region.clone()));
         // The record is stored after all (it raced the park): evaluate normally.
-        if resume_command(ports, intent, sweep_id, &cmd, covered).await? {
+        if resume_command(ports, intent, sweep_id, &cmd, place).await? {
             continue;
         }
         let journal = ports.state.gather_command(&cmd, sweep_id).await?;
@@ -799,6 +845,9 @@ async fn send<P: Platform>(
         // Counted by the attempt that marked them delivered: retries count nothing twice.
         for f in fs {
             outcome.counts.count_finding(f);
+            if f.cause == Some(tagwatch_core::watch::finding::UnevaluatedCause::NoAccess) {
+                *outcome.no_access.entry(f.meta.account.clone()).or_default() += 1;
+            }
         }
         outcome.logged.extend(ids);
     }

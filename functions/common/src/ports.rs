@@ -200,9 +200,23 @@ pub trait State {
     ) -> impl Future<Output = PortResult<Vec<AssociationRun>>> + Send;
 }
 
-/// Live tags of instances and managed nodes; ids it does not know are left out (unknown).
+/// Live tags of instances and managed nodes in the query's account and region (this
+/// deployment's own, or a member account's through its reader role); ids it does not know are
+/// left out (unknown).
 pub trait TagSource {
-    fn gather(&self, query: &TagQuery) -> impl Future<Output = PortResult<Inventory>> + Send;
+    fn gather(&self, query: &TagQuery) -> impl Future<Output = PortResult<Gathered>> + Send;
+}
+
+/// What a tag lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gathered {
+    Tags(Inventory),
+    /// The member account's reader role could not be assumed (AccessDenied): its tags cannot
+    /// be read, and its runs are `unevaluated` with cause `no_access`.
+    NoAccess {
+        account: String,
+        why: String,
+    },
 }
 
 /// The findings log group (every finding, one JSON log event each).
@@ -249,22 +263,52 @@ pub trait Quarantine {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
-/// The account and region whose tags the tag adapter can see (its credentials' account, its
-/// client's region). Instances of other accounts or regions (events forwarded from an
-/// organisation) have *unknown* tags, never "none": their runs are reported `unevaluated`
-/// instead of judged as untagged.
+/// Whose tags the tag adapter can read: this deployment's own account and region (its
+/// credentials' account, its client's region), and the member accounts in scope, in any
+/// region, through their reader role. Instances elsewhere (events forwarded from an account
+/// out of scope) have *unknown* tags, never "none": their runs are reported `unevaluated`
+/// (`out_of_scope`) instead of judged as untagged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagScope {
     /// `None`: any account.
     pub account: Option<String>,
     /// `None`: any region.
     pub region: Option<String>,
+    /// Member accounts read through their reader role.
+    pub members: Members,
+}
+
+/// Which member accounts a deployment reads (`TAGWATCH_MEMBER_ACCOUNTS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Members {
+    /// None: only the deployment's own account (the default).
+    #[default]
+    None,
+    /// These accounts.
+    Only(std::collections::BTreeSet<String>),
+    /// Every account whose events reach the deployment (the organisation's, which the bus
+    /// policy admits).
+    All,
 }
 
 impl TagScope {
+    /// Whether tags in this account and region are read (at home, or in a member account).
     pub fn covers(&self, account: &str, region: &str) -> bool {
-        self.account.as_deref().is_none_or(|a| a == account)
-            && self.region.as_deref().is_none_or(|r| r == region)
+        let home = self.account.as_deref().is_none_or(|a| a == account)
+            && self.region.as_deref().is_none_or(|r| r == region);
+        home || self.is_member(account)
+    }
+
+    /// Whether an account is a member account read through its reader role.
+    pub fn is_member(&self, account: &str) -> bool {
+        if self.account.as_deref() == Some(account) {
+            return false;
+        }
+        match &self.members {
+            Members::None => false,
+            Members::Only(accounts) => accounts.contains(account),
+            Members::All => true,
+        }
     }
 }
 

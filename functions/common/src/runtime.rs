@@ -5,7 +5,9 @@ use std::future::Future;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
-use tagwatch_core::watch::outputs::{emf_cause_lines, emf_line, EMF_FINDING_IDS};
+use tagwatch_core::watch::outputs::{
+    emf_cause_lines, emf_line, emf_no_access_lines, EMF_FINDING_IDS,
+};
 use tagwatch_core::Intent;
 
 use crate::aws::{cold_start, AwsPorts};
@@ -61,6 +63,9 @@ fn print_metrics(function: &str, outcome: &Outcome) {
         )
     );
     for line in emf_cause_lines(&outcome.counts, now) {
+        println!("{line}");
+    }
+    for line in emf_no_access_lines(&outcome.no_access, now) {
         println!("{line}");
     }
 }

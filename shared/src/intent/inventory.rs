@@ -21,10 +21,22 @@ pub trait TagLookup {
 
     /// Whether the lookup can know the tags of resources in this account and region at all.
     /// When it cannot, a run there that depends on tags is `unevaluated` with cause
-    /// `out_of_scope` (a deployment that reads only its own account), not `unknown_tags`.
-    fn reaches(&self, _account: &str, _region: &str) -> bool {
-        true
+    /// `out_of_scope` (an account this deployment does not watch) or `no_access` (a member
+    /// account whose reader role could not be assumed), not `unknown_tags`.
+    fn reach(&self, _account: &str, _region: &str) -> Reach {
+        Reach::Readable
     }
+}
+
+/// How far a tag lookup sees into one account and region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Tags there can be read (a resource without an answer has unknown tags).
+    Readable,
+    /// The account or region is not one this deployment reads.
+    OutOfScope,
+    /// The account is in scope, but its reader role could not be assumed.
+    NoAccess,
 }
 
 /// An inventory file: `{"i-0123...": {"Env": "prod"}, "mi-0abc...": {...}, "Ops-Restart":

@@ -60,6 +60,7 @@ pub struct CauseCounts {
     pub unknown_tags: u64,
     pub missing_record: u64,
     pub out_of_scope: u64,
+    pub no_access: u64,
     pub unknown_key: u64,
 }
 
@@ -70,6 +71,7 @@ impl CauseCounts {
             UnevaluatedCause::UnknownTags => self.unknown_tags,
             UnevaluatedCause::MissingRecord => self.missing_record,
             UnevaluatedCause::OutOfScope => self.out_of_scope,
+            UnevaluatedCause::NoAccess => self.no_access,
             UnevaluatedCause::UnknownKey => self.unknown_key,
         }
     }
@@ -79,6 +81,7 @@ impl CauseCounts {
             UnevaluatedCause::UnknownTags => &mut self.unknown_tags,
             UnevaluatedCause::MissingRecord => &mut self.missing_record,
             UnevaluatedCause::OutOfScope => &mut self.out_of_scope,
+            UnevaluatedCause::NoAccess => &mut self.no_access,
             UnevaluatedCause::UnknownKey => &mut self.unknown_key,
         }
     }

@@ -82,6 +82,9 @@ pub enum UnevaluatedCause {
     /// The run is in an account or region whose tags this deployment does not read (forwarded
     /// from a member account, another region).
     OutOfScope,
+    /// The run is in a member account in scope whose reader role could not be assumed (the
+    /// role is missing, or does not trust this deployment): its tags cannot be read.
+    NoAccess,
     /// The decision depends on a condition key the record cannot tell (`aws:PrincipalTag/…`
     /// the intent does not give, a key CloudTrail does not record): the intent needs work.
     UnknownKey,
@@ -89,10 +92,11 @@ pub enum UnevaluatedCause {
 
 impl UnevaluatedCause {
     /// Every cause, in the order the metrics and README list them.
-    pub const ALL: [UnevaluatedCause; 4] = [
+    pub const ALL: [UnevaluatedCause; 5] = [
         UnevaluatedCause::UnknownTags,
         UnevaluatedCause::MissingRecord,
         UnevaluatedCause::OutOfScope,
+        UnevaluatedCause::NoAccess,
         UnevaluatedCause::UnknownKey,
     ];
 
@@ -101,6 +105,7 @@ impl UnevaluatedCause {
             UnevaluatedCause::UnknownTags => "unknown_tags",
             UnevaluatedCause::MissingRecord => "missing_record",
             UnevaluatedCause::OutOfScope => "out_of_scope",
+            UnevaluatedCause::NoAccess => "no_access",
             UnevaluatedCause::UnknownKey => "unknown_key",
         }
     }
@@ -485,6 +490,9 @@ impl Finding {
                     }
                     Some(UnevaluatedCause::OutOfScope) => {
                         out.push_str("the account or region is outside this deployment's reach");
+                    }
+                    Some(UnevaluatedCause::NoAccess) => {
+                        out.push_str("tagwatch's reader role in the account could not be assumed");
                     }
                     Some(UnevaluatedCause::UnknownKey) | None if !self.unknown_keys.is_empty() => {
                         out.push_str("the intent depends on ");

@@ -84,6 +84,35 @@ pub fn emf_cause_lines(counts: &Counts, timestamp_ms: i64) -> Vec<String> {
         .collect()
 }
 
+/// The EMF lines of the runs no member account's reader role let tagwatch judge: metric
+/// `NoAccess` under the dimension `Account` (one value per member account in scope, which an
+/// operator bounds), one line per account counted. Each says which account's reader role to
+/// deploy or fix.
+pub fn emf_no_access_lines(
+    by_account: &std::collections::BTreeMap<String, u64>,
+    timestamp_ms: i64,
+) -> Vec<String> {
+    by_account
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(account, n)| {
+            json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [["Account"]],
+                        "Metrics": [{"Name": "NoAccess", "Unit": "Count"}],
+                    }],
+                },
+                "Account": account,
+                "NoAccess": n,
+            })
+            .to_string()
+        })
+        .collect()
+}
+
 /// One `PutEvents` entry for the findings bus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BusEntry {
@@ -293,6 +322,23 @@ pub const EMF_FINDING_IDS: usize = 100;
 mod tests {
     use super::*;
     use crate::watch::event::EventMeta;
+
+    #[test]
+    fn no_access_is_counted_per_member_account() {
+        let by_account: std::collections::BTreeMap<String, u64> = [
+            ("444455556666".to_string(), 2),
+            ("777788889999".to_string(), 0),
+        ]
+        .into();
+        let lines = emf_no_access_lines(&by_account, 5);
+        assert_eq!(lines.len(), 1, "accounts without refusals print nothing");
+        let line: Value = serde_json::from_str(&lines[0]).unwrap();
+        let cw = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Dimensions"], json!([["Account"]]));
+        assert_eq!(cw["Metrics"][0]["Name"], "NoAccess");
+        assert_eq!(line["Account"], "444455556666");
+        assert_eq!(line["NoAccess"], 2);
+    }
 
     #[test]
     fn emf_has_the_metrics_and_only_a_low_cardinality_dimension() {

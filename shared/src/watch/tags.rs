@@ -8,6 +8,9 @@ use crate::watch::event::{ResourceKind, ResourceRef};
 /// carry no tags and are never asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagQuery {
+    /// The account and region the resources are in (the event's); empty when unknown.
+    pub account: String,
+    pub region: String,
     pub targets: Vec<String>,
     pub documents: Vec<String>,
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::iam::evaluator::{evaluate_bounded, Verdict};
 use crate::iam::request::Request;
-use crate::intent::inventory::TagLookup;
+use crate::intent::inventory::{Reach, TagLookup};
 use crate::intent::origins::{OriginKind, OriginPolicy};
 use crate::intent::{Intent, OutputRequirement, Resolution, Unlisted};
 use crate::watch::context::activity_context;
@@ -198,6 +198,10 @@ fn depends_on(keys: &[String], tags: ResourceTags<'_>) -> String {
 /// --inventory-from-aws` ask for exactly these.
 pub fn tag_query(event: &Event, intent: &Intent) -> TagQuery {
     let mut query = TagQuery::default();
+    if let Some(m) = event.meta() {
+        query.account.clone_from(&m.account);
+        query.region.clone_from(&m.region);
+    }
     match event {
         Event::Activity(a) => query.add(
             &resources_of(a, &intent.resolve(&a.source.caller)),
@@ -279,10 +283,11 @@ fn undecided_cause(
         lower.starts_with("ssm:resourcetag/") || lower.starts_with("aws:resourcetag/")
     });
     match (on_tags, tags) {
-        (true, ResourceTags::Unknown) if !lookup.reaches(&meta.account, &meta.region) => {
-            UnevaluatedCause::OutOfScope
-        }
-        (true, ResourceTags::Unknown) => UnevaluatedCause::UnknownTags,
+        (true, ResourceTags::Unknown) => match lookup.reach(&meta.account, &meta.region) {
+            Reach::Readable => UnevaluatedCause::UnknownTags,
+            Reach::OutOfScope => UnevaluatedCause::OutOfScope,
+            Reach::NoAccess => UnevaluatedCause::NoAccess,
+        },
         _ => UnevaluatedCause::UnknownKey,
     }
 }
