@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Replay benchmark: a generated CloudTrail archive of 1,000,000 records (2% SSM calls) through
 # `tagwatch replay`, from .json.gz log files and from uncompressed JSON lines, with peak memory,
-# and the same archive through a plain Python json.loads loop for comparison.
+# and the same archive through a plain Python json.loads loop and DuckDB's read_json_auto for
+# comparison.
 #   bash bench/run.sh [RECORDS]
+# Each input is replayed with --jobs 1 and on every core (the findings are the same).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
@@ -16,12 +18,24 @@ fi
 run() {
   /usr/bin/time -f "  peak memory %M KB, wall %e s" \
     target/release/tagwatch replay --correlation-window 900 \
-      --policy examples/intent.json --inventory examples/inventory.json "$1" >/dev/null
+      --policy examples/intent.json --inventory examples/inventory.json "$@" >/dev/null
 }
-echo "tagwatch replay, .json.gz CloudTrail log files:"
+echo "tagwatch replay, .json.gz CloudTrail log files, --jobs 1:"
+run --jobs 1 "$out/archive"
+echo "tagwatch replay, .json.gz CloudTrail log files, every core (--jobs $(nproc)):"
 run "$out/archive"
-echo "tagwatch replay, uncompressed JSON lines:"
+echo "tagwatch replay, uncompressed JSON lines, --jobs 1:"
+run --jobs 1 "$out/records.jsonl"
+echo "tagwatch replay, uncompressed JSON lines, every core:"
 run "$out/records.jsonl"
 echo "Python baseline:"
 python3 bench/python_baseline.py "$out/archive"
 python3 bench/python_baseline.py "$out/records.jsonl"
+# DuckDB's read_json_auto scan and filter of the same .json.gz files, at the same thread counts.
+if [ ! -x target/bench-venv/bin/python ] || ! target/bench-venv/bin/python -c "import duckdb" 2>/dev/null; then
+  python3 -m venv target/bench-venv
+  target/bench-venv/bin/pip install -q "duckdb==2.0.1"
+fi
+echo "DuckDB yardstick:"
+target/bench-venv/bin/python bench/duckdb_baseline.py "$out/archive" 1
+target/bench-venv/bin/python bench/duckdb_baseline.py "$out/archive" "$(nproc)"

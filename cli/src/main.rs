@@ -8,6 +8,7 @@ mod input;
 #[cfg(feature = "aws")]
 mod live;
 mod output;
+mod read;
 #[cfg(feature = "aws")]
 mod redrive;
 mod replay;

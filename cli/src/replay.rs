@@ -4,19 +4,21 @@
 //! Streaming: files are read line by line (a CloudTrail log file is one line), records that do
 //! not mention SSM are skipped before a full parse, findings are written as they are found, and
 //! correlation state is bounded by an event-time window.
+//!
+//! On every core (`--jobs`): inputs are opened, decompressed, framed, prefiltered and parsed on
+//! reading threads ([`crate::read`]), several at once; one deciding stage takes their records
+//! input by input, in the order given, each input's in its own order: exactly what one thread
+//! would decide, so the findings do not depend on the number of jobs. A reading thread holds at
+//! most a few chunks of its input ahead of the deciding stage.
 
-use std::cell::Cell;
-use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use memchr::memmem;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::MemoryStore;
@@ -27,6 +29,7 @@ use tagwatch_core::watch::finding::{Finding, FindingKind};
 use tagwatch_core::watch::watcher::Watcher;
 
 use crate::input::{self, InputError};
+use crate::read::{read_input, Chunk, Item};
 
 /// Output format of findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +95,11 @@ pub struct ReplayArgs {
     /// one is reported malformed with its position and skipped without being held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORD_BYTES)]
     max_record_bytes: usize,
+    /// Inputs read at once (decompressed, framed, prefiltered, parsed) while one thread
+    /// decides in input order: the findings are the same for every value. Default: the
+    /// machine's cores.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
     /// Also write one self-contained HTML page of the findings (timeline per principal, top
     /// principals, instances and documents, the findings table with filters) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -104,13 +112,6 @@ pub struct ReplayArgs {
 
 /// 64 MiB: far above any CloudTrail record (and log file) AWS writes.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
-
-/// A CloudTrail log file, records kept raw so that irrelevant ones are never fully parsed.
-#[derive(Deserialize)]
-struct LogFile<'a> {
-    #[serde(borrow, rename = "Records")]
-    records: Vec<&'a RawValue>,
-}
 
 /// Counters of the input side: what was read before the watcher saw it. The run's totals
 /// ([`Run::totals`]) add these to the watcher's [`Counts`].
@@ -142,25 +143,6 @@ struct Run<'i, W: Write> {
     fail_kinds: Vec<FindingKind>,
     failed_kind_seen: bool,
     progress: Option<Progress>,
-    /// `--max-record-bytes`.
-    max_record: usize,
-}
-
-/// Bytes read so far of the current input (compressed bytes for .gz).
-#[derive(Clone, Default)]
-struct ByteCounter(Rc<Cell<u64>>);
-
-struct Counting<R> {
-    inner: R,
-    counter: ByteCounter,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.counter.0.set(self.counter.0.get() + n as u64);
-        Ok(n)
-    }
 }
 
 struct Progress {
@@ -168,7 +150,6 @@ struct Progress {
     /// second.
     bar: indicatif::ProgressBar,
     done_bytes: u64,
-    counter: ByteCounter,
     started: Instant,
 }
 
@@ -188,15 +169,13 @@ impl Progress {
         Progress {
             bar,
             done_bytes: 0,
-            counter: ByteCounter::default(),
             started,
         }
     }
 
     fn tick(&self, events: u64) {
         let rate = events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        self.bar
-            .set_position(self.done_bytes + self.counter.0.get());
+        self.bar.set_position(self.done_bytes);
         self.bar
             .set_message(format!("{events} events  {rate:.0}/s"));
     }
@@ -260,63 +239,6 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
     }
     Ok(())
 }
-
-/// Opens an input, decompressing gzip (detected by its magic bytes, whatever the name).
-fn open(path: Option<&Path>, counter: &ByteCounter) -> std::io::Result<Box<dyn BufRead>> {
-    let raw: Box<dyn Read> = match path {
-        None => Box::new(std::io::stdin()),
-        Some(p) => Box::new(File::open(p)?),
-    };
-    let mut buffered = BufReader::with_capacity(
-        256 * 1024,
-        Counting {
-            inner: raw,
-            counter: counter.clone(),
-        },
-    );
-    let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    if gz {
-        Ok(Box::new(BufReader::with_capacity(
-            256 * 1024,
-            flate2::bufread::MultiGzDecoder::new(buffered),
-        )))
-    } else {
-        Ok(Box::new(buffered))
-    }
-}
-
-/// Could this text be an SSM event? (Cheap test before a full parse: SSM CloudTrail records
-/// name `ssm.amazonaws.com`, SSM EventBridge events `aws.ssm`.)
-fn mentions_ssm(bytes: &[u8]) -> bool {
-    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    let finder = FINDER.get_or_init(|| memmem::Finder::new(b"ssm"));
-    finder.find_iter(bytes).any(|at| {
-        bytes
-            .get(at + 3..)
-            .is_some_and(|rest| rest.starts_with(b".amazonaws.com"))
-            || at
-                .checked_sub(4)
-                .and_then(|from| bytes.get(from..at))
-                .is_some_and(|before| before == b"aws.")
-    })
-}
-
-/// Whether the text holds a `\u` escape, which can spell any letter the prefilter looks for
-/// (`"\u0073sm.amazonaws.com"`): such text is parsed, never prefiltered away.
-fn has_unicode_escape(bytes: &[u8]) -> bool {
-    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    FINDER
-        .get_or_init(|| memmem::Finder::new(b"\\u"))
-        .find(bytes)
-        .is_some()
-}
-
-/// Whether the prefilter may skip the text without a parse: certainly not an SSM event.
-fn certainly_irrelevant(bytes: &[u8]) -> bool {
-    !mentions_ssm(bytes) && !has_unicode_escape(bytes)
-}
-
-use tagwatch_core::framing::{trim, Framer, Record};
 
 impl<W: Write> Run<'_, W> {
     /// What the run counted: the watcher's counts, with the records skipped and the inputs
@@ -403,8 +325,8 @@ impl<W: Write> Run<'_, W> {
         )
     }
 
-    fn value(&mut self, v: &Value, origin: &dyn Fn() -> String) -> std::io::Result<()> {
-        self.input.read += 1;
+    /// Decides one record the reading stage parsed.
+    fn value(&mut self, v: &Value, origin: &str) -> std::io::Result<()> {
         match normalize(v) {
             Ok(event) => {
                 #[cfg(feature = "aws")]
@@ -416,163 +338,104 @@ impl<W: Write> Run<'_, W> {
                 self.emit(findings)
             }
             Err(e) => {
-                self.malformed(&origin(), &e.to_string());
+                self.malformed(origin, &e.to_string());
                 Ok(())
             }
         }
     }
 
-    fn raw_record(&mut self, raw: &RawValue, origin: &dyn Fn() -> String) -> std::io::Result<()> {
-        if certainly_irrelevant(raw.get().as_bytes()) {
-            self.input.read += 1;
-            self.input.prefiltered += 1;
-            return Ok(());
-        }
-        match serde_json::from_str::<Value>(raw.get()) {
-            Ok(v) => self.value(&v, origin),
-            Err(e) => {
-                self.input.read += 1;
-                self.malformed(&origin(), &format!("invalid JSON: {e}"));
-                Ok(())
+    /// Takes one chunk of an input, in order.
+    fn take(&mut self, chunk: Chunk) -> std::io::Result<()> {
+        self.input.read += chunk.read;
+        self.input.prefiltered += chunk.prefiltered;
+        for item in chunk.items {
+            match item {
+                Item::Record { value, origin } => self.value(&value, &origin)?,
+                Item::Malformed { origin, reason } => self.malformed(&origin, &reason),
             }
         }
-    }
-
-    /// One complete JSON text: a CloudTrail log file, an event or a record.
-    fn document(&mut self, text: &[u8], origin: &dyn Fn() -> String) -> std::io::Result<()> {
-        // CloudTrail writes log files as `{"Records":[...]}` on one line.
-        let log_file = trim(text.get(1..).unwrap_or_default()).starts_with(b"\"Records\"");
-        if log_file {
-            match serde_json::from_slice::<LogFile<'_>>(text) {
-                Ok(log) => {
-                    for (i, raw) in log.records.iter().enumerate() {
-                        self.raw_record(raw, &|| format!("{}: Records[{i}]", origin()))?;
-                    }
-                }
-                Err(e) => {
-                    self.input.read += 1;
-                    self.malformed(&origin(), &format!("invalid CloudTrail log file: {e}"));
-                }
-            }
-            return Ok(());
-        }
-        if certainly_irrelevant(text) {
-            // Irrelevant: skipped without a full parse. Text that cannot be a JSON object is
-            // still reported.
-            self.input.read += 1;
-            if text.first() == Some(&b'{') && text.last() == Some(&b'}') {
-                self.input.prefiltered += 1;
-            } else {
-                self.malformed(&origin(), "not a JSON object");
-            }
-            return Ok(());
-        }
-        match serde_json::from_slice::<Value>(text) {
-            // A log file whose `Records` key is written with escapes.
-            Ok(Value::Object(log))
-                if log.len() == 1 && log.get("Records").is_some_and(Value::is_array) =>
-            {
-                for (i, record) in log
-                    .get("Records")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    self.value(record, &|| format!("{}: Records[{i}]", origin()))?;
-                }
-                Ok(())
-            }
-            Ok(v) => self.value(&v, origin),
-            Err(e) => {
-                self.input.read += 1;
-                self.malformed(&origin(), &format!("invalid JSON: {e}"));
-                Ok(())
-            }
-        }
-    }
-
-    /// A record longer than `--max-record-bytes`: reported with its position, never held.
-    fn too_long(&mut self, origin: &str) {
-        self.input.read += 1;
-        let reason = format!("longer than the record limit ({} bytes)", self.max_record);
-        self.malformed(origin, &reason);
-    }
-
-    /// One record the framer found.
-    fn record(&mut self, name: &str, r: Record<'_>) -> std::io::Result<()> {
-        match r {
-            Record::Line { line, text } => self.line(name, line, text),
-            Record::Document { text } => self.document(text, &|| name.to_string()),
-            Record::TooLong { line } => {
-                let origin = line.map_or_else(|| name.to_string(), |n| format!("{name}:{n}"));
-                self.too_long(&origin);
-                Ok(())
-            }
-            Record::Invalid { reason } => {
-                self.input.read += 1;
-                self.malformed(name, &format!("invalid JSON: {reason}"));
-                Ok(())
-            }
-        }
-    }
-
-    /// One line of a JSON-lines input (or a one-line CloudTrail log file).
-    fn line(&mut self, name: &str, line_no: usize, line: &[u8]) -> std::io::Result<()> {
-        let text = trim(line);
-        if text.is_empty() {
-            return Ok(());
-        }
-        self.document(text, &|| format!("{name}:{line_no}"))
-    }
-
-    fn input(&mut self, path: Option<&Path>) -> std::io::Result<()> {
-        self.input.files += 1;
-        let name = path.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string());
-        let counter = self
-            .progress
-            .as_ref()
-            .map(|p| p.counter.clone())
-            .unwrap_or_default();
-        counter.0.set(0);
-        let mut reader = match open(path, &counter) {
-            Ok(r) => r,
-            Err(e) => {
-                self.malformed(&name, &format!("cannot read: {e}"));
-                return Ok(());
-            }
-        };
-        // The framer (tagwatch_core::framing) decides lines or one document, skips a byte
-        // order mark and holds no record past the limit; lines are handed over in place in the
-        // reader's buffer.
-        let mut framer = Framer::new(self.max_record);
-        loop {
-            let buf = match reader.fill_buf() {
-                Ok(b) => b,
-                Err(e) => {
-                    self.malformed(
-                        &format!("{name}:{}", framer.next_line()),
-                        &format!("cannot read: {e}"),
-                    );
-                    break;
-                }
-            };
-            if buf.is_empty() {
-                break;
-            }
-            let n = buf.len();
-            framer.feed(buf, &mut |r| self.record(&name, r))?;
-            reader.consume(n);
-            if let Some(p) = &self.progress {
-                p.tick(self.input.read);
-            }
-        }
-        framer.finish(&mut |r| self.record(&name, r))?;
         if let Some(p) = self.progress.as_mut() {
-            p.done_bytes += counter.0.get();
+            p.done_bytes += chunk.bytes;
+            p.tick(self.input.read);
         }
         Ok(())
     }
+}
+
+/// Reads `inputs` on `jobs` threads and hands their chunks to `take`, input by input in the
+/// given order. Each input has its own bounded channel: a thread reading ahead waits when the
+/// deciding stage has not reached its input yet (inputs are taken in order, so the earliest
+/// unfinished one always has a thread on it). A failure of `take` stops the readers.
+fn read_in_order(
+    inputs: &[Option<PathBuf>],
+    jobs: usize,
+    max_record: usize,
+    take: &mut dyn FnMut(Chunk) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if jobs <= 1 || inputs.len() <= 1 && !inputs.iter().any(Option::is_some) {
+        // One thread: read and decide in turn (stdin, or `--jobs 1`).
+        for input in inputs {
+            let mut failed = None;
+            read_input(
+                input.as_deref(),
+                max_record,
+                &mut |chunk| match take(chunk) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            );
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        return Ok(());
+    }
+    let (senders, receivers): (Vec<SyncSender<Chunk>>, Vec<Receiver<Chunk>>) =
+        inputs.iter().map(|_| sync_channel(4)).unzip();
+    let senders: Vec<Mutex<Option<SyncSender<Chunk>>>> =
+        senders.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(inputs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let (Some(input), Some(slot)) = (inputs.get(i), senders.get(i)) else {
+                    return;
+                };
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+                    continue;
+                };
+                read_input(input.as_deref(), max_record, &mut |chunk| {
+                    !stop.load(Ordering::SeqCst) && tx.send(chunk).is_ok()
+                });
+            });
+        }
+        let mut result = Ok(());
+        for rx in &receivers {
+            for chunk in rx {
+                if let Err(e) = take(chunk) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_err() {
+            stop.store(true, Ordering::SeqCst);
+        }
+        // Readers blocked on a full channel are freed when the receivers go.
+        drop(receivers);
+        result
+    })
 }
 
 /// Runs `replay`; returns the exit code.
@@ -615,7 +478,6 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         input: InputCounts::default(),
         table_header: false,
         fail_kinds: args.fail_on.iter().map(|f| f.kind()).collect(),
-        max_record: args.max_record_bytes.max(1),
         failed_kind_seen: false,
         progress,
     };
@@ -623,14 +485,19 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         path: "<stdout>".to_string(),
         source: e,
     };
-    for input in &inputs {
-        if let Err(e) = run.input(input.as_deref()) {
-            #[cfg(feature = "aws")]
-            if let Some(failure) = run.live.as_mut().and_then(|l| l.failure.take()) {
-                return Err(InputError::Aws(failure));
-            }
-            return Err(w(e));
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    run.input.files = inputs.len() as u64;
+    let decided = read_in_order(&inputs, jobs, args.max_record_bytes.max(1), &mut |chunk| {
+        run.take(chunk)
+    });
+    if let Err(e) = decided {
+        #[cfg(feature = "aws")]
+        if let Some(failure) = run.live.as_mut().and_then(|l| l.failure.take()) {
+            return Err(InputError::Aws(failure));
         }
+        return Err(w(e));
     }
     let mut tail = run.watcher.finish();
     run.dedupe.count(&mut tail);
