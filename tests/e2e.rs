@@ -678,10 +678,8 @@ async fn member_accounts_are_judged_with_their_own_tags_or_no_access() {
     let proxy = FaultProxy::start(
         w.moto.port,
         FaultPlan {
-            per_mille: 0,
-            seed: 1,
-            after: &[],
             refuse_roles_in: &["444455556666"],
+            ..FaultPlan::clean()
         },
     );
     w.endpoint = proxy.url.clone();
@@ -1243,15 +1241,7 @@ async fn tag_targets_on_fifty_instances_with_the_record_arriving_midway() {
 async fn a_record_finishing_a_thousand_parked_invocations() {
     let mut w = World::provisioned().await;
     let api = RuntimeApi::start();
-    let proxy = FaultProxy::start(
-        w.moto.port,
-        FaultPlan {
-            per_mille: 0,
-            seed: 1,
-            after: &[],
-            refuse_roles_in: &[],
-        },
-    );
+    let proxy = FaultProxy::start(w.moto.port, FaultPlan::clean());
     let fleet = quarantined_fleet(&w.conf, 1000).await;
     w.fleet(&api, &[(CLOUDTRAIL, 1), (STATUS, 4)], &proxy.url);
     let statuses: Vec<Value> = fleet
@@ -1580,15 +1570,7 @@ async fn tagwatch_redrive_invokes_the_failure_queue_again_and_deletes_what_succe
 async fn aws_calls_per_event() {
     let mut w = World::provisioned().await;
     let api = RuntimeApi::start();
-    let proxy = FaultProxy::start(
-        w.moto.port,
-        FaultPlan {
-            per_mille: 0,
-            seed: 1,
-            after: &[],
-            refuse_roles_in: &[],
-        },
-    );
+    let proxy = FaultProxy::start(w.moto.port, FaultPlan::clean());
     w.fleet(&api, &[(CLOUDTRAIL, 1)], &proxy.url);
     let calls = |p: &FaultProxy| -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();

@@ -26,6 +26,18 @@ pub struct FaultPlan {
     pub refuse_roles_in: &'static [&'static str],
 }
 
+impl FaultPlan {
+    /// No faults: every call passes (a proxy only to count calls, or to refuse roles).
+    pub const fn clean() -> FaultPlan {
+        FaultPlan {
+            per_mille: 0,
+            seed: 1,
+            after: &[],
+            refuse_roles_in: &[],
+        }
+    }
+}
+
 /// What the proxy did: (service, what) to a count; `what` is `passed`, `throttled`,
 /// `failed_before` or `failed_after`.
 pub type FaultStats = BTreeMap<(String, String), u64>;

@@ -535,10 +535,8 @@ async fn member_account_tags_through_the_reader_role() {
     let proxy = FaultProxy::start(
         m.port,
         FaultPlan {
-            per_mille: 0,
-            seed: 1,
-            after: &[],
             refuse_roles_in: &["444455556666"],
+            ..FaultPlan::clean()
         },
     );
     let members = MemberTags::new(
