@@ -29,7 +29,7 @@ use tagwatch_core::watch::finding::{Finding, FindingKind};
 use tagwatch_core::watch::watcher::Watcher;
 
 use crate::input::{self, InputError};
-use crate::read::{read_input, Chunk, Item};
+use crate::read::{ranges, read_input, Chunk, Item, Range};
 
 /// Output format of findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,6 +100,10 @@ pub struct ReplayArgs {
     /// machine's cores.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// With more than one job, an uncompressed JSON-lines file larger than this is read as
+    /// ranges of about this many bytes, on several threads (the findings are the same).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SPLIT_BYTES)]
+    split_bytes: u64,
     /// Also write one self-contained HTML page of the findings (timeline per principal, top
     /// principals, instances and documents, the findings table with filters) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -109,6 +113,9 @@ pub struct ReplayArgs {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
 }
+
+/// 64 MiB: the ranges a large JSON-lines file is read in.
+pub const DEFAULT_SPLIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// 64 MiB: far above any CloudTrail record (and log file) AWS writes.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
@@ -326,7 +333,7 @@ impl<W: Write> Run<'_, W> {
     }
 
     /// Decides one record the reading stage parsed.
-    fn value(&mut self, v: &Value, origin: &str) -> std::io::Result<()> {
+    fn value(&mut self, v: &Value, origin: &dyn Fn() -> String) -> std::io::Result<()> {
         match normalize(v) {
             Ok(event) => {
                 #[cfg(feature = "aws")]
@@ -338,20 +345,25 @@ impl<W: Write> Run<'_, W> {
                 self.emit(findings)
             }
             Err(e) => {
-                self.malformed(origin, &e.to_string());
+                self.malformed(&origin(), &e.to_string());
                 Ok(())
             }
         }
     }
 
-    /// Takes one chunk of an input, in order.
-    fn take(&mut self, chunk: Chunk) -> std::io::Result<()> {
+    /// Takes one chunk of the input `name`, in order; `lines_before` is the number of lines of
+    /// the input's earlier ranges.
+    fn take(&mut self, name: &str, lines_before: usize, chunk: Chunk) -> std::io::Result<()> {
         self.input.read += chunk.read;
         self.input.prefiltered += chunk.prefiltered;
         for item in chunk.items {
             match item {
-                Item::Record { value, origin } => self.value(&value, &origin)?,
-                Item::Malformed { origin, reason } => self.malformed(&origin, &reason),
+                Item::Record { value, origin } => {
+                    self.value(&value, &|| origin.render(name, lines_before))?;
+                }
+                Item::Malformed { origin, reason } => {
+                    self.malformed(&origin.render(name, lines_before), &reason);
+                }
             }
         }
         if let Some(p) = self.progress.as_mut() {
@@ -362,24 +374,41 @@ impl<W: Write> Run<'_, W> {
     }
 }
 
-/// Reads `inputs` on `jobs` threads and hands their chunks to `take`, input by input in the
-/// given order. Each input has its own bounded channel: a thread reading ahead waits when the
-/// deciding stage has not reached its input yet (inputs are taken in order, so the earliest
-/// unfinished one always has a thread on it). A failure of `take` stops the readers.
+/// One piece of reading: an input, or a range of a large JSON-lines input.
+struct Part<'a> {
+    input: Option<&'a Path>,
+    range: Option<Range>,
+    /// The input's name, for origins.
+    name: String,
+    /// The first range of its input (its lines are counted from 1 again).
+    first: bool,
+}
+
+/// Reads `inputs` on `jobs` threads and hands their chunks to `take` (with the input's name
+/// and the lines of its earlier ranges), input by input and range by range in the given order.
+/// Each part has its own bounded channel: a thread reading ahead waits when the deciding stage
+/// has not reached its part yet (parts are taken in order, so the earliest unfinished one
+/// always has a thread on it). A failure of `take` stops the readers.
 fn read_in_order(
     inputs: &[Option<PathBuf>],
     jobs: usize,
+    split_bytes: u64,
     max_record: usize,
-    take: &mut dyn FnMut(Chunk) -> std::io::Result<()>,
+    take: &mut dyn FnMut(&str, usize, Chunk) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    let name =
+        |p: Option<&Path>| p.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string());
     if jobs <= 1 || inputs.len() <= 1 && !inputs.iter().any(Option::is_some) {
         // One thread: read and decide in turn (stdin, or `--jobs 1`).
         for input in inputs {
+            let input = input.as_deref();
+            let input_name = name(input);
             let mut failed = None;
             read_input(
-                input.as_deref(),
+                input,
+                None,
                 max_record,
-                &mut |chunk| match take(chunk) {
+                &mut |chunk| match take(&input_name, 0, chunk) {
                     Ok(()) => true,
                     Err(e) => {
                         failed = Some(e);
@@ -393,17 +422,40 @@ fn read_in_order(
         }
         return Ok(());
     }
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for input in inputs {
+        let input = input.as_deref();
+        let split = input.and_then(|p| ranges(p, split_bytes));
+        match split {
+            Some(ranges) => {
+                for (i, r) in ranges.into_iter().enumerate() {
+                    parts.push(Part {
+                        input,
+                        range: Some(r),
+                        name: name(input),
+                        first: i == 0,
+                    });
+                }
+            }
+            None => parts.push(Part {
+                input,
+                range: None,
+                name: name(input),
+                first: true,
+            }),
+        }
+    }
     let (senders, receivers): (Vec<SyncSender<Chunk>>, Vec<Receiver<Chunk>>) =
-        inputs.iter().map(|_| sync_channel(4)).unzip();
+        parts.iter().map(|_| sync_channel(4)).unzip();
     let senders: Vec<Mutex<Option<SyncSender<Chunk>>>> =
         senders.into_iter().map(|s| Mutex::new(Some(s))).collect();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(inputs.len()) {
+        for _ in 0..jobs.min(parts.len()) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let (Some(input), Some(slot)) = (inputs.get(i), senders.get(i)) else {
+                let (Some(part), Some(slot)) = (parts.get(i), senders.get(i)) else {
                     return;
                 };
                 if stop.load(Ordering::SeqCst) {
@@ -412,21 +464,24 @@ fn read_in_order(
                 let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
                     continue;
                 };
-                read_input(input.as_deref(), max_record, &mut |chunk| {
+                read_input(part.input, part.range, max_record, &mut |chunk| {
                     !stop.load(Ordering::SeqCst) && tx.send(chunk).is_ok()
                 });
             });
         }
         let mut result = Ok(());
-        for rx in &receivers {
-            for chunk in rx {
-                if let Err(e) = take(chunk) {
-                    result = Err(e);
-                    break;
-                }
+        let mut lines_before = 0;
+        'parts: for (part, rx) in parts.iter().zip(&receivers) {
+            if part.first {
+                lines_before = 0;
             }
-            if result.is_err() {
-                break;
+            for chunk in rx {
+                let lines = chunk.lines;
+                if let Err(e) = take(&part.name, lines_before, chunk) {
+                    result = Err(e);
+                    break 'parts;
+                }
+                lines_before += lines;
             }
         }
         if result.is_err() {
@@ -489,9 +544,13 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     run.input.files = inputs.len() as u64;
-    let decided = read_in_order(&inputs, jobs, args.max_record_bytes.max(1), &mut |chunk| {
-        run.take(chunk)
-    });
+    let decided = read_in_order(
+        &inputs,
+        jobs,
+        args.split_bytes,
+        args.max_record_bytes.max(1),
+        &mut |name, lines_before, chunk| run.take(name, lines_before, chunk),
+    );
     if let Err(e) = decided {
         #[cfg(feature = "aws")]
         if let Some(failure) = run.live.as_mut().and_then(|l| l.failure.take()) {

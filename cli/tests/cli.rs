@@ -800,7 +800,8 @@ fn simulate_text_names_the_caller_the_entries_and_what_was_missing() {
 /// Issue 14 §2: replay reads inputs on several threads and decides them in input order, so the
 /// findings (and the malformed-input reports) are the same for every `--jobs`: a shuffled
 /// archive of plain and gzipped JSON-lines files, with a denial burst spread over files, repeats
-/// and malformed lines, replayed with 1, 3 and 8 jobs.
+/// and malformed lines, and one larger JSON-lines file read in ranges (`--split-bytes`; its
+/// malformed lines keep their line numbers), replayed with 1, 3 and 8 jobs.
 #[test]
 fn replay_gives_the_same_findings_on_any_number_of_jobs() {
     use flate2::write::GzEncoder;
@@ -857,9 +858,16 @@ fn replay_gives_the_same_findings_on_any_number_of_jobs() {
             std::fs::write(dir.join(format!("part-{f:02}.jsonl")), text).unwrap();
         }
     }
+    // The whole archive again as one file, noise first (its first line an event on its own,
+    // so it may be read in ranges).
+    let mut all: Vec<&String> = records.iter().filter(|r| r.contains("noise-0\"")).collect();
+    all.extend(records.iter().filter(|r| !r.contains("noise-0\"")));
+    let all: String = all.iter().map(|r| format!("{r}\n")).collect();
+    assert!(all.len() > 16 * 2048, "several ranges: {}", all.len());
+    std::fs::write(dir.join("whole.jsonl"), all).unwrap();
     let dir = dir.to_str().unwrap();
     let run = |jobs: &str| {
-        let o = replay(&["--jobs", jobs], &[dir], None);
+        let o = replay(&["--jobs", jobs, "--split-bytes", "2048"], &[dir], None);
         assert!(o.status.success(), "{}", stderr(&o));
         // The summary's timing differs from run to run; everything else may not.
         let err: Vec<String> = stderr(&o)

@@ -112,6 +112,19 @@ impl Framer {
         }
     }
 
+    /// A framer for a byte range of JSON lines that starts at a line start, after the input's
+    /// first line (whose being an event decided JSON lines): no byte order mark is looked
+    /// for, every line is a line, and lines are numbered from `first_line`. Framing an input in
+    /// such ranges gives the records framing it whole gives.
+    pub fn lines_from(limit: usize, first_line: usize) -> Self {
+        Framer {
+            started: true,
+            line_no: first_line.saturating_sub(1),
+            state: State::Lines,
+            ..Framer::new(limit)
+        }
+    }
+
     /// The number of the line being read (1-based), for read errors.
     pub fn next_line(&self) -> usize {
         self.line_no + 1
@@ -392,6 +405,42 @@ impl From<Record<'_>> for OwnedRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replay reads a large JSON-lines input as ranges on several threads: ranges cut after
+    /// any newline past the first line, each framed by `lines_from`, give the whole input's
+    /// records (long lines, blank lines and a last line without a newline included).
+    #[test]
+    fn json_lines_framed_in_ranges_give_the_whole_inputs_records() {
+        let input = b"{\"eventSource\":\"ssm.amazonaws.com\"}\n\n{\"a\":1}\r\n{\"b\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}\nnot json\n\n{\"c\":2}";
+        let limit = 20;
+        let whole = frame_all(input, limit);
+        let newlines: Vec<usize> = input
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        for (n, &cut) in newlines.iter().enumerate() {
+            for &cut2 in newlines.iter().skip(n + 1) {
+                let mut got = frame_all(&input[..cut], limit);
+                for (from, range) in [(n + 2, &input[cut..cut2]), (0, &input[cut2..])] {
+                    let first = if from == 0 {
+                        input[..cut2].iter().filter(|b| **b == b'\n').count() + 1
+                    } else {
+                        from
+                    };
+                    let mut f = Framer::lines_from(limit, first);
+                    let mut sink = |r: Record<'_>| -> Result<(), std::convert::Infallible> {
+                        got.push(OwnedRecord::from(r));
+                        Ok(())
+                    };
+                    let _ = f.feed(range, &mut sink);
+                    let _ = f.finish(&mut sink);
+                }
+                assert_eq!(got, whole, "cut after bytes {cut} and {cut2}");
+            }
+        }
+    }
 
     use super::frame_chunked as chunked;
 
