@@ -113,19 +113,24 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// `inner` buffered, its bytes counted as they are read.
+fn counted<R: Read>(inner: R, counter: &ByteCounter) -> BufReader<Counting<R>> {
+    BufReader::with_capacity(
+        256 * 1024,
+        Counting {
+            inner,
+            counter: counter.clone(),
+        },
+    )
+}
+
 /// Opens an input, decompressing gzip (detected by its magic bytes, whatever the name).
 fn open(path: Option<&Path>, counter: &ByteCounter) -> std::io::Result<Box<dyn BufRead>> {
     let raw: Box<dyn Read> = match path {
         None => Box::new(std::io::stdin()),
         Some(p) => Box::new(File::open(p)?),
     };
-    let mut buffered = BufReader::with_capacity(
-        256 * 1024,
-        Counting {
-            inner: raw,
-            counter: counter.clone(),
-        },
-    );
+    let mut buffered = counted(raw, counter);
     let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     if gz {
         Ok(Box::new(BufReader::with_capacity(
@@ -164,7 +169,7 @@ fn has_unicode_escape(bytes: &[u8]) -> bool {
 }
 
 /// Whether the prefilter may skip the text without a parse: certainly not an SSM event.
-pub fn certainly_irrelevant(bytes: &[u8]) -> bool {
+fn certainly_irrelevant(bytes: &[u8]) -> bool {
     !mentions_ssm(bytes) && !has_unicode_escape(bytes)
 }
 
@@ -381,13 +386,8 @@ fn open_range(
 ) -> std::io::Result<Box<dyn BufRead>> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(range.start))?;
-    Ok(Box::new(BufReader::with_capacity(
-        256 * 1024,
-        Counting {
-            inner: file.take(range.end.saturating_sub(range.start)),
-            counter: counter.clone(),
-        },
-    )))
+    let len = range.end.saturating_sub(range.start);
+    Ok(Box::new(counted(file.take(len), counter)))
 }
 
 /// The ranges to read a large uncompressed JSON-lines file in, about `size` bytes each, each

@@ -198,7 +198,7 @@ async fn reject<P: Platform>(
 /// ([`tagwatch_core::watch::watcher::tag_query`], and the runs parked for its command); none when the
 /// event comes from an account or region the tag adapter cannot see (their tags stay unknown).
 fn tag_query(event: &Event, intent: &Intent, journal: &JournalStore, scope: &TagScope) -> TagQuery {
-    if !covered(event, scope) {
+    if place(event, scope).is_none() {
         return TagQuery::default();
     }
     let mut query = tagwatch_core::watch::watcher::tag_query(event, intent);
@@ -273,11 +273,12 @@ fn denial_of(event: &Event) -> Option<(String, i64, DenialNote)> {
     }
 }
 
-/// Whether the tag adapter sees the event's account and region.
-fn covered(event: &Event, scope: &TagScope) -> bool {
+/// The event's account and region, when the tag adapter reads tags there.
+fn place(event: &Event, scope: &TagScope) -> Option<(String, String)> {
     event
         .meta()
-        .is_some_and(|m| scope.covers(&m.account, &m.region))
+        .filter(|m| scope.covers(&m.account, &m.region))
+        .map(|m| (m.account.clone(), m.region.clone()))
 }
 
 async fn watch_event<P: Platform>(
@@ -387,10 +388,7 @@ async fn watch_event<P: Platform>(
     });
     decide(ports, intent, &event_id, &findings, changes).await?;
     if let Some(cmd) = look_again {
-        let place = event
-            .meta()
-            .filter(|m| ports.tag_scope.covers(&m.account, &m.region))
-            .map(|m| (m.account.clone(), m.region.clone()));
+        let place = place(&event, &ports.tag_scope);
         resume_command(ports, intent, &event_id, &cmd, place).await?;
     }
     let persisted = ports.state.persist(&event_id, sightings).await?;
