@@ -8,7 +8,9 @@ detail-type and severity on the findings bus, high to the on-call topic and medi
 ticket topic), the table's key schema, the functions' environment and roles, the findings bus,
 both topics (their KMS key, the inline e-mail subscription), the queues (KMS) and the findings
 log group. Then a second stack with a customer key in KmsKeyArn: the queues and topics use it,
-the stack makes no key of its own, and the functions' roles may use it. moto skips alarms, the
+the stack makes no key of its own, and the functions' roles may use it. Then
+templates/backfill.yaml: the function's settings, timeout and archive permission, the state
+machine (name, type, role) and its definition with the stack's values substituted. moto skips alarms, the
 bus policy, topic policies and AWS::SNS::Subscription resources, and ignores TTL;
 tests/template.rs checks those in the template itself.
 
@@ -80,9 +82,9 @@ def role_actions(iam, role):
     return actions
 
 
-def deploy(kw, stack, parameters):
-    """Transforms template.yaml, creates the stack and waits; returns its resources and outputs."""
-    with open(f"{ROOT}/template.yaml") as f:
+def deploy(kw, stack, parameters, path="template.yaml"):
+    """Transforms a SAM template, creates the stack and waits; returns its resources and outputs."""
+    with open(f"{ROOT}/{path}") as f:
         template = yaml.load(f, Loader=CfnLoader)
     for name, res in template["Resources"].items():
         if res["Type"] == "AWS::Serverless::Function":
@@ -130,9 +132,11 @@ def main():
     # the stack's wiring, the end-to-end tests run the real binaries).
     s3 = boto3.client("s3", **kw)
     s3.create_bucket(Bucket=BUCKET)
-    with open(f"{ROOT}/template.yaml") as f:
-        functions = [name for name, res in yaml.load(f, Loader=CfnLoader)["Resources"].items()
-                     if res["Type"] == "AWS::Serverless::Function"]
+    functions = []
+    for path in ["template.yaml", "templates/backfill.yaml"]:
+        with open(f"{ROOT}/{path}") as f:
+            functions += [name for name, res in yaml.load(f, Loader=CfnLoader)["Resources"].items()
+                          if res["Type"] == "AWS::Serverless::Function"]
     for name in functions:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
@@ -319,6 +323,62 @@ def main():
             fail(f"{stack} {logical}: member settings {env}")
         if actions.get("sts:AssumeRole") != ["arn:aws:iam::*:role/TagwatchReader"]:
             fail(f"{stack} {logical}: sts:AssumeRole on {actions.get('sts:AssumeRole')}")
+    print(f"deploy smoke test: {stack} CREATE_COMPLETE with {len(created)} resources")
+    backfill(kw)
+
+
+def backfill(kw):
+    """templates/backfill.yaml: the function, its results bucket, and the state machine with
+    the stack's values substituted into its definition (the function's ARN, the bucket, the
+    numbers parsed back by States.StringToJson)."""
+    stack = "tagwatch-backfill"
+    created, outputs = deploy(kw, stack, {"ArchiveBucket": "org-trail-logs", "MaxConcurrency": "7",
+                                          "DaysPerBatch": "3", "MemberAccounts": "*",
+                                          "InventorySource": "s3://snapshots/2026-11/inventory.json"},
+                              "templates/backfill.yaml")
+    lam = boto3.client("lambda", **kw)
+    function = lam.get_function(FunctionName=created["Backfill"])["Configuration"]
+    env = function["Environment"]["Variables"]
+    results = outputs["ResultsBucketName"]
+    if env.get("TAGWATCH_RESULTS_BUCKET") != results or env.get("TAGWATCH_MEMBER_ACCOUNTS") != "*":
+        fail(f"{stack}: function environment {env}")
+    if function["Timeout"] != 900:
+        fail(f"{stack}: timeout {function['Timeout']}")
+    actions = role_actions(boto3.client("iam", **kw), function["Role"].rsplit("/", 1)[-1])
+    if "arn:aws:s3:::org-trail-logs/*" not in actions.get("s3:GetObject", []):
+        fail(f"{stack}: s3:GetObject on {actions.get('s3:GetObject')}")
+    # The inventory: in the environment, and readable (that object only).
+    if env.get("TAGWATCH_INVENTORY") != "s3://snapshots/2026-11/inventory.json":
+        fail(f"{stack}: TAGWATCH_INVENTORY={env.get('TAGWATCH_INVENTORY')}")
+    if "arn:aws:s3:::snapshots/2026-11/inventory.json" not in actions.get("s3:GetObject", []):
+        fail(f"{stack}: s3:GetObject on {actions.get('s3:GetObject')}")
+    sfn = boto3.client("stepfunctions", **kw)
+    machine = sfn.describe_state_machine(stateMachineArn=outputs["StateMachineArn"])
+    if machine["name"] != f"{stack}-backfill" or machine["type"] != "STANDARD":
+        fail(f"{stack}: state machine {machine['name']} ({machine['type']})")
+    if not machine["roleArn"].rsplit("/", 1)[-1].startswith(f"{stack}-StateMachineRole"):
+        fail(f"{stack}: state machine role {machine['roleArn']}")
+    # moto's CloudFormation keeps a definition only from DefinitionString (this one is an object:
+    # moto stores ""), so the substitution CloudFormation makes is made here, with what the
+    # stack created: no placeholder may be left, and the numbers must parse back as numbers.
+    with open(f"{ROOT}/templates/backfill.yaml") as f:
+        props = yaml.load(f, Loader=CfnLoader)["Resources"]["StateMachine"]["Properties"]
+    values = {"BackfillArn": function["FunctionArn"], "ResultsBucket": results,
+              "MaxConcurrency": "7", "DaysPerBatch": "3", "ToleratedFailurePercentage": "0"}
+    if set(props["DefinitionSubstitutions"]) != set(values):
+        fail(f"{stack}: substitutions {sorted(props['DefinitionSubstitutions'])}")
+    text = json.dumps(props["Definition"])
+    for k, v in values.items():
+        text = text.replace("${" + k + "}", v)
+    if "${" in text:
+        fail(f"{stack}: a placeholder left in the definition")
+    states = json.loads(text)["States"]
+    for key, value in states["Settings"]["Parameters"].items():
+        number = json.loads(value.removeprefix("States.StringToJson('").removesuffix("')"))
+        if not isinstance(number, int):
+            fail(f"{stack}: Settings {key} = {value}")
+    if states["Days"]["ResultWriter"]["Parameters"]["Bucket"] != results:
+        fail(f"{stack}: ResultWriter {states['Days']['ResultWriter']}")
     print(f"deploy smoke test: {stack} CREATE_COMPLETE with {len(created)} resources")
 
 

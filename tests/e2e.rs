@@ -388,25 +388,12 @@ impl World {
 
     /// Every finding in the findings log group.
     async fn findings(&self) -> Vec<Value> {
-        let logs = aws_sdk_cloudwatchlogs::Client::new(&self.conf);
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = logs
-                .filter_log_events()
-                .log_group_name(LOG_GROUP)
-                .set_next_token(token)
-                .send()
-                .await
-                .unwrap();
-            for e in page.events() {
-                out.push(serde_json::from_str(e.message().unwrap()).unwrap());
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return out;
-            }
-        }
+        tagwatch_aws::testing::log_messages(&self.conf, LOG_GROUP)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| serde_json::from_str(m).unwrap())
+            .collect()
     }
 
     /// Drains a queue: every message body (and its attributes).
@@ -1386,6 +1373,7 @@ async fn two_hundred_events_under_injected_faults_give_the_fault_free_findings()
         seed: 0x7a6_9a7c,
         after: &["dynamodb", "securityhub"],
         refuse_roles_in: &[],
+        s3: false,
     }))
     .await;
     eprintln!("faults injected: {faults}");

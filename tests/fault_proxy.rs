@@ -24,6 +24,10 @@ pub struct FaultPlan {
     /// for a role that does not exist or does not trust the caller; moto itself hands out
     /// credentials for any role ARN).
     pub refuse_roles_in: &'static [&'static str],
+    /// Whether S3 reads (every `GET`: `ListObjectsV2`, `GetObject`) get faults too: `SlowDown`
+    /// (503) and 500s before the call, and object bodies cut off half way (the answer's
+    /// `Content-Length` promises the whole object, the connection closes after half of it).
+    pub s3: bool,
 }
 
 impl FaultPlan {
@@ -34,6 +38,7 @@ impl FaultPlan {
             seed: 1,
             after: &[],
             refuse_roles_in: &[],
+            s3: false,
         }
     }
 }
@@ -82,6 +87,39 @@ fn error(status: u16, service: &str, code: &str) -> Message {
     };
     let body = format!(r#"{{"__type":"{kind}","message":"injected by the test proxy"}}"#);
     response(status, content_type, body.as_bytes())
+}
+
+/// S3's error answer (REST XML).
+fn s3_error(status: u16, code: &str) -> Message {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message><RequestId>fault-proxy</RequestId></Error>"
+    );
+    response(status, "application/xml", xml.as_bytes())
+}
+
+/// An S3 fault for `req`, when one is drawn: the answer to give, or `None` for a body cut off
+/// half way (written by the caller).
+fn s3_fault(req: &Message, state: &Mutex<State>) -> Option<Option<Message>> {
+    let (_, path) = req.method_path();
+    let get_object = !path.contains("list-type=") && path.trim_start_matches('/').contains('/');
+    Some(match draw(state) % 3 {
+        0 => {
+            count(state, "s3", "throttled");
+            Some(s3_error(503, "SlowDown"))
+        }
+        1 => {
+            count(state, "s3", "failed_before");
+            Some(s3_error(500, "InternalError"))
+        }
+        _ if get_object => {
+            count(state, "s3", "cut");
+            None
+        }
+        _ => {
+            count(state, "s3", "failed_before");
+            Some(s3_error(500, "InternalError"))
+        }
+    })
 }
 
 /// STS's answer to an `AssumeRole` of a role in a refused account: 403 `AccessDenied` in the
@@ -182,6 +220,50 @@ fn serve(stream: TcpStream, upstream_port: u16, plan: FaultPlan, state: &Mutex<S
     while let Some(req) = read_message(&mut reader, false) {
         if let Some(answer) = refused_assume_role(&req, plan.refuse_roles_in) {
             count(state, "sts", "refused");
+            if write_message(&mut writer, &answer).is_err() {
+                return;
+            }
+            continue;
+        }
+        if plan.s3 && req.method_path().0 == "GET" {
+            let fault = (draw(state) % 1000 < plan.per_mille)
+                .then(|| s3_fault(&req, state))
+                .flatten();
+            let answer = match fault {
+                Some(Some(error)) => error,
+                Some(None) => {
+                    // The whole object's length promised, half of it sent, the connection closed.
+                    if let Some(full) = forward(&req, upstream_port) {
+                        let mut head = full.clone();
+                        head.body.clear();
+                        let half = full.body.len() / 2;
+                        let mut bytes = Vec::new();
+                        bytes.extend_from_slice(head.start.as_bytes());
+                        bytes.extend_from_slice(b"\r\n");
+                        for (k, v) in head.headers.iter().filter(|(k, _)| {
+                            !["content-length", "transfer-encoding"]
+                                .iter()
+                                .any(|f| k.eq_ignore_ascii_case(f))
+                        }) {
+                            bytes.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+                        }
+                        bytes.extend_from_slice(
+                            format!("Content-Length: {}\r\n\r\n", full.body.len()).as_bytes(),
+                        );
+                        bytes.extend_from_slice(full.body.get(..half).unwrap_or_default());
+                        let _ = std::io::Write::write_all(&mut writer, &bytes);
+                    }
+                    let _ = writer.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                None => {
+                    count(state, "s3", "passed");
+                    match forward(&req, upstream_port) {
+                        Some(a) => a,
+                        None => s3_error(500, "InternalError"),
+                    }
+                }
+            };
             if write_message(&mut writer, &answer).is_err() {
                 return;
             }

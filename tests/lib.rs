@@ -64,6 +64,30 @@ pub fn event_json(name: &str) -> serde_json::Value {
     serde_json::from_str(&read(&format!("events/{name}"))).unwrap()
 }
 
+/// Every CloudTrail record of the bundled events, in file-name order: the `detail` of each
+/// "AWS API Call via CloudTrail" event and the records of each log file.
+pub fn cloudtrail_records() -> Vec<serde_json::Value> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    names.sort();
+    let mut records = Vec::new();
+    for path in names {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if let Some(rs) = v.get("Records").and_then(|r| r.as_array()) {
+            records.extend(rs.iter().cloned());
+        } else if v.get("detail-type").and_then(|t| t.as_str())
+            == Some("AWS API Call via CloudTrail")
+        {
+            records.extend(v.get("detail").cloned());
+        }
+    }
+    records
+}
+
 /// A file in `events/`, normalised.
 pub fn event(name: &str) -> Event {
     normalize(&event_json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -163,6 +187,11 @@ pub fn moto() -> Moto {
 /// A function binary started without `TAGWATCH_TABLE` fails its cold start at once: exit
 /// status 1 and one JSON log line (Powertools keys) naming the missing setting.
 pub fn assert_cold_start_names_missing_setting(binary: &str) {
+    assert_cold_start_names(binary, "TAGWATCH_TABLE");
+}
+
+/// The same for a function that misses `missing` (the backfill needs its results bucket).
+pub fn assert_cold_start_names(binary: &str, missing: &str) {
     let out = std::process::Command::new(binary)
         .env_clear()
         .env("TAGWATCH_INTENT", "ssm:/tagwatch/intent")
@@ -175,8 +204,5 @@ pub fn assert_cold_start_names_missing_setting(binary: &str) {
     let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(line["level"], "ERROR");
     assert_eq!(line["service"], "tagwatch");
-    assert!(
-        line["error"].as_str().unwrap().contains("TAGWATCH_TABLE"),
-        "{line}"
-    );
+    assert!(line["error"].as_str().unwrap().contains(missing), "{line}");
 }

@@ -133,7 +133,11 @@ fn statements<'a>(node: &'a Yaml, at: &str, out: &mut Vec<(String, &'a Yaml)>) {
 
 #[test]
 fn no_wildcard_actions_and_wildcard_resources_only_for_describe_tags() {
-    for path in ["template.yaml", "templates/forwarder.yaml"] {
+    for path in [
+        "template.yaml",
+        "templates/forwarder.yaml",
+        "templates/backfill.yaml",
+    ] {
         let t = load(path);
         let mut found = Vec::new();
         statements(&t, "$", &mut found);
@@ -148,6 +152,10 @@ fn no_wildcard_actions_and_wildcard_resources_only_for_describe_tags() {
             .map(|(name, _)| format!("$.Resources.{name}.Properties.KeyPolicy."))
             .collect();
         for (at, st) in found {
+            // A Deny narrows (the results bucket refuses every call without TLS).
+            if st["Effect"].as_str() == Some("Deny") {
+                continue;
+            }
             let mut actions = Vec::new();
             strings(&st["Action"], &mut actions);
             for a in &actions {
@@ -943,5 +951,126 @@ fn member_accounts_are_read_through_a_read_only_role_the_central_functions_alone
             "ssm:DescribeInstanceInformation",
             "ssm:ListTagsForResource"
         ]
+    );
+}
+
+/// Issue 14 §4: the backfill's state machine reads its items from the plan's `items.json`,
+/// batches them, runs its children with the stack's concurrency and failure tolerance (numbers
+/// substituted as text and parsed back, since `DefinitionSubstitutions` gives strings), retries
+/// exactly the function's retryable errors, and writes the map's results to the results bucket;
+/// every placeholder has a substitution. Its role invokes the function and runs its own child
+/// executions only (Step Functions: "IAM policies for using Distributed Map states").
+#[test]
+fn the_backfill_state_machine_batches_days_with_bounded_concurrency() {
+    let t = load("templates/backfill.yaml");
+    let sm = &t["Resources"]["StateMachine"]["Properties"];
+    let def = &sm["Definition"];
+    let subs = &sm["DefinitionSubstitutions"];
+    let mut texts = Vec::new();
+    strings(def, &mut texts);
+    let mut used = std::collections::BTreeSet::new();
+    for text in &texts {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("${") {
+            let tail = &rest[at + 2..];
+            let end = tail.find('}').unwrap();
+            used.insert(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+    }
+    let given: std::collections::BTreeSet<String> = subs
+        .as_hash()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        used, given,
+        "every placeholder substituted, every substitution used"
+    );
+    for (name, min) in [
+        ("MaxConcurrency", 1),
+        ("DaysPerBatch", 1),
+        ("ToleratedFailurePercentage", 0),
+    ] {
+        assert_eq!(subs[name].as_str(), Some(name), "{name} from the parameter");
+        assert_eq!(
+            t["Parameters"][name]["MinValue"].as_i64(),
+            Some(min),
+            "{name}"
+        );
+    }
+    let states = &def["States"];
+    let settings = &states["Settings"]["Parameters"];
+    assert_eq!(
+        settings["days_per_batch.$"].as_str(),
+        Some("States.StringToJson('${DaysPerBatch}')")
+    );
+    let map = &states["Days"];
+    assert_eq!(map["Type"].as_str(), Some("Map"));
+    assert_eq!(
+        map["ItemProcessor"]["ProcessorConfig"]["Mode"].as_str(),
+        Some("DISTRIBUTED")
+    );
+    assert_eq!(
+        map["ItemProcessor"]["ProcessorConfig"]["ExecutionType"].as_str(),
+        Some("STANDARD"),
+        "a batch may take Lambda's 15 minutes"
+    );
+    assert_eq!(
+        map["ItemReader"]["Resource"].as_str(),
+        Some("arn:aws:states:::s3:getObject")
+    );
+    assert_eq!(
+        map["ItemBatcher"]["MaxItemsPerBatchPath"].as_str(),
+        Some("$.settings.days_per_batch")
+    );
+    assert_eq!(
+        map["MaxConcurrencyPath"].as_str(),
+        Some("$.settings.max_concurrency")
+    );
+    assert_eq!(
+        map["ToleratedFailurePercentagePath"].as_str(),
+        Some("$.settings.tolerated_failure_percentage")
+    );
+    assert_eq!(
+        map["ResultWriter"]["Parameters"]["Bucket"].as_str(),
+        Some("${ResultsBucket}")
+    );
+    // The function's retryable error types (functions/backfill/src/handler.rs, Failure::kind)
+    // are retried; BadRequest and PermanentAwsError are not.
+    let replay = &map["ItemProcessor"]["States"]["Replay"];
+    let retried = sorted(&replay["Retry"]);
+    for kind in ["RetryableAwsError", "RetryableTimeBudget"] {
+        assert!(retried.iter().any(|r| r == kind), "{kind}: {retried:?}");
+    }
+    for kind in ["BadRequest", "PermanentAwsError", "States.ALL"] {
+        assert!(!retried.iter().any(|r| r == kind), "{kind}: {retried:?}");
+    }
+    // The function: the real binary, Lambda's longest timeout.
+    let f = &t["Resources"]["Backfill"];
+    assert_eq!(
+        f["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("tagwatch-backfill")
+    );
+    assert!(read("functions/backfill/Cargo.toml").contains("name = \"tagwatch-backfill\""));
+    assert_eq!(f["Properties"]["Timeout"].as_i64(), Some(900));
+    // The state machine's role: its own children only.
+    let mut found = Vec::new();
+    statements(&t["Resources"]["StateMachineRole"], "$", &mut found);
+    let start = found
+        .iter()
+        .find(|(_, st)| strs(&st["Action"]) == ["states:StartExecution"])
+        .unwrap();
+    assert!(
+        strs(&start.1["Resource"])
+            .iter()
+            .any(|r| r.ends_with(":stateMachine:${AWS::StackName}-backfill")),
+        "{:?}",
+        strs(&start.1["Resource"])
+    );
+    assert_eq!(
+        sm["StateMachineName"].as_str(),
+        Some("${AWS::StackName}-backfill")
     );
 }

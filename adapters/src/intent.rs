@@ -35,6 +35,8 @@ pub enum IntentLoadError {
     },
     #[error("the intent is invalid:\n{0}")]
     Invalid(#[from] Rejected),
+    #[error("the inventory is invalid:\n{0}")]
+    InvalidInventory(Rejected),
 }
 
 impl IntentSource {
@@ -166,6 +168,17 @@ fn references(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Loads and validates an inventory of tags (`{"i-0123...": {"Env": "prod"}, ...}`, as
+/// `tagwatch replay --inventory` reads it) from the same kinds of source as the intent.
+pub async fn load_inventory(
+    source: &IntentSource,
+    clients: &IntentClients,
+) -> Result<tagwatch_core::intent::inventory::Inventory, IntentLoadError> {
+    let text = fetch(source, clients).await?;
+    tagwatch_core::intent::inventory::Inventory::parse(&text, Some(&source.display()))
+        .map_err(IntentLoadError::InvalidInventory)
 }
 
 /// Loads and validates the intent; warnings are returned beside it for logging.

@@ -3,6 +3,8 @@
 //! - [`dynamo::DynamoCorrelation`]: correlation, idempotency and AccessDenied windows in one
 //!   DynamoDB table (gather before the decision, persist the journal after it);
 //! - [`logs::FindingsLogStream`]: findings as JSON log events in a CloudWatch Logs group;
+//! - [`archive::S3Archive`], [`archive::ReadAhead`]: CloudTrail archives in S3, listed by their
+//!   layout and read ahead with bounded concurrency (`tagwatch replay s3://...`, the backfill);
 //! - [`bus::FindingsBus`]: alert findings on an EventBridge bus;
 //! - [`hub::FindingsHubImport`]: alert findings in AWS Security Hub (ASFF), when enabled;
 //! - [`members::MemberTags`]: tags in member accounts, through their reader role (STS);
@@ -14,6 +16,7 @@
 //! Clients are built once (at cold start) from an [`aws_config::SdkConfig`]; `AWS_ENDPOINT_URL`
 //! points every client at a local emulator in tests.
 
+pub mod archive;
 pub mod bus;
 pub mod dynamo;
 pub mod hub;

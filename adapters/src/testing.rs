@@ -141,3 +141,28 @@ pub async fn tag_instances(conf: &SdkConfig, inventory_json: &str) -> Result<(),
     }
     Ok(())
 }
+
+/// Every message in a log group, every page, as `FilterLogEvents` answers.
+pub async fn log_messages(conf: &SdkConfig, group: &str) -> Result<Vec<String>, AdapterError> {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(conf);
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = logs
+            .filter_log_events()
+            .log_group_name(group)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("CloudWatch Logs FilterLogEvents", e))?;
+        out.extend(
+            page.events()
+                .iter()
+                .filter_map(|e| e.message().map(str::to_string)),
+        );
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}

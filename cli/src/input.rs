@@ -39,6 +39,14 @@ pub enum InputError {
     #[cfg(feature = "aws")]
     #[error("--inventory-from-aws: {0}")]
     Aws(#[source] tagwatch_aws::AdapterError),
+    /// An S3 archive that cannot be listed (`replay s3://...`).
+    #[cfg(feature = "aws")]
+    #[error("cannot list `{url}`: {source}")]
+    S3 {
+        url: String,
+        #[source]
+        source: tagwatch_aws::AdapterError,
+    },
 }
 
 impl From<Rejected> for InputError {

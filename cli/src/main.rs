@@ -13,6 +13,8 @@ mod read;
 mod redrive;
 mod replay;
 mod report;
+#[cfg(feature = "aws")]
+mod s3;
 mod simulate;
 
 use std::io::Write;

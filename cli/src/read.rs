@@ -1,5 +1,6 @@
-//! Replay's reading stage: one input (a file or stdin) opened, decompressed, framed into
-//! records, prefiltered and parsed, and handed on in order as [`Chunk`]s of [`Item`]s. It
+//! Replay's reading stage: one input (a file, stdin or an S3 object) opened, decompressed, and
+//! fed to the core's [`Records`] (framed, prefiltered, parsed, handed on in order as [`Chunk`]s
+//! of items). It
 //! decides nothing, so inputs can be read on several threads while one deciding stage takes
 //! their chunks input by input, record by record, in the order a single thread would: the
 //! findings are the same whatever the number of jobs. A large uncompressed JSON-lines file is
@@ -11,90 +12,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::OnceLock;
 
-use memchr::memmem;
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::Value;
-use tagwatch_core::framing::{trim, Framer, Record};
-
-/// Where an item was in its input: the line (numbered within the range read, see
-/// [`Chunk::lines`]) and the record of a log file. Rendered by the deciding stage, which knows
-/// the input's name and each range's first line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Origin {
-    pub line: Option<usize>,
-    pub record: Option<usize>,
-}
-
-impl Origin {
-    const INPUT: Origin = Origin {
-        line: None,
-        record: None,
-    };
-
-    fn line(line: usize) -> Origin {
-        Origin {
-            line: Some(line),
-            record: None,
-        }
-    }
-
-    fn record(self, i: usize) -> Origin {
-        Origin {
-            record: Some(i),
-            ..self
-        }
-    }
-
-    /// `NAME`, `NAME:LINE`, `NAME: Records[i]` or `NAME:LINE: Records[i]`, lines counted from
-    /// `lines_before` (the lines of the input's earlier ranges).
-    pub fn render(self, name: &str, lines_before: usize) -> String {
-        let mut out = name.to_string();
-        if let Some(line) = self.line {
-            out.push_str(&format!(":{}", line + lines_before));
-        }
-        if let Some(i) = self.record {
-            out.push_str(&format!(": Records[{i}]"));
-        }
-        out
-    }
-}
-
-/// What the deciding stage gets, in input order.
-#[derive(Debug)]
-pub enum Item {
-    /// A record that may be an SSM event, parsed, with where it was.
-    Record { value: Value, origin: Origin },
-    /// An input or record that cannot be processed, with where and why.
-    Malformed { origin: Origin, reason: String },
-}
-
-/// A run of items of one input, with the counts of what was read for them.
-#[derive(Debug, Default)]
-pub struct Chunk {
-    pub items: Vec<Item>,
-    /// Events and records read (malformed ones included).
-    pub read: u64,
-    /// Records the prefilter skipped without a full parse (certainly not SSM).
-    pub prefiltered: u64,
-    /// Input bytes read for this chunk (compressed bytes for .gz).
-    pub bytes: u64,
-    /// The last chunk of a range: the lines the range held (the next range's lines follow).
-    pub lines: usize,
-}
-
-/// Items per chunk: small enough that a chunk of a large input holds little, large enough
-/// that handing chunks over costs nothing measurable.
-const CHUNK_ITEMS: usize = 256;
-
-/// A CloudTrail log file, records kept raw so that irrelevant ones are never fully parsed.
-#[derive(Deserialize)]
-struct LogFile<'a> {
-    #[serde(borrow, rename = "Records")]
-    records: Vec<&'a RawValue>,
-}
+use tagwatch_core::replay::Records;
+pub use tagwatch_core::replay::{Chunk, Item};
 
 /// Bytes read so far of the input (compressed bytes for .gz).
 #[derive(Clone, Default)]
@@ -124,11 +44,23 @@ fn counted<R: Read>(inner: R, counter: &ByteCounter) -> BufReader<Counting<R>> {
     )
 }
 
+/// Where a reading thread reads from.
+pub enum Source<'a> {
+    Stdin,
+    File(&'a Path),
+    /// A range of an uncompressed JSON-lines file.
+    Range(&'a Path, Range),
+    /// Another stream (an S3 object), opened by the reading thread.
+    Open(Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + 'a>> + 'a>),
+}
+
 /// Opens an input, decompressing gzip (detected by its magic bytes, whatever the name).
-fn open(path: Option<&Path>, counter: &ByteCounter) -> std::io::Result<Box<dyn BufRead>> {
-    let raw: Box<dyn Read> = match path {
-        None => Box::new(std::io::stdin()),
-        Some(p) => Box::new(File::open(p)?),
+fn open<'a>(source: Source<'a>, counter: &ByteCounter) -> std::io::Result<Box<dyn BufRead + 'a>> {
+    let raw: Box<dyn Read + 'a> = match source {
+        Source::Stdin => Box::new(std::io::stdin()),
+        Source::File(p) => Box::new(File::open(p)?),
+        Source::Range(p, r) => return open_range(p, r, counter),
+        Source::Open(open) => open()?,
     };
     let mut buffered = counted(raw, counter);
     let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
@@ -142,166 +74,6 @@ fn open(path: Option<&Path>, counter: &ByteCounter) -> std::io::Result<Box<dyn B
     }
 }
 
-/// Could this text be an SSM event? (Cheap test before a full parse: SSM CloudTrail records
-/// name `ssm.amazonaws.com`, SSM EventBridge events `aws.ssm`.)
-fn mentions_ssm(bytes: &[u8]) -> bool {
-    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    let finder = FINDER.get_or_init(|| memmem::Finder::new(b"ssm"));
-    finder.find_iter(bytes).any(|at| {
-        bytes
-            .get(at + 3..)
-            .is_some_and(|rest| rest.starts_with(b".amazonaws.com"))
-            || at
-                .checked_sub(4)
-                .and_then(|from| bytes.get(from..at))
-                .is_some_and(|before| before == b"aws.")
-    })
-}
-
-/// Whether the text holds a `\u` escape, which can spell any letter the prefilter looks for
-/// (`"\u0073sm.amazonaws.com"`): such text is parsed, never prefiltered away.
-fn has_unicode_escape(bytes: &[u8]) -> bool {
-    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    FINDER
-        .get_or_init(|| memmem::Finder::new(b"\\u"))
-        .find(bytes)
-        .is_some()
-}
-
-/// Whether the prefilter may skip the text without a parse: certainly not an SSM event.
-fn certainly_irrelevant(bytes: &[u8]) -> bool {
-    !mentions_ssm(bytes) && !has_unicode_escape(bytes)
-}
-
-/// The reading of one input: items gathered into chunks, each handed to `send` when full (and
-/// the last at the end).
-struct Reader<'s> {
-    max_record: usize,
-    chunk: Chunk,
-    counter: ByteCounter,
-    /// Bytes already counted in a chunk handed over.
-    counted: u64,
-    /// Takes a chunk; `false` when nobody takes them any more (the run stopped).
-    send: &'s mut dyn FnMut(Chunk) -> bool,
-    stopped: bool,
-}
-
-impl Reader<'_> {
-    fn flush(&mut self) {
-        let total = self.counter.0.get();
-        self.chunk.bytes = total - self.counted;
-        self.counted = total;
-        let chunk = std::mem::take(&mut self.chunk);
-        if !(self.send)(chunk) {
-            self.stopped = true;
-        }
-    }
-
-    fn push(&mut self, item: Item) {
-        self.chunk.items.push(item);
-        if self.chunk.items.len() >= CHUNK_ITEMS {
-            self.flush();
-        }
-    }
-
-    fn malformed(&mut self, origin: Origin, reason: String) {
-        self.push(Item::Malformed { origin, reason });
-    }
-
-    /// A parsed record to decide.
-    fn value(&mut self, value: Value, origin: Origin) {
-        self.chunk.read += 1;
-        self.push(Item::Record { value, origin });
-    }
-
-    fn raw_record(&mut self, raw: &RawValue, origin: Origin) {
-        if certainly_irrelevant(raw.get().as_bytes()) {
-            self.chunk.read += 1;
-            self.chunk.prefiltered += 1;
-            return;
-        }
-        match serde_json::from_str::<Value>(raw.get()) {
-            Ok(v) => self.value(v, origin),
-            Err(e) => {
-                self.chunk.read += 1;
-                self.malformed(origin, format!("invalid JSON: {e}"));
-            }
-        }
-    }
-
-    /// One complete JSON text: a CloudTrail log file, an event or a record.
-    fn document(&mut self, text: &[u8], origin: Origin) {
-        // CloudTrail writes log files as `{"Records":[...]}` on one line.
-        let log_file = trim(text.get(1..).unwrap_or_default()).starts_with(b"\"Records\"");
-        if log_file {
-            match serde_json::from_slice::<LogFile<'_>>(text) {
-                Ok(log) => {
-                    for (i, raw) in log.records.iter().enumerate() {
-                        self.raw_record(raw, origin.record(i));
-                    }
-                }
-                Err(e) => {
-                    self.chunk.read += 1;
-                    self.malformed(origin, format!("invalid CloudTrail log file: {e}"));
-                }
-            }
-            return;
-        }
-        if certainly_irrelevant(text) {
-            // Irrelevant: skipped without a full parse. Text that cannot be a JSON object is
-            // still reported.
-            self.chunk.read += 1;
-            if text.first() == Some(&b'{') && text.last() == Some(&b'}') {
-                self.chunk.prefiltered += 1;
-            } else {
-                self.malformed(origin, "not a JSON object".to_string());
-            }
-            return;
-        }
-        match serde_json::from_slice::<Value>(text) {
-            // A log file whose `Records` key is written with escapes.
-            Ok(Value::Object(mut log))
-                if log.len() == 1 && log.get("Records").is_some_and(Value::is_array) =>
-            {
-                if let Some(Value::Array(records)) = log.remove("Records") {
-                    for (i, record) in records.into_iter().enumerate() {
-                        self.value(record, origin.record(i));
-                    }
-                }
-            }
-            Ok(v) => self.value(v, origin),
-            Err(e) => {
-                self.chunk.read += 1;
-                self.malformed(origin, format!("invalid JSON: {e}"));
-            }
-        }
-    }
-
-    /// One record the framer found.
-    fn record(&mut self, r: Record<'_>) {
-        match r {
-            Record::Line { line, text } => {
-                let text = trim(text);
-                if !text.is_empty() {
-                    self.document(text, Origin::line(line));
-                }
-            }
-            Record::Document { text } => self.document(text, Origin::INPUT),
-            Record::TooLong { line } => {
-                // Reported with its position, never held.
-                self.chunk.read += 1;
-                let origin = line.map_or(Origin::INPUT, Origin::line);
-                let reason = format!("longer than the record limit ({} bytes)", self.max_record);
-                self.malformed(origin, reason);
-            }
-            Record::Invalid { reason } => {
-                self.chunk.read += 1;
-                self.malformed(Origin::INPUT, format!("invalid JSON: {reason}"));
-            }
-        }
-    }
-}
-
 /// A byte range of an uncompressed JSON-lines file, from a line start to just after a newline
 /// (or the end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,80 +82,46 @@ pub struct Range {
     pub end: u64,
 }
 
-/// Reads one input (`None`: stdin), or one range of it, through the framer, handing its items
-/// to `send` in chunks, in order; stops early when `send` answers `false`. A range after the
-/// first is framed as JSON lines numbered from 1 within it; its last chunk says how many
-/// lines it held.
-pub fn read_input(
-    path: Option<&Path>,
-    range: Option<Range>,
-    max_record: usize,
-    send: &mut dyn FnMut(Chunk) -> bool,
-) {
+/// Reads one input, or one range of a file, through the framer, handing its items to `send`
+/// in chunks, in order; stops early when `send` answers `false`. A range after the first is
+/// framed as JSON lines numbered from 1 within it; its last chunk says how many lines it held.
+pub fn read_input(source: Source<'_>, max_record: usize, send: &mut dyn FnMut(Chunk) -> bool) {
+    let later_range = matches!(source, Source::Range(_, r) if r.start > 0);
     let counter = ByteCounter::default();
-    let mut reader = Reader {
-        max_record,
-        chunk: Chunk::default(),
-        counter: counter.clone(),
-        counted: 0,
-        send,
-        stopped: false,
+    // Each chunk carries the input bytes read since the one before.
+    let mut counted = 0;
+    let mut send_counted = |mut chunk: Chunk| {
+        let total = counter.0.get();
+        chunk.bytes = total - counted;
+        counted = total;
+        send(chunk)
     };
-    let opened = match (path, range) {
-        (Some(p), Some(r)) => open_range(p, r, &counter),
-        _ => open(path, &counter),
-    };
-    let mut input = match opened {
+    let mut records = Records::new(max_record, later_range, &mut send_counted);
+    let mut input = match open(source, &counter) {
         Ok(r) => r,
-        Err(e) => {
-            reader.malformed(Origin::INPUT, format!("cannot read: {e}"));
-            reader.flush();
-            return;
-        }
+        Err(e) => return records.unreadable(&e.to_string()),
     };
-    // The framer (tagwatch_core::framing) decides lines or one document, skips a byte order
-    // mark and holds no record past the limit; lines are handed over in place in the reader's
-    // buffer. A later range is lines from its first byte.
-    let mut framer = match range {
-        Some(r) if r.start > 0 => Framer::lines_from(max_record, 1),
-        _ => Framer::new(max_record),
-    };
-    while !reader.stopped {
+    while !records.stopped() {
         let buf = match input.fill_buf() {
             Ok(b) => b,
-            Err(e) => {
-                let origin = Origin::line(framer.next_line());
-                reader.malformed(origin, format!("cannot read: {e}"));
-                break;
-            }
+            Err(e) => return records.broke_off(&e.to_string()),
         };
         if buf.is_empty() {
             break;
         }
         let n = buf.len();
-        // The framer's sink cannot fail here: items are only gathered.
-        let _ = framer.feed(buf, &mut |r| -> Result<(), std::convert::Infallible> {
-            reader.record(r);
-            Ok(())
-        });
+        records.feed(buf);
         input.consume(n);
     }
-    if !reader.stopped {
-        let _ = framer.finish(&mut |r| -> Result<(), std::convert::Infallible> {
-            reader.record(r);
-            Ok(())
-        });
-        reader.chunk.lines = framer.next_line() - 1;
-        reader.flush();
-    }
+    records.finish();
 }
 
 /// Opens a range of an uncompressed file.
-fn open_range(
+fn open_range<'a>(
     path: &Path,
     range: Range,
     counter: &ByteCounter,
-) -> std::io::Result<Box<dyn BufRead>> {
+) -> std::io::Result<Box<dyn BufRead + 'a>> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(range.start))?;
     let len = range.end.saturating_sub(range.start);

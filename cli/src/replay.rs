@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use serde_json::Value;
+use tagwatch_core::archive::{choose, parse_s3_url, Choice, Selection};
 use tagwatch_core::intent::inventory::Inventory;
 use tagwatch_core::watch::correlation::MemoryStore;
 use tagwatch_core::watch::counts::Counts;
@@ -29,7 +30,7 @@ use tagwatch_core::watch::finding::{Finding, FindingKind};
 use tagwatch_core::watch::watcher::Watcher;
 
 use crate::input::{self, InputError};
-use crate::read::{ranges, read_input, Chunk, Item, Range};
+use crate::read::{ranges, read_input, Chunk, Item, Range, Source};
 
 /// Output format of findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,12 +105,32 @@ pub struct ReplayArgs {
     /// ranges of about this many bytes, on several threads (the findings are the same).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SPLIT_BYTES)]
     split_bytes: u64,
+    /// Read only the CloudTrail log files of days from this one (YYYY-MM-DD, UTC), by the
+    /// `AWSLogs/[<org-id>/]<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/` layout of S3
+    /// archives and of directories (the day CloudTrail delivered a file: a call in a day's
+    /// last minutes can be in the next day's folder).
+    #[arg(long, value_name = "DAY")]
+    from: Option<String>,
+    /// Read only the log files of days up to this one (included), as `--from`.
+    #[arg(long, value_name = "DAY")]
+    to: Option<String>,
+    /// Read only these accounts' log files (ids, comma-separated or repeated), by the layout.
+    #[arg(long, value_name = "IDS")]
+    accounts: Vec<String>,
+    /// Read only these regions' log files (comma-separated or repeated), by the layout.
+    #[arg(long, value_name = "REGIONS")]
+    regions: Vec<String>,
+    /// S3 inputs: folders listed and objects fetched at once.
+    #[cfg(feature = "aws")]
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    s3_concurrency: usize,
     /// Also write one self-contained HTML page of the findings (timeline per principal, top
     /// principals, instances and documents, the findings table with filters) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Files (.json, .jsonl, .json.gz, CloudTrail log files), directories (recursive), or `-`
-    /// for stdin.
+    /// Files (.json, .jsonl, .json.gz, CloudTrail log files), directories (recursive), `-` for
+    /// stdin, or S3 archives: `s3://bucket/prefix/` (objects under the prefix, in key order;
+    /// CloudTrail's layout below it is walked folder by folder, only selected folders listed).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
 }
@@ -188,21 +209,128 @@ impl Progress {
     }
 }
 
-fn expand(paths: &[String]) -> Result<Vec<Option<PathBuf>>, InputError> {
-    let mut out = Vec::new();
-    for p in paths {
+/// One input, in the order it is decided.
+enum Input {
+    Stdin,
+    File(PathBuf),
+    /// An S3 object: its number among the listed objects.
+    #[cfg_attr(
+        not(feature = "aws"),
+        expect(dead_code, reason = "S3 inputs need the aws feature")
+    )]
+    Object(usize),
+}
+
+/// The run's inputs: paths expanded (directories walked, S3 prefixes listed), in order.
+struct Inputs {
+    list: Vec<Input>,
+    #[cfg(feature = "aws")]
+    s3: Option<crate::s3::S3Inputs>,
+    /// Files in directories passed over: digests and Insights files, not selected.
+    not_events: u64,
+    not_selected: u64,
+}
+
+impl Inputs {
+    fn name(&self, input: &Input) -> String {
+        match input {
+            Input::Stdin => "<stdin>".to_string(),
+            Input::File(p) => p.display().to_string(),
+            #[cfg(feature = "aws")]
+            Input::Object(i) => self
+                .s3
+                .as_ref()
+                .and_then(|s| s.object(*i))
+                .map_or_else(|| format!("<object {i}>"), |o| o.url()),
+            #[cfg(not(feature = "aws"))]
+            Input::Object(i) => format!("<object {i}>"),
+        }
+    }
+
+    fn size(&self, input: &Input) -> u64 {
+        match input {
+            Input::Stdin => 0,
+            Input::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+            #[cfg(feature = "aws")]
+            Input::Object(i) => self
+                .s3
+                .as_ref()
+                .and_then(|s| s.object(*i))
+                .map_or(0, |o| o.size),
+            #[cfg(not(feature = "aws"))]
+            Input::Object(_) => 0,
+        }
+    }
+
+    /// The reading source of an input.
+    fn source<'a>(&'a self, input: &'a Input) -> Source<'a> {
+        match input {
+            Input::Stdin => Source::Stdin,
+            Input::File(p) => Source::File(p),
+            #[cfg(feature = "aws")]
+            Input::Object(i) => Source::Open(Box::new(move || match &self.s3 {
+                Some(s3) => s3.open(*i),
+                None => Err(std::io::Error::other("no S3 inputs")),
+            })),
+            #[cfg(not(feature = "aws"))]
+            Input::Object(_) => Source::Open(Box::new(|| {
+                Err(std::io::Error::other("built without AWS support"))
+            })),
+        }
+    }
+}
+
+fn expand(args: &ReplayArgs, selection: &Selection) -> Result<Inputs, InputError> {
+    let mut inputs = Inputs {
+        list: Vec::new(),
+        #[cfg(feature = "aws")]
+        s3: None,
+        not_events: 0,
+        not_selected: 0,
+    };
+    for p in &args.paths {
         if p == "-" {
-            out.push(None);
+            inputs.list.push(Input::Stdin);
             continue;
+        }
+        if let Some(url) = parse_s3_url(p) {
+            let (bucket, prefix) = url.map_err(InputError::Usage)?;
+            #[cfg(feature = "aws")]
+            {
+                let s3 = match &mut inputs.s3 {
+                    Some(s3) => s3,
+                    None => inputs
+                        .s3
+                        .insert(crate::s3::S3Inputs::new(args.s3_concurrency)?),
+                };
+                let numbers = s3.add(p, &bucket, &prefix, selection)?;
+                inputs.list.extend(numbers.into_iter().map(Input::Object));
+                continue;
+            }
+            #[cfg(not(feature = "aws"))]
+            {
+                let _ = (bucket, prefix);
+                return Err(InputError::Usage(format!(
+                    "`{p}`: this tagwatch was built without AWS support (the `aws` feature), which S3 archives need"
+                )));
+            }
         }
         let path = PathBuf::from(p);
         if path.is_dir() {
             let mut files = Vec::new();
             walk(&path, &mut files)?;
             files.sort();
-            out.extend(files.into_iter().map(Some));
+            for f in files {
+                match choose(&f.to_string_lossy().replace('\\', "/"), selection) {
+                    Choice::Read => inputs.list.push(Input::File(f)),
+                    Choice::NotEvents => inputs.not_events += 1,
+                    Choice::NotSelected => inputs.not_selected += 1,
+                    Choice::NotInput => {}
+                }
+            }
         } else if path.exists() {
-            out.push(Some(path));
+            // A file named on the command line is read whatever its place.
+            inputs.list.push(Input::File(path));
         } else {
             return Err(InputError::Read {
                 path: p.clone(),
@@ -213,9 +341,16 @@ fn expand(paths: &[String]) -> Result<Vec<Option<PathBuf>>, InputError> {
             });
         }
     }
-    Ok(out)
+    if inputs.not_events + inputs.not_selected > 0 {
+        eprintln!(
+            "directories: passed over {} digest or Insights files, {} files not selected",
+            inputs.not_events, inputs.not_selected
+        );
+    }
+    Ok(inputs)
 }
 
+/// Every file below `dir` (folders recursively); which are inputs is [`choose`]'s to say.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
     let entries = std::fs::read_dir(dir).map_err(|source| InputError::Read {
         path: dir.display().to_string(),
@@ -230,18 +365,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
         if path.is_dir() {
             walk(&path, files)?;
         } else {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            let is_input = name.ends_with(".json")
-                || name.ends_with(".jsonl")
-                || name.ends_with(".json.gz")
-                || name.ends_with(".jsonl.gz")
-                || name.ends_with(".gz");
-            if is_input && !name.starts_with('.') {
-                files.push(path);
-            }
+            files.push(path);
         }
     }
     Ok(())
@@ -374,14 +498,23 @@ impl<W: Write> Run<'_, W> {
     }
 }
 
-/// One piece of reading: an input, or a range of a large JSON-lines input.
+/// One piece of reading: an input, or a range of a large JSON-lines file.
 struct Part<'a> {
-    input: Option<&'a Path>,
+    input: &'a Input,
     range: Option<Range>,
     /// The input's name, for origins.
     name: String,
     /// The first range of its input (its lines are counted from 1 again).
     first: bool,
+}
+
+impl Part<'_> {
+    fn source<'a>(&'a self, inputs: &'a Inputs) -> Source<'a> {
+        match (self.input, self.range) {
+            (Input::File(p), Some(r)) => Source::Range(p, r),
+            (input, _) => inputs.source(input),
+        }
+    }
 }
 
 /// Reads `inputs` on `jobs` threads and hands their chunks to `take` (with the input's name
@@ -390,32 +523,29 @@ struct Part<'a> {
 /// has not reached its part yet (parts are taken in order, so the earliest unfinished one
 /// always has a thread on it). A failure of `take` stops the readers.
 fn read_in_order(
-    inputs: &[Option<PathBuf>],
+    inputs: &Inputs,
     jobs: usize,
     split_bytes: u64,
     max_record: usize,
     take: &mut dyn FnMut(&str, usize, Chunk) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let name =
-        |p: Option<&Path>| p.map_or_else(|| "<stdin>".to_string(), |p| p.display().to_string());
-    if jobs <= 1 || inputs.len() <= 1 && !inputs.iter().any(Option::is_some) {
+    let only_stdin = inputs.list.iter().all(|i| matches!(i, Input::Stdin));
+    if jobs <= 1 || only_stdin {
         // One thread: read and decide in turn (stdin, or `--jobs 1`).
-        for input in inputs {
-            let input = input.as_deref();
-            let input_name = name(input);
+        for input in &inputs.list {
+            let input_name = inputs.name(input);
             let mut failed = None;
-            read_input(
-                input,
-                None,
-                max_record,
-                &mut |chunk| match take(&input_name, 0, chunk) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                },
-            );
+            read_input(inputs.source(input), max_record, &mut |chunk| match take(
+                &input_name,
+                0,
+                chunk,
+            ) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            });
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -423,16 +553,18 @@ fn read_in_order(
         return Ok(());
     }
     let mut parts: Vec<Part<'_>> = Vec::new();
-    for input in inputs {
-        let input = input.as_deref();
-        let split = input.and_then(|p| ranges(p, split_bytes));
+    for input in &inputs.list {
+        let split = match input {
+            Input::File(p) => ranges(p, split_bytes),
+            _ => None,
+        };
         match split {
             Some(ranges) => {
                 for (i, r) in ranges.into_iter().enumerate() {
                     parts.push(Part {
                         input,
                         range: Some(r),
-                        name: name(input),
+                        name: inputs.name(input),
                         first: i == 0,
                     });
                 }
@@ -440,7 +572,7 @@ fn read_in_order(
             None => parts.push(Part {
                 input,
                 range: None,
-                name: name(input),
+                name: inputs.name(input),
                 first: true,
             }),
         }
@@ -464,7 +596,7 @@ fn read_in_order(
                 let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
                     continue;
                 };
-                read_input(part.input, part.range, max_record, &mut |chunk| {
+                read_input(part.source(inputs), max_record, &mut |chunk| {
                     !stop.load(Ordering::SeqCst) && tx.send(chunk).is_ok()
                 });
             });
@@ -505,13 +637,19 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         }
         None => Inventory::default(),
     };
-    let inputs = expand(&args.paths)?;
-    let total_bytes: u64 = inputs
-        .iter()
-        .flatten()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let selection = Selection::new(
+        args.from.as_deref(),
+        args.to.as_deref(),
+        &args.accounts,
+        &args.regions,
+    )
+    .map_err(InputError::Usage)?;
+    #[cfg_attr(
+        not(feature = "aws"),
+        expect(unused_mut, reason = "S3 inputs start fetching")
+    )]
+    let mut inputs = expand(args, &selection)?;
+    let total_bytes: u64 = inputs.list.iter().map(|i| inputs.size(i)).sum();
     let progress = (std::io::stderr().is_terminal() && total_bytes > 32 * 1024 * 1024)
         .then(|| Progress::new(total_bytes, started));
     let window_ms = i64::try_from(args.correlation_window)
@@ -543,7 +681,11 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    run.input.files = inputs.len() as u64;
+    run.input.files = inputs.list.len() as u64;
+    #[cfg(feature = "aws")]
+    if let Some(s3) = inputs.s3.as_mut() {
+        s3.start();
+    }
     let decided = read_in_order(
         &inputs,
         jobs,

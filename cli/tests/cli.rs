@@ -598,6 +598,19 @@ async fn tag_instances_in_moto(url: &str) {
         .unwrap();
 }
 
+/// The environment of a `tagwatch` that talks to `endpoint` (moto or a proxy) with test
+/// credentials, the SDK making up to `attempts` attempts per call.
+fn aws_env<'a>(endpoint: &'a str, attempts: &'a str) -> [(&'static str, &'a str); 6] {
+    [
+        ("NO_COLOR", "1"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_MAX_ATTEMPTS", attempts),
+    ]
+}
+
 fn replay_from_aws(endpoint: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "replay",
@@ -610,12 +623,7 @@ fn replay_from_aws(endpoint: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tagwatch"))
         .args(&args)
         .current_dir(repo())
-        .env("NO_COLOR", "1")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_MAX_ATTEMPTS", "1")
+        .envs(aws_env(endpoint, "1"))
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -894,4 +902,290 @@ fn replay_gives_the_same_findings_on_any_number_of_jobs() {
         );
         assert_eq!(err, one_err, "--jobs {jobs}: the same reports");
     }
+}
+
+// ---- replay from S3 (issue 14 §3) -----------------------------------------------------------
+
+/// A CloudTrail archive as CloudTrail lays it out (a trail's and an organisation trail's
+/// folders, two regions, three days, digest files beside them, a note), each place holding the
+/// bundled records as if they happened there that day (in two log files); written under
+/// `dir/trail/`. Returns the keys, relative to `dir`.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "test data built from the bundled events"
+)]
+fn write_archive(dir: &Path) -> Vec<String> {
+    use flate2::write::GzEncoder;
+    let records = tagwatch_tests::cloudtrail_records();
+    let mut keys = Vec::new();
+    let places = [
+        ("", "111122223333", "us-east-1"),
+        ("", "111122223333", "eu-west-1"),
+        ("o-exampleorg1/", "444455556666", "us-east-1"),
+    ];
+    for (org, account, region) in places {
+        for day in ["2026-11-19", "2026-11-20", "2026-11-21"] {
+            let folder = format!(
+                "trail/AWSLogs/{org}{account}/CloudTrail/{region}/{}/",
+                day.replace('-', "/")
+            );
+            let placed: Vec<serde_json::Value> = records
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    let id = r["eventID"].as_str().unwrap_or("x").to_string();
+                    r["eventID"] = format!("{id}-{account}-{region}-{day}").into();
+                    if let Some(t) = r["eventTime"].as_str() {
+                        r["eventTime"] = format!("{day}{}", &t[10..]).into();
+                    }
+                    r["awsRegion"] = region.into();
+                    r["recipientAccountId"] = account.into();
+                    r
+                })
+                .collect();
+            for (n, half) in placed.chunks(placed.len().div_ceil(2)).enumerate() {
+                let key = format!(
+                    "{folder}{account}_CloudTrail_{region}_{}T00{n}5Z_f{n}.json.gz",
+                    day.replace('-', "")
+                );
+                let text = serde_json::json!({ "Records": half }).to_string();
+                let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(text.as_bytes()).unwrap();
+                let path = dir.join(&key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, gz.finish().unwrap()).unwrap();
+                keys.push(key);
+            }
+            let digest = format!(
+                "trail/AWSLogs/{org}{account}/CloudTrail-Digest/{region}/{}/digest.json.gz",
+                day.replace('-', "/")
+            );
+            let path = dir.join(&digest);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, br#"{"awsAccountId":"111122223333","logFiles":[]}"#).unwrap();
+            keys.push(digest);
+        }
+    }
+    std::fs::write(dir.join("trail/AWSLogs/README.txt"), b"notes").unwrap();
+    keys.push("trail/AWSLogs/README.txt".to_string());
+    keys
+}
+
+/// Uploads `keys` (files under `dir`) to a new bucket in moto.
+async fn upload(endpoint: &str, bucket: &str, dir: &Path, keys: &[String]) {
+    let conf = tagwatch_aws::testing::config(endpoint).await;
+    let s3 = tagwatch_aws::archive::s3_client(&conf);
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    for key in keys {
+        let body = std::fs::read(dir.join(key)).unwrap();
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// `tagwatch replay` with AWS settings for `endpoint`; `args` after the intent and inventory.
+fn replay_with_aws(endpoint: &str, args: &[&str], attempts: &str) -> Output {
+    let mut all = vec![
+        "replay",
+        "--policy",
+        "examples/intent.json",
+        "--inventory",
+        "examples/inventory.json",
+    ];
+    all.extend_from_slice(args);
+    Command::new(env!("CARGO_BIN_EXE_tagwatch"))
+        .args(&all)
+        .current_dir(repo())
+        .envs(aws_env(endpoint, attempts))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The summary lines without their timing.
+fn summary(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("tagwatch replay:") || l.starts_with("findings:"))
+        .map(|l| l.split(" in ").next().unwrap_or(l).to_string())
+        .collect()
+}
+
+/// Issue 14 §3: an archive replayed from S3 gives exactly what the same archive gives from a
+/// local copy (findings in the same order, the same counts), with or without a selection by
+/// day, account and region (which lists only the selected folders); digests, Insights files
+/// and notes are passed over and said so.
+#[tokio::test]
+async fn replay_from_s3_is_the_replay_of_the_same_archive_on_disk() {
+    let dir = scratch("s3-archive");
+    let keys = write_archive(&dir);
+    let moto = tagwatch_tests::moto();
+    upload(&moto.url, "trail-logs", &dir, &keys).await;
+    let local_root = dir.join("trail");
+    let local_root = local_root.to_str().unwrap();
+
+    let from_s3 = replay_with_aws(&moto.url, &["s3://trail-logs/trail/"], "3");
+    assert_eq!(from_s3.status.code(), Some(0), "{}", stderr(&from_s3));
+    let local = replay(&[], &[local_root], None);
+    assert_eq!(local.status.code(), Some(0), "{}", stderr(&local));
+    assert_eq!(
+        stdout(&from_s3),
+        stdout(&local),
+        "the same findings, in order"
+    );
+    assert_eq!(summary(&from_s3), summary(&local));
+    let all = json_lines(&stdout(&from_s3));
+    assert!(all.len() > 9, "{}", all.len());
+    let err = stderr(&from_s3);
+    assert!(
+        err.contains("s3://trail-logs/trail/: 18 objects")
+            && err.contains("in 9 day folders of the CloudTrail layout")
+            && !err.contains("passed over"),
+        "{err}"
+    );
+    assert!(err.contains("from 18 inputs"), "{err}");
+    assert!(
+        stderr(&local).contains("passed over 9 digest or Insights files"),
+        "{}",
+        stderr(&local)
+    );
+
+    // A selection: one day, the member account only, one region.
+    let select = [
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-20",
+        "--accounts",
+        "444455556666",
+        "--regions",
+        "us-east-1",
+    ];
+    let mut args = select.to_vec();
+    args.push("s3://trail-logs/trail");
+    let some = replay_with_aws(&moto.url, &args, "3");
+    assert_eq!(some.status.code(), Some(0), "{}", stderr(&some));
+    let mut args = select.to_vec();
+    args.push(local_root);
+    let local_some = replay(&args, &[], None);
+    assert_eq!(stdout(&some), stdout(&local_some));
+    assert_eq!(summary(&some), summary(&local_some));
+    assert!(
+        stderr(&some).contains(": 2 objects") && stderr(&some).contains("in 1 day folder "),
+        "{}",
+        stderr(&some)
+    );
+    assert!(
+        stderr(&local_some)
+            .contains("passed over 9 digest or Insights files, 16 files not selected"),
+        "{}",
+        stderr(&local_some)
+    );
+    // Without the layout (a flat prefix), every input-named object is read; with a selection
+    // the ones outside the layout are not selected, and said so.
+    let flat = replay_with_aws(
+        &moto.url,
+        &["--accounts", "111122223333", "s3://trail-logs/"],
+        "3",
+    );
+    assert_eq!(flat.status.code(), Some(0), "{}", stderr(&flat));
+    assert!(
+        stderr(&flat).contains("s3://trail-logs/: 12 objects")
+            && stderr(&flat).contains(
+                "under a prefix without the CloudTrail layout; passed over 9 digest or Insights files, 6 not selected"
+            ),
+        "{}",
+        stderr(&flat)
+    );
+    let local_flat = replay(&["--accounts", "111122223333", local_root], &[], None);
+    assert_eq!(stdout(&flat), stdout(&local_flat));
+    let selected = json_lines(&stdout(&some));
+    assert!(!selected.is_empty() && selected.len() < all.len());
+    for f in &selected {
+        let text = f.to_string();
+        assert!(
+            text.contains("2026-11-20-444455556666") || text.contains("2026-11-20"),
+            "{text}"
+        );
+        assert!(!text.contains("-111122223333-"), "{text}");
+    }
+
+    // A prefix inside the layout: one account's region.
+    let region = replay_with_aws(
+        &moto.url,
+        &["s3://trail-logs/trail/AWSLogs/111122223333/CloudTrail/eu-west-1/"],
+        "3",
+    );
+    assert!(
+        stderr(&region).contains(": 6 objects") && stderr(&region).contains("in 3 day folders"),
+        "{}",
+        stderr(&region)
+    );
+}
+
+/// Throttling (`SlowDown`), 500s and object bodies cut off half way, on listings and reads:
+/// the SDK retries the answers, a cut body is read again from where it broke; the findings
+/// are exactly those of a clean run.
+#[tokio::test]
+async fn replay_from_s3_rides_out_throttling_500s_and_cut_bodies() {
+    use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
+    let dir = scratch("s3-faults");
+    let keys = write_archive(&dir);
+    let moto = tagwatch_tests::moto();
+    upload(&moto.url, "trail-logs", &dir, &keys).await;
+    let clean = replay_with_aws(&moto.url, &["s3://trail-logs/trail/"], "3");
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    let port: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(
+        port,
+        FaultPlan {
+            per_mille: 250,
+            seed: 0x53_fa17,
+            s3: true,
+            ..FaultPlan::clean()
+        },
+    );
+    let faulty = replay_with_aws(
+        &proxy.url,
+        &["--s3-concurrency", "4", "s3://trail-logs/trail/"],
+        "8",
+    );
+    assert_eq!(faulty.status.code(), Some(0), "{}", stderr(&faulty));
+    assert_eq!(stdout(&faulty), stdout(&clean));
+    assert_eq!(summary(&faulty), summary(&clean));
+    let stats = proxy.stats();
+    let of = |what: &str| stats.get(&("s3".into(), what.into())).copied().unwrap_or(0);
+    assert!(of("throttled") > 0 && of("failed_before") > 0, "{stats:?}");
+    assert!(of("cut") > 0, "bodies were cut: {stats:?}");
+}
+
+/// A bucket that cannot be listed stops the replay with the URL and S3's reason (exit 2); a
+/// malformed URL or selection is a usage error.
+#[tokio::test]
+async fn replay_from_s3_names_what_it_cannot_list() {
+    let moto = tagwatch_tests::moto();
+    let o = replay_with_aws(&moto.url, &["s3://no-such-bucket/AWSLogs/"], "1");
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot list `s3://no-such-bucket/AWSLogs/`")
+            && err.contains("S3 ListObjectsV2")
+            && err.contains("NoSuchBucket"),
+        "{err}"
+    );
+    let o = replay_with_aws(&moto.url, &["s3://Bad_Bucket/x"], "1");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is not an S3 bucket name"),
+        "{}",
+        stderr(&o)
+    );
+    let o = replay_with_aws(&moto.url, &["--from", "2026-11-31", "s3://b-b/x"], "1");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a calendar day"), "{}", stderr(&o));
 }

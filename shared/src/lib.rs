@@ -8,18 +8,23 @@
 //! - [`watch`]: the watcher: events normalised from EventBridge and CloudTrail, the request
 //!   context IAM built for a call, correlation state and its journal, findings, and what leaves
 //!   the core (log lines, metrics, bus entries);
-//! - [`json`], [`diag`], [`framing`]: the spanned JSON parser, diagnostics with positions, and
-//!   the framing of replay input into records.
+//! - [`archive`]: CloudTrail's S3 layout and the selection of an archive by account, region and
+//!   day;
+//! - [`json`], [`diag`], [`framing`], [`replay`]: the spanned JSON parser, diagnostics with
+//!   positions, the framing of replay input into records, and the records of an input,
+//!   prefiltered and parsed.
 //!
 //! No I/O, no AWS SDK, no async runtime. Callers gather facts (documents, tags, correlation
 //! state) and then decide synchronously: [`evaluate`] for one request, [`watch::watcher::Watcher`]
 //! for one event.
 
+pub mod archive;
 pub mod diag;
 pub mod framing;
 pub mod iam;
 pub mod intent;
 pub mod json;
+pub mod replay;
 pub mod watch;
 
 pub use diag::{Diagnostic, Severity};

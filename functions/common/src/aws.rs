@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use tagwatch_aws::archive::{Plan, S3Archive};
 use tagwatch_aws::bus::FindingsBus;
 use tagwatch_aws::dynamo::DynamoCorrelation;
 use tagwatch_aws::hub::FindingsHubImport;
@@ -14,6 +15,7 @@ use tagwatch_aws::{
     aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_ec2, aws_sdk_eventbridge, aws_sdk_s3,
     aws_sdk_securityhub, aws_sdk_sqs, aws_sdk_ssm, AdapterError,
 };
+use tagwatch_core::archive::{DayPrefix, Selection};
 use tagwatch_core::watch::asff::AsffFinding;
 use tagwatch_core::watch::correlation::{DenialNote, DenialWindow, Parked};
 use tagwatch_core::watch::dedupe::GroupEntry;
@@ -28,8 +30,8 @@ use tagwatch_core::Intent;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::ports::{
-    AlertBus, Cause, FindingLog, FindingsHub, Gathered, Members, Platform, PortError, PortResult,
-    Ports, Quarantine, SecurityHub, State, TagScope, TagSource,
+    AlertBus, Archive, ArchiveObject, Cause, FindingLog, FindingsHub, Gathered, Members, Platform,
+    PortError, PortResult, Ports, Quarantine, SecurityHub, State, TagScope, TagSource,
 };
 
 /// The AWS adapters of a deployed function.
@@ -171,6 +173,38 @@ pub struct OrgTags {
     pub members: Option<MemberTags>,
 }
 
+/// What the tag adapters are built from (the watchers' and the backfill's settings alike).
+pub struct TagSettings {
+    pub tag_cache: std::time::Duration,
+    pub account_id: Option<String>,
+    pub members: Members,
+    pub partition: String,
+    pub reader_role: String,
+    pub reader_external_id: Option<String>,
+}
+
+impl OrgTags {
+    pub fn new(
+        sdk: &tagwatch_aws::aws_config::SdkConfig,
+        ssm: aws_sdk_ssm::Client,
+        s: &TagSettings,
+    ) -> Self {
+        OrgTags {
+            home: LiveTags::new(aws_sdk_ec2::Client::new(sdk), s.tag_cache).with_ssm(ssm),
+            home_account: s.account_id.clone(),
+            members: (s.members != Members::None).then(|| {
+                MemberTags::new(
+                    sdk,
+                    &s.partition,
+                    &s.reader_role,
+                    s.reader_external_id.clone(),
+                    s.tag_cache,
+                )
+            }),
+        }
+    }
+}
+
 impl TagSource for OrgTags {
     async fn gather(&self, query: &TagQuery) -> PortResult<Gathered> {
         let at_home = query.account.is_empty()
@@ -218,6 +252,55 @@ impl Quarantine for QuarantineQueue {
     }
 }
 
+impl Archive for S3Archive {
+    async fn days(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        selection: &Selection,
+    ) -> PortResult<Vec<DayPrefix>> {
+        match self.plan(bucket, prefix, selection).await? {
+            Plan::Days(days) => Ok(days),
+            Plan::Flat { prefix } => Err(PortError::Permanent(
+                format!(
+                    "s3://{bucket}/{prefix} holds no CloudTrail layout (no AWSLogs/ folder below it): a backfill reads AWSLogs/[<org-id>/]<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/"
+                )
+                .into(),
+            )),
+        }
+    }
+
+    async fn objects(&self, bucket: &str, prefix: &str) -> PortResult<Vec<ArchiveObject>> {
+        let listing = S3Archive::objects(self, bucket, prefix, &Selection::default()).await?;
+        Ok(listing
+            .objects
+            .into_iter()
+            .map(|o| ArchiveObject {
+                key: o.key,
+                size: o.size,
+            })
+            .collect())
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> PortResult<Vec<u8>> {
+        Ok(self.get_bytes(bucket, key).await?)
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> PortResult<()> {
+        Ok(S3Archive::put(self, bucket, key, body, content_type).await?)
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> PortResult<bool> {
+        Ok(S3Archive::exists(self, bucket, key).await?)
+    }
+}
+
 /// Why a cold start failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ColdStartError {
@@ -242,19 +325,26 @@ fn stream_name(function: &str, config: &Config) -> String {
     }
 }
 
-/// Builds the clients and adapters and loads the intent, once per execution environment.
-pub async fn cold_start(
+/// What every function's cold start builds: the intent (with the deployment's overrides), the
+/// findings log stream and the tag adapters.
+struct Common {
+    intent: Intent,
+    log: FindingsLogStream,
+    tags: OrgTags,
+}
+
+async fn common(
+    sdk: &tagwatch_aws::aws_config::SdkConfig,
     function: &str,
     config: &Config,
-) -> Result<(AwsPorts, Intent), ColdStartError> {
-    let sdk = tagwatch_aws::load_config().await;
+) -> Result<Common, ColdStartError> {
     let source = &config.intent;
     let clients = IntentClients {
-        ssm: aws_sdk_ssm::Client::new(&sdk),
-        s3: aws_sdk_s3::Client::new(&sdk),
+        ssm: aws_sdk_ssm::Client::new(sdk),
+        s3: aws_sdk_s3::Client::new(sdk),
     };
     // The intent and the findings log stream are independent: fetch both at once.
-    let log_client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let log_client = aws_sdk_cloudwatchlogs::Client::new(sdk);
     let (loaded, log) = tokio::join!(
         load_intent(source, &clients, crate::clock::now_ms()),
         FindingsLogStream::open(
@@ -274,21 +364,30 @@ pub async fn cold_start(
     for w in &warnings {
         tracing::warn!(source = source.display().as_str(), warning = %w, "intent warning");
     }
+    let tags = OrgTags::new(
+        sdk,
+        clients.ssm,
+        &TagSettings {
+            tag_cache: config.tag_cache,
+            account_id: config.account_id.clone(),
+            members: config.members.clone(),
+            partition: config.partition.clone(),
+            reader_role: config.reader_role.clone(),
+            reader_external_id: config.reader_external_id.clone(),
+        },
+    );
+    Ok(Common { intent, log, tags })
+}
+
+/// Builds the clients and adapters and loads the intent, once per execution environment.
+pub async fn cold_start(
+    function: &str,
+    config: &Config,
+) -> Result<(AwsPorts, Intent), ColdStartError> {
+    let sdk = tagwatch_aws::load_config().await;
+    let Common { intent, log, tags } = common(&sdk, function, config).await?;
     let ttl = i64::try_from(config.state_ttl.as_secs()).unwrap_or(i64::MAX / 2000);
     let state = DynamoCorrelation::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table, ttl);
-    let tags = OrgTags {
-        home: LiveTags::new(aws_sdk_ec2::Client::new(&sdk), config.tag_cache).with_ssm(clients.ssm),
-        home_account: config.account_id.clone(),
-        members: (config.members != Members::None).then(|| {
-            MemberTags::new(
-                &sdk,
-                &config.partition,
-                &config.reader_role,
-                config.reader_external_id.clone(),
-                config.tag_cache,
-            )
-        }),
-    };
     let bus = FindingsBus::new(aws_sdk_eventbridge::Client::new(&sdk), &config.findings_bus);
     let quarantine = config
         .quarantine_queue_url
@@ -309,6 +408,50 @@ pub async fn cold_start(
                 account: config.account_id.clone(),
                 region: config.region.clone(),
                 members: config.members.clone(),
+            },
+        },
+        intent,
+    ))
+}
+
+/// The backfill function's ports: live tags (at home and in member accounts), the findings
+/// log group, and S3 (the archive and the results bucket).
+pub struct BackfillPorts {
+    pub tags: OrgTags,
+    /// `TAGWATCH_INVENTORY`'s tags (empty without it): looked up before live tags.
+    pub inventory: tagwatch_core::intent::inventory::Inventory,
+    pub log: FindingsLogStream,
+    pub archive: S3Archive,
+    pub tag_scope: TagScope,
+}
+
+/// The backfill's cold start: clients, adapters and the intent, once per execution environment.
+pub async fn cold_start_backfill(
+    function: &str,
+    config: &crate::config::BackfillConfig,
+) -> Result<(BackfillPorts, Intent), ColdStartError> {
+    let sdk = tagwatch_aws::load_config().await;
+    let Common { intent, log, tags } = common(&sdk, function, &config.base).await?;
+    let inventory = match &config.inventory {
+        None => Default::default(),
+        Some(source) => {
+            let clients = IntentClients {
+                ssm: aws_sdk_ssm::Client::new(&sdk),
+                s3: aws_sdk_s3::Client::new(&sdk),
+            };
+            tagwatch_aws::intent::load_inventory(source, &clients).await?
+        }
+    };
+    Ok((
+        BackfillPorts {
+            tags,
+            inventory,
+            log,
+            archive: S3Archive::new(tagwatch_aws::archive::s3_client(&sdk), config.fetches),
+            tag_scope: TagScope {
+                account: config.base.account_id.clone(),
+                region: config.base.region.clone(),
+                members: config.base.members.clone(),
             },
         },
         intent,

@@ -192,6 +192,74 @@ impl Config {
     }
 }
 
+/// The backfill function's settings (`tagwatch-backfill`): no correlation table, no bus (a
+/// backfill judges the past; it never pages), a results bucket instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillConfig {
+    /// The settings it shares with the watchers, read by [`Config::from_lookup`] itself, with
+    /// the same names and defaults except the tag cache (900 s: one invocation reads a whole
+    /// batch). `table` and `findings_bus`, which the backfill has not, are empty.
+    pub base: Config,
+    /// `TAGWATCH_RESULTS_BUCKET`: the items of each run, its findings as JSON lines and a
+    /// summary per day.
+    pub results_bucket: String,
+    /// `TAGWATCH_RESULTS_PREFIX` (default `tagwatch-backfill/`): where in the bucket.
+    pub results_prefix: String,
+    /// `TAGWATCH_BACKFILL_FETCHES` (default 8): objects fetched at once by one invocation.
+    pub fetches: usize,
+    /// `TAGWATCH_MAX_RECORD_BYTES` (default 64 MiB): a longer record is reported malformed.
+    pub max_record_bytes: usize,
+    /// `TAGWATCH_INVENTORY` (optional; `s3://BUCKET/KEY`, `ssm:/NAME` or a file): tags as
+    /// `tagwatch replay --inventory` reads them (e.g. a snapshot from the backfilled days);
+    /// resources it lists are judged with its tags, the others with live tags.
+    pub inventory: Option<IntentSource>,
+}
+
+impl BackfillConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let mut base = Config::from_lookup(|k| match k {
+            "TAGWATCH_TABLE" | "TAGWATCH_FINDINGS_BUS" => Some("-".to_string()),
+            "TAGWATCH_TAG_CACHE_SECONDS" => get(k).or_else(|| Some("900".to_string())),
+            _ => get(k),
+        })?;
+        base.table.clear();
+        base.findings_bus.clear();
+        let results_prefix = env
+            .get("TAGWATCH_RESULTS_PREFIX")
+            .unwrap_or_else(|| "tagwatch-backfill/".to_string());
+        let results_prefix = match results_prefix.trim_start_matches('/') {
+            "" => String::new(),
+            p if p.ends_with('/') => p.to_string(),
+            p => format!("{p}/"),
+        };
+        Ok(BackfillConfig {
+            base,
+            results_bucket: env.required("TAGWATCH_RESULTS_BUCKET")?,
+            results_prefix,
+            fetches: env.positive(
+                "TAGWATCH_BACKFILL_FETCHES",
+                8,
+                "expected a positive whole number of objects",
+            )?,
+            max_record_bytes: env.positive(
+                "TAGWATCH_MAX_RECORD_BYTES",
+                64 * 1024 * 1024,
+                "expected a positive whole number of bytes",
+            )?,
+            inventory: match env.get("TAGWATCH_INVENTORY") {
+                None => None,
+                Some(v) => Some(source(&env, "TAGWATCH_INVENTORY", v)?),
+            },
+        })
+    }
+}
+
 /// The environment as `Config` reads it: a blank value counts as unset.
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
@@ -271,7 +339,13 @@ fn members(env: &Env<'_>) -> Result<crate::ports::Members, ConfigError> {
 
 /// `TAGWATCH_INTENT`: a parameter, an object, or a file (relative paths from the task root).
 fn intent_source(env: &Env<'_>) -> Result<IntentSource, ConfigError> {
-    let mut intent = env.required("TAGWATCH_INTENT")?;
+    source(env, "TAGWATCH_INTENT", env.required("TAGWATCH_INTENT")?)
+}
+
+/// A source setting's value (`name`): a parameter, an object, or a file (relative paths from
+/// the task root).
+fn source(env: &Env<'_>, name: &'static str, value: String) -> Result<IntentSource, ConfigError> {
+    let mut intent = value;
     let is_remote = intent.starts_with("ssm:") || intent.starts_with("s3://");
     let path = intent.strip_prefix("file:").unwrap_or(&intent).to_string();
     if !is_remote && !path.starts_with('/') {
@@ -280,7 +354,7 @@ fn intent_source(env: &Env<'_>) -> Result<IntentSource, ConfigError> {
         }
     }
     IntentSource::parse(&intent).map_err(|_| ConfigError::Invalid {
-        name: "TAGWATCH_INTENT",
+        name,
         value: intent.clone(),
         reason: "expected `ssm:/NAME`, `s3://BUCKET/KEY` or a file path",
     })
@@ -540,5 +614,56 @@ mod tests {
             .collect();
         let err = Config::from_lookup(env(&bad)).unwrap_err().to_string();
         assert!(err.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), "{err}");
+    }
+
+    /// The backfill needs no table and no bus, but its results bucket; it caches tags for a
+    /// whole batch by default; its results prefix always names a folder.
+    #[test]
+    fn the_backfill_reads_the_shared_settings_and_its_own() {
+        let base = [
+            ("TAGWATCH_INTENT", "ssm:/tagwatch/intent"),
+            ("TAGWATCH_FINDINGS_LOG_GROUP", "/tagwatch/findings"),
+        ];
+        assert_eq!(
+            BackfillConfig::from_lookup(env(&base)).unwrap_err(),
+            ConfigError::Missing("TAGWATCH_RESULTS_BUCKET")
+        );
+        let mut pairs = base.to_vec();
+        pairs.push(("TAGWATCH_RESULTS_BUCKET", "results"));
+        let c = BackfillConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.results_prefix, "tagwatch-backfill/");
+        assert_eq!(c.fetches, 8);
+        assert_eq!(c.base.tag_cache, Duration::from_secs(900));
+        assert!(c.base.table.is_empty() && c.base.findings_bus.is_empty());
+        pairs.extend([
+            ("TAGWATCH_RESULTS_PREFIX", "/runs"),
+            ("TAGWATCH_TAG_CACHE_SECONDS", "60"),
+            ("TAGWATCH_MEMBER_ACCOUNTS", "*"),
+        ]);
+        let c = BackfillConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.results_prefix, "runs/");
+        assert_eq!(c.base.tag_cache, Duration::from_secs(60));
+        assert_eq!(c.base.members, crate::ports::Members::All);
+        assert_eq!(c.inventory, None);
+        pairs.push((
+            "TAGWATCH_INVENTORY",
+            "s3://snapshots/inventory-2026-11.json",
+        ));
+        let c = BackfillConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(
+            c.inventory,
+            Some(IntentSource::S3 {
+                bucket: "snapshots".into(),
+                key: "inventory-2026-11.json".into()
+            })
+        );
+        pairs.push(("TAGWATCH_BACKFILL_FETCHES", "0"));
+        assert!(matches!(
+            BackfillConfig::from_lookup(env(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "TAGWATCH_BACKFILL_FETCHES",
+                ..
+            })
+        ));
     }
 }

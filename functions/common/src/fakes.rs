@@ -841,3 +841,143 @@ pub fn config() -> crate::config::Config {
         Err(e) => unreachable!("the fake configuration is complete: {e}"),
     }
 }
+
+/// S3 in memory: objects by (bucket, key); listings walk the keys as S3's delimiter listing
+/// would, through the core's layout rules.
+#[derive(Debug, Default)]
+pub struct FakeArchive {
+    pub objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    pub failing: Switch,
+    /// Keys whose reads fail (retryable) while listed here.
+    pub failing_keys: Mutex<BTreeSet<String>>,
+    /// Every key read, in order.
+    pub reads: Mutex<Vec<String>>,
+}
+
+impl FakeArchive {
+    pub fn insert(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+        lock(&self.objects).insert((bucket.to_string(), key.to_string()), body.into());
+    }
+
+    pub fn body(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        lock(&self.objects)
+            .get(&(bucket.to_string(), key.to_string()))
+            .cloned()
+    }
+
+    /// The keys of a bucket under a prefix, in order.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        lock(&self.objects)
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    /// The sub-folders of `prefix` (common prefixes with delimiter `/`).
+    fn folders(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .keys(bucket, prefix)
+            .iter()
+            .filter_map(|k| {
+                let rest = k.get(prefix.len()..)?;
+                let at = rest.find('/')?;
+                Some(format!("{prefix}{}", rest.get(..=at)?))
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+}
+
+impl crate::ports::Archive for FakeArchive {
+    async fn days(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        selection: &tagwatch_core::archive::Selection,
+    ) -> PortResult<Vec<tagwatch_core::archive::DayPrefix>> {
+        use tagwatch_core::archive::{start, Start, Step};
+        self.failing.check("s3")?;
+        let mut stack = match start(prefix, selection) {
+            Start::Walk(c) => vec![c],
+            Start::Day(d) => return Ok(vec![d]),
+            Start::Excluded => return Ok(Vec::new()),
+            Start::Outside => {
+                return Err(PortError::Permanent(
+                    format!("s3://{bucket}/{prefix} holds no CloudTrail layout").into(),
+                ))
+            }
+        };
+        let mut days = Vec::new();
+        while let Some(cursor) = stack.pop() {
+            let mut descended = false;
+            for folder in self.folders(bucket, cursor.prefix()) {
+                match cursor.step(&folder, selection) {
+                    Step::Descend(c) => {
+                        descended = true;
+                        stack.push(c);
+                    }
+                    Step::Day(d) => days.push(d),
+                    Step::Skip => {}
+                }
+            }
+            if cursor.is_top() && !descended {
+                return Err(PortError::Permanent(
+                    format!("s3://{bucket}/{prefix} holds no CloudTrail layout").into(),
+                ));
+            }
+        }
+        days.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        Ok(days)
+    }
+
+    async fn objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> PortResult<Vec<crate::ports::ArchiveObject>> {
+        use tagwatch_core::archive::{choose, Choice, Selection};
+        self.failing.check("s3")?;
+        let all = Selection::default();
+        Ok(lock(&self.objects)
+            .iter()
+            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .filter(|((_, k), _)| choose(k, &all) == Choice::Read)
+            .map(|((_, k), body)| crate::ports::ArchiveObject {
+                key: k.clone(),
+                size: body.len() as u64,
+            })
+            .collect())
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> PortResult<Vec<u8>> {
+        self.failing.check("s3")?;
+        if lock(&self.failing_keys).contains(key) {
+            return Err(PortError::Retryable(
+                format!("S3 GetObject failed (retryable, InternalError): {key} (injected)").into(),
+            ));
+        }
+        lock(&self.reads).push(key.to_string());
+        self.body(bucket, key).ok_or_else(|| {
+            PortError::Permanent(format!("S3 GetObject failed (NoSuchKey): {key}").into())
+        })
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> PortResult<()> {
+        self.failing.check("s3")?;
+        self.insert(bucket, key, body);
+        Ok(())
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> PortResult<bool> {
+        self.failing.check("s3")?;
+        Ok(self.body(bucket, key).is_some())
+    }
+}

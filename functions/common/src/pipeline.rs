@@ -274,7 +274,7 @@ fn denial_of(event: &Event) -> Option<(String, i64, DenialNote)> {
 }
 
 /// The event's account and region, when the tag adapter reads tags there.
-fn place(event: &Event, scope: &TagScope) -> Option<(String, String)> {
+pub fn place(event: &Event, scope: &TagScope) -> Option<(String, String)> {
     event
         .meta()
         .filter(|m| scope.covers(&m.account, &m.region))
@@ -354,7 +354,7 @@ async fn watch_event<P: Platform>(
         journal.preload_denials(caller, window);
     }
     let (inventory, no_access) = gather_tags(
-        ports,
+        &ports.tags,
         &tag_query(&event, intent, &journal, &ports.tag_scope),
     )
     .await?;
@@ -438,11 +438,11 @@ async fn prepared<'f, P: Platform>(
 /// unknown because this deployment does not read them (`out_of_scope`), or because a member
 /// account's reader role could not be assumed (`no_access`), not because they could not be
 /// read (`unknown_tags`).
-struct Reach<'a> {
-    tags: &'a Inventory,
-    scope: &'a TagScope,
+pub struct Reach<'a> {
+    pub tags: &'a dyn TagLookup,
+    pub scope: &'a TagScope,
     /// The member account whose reader role was refused, when it was.
-    no_access: Option<&'a str>,
+    pub no_access: Option<&'a str>,
 }
 
 impl TagLookup for Reach<'_> {
@@ -464,14 +464,14 @@ impl TagLookup for Reach<'_> {
 
 /// The tags of a query, and the member account whose role was refused (logged: an operator
 /// must deploy or fix the reader role there).
-async fn gather_tags<P: Platform>(
-    ports: &Ports<P>,
+pub async fn gather_tags<T: TagSource>(
+    tags: &T,
     query: &TagQuery,
-) -> Result<(Inventory, Option<String>), Failure> {
+) -> Result<(Inventory, Option<String>), PortError> {
     if query.is_empty() {
         return Ok((Inventory::default(), None));
     }
-    match ports.tags.gather(query).await? {
+    match tags.gather(query).await? {
         Gathered::Tags(tags) => Ok((tags, None)),
         Gathered::NoAccess { account, why } => {
             tracing::warn!(
@@ -563,7 +563,7 @@ async fn resume_command<P: Platform>(
         return Ok(true);
     }
     let (inventory, no_access) = if place.is_some() {
-        gather_tags(ports, &query).await?
+        gather_tags(&ports.tags, &query).await?
     } else {
         (Inventory::default(), None)
     };

@@ -337,3 +337,40 @@ pub struct Ports<P: Platform> {
     /// Whose tags `tags` can see.
     pub tag_scope: TagScope,
 }
+
+/// An object of an archive folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveObject {
+    pub key: String,
+    pub size: u64,
+}
+
+/// CloudTrail archives in S3, and the backfill's results bucket.
+pub trait Archive {
+    /// The day folders of `bucket`/`prefix` that `selection` admits, in key order (an error
+    /// when the prefix holds no CloudTrail layout).
+    fn days(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        selection: &tagwatch_core::archive::Selection,
+    ) -> impl Future<Output = PortResult<Vec<tagwatch_core::archive::DayPrefix>>> + Send;
+    /// The log files of calls in one folder, in key order.
+    fn objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = PortResult<Vec<ArchiveObject>>> + Send;
+    /// An object's bytes.
+    fn get(&self, bucket: &str, key: &str) -> impl Future<Output = PortResult<Vec<u8>>> + Send;
+    /// Writes an object whole.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Whether an object exists.
+    fn exists(&self, bucket: &str, key: &str) -> impl Future<Output = PortResult<bool>> + Send;
+}

@@ -23,6 +23,14 @@ pub struct InvocationError {
     message: String,
 }
 
+impl InvocationError {
+    /// An error of `kind` (Lambda's `errorType`, which Step Functions' `Retry` and `Catch`
+    /// match) with its message.
+    pub fn new(kind: &'static str, message: String) -> Self {
+        InvocationError { kind, message }
+    }
+}
+
 impl From<InvocationError> for lambda_runtime::Diagnostic {
     fn from(e: InvocationError) -> Self {
         lambda_runtime::Diagnostic {
@@ -70,16 +78,11 @@ fn print_metrics(function: &str, outcome: &Outcome) {
     }
 }
 
-/// Runs a function: `handle` gets the ports, the intent, the configuration, the invocation
-/// (its request id) and the raw event.
-/// A failed cold start (configuration, intent, log stream) is logged as one JSON line and ends
-/// the process with exit status 1, which Lambda reports as an init failure.
-pub async fn run<F, Fut>(function: &'static str, handle: F) -> Result<(), lambda_runtime::Error>
-where
-    F: Fn(&'static AwsPorts, &'static Intent, &'static Config, Invocation, Value) -> Fut,
-    Fut: Future<Output = Result<Outcome, Failed>>,
-{
-    let config = match Config::from_env() {
+/// The configuration read at cold start; a missing or invalid setting is logged (one JSON line,
+/// default log settings) and ends the process with exit status 1, which Lambda reports as an
+/// init failure.
+pub fn configured<C>(read: Result<C, crate::config::ConfigError>) -> C {
+    match read {
         Ok(c) => c,
         Err(e) => {
             logging::init(
@@ -90,7 +93,11 @@ where
             tracing::error!(error = %e, "cold start failed: configuration");
             std::process::exit(1);
         }
-    };
+    }
+}
+
+/// JSON logs with the configuration's service name, function, memory size and levels.
+pub fn start_logs(config: &Config) {
     logging::init(
         logging::PowertoolsJson::new(
             &config.service,
@@ -100,6 +107,19 @@ where
         config.log_level,
         config.sdk_log_level,
     );
+}
+
+/// Runs a function: `handle` gets the ports, the intent, the configuration, the invocation
+/// (its request id) and the raw event.
+/// A failed cold start (configuration, intent, log stream) is logged as one JSON line and ends
+/// the process with exit status 1, which Lambda reports as an init failure.
+pub async fn run<F, Fut>(function: &'static str, handle: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(&'static AwsPorts, &'static Intent, &'static Config, Invocation, Value) -> Fut,
+    Fut: Future<Output = Result<Outcome, Failed>>,
+{
+    let config = configured(Config::from_env());
+    start_logs(&config);
     let (ports, intent) = match cold_start(function, &config).await {
         Ok(p) => p,
         Err(e) => {

@@ -1,0 +1,414 @@
+//! Replay's records: the bytes of one input (a file, an object, a range of a JSON-lines file)
+//! framed ([`crate::framing`]), prefiltered and parsed into [`Item`]s, handed on in
+//! [`Chunk`]s in input order. It decides nothing and reads nothing: callers feed bytes (the
+//! CLI from files, stdin and S3 objects on several threads; the backfill function from S3
+//! objects) and decide the items in order with the watcher, so every reader of an archive
+//! sees the same records with the same origins.
+//!
+//! The "mentions SSM" prefilter only skips text that certainly is not an SSM event: text with
+//! a `\u` escape anywhere is parsed, and a log file whose `Records` key is escaped is still a
+//! log file.
+
+use std::sync::OnceLock;
+
+use memchr::memmem;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::framing::{trim, Framer, Record};
+
+/// Where an item was in its input: the line (numbered within the range read, see
+/// [`Chunk::lines`]) and the record of a log file. Rendered by the deciding stage, which knows
+/// the input's name and each range's first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub line: Option<usize>,
+    pub record: Option<usize>,
+}
+
+impl Origin {
+    const INPUT: Origin = Origin {
+        line: None,
+        record: None,
+    };
+
+    fn line(line: usize) -> Origin {
+        Origin {
+            line: Some(line),
+            record: None,
+        }
+    }
+
+    fn record(self, i: usize) -> Origin {
+        Origin {
+            record: Some(i),
+            ..self
+        }
+    }
+
+    /// `NAME`, `NAME:LINE`, `NAME: Records[i]` or `NAME:LINE: Records[i]`, lines counted from
+    /// `lines_before` (the lines of the input's earlier ranges).
+    pub fn render(self, name: &str, lines_before: usize) -> String {
+        let mut out = name.to_string();
+        if let Some(line) = self.line {
+            out.push_str(&format!(":{}", line + lines_before));
+        }
+        if let Some(i) = self.record {
+            out.push_str(&format!(": Records[{i}]"));
+        }
+        out
+    }
+}
+
+/// What the deciding stage gets, in input order.
+#[derive(Debug)]
+pub enum Item {
+    /// A record that may be an SSM event, parsed, with where it was.
+    Record { value: Value, origin: Origin },
+    /// An input or record that cannot be processed, with where and why.
+    Malformed { origin: Origin, reason: String },
+}
+
+/// A run of items of one input, with the counts of what was read for them.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub items: Vec<Item>,
+    /// Events and records read (malformed ones included).
+    pub read: u64,
+    /// Records the prefilter skipped without a full parse (certainly not SSM).
+    pub prefiltered: u64,
+    /// Input bytes read for this chunk (compressed bytes for .gz): set by the caller, which
+    /// reads them.
+    pub bytes: u64,
+    /// The last chunk of a range: the lines the range held (the next range's lines follow).
+    pub lines: usize,
+}
+
+/// Items per chunk: small enough that a chunk of a large input holds little, large enough
+/// that handing chunks over costs nothing measurable.
+pub const CHUNK_ITEMS: usize = 256;
+
+/// A CloudTrail log file, records kept raw so that irrelevant ones are never fully parsed.
+#[derive(Deserialize)]
+struct LogFile<'a> {
+    #[serde(borrow, rename = "Records")]
+    records: Vec<&'a RawValue>,
+}
+
+/// Could this text be an SSM event? (Cheap test before a full parse: SSM CloudTrail records
+/// name `ssm.amazonaws.com`, SSM EventBridge events `aws.ssm`.)
+pub fn mentions_ssm(bytes: &[u8]) -> bool {
+    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| memmem::Finder::new(b"ssm"));
+    finder.find_iter(bytes).any(|at| {
+        bytes
+            .get(at + 3..)
+            .is_some_and(|rest| rest.starts_with(b".amazonaws.com"))
+            || at
+                .checked_sub(4)
+                .and_then(|from| bytes.get(from..at))
+                .is_some_and(|before| before == b"aws.")
+    })
+}
+
+/// Whether the text holds a `\u` escape, which can spell any letter the prefilter looks for
+/// (`"\u0073sm.amazonaws.com"`): such text is parsed, never prefiltered away.
+fn has_unicode_escape(bytes: &[u8]) -> bool {
+    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    FINDER
+        .get_or_init(|| memmem::Finder::new(b"\\u"))
+        .find(bytes)
+        .is_some()
+}
+
+/// Whether the prefilter may skip the text without a parse: certainly not an SSM event.
+pub fn certainly_irrelevant(bytes: &[u8]) -> bool {
+    !mentions_ssm(bytes) && !has_unicode_escape(bytes)
+}
+
+/// Items gathered into chunks, each handed to `send` when full (and the last at the end).
+struct Gather<'s> {
+    max_record: usize,
+    chunk: Chunk,
+    /// Takes a chunk; `false` when nobody takes them any more (the run stopped).
+    send: &'s mut dyn FnMut(Chunk) -> bool,
+    stopped: bool,
+}
+
+impl Gather<'_> {
+    fn flush(&mut self) {
+        let chunk = std::mem::take(&mut self.chunk);
+        if !(self.send)(chunk) {
+            self.stopped = true;
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.chunk.items.push(item);
+        if self.chunk.items.len() >= CHUNK_ITEMS {
+            self.flush();
+        }
+    }
+
+    fn malformed(&mut self, origin: Origin, reason: String) {
+        self.push(Item::Malformed { origin, reason });
+    }
+
+    /// A parsed record to decide.
+    fn value(&mut self, value: Value, origin: Origin) {
+        self.chunk.read += 1;
+        self.push(Item::Record { value, origin });
+    }
+
+    fn raw_record(&mut self, raw: &RawValue, origin: Origin) {
+        if certainly_irrelevant(raw.get().as_bytes()) {
+            self.chunk.read += 1;
+            self.chunk.prefiltered += 1;
+            return;
+        }
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(v) => self.value(v, origin),
+            Err(e) => {
+                self.chunk.read += 1;
+                self.malformed(origin, format!("invalid JSON: {e}"));
+            }
+        }
+    }
+
+    /// One complete JSON text: a CloudTrail log file, an event or a record.
+    fn document(&mut self, text: &[u8], origin: Origin) {
+        // CloudTrail writes log files as `{"Records":[...]}` on one line.
+        let log_file = trim(text.get(1..).unwrap_or_default()).starts_with(b"\"Records\"");
+        if log_file {
+            match serde_json::from_slice::<LogFile<'_>>(text) {
+                Ok(log) => {
+                    for (i, raw) in log.records.iter().enumerate() {
+                        self.raw_record(raw, origin.record(i));
+                    }
+                }
+                Err(e) => {
+                    self.chunk.read += 1;
+                    self.malformed(origin, format!("invalid CloudTrail log file: {e}"));
+                }
+            }
+            return;
+        }
+        if certainly_irrelevant(text) {
+            // Irrelevant: skipped without a full parse. Text that cannot be a JSON object is
+            // still reported.
+            self.chunk.read += 1;
+            if text.first() == Some(&b'{') && text.last() == Some(&b'}') {
+                self.chunk.prefiltered += 1;
+            } else {
+                self.malformed(origin, "not a JSON object".to_string());
+            }
+            return;
+        }
+        match serde_json::from_slice::<Value>(text) {
+            // A log file whose `Records` key is written with escapes.
+            Ok(Value::Object(mut log))
+                if log.len() == 1 && log.get("Records").is_some_and(Value::is_array) =>
+            {
+                if let Some(Value::Array(records)) = log.remove("Records") {
+                    for (i, record) in records.into_iter().enumerate() {
+                        self.value(record, origin.record(i));
+                    }
+                }
+            }
+            Ok(v) => self.value(v, origin),
+            Err(e) => {
+                self.chunk.read += 1;
+                self.malformed(origin, format!("invalid JSON: {e}"));
+            }
+        }
+    }
+
+    /// One record the framer found.
+    fn record(&mut self, r: Record<'_>) {
+        match r {
+            Record::Line { line, text } => {
+                let text = trim(text);
+                if !text.is_empty() {
+                    self.document(text, Origin::line(line));
+                }
+            }
+            Record::Document { text } => self.document(text, Origin::INPUT),
+            Record::TooLong { line } => {
+                // Reported with its position, never held.
+                self.chunk.read += 1;
+                let origin = line.map_or(Origin::INPUT, Origin::line);
+                let reason = format!("longer than the record limit ({} bytes)", self.max_record);
+                self.malformed(origin, reason);
+            }
+            Record::Invalid { reason } => {
+                self.chunk.read += 1;
+                self.malformed(Origin::INPUT, format!("invalid JSON: {reason}"));
+            }
+        }
+    }
+}
+
+/// The records of one input, fed its bytes in order.
+pub struct Records<'s> {
+    framer: Framer,
+    gather: Gather<'s>,
+}
+
+impl<'s> Records<'s> {
+    /// `later_range`: the bytes are a range of a JSON-lines file after its first, framed as
+    /// lines numbered from 1 within it. `send` takes each chunk, in order; when it answers
+    /// `false` the reading stops ([`Records::stopped`]).
+    pub fn new(
+        max_record: usize,
+        later_range: bool,
+        send: &'s mut dyn FnMut(Chunk) -> bool,
+    ) -> Self {
+        // The framer decides lines or one document, skips a byte order mark and holds no
+        // record past the limit; lines are handed over in place in the fed bytes.
+        let framer = if later_range {
+            Framer::lines_from(max_record, 1)
+        } else {
+            Framer::new(max_record)
+        };
+        Records {
+            framer,
+            gather: Gather {
+                max_record,
+                chunk: Chunk::default(),
+                send,
+                stopped: false,
+            },
+        }
+    }
+
+    /// Whether the taker stopped taking chunks.
+    pub fn stopped(&self) -> bool {
+        self.gather.stopped
+    }
+
+    /// The next bytes of the input.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let Records { framer, gather } = self;
+        // The framer's sink cannot fail here: items are only gathered.
+        let _ = framer.feed(bytes, &mut |r| -> Result<(), std::convert::Infallible> {
+            gather.record(r);
+            Ok(())
+        });
+    }
+
+    /// The input could not be opened: one malformed item for the whole input, handed on.
+    pub fn unreadable(mut self, reason: &str) {
+        self.gather
+            .malformed(Origin::INPUT, format!("cannot read: {reason}"));
+        self.gather.flush();
+    }
+
+    /// Reading broke off: reported at the line it reached; what was read before is handed
+    /// on.
+    pub fn broke_off(mut self, reason: &str) {
+        let origin = Origin::line(self.framer.next_line());
+        self.gather
+            .malformed(origin, format!("cannot read: {reason}"));
+        self.gather.flush();
+    }
+
+    /// The end of the input: the last record framed, the last chunk (with the lines the input
+    /// held) handed on.
+    pub fn finish(self) {
+        let Records {
+            mut framer,
+            mut gather,
+        } = self;
+        if gather.stopped {
+            return;
+        }
+        let _ = framer.finish(&mut |r| -> Result<(), std::convert::Infallible> {
+            gather.record(r);
+            Ok(())
+        });
+        gather.chunk.lines = framer.next_line() - 1;
+        gather.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[&[u8]], later_range: bool) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        let mut send = |c: Chunk| {
+            chunks.push(c);
+            true
+        };
+        let mut records = Records::new(1024 * 1024, later_range, &mut send);
+        for b in bytes {
+            records.feed(b);
+        }
+        records.finish();
+        chunks
+    }
+
+    /// A log file's records, one relevant and one prefiltered; a JSON line that is not JSON;
+    /// the origins name line and record; bytes may arrive cut anywhere.
+    #[test]
+    fn records_of_log_files_and_lines_with_their_origins() {
+        let text = concat!(
+            r#"{"Records":[{"eventSource":"s3.amazonaws.com"},{"eventSource":"ssm.amazonaws.com","eventID":"a"}]}"#,
+            "\n",
+            "{not json\n",
+            r#"{"source":"aws.ssm","id":"b"}"#,
+            "\n"
+        )
+        .as_bytes();
+        let (head, tail) = text.split_at(37);
+        let chunks = read(&[head, tail], false);
+        let items: Vec<&Item> = chunks.iter().flat_map(|c| &c.items).collect();
+        let read_total: u64 = chunks.iter().map(|c| c.read).sum();
+        let prefiltered: u64 = chunks.iter().map(|c| c.prefiltered).sum();
+        assert_eq!((read_total, prefiltered), (4, 1));
+        assert_eq!(chunks.last().unwrap().lines, 3);
+        match items.as_slice() {
+            [Item::Record {
+                value: a,
+                origin: oa,
+            }, Item::Malformed { origin: ob, reason }, Item::Record {
+                value: c,
+                origin: oc,
+            }] => {
+                assert_eq!(a["eventID"], "a");
+                assert_eq!(oa.render("f", 0), "f:1: Records[1]");
+                assert_eq!(ob.render("f", 10), "f:12");
+                assert_eq!(reason, "not a JSON object");
+                assert_eq!(c["id"], "b");
+                assert_eq!(oc.render("f", 0), "f:3");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_input_is_one_malformed_item() {
+        let mut chunks = Vec::new();
+        let mut send = |c: Chunk| {
+            chunks.push(c);
+            true
+        };
+        Records::new(64, false, &mut send).unreadable("NoSuchKey");
+        assert!(matches!(
+            chunks.as_slice(),
+            [Chunk { items, .. }] if matches!(items.as_slice(), [Item::Malformed { reason, .. }] if reason == "cannot read: NoSuchKey")
+        ));
+    }
+
+    #[test]
+    fn chunks_hold_at_most_chunk_items() {
+        let line = format!("{}\n", r#"{"source":"aws.ssm","id":"x"}"#);
+        let text = line.repeat(CHUNK_ITEMS * 2 + 3);
+        let chunks = read(&[text.as_bytes()], true);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.items.len()).collect();
+        assert_eq!(sizes, [CHUNK_ITEMS, CHUNK_ITEMS, 3]);
+        assert_eq!(chunks.last().unwrap().lines, CHUNK_ITEMS * 2 + 3);
+    }
+}
