@@ -1372,8 +1372,7 @@ async fn two_hundred_events_under_injected_faults_give_the_fault_free_findings()
         per_mille: 100,
         seed: 0x7a6_9a7c,
         after: &["dynamodb", "securityhub"],
-        refuse_roles_in: &[],
-        s3: false,
+        ..FaultPlan::clean()
     }))
     .await;
     eprintln!("faults injected: {faults}");

@@ -28,6 +28,10 @@ pub struct FaultPlan {
     /// (503) and 500s before the call, and object bodies cut off half way (the answer's
     /// `Content-Length` promises the whole object, the connection closes after half of it).
     pub s3: bool,
+    /// S3 `GetObject`s of keys containing one of these are refused, every time: 403
+    /// `AccessDenied`, as S3 answers when a bucket policy or the object's KMS key denies the
+    /// caller (an organisation trail's objects encrypted with a key the reader may not use).
+    pub deny_s3_keys: &'static [&'static str],
 }
 
 impl FaultPlan {
@@ -39,6 +43,7 @@ impl FaultPlan {
             after: &[],
             refuse_roles_in: &[],
             s3: false,
+            deny_s3_keys: &[],
         }
     }
 }
@@ -97,11 +102,16 @@ fn s3_error(status: u16, code: &str) -> Message {
     response(status, "application/xml", xml.as_bytes())
 }
 
+/// Whether `req` is an S3 `GetObject` (a `GET` of a key, not a listing).
+fn is_get_object(req: &Message) -> bool {
+    let (method, path) = req.method_path();
+    method == "GET" && !path.contains("list-type=") && path.trim_start_matches('/').contains('/')
+}
+
 /// An S3 fault for `req`, when one is drawn: the answer to give, or `None` for a body cut off
 /// half way (written by the caller).
 fn s3_fault(req: &Message, state: &Mutex<State>) -> Option<Option<Message>> {
-    let (_, path) = req.method_path();
-    let get_object = !path.contains("list-type=") && path.trim_start_matches('/').contains('/');
+    let get_object = is_get_object(req);
     Some(match draw(state) % 3 {
         0 => {
             count(state, "s3", "throttled");
@@ -221,6 +231,18 @@ fn serve(stream: TcpStream, upstream_port: u16, plan: FaultPlan, state: &Mutex<S
         if let Some(answer) = refused_assume_role(&req, plan.refuse_roles_in) {
             count(state, "sts", "refused");
             if write_message(&mut writer, &answer).is_err() {
+                return;
+            }
+            continue;
+        }
+        if is_get_object(&req)
+            && plan
+                .deny_s3_keys
+                .iter()
+                .any(|k| req.method_path().1.contains(k))
+        {
+            count(state, "s3", "denied");
+            if write_message(&mut writer, &s3_error(403, "AccessDenied")).is_err() {
                 return;
             }
             continue;

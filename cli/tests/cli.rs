@@ -1164,6 +1164,61 @@ async fn replay_from_s3_rides_out_throttling_500s_and_cut_bodies() {
     assert!(of("cut") > 0, "bodies were cut: {stats:?}");
 }
 
+/// An object S3 refuses to hand over (403 `AccessDenied` on `GetObject`, as for an object
+/// whose KMS key the reader may not use) is never dropped in silence: the replay goes on with
+/// the others, reports that object by its URL with S3's reason, and counts it malformed; the
+/// findings are those of the archive without it.
+#[tokio::test]
+async fn replay_from_s3_reports_an_object_it_may_not_read_and_goes_on() {
+    use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
+    let dir = scratch("s3-denied");
+    let keys = write_archive(&dir);
+    let moto = tagwatch_tests::moto();
+    upload(&moto.url, "trail-logs", &dir, &keys).await;
+    const DENIED: &str = "444455556666_CloudTrail_us-east-1_20261120T0005Z_f0.json.gz";
+    let denied = DENIED;
+    let denied_key = keys.iter().find(|k| k.ends_with(denied)).unwrap().clone();
+    let port: u16 = moto.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(
+        port,
+        FaultPlan {
+            deny_s3_keys: &[DENIED],
+            ..FaultPlan::clean()
+        },
+    );
+    let o = replay_with_aws(&proxy.url, &["s3://trail-logs/trail/"], "3");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains(&format!("s3://trail-logs/{denied_key}")))
+        .unwrap_or_else(|| panic!("the denied object is not named: {err}"));
+    assert!(
+        line.contains("malformed") && line.contains("cannot read") && line.contains("AccessDenied"),
+        "{line}"
+    );
+    assert!(
+        err.contains("from 18 inputs") && err.contains("1 malformed"),
+        "{err}"
+    );
+    let stats = proxy.stats();
+    assert_eq!(
+        stats.get(&("s3".into(), "denied".into())),
+        Some(&1),
+        "{stats:?}"
+    );
+
+    // The same archive on disk without that object gives the same findings.
+    std::fs::remove_file(dir.join(&denied_key)).unwrap();
+    let local = replay(&[], &[dir.join("trail").to_str().unwrap()], None);
+    assert_eq!(local.status.code(), Some(0), "{}", stderr(&local));
+    assert!(!stdout(&local).is_empty());
+    assert_eq!(stdout(&o), stdout(&local));
+    // And the refused object's records are really missing from it.
+    let all = replay_with_aws(&moto.url, &["s3://trail-logs/trail/"], "3");
+    assert_ne!(stdout(&all), stdout(&o));
+}
+
 /// A bucket that cannot be listed stops the replay with the URL and S3's reason (exit 2); a
 /// malformed URL or selection is a usage error.
 #[tokio::test]
