@@ -405,6 +405,29 @@ async fn a_backfill_finds_what_replay_finds_and_rides_out_faults() {
         .unwrap();
         assert_eq!(summary["objects"], 2, "{summary}");
         assert_eq!(summary["malformed"], 0, "{summary}");
+        assert_eq!(summary["already_logged"], 0, "{summary}");
+        // The day's log mark names the findings that reached the log group: its findings.
+        let mark: Value = serde_json::from_slice(
+            &object(
+                &conf,
+                &format!("tagwatch-backfill/clean/logged/111122223333/us-east-1/{day}.json"),
+            )
+            .await,
+        )
+        .unwrap();
+        let marked: BTreeSet<String> = mark["logged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let of_day: BTreeSet<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["finding_id"].to_string())
+            .map(|id| id.trim_matches('"').to_string())
+            .collect();
+        assert!(!of_day.is_empty());
+        assert_eq!(marked, of_day);
     }
     assert_eq!(in_log.len(), in_s3.len());
     assert_eq!(ids_and_kinds(&in_log), ids_and_kinds(&in_s3));

@@ -9,11 +9,13 @@
 //! - a **batch** (`{"Items": [...], "BatchInput": {"run"}}`, as the Map's `ItemBatcher` builds
 //!   it): each day's log files read in key order through the same records and watcher as
 //!   `tagwatch replay`, with live tags (at home and in member accounts, as the watchers read
-//!   them). A day's findings go to the findings log group and to
-//!   `RUN/findings/ACCOUNT/REGION/DATE.jsonl`; then its summary, `RUN/days/ACCOUNT/REGION/DATE.json`,
-//!   marks it done. A run started again with the same name skips the days already done, and the
-//!   finding ids are deterministic, so re-running a day writes the same findings under the same
-//!   ids.
+//!   them). A day's findings go to `RUN/findings/ACCOUNT/REGION/DATE.jsonl`, then to the
+//!   findings log group, each batch that gets through added to the day's log mark
+//!   (`RUN/logged/ACCOUNT/REGION/DATE.json`: the ids logged); then its summary,
+//!   `RUN/days/ACCOUNT/REGION/DATE.json`, marks it done. A run started again with the same name
+//!   skips the days already done; a day done again (a failure before its summary) logs only
+//!   the findings its log mark does not name. Finding ids are deterministic, so re-running a
+//!   day writes the same findings under the same ids.
 //!
 //! A backfill judges the past: it never alerts and emits no alarm metric. A retryable failure
 //! (throttling, 5xx after the SDK's retries) fails the invocation as `RetryableAwsError`, and
@@ -87,6 +89,8 @@ pub struct Settings {
     pub results_prefix: String,
     pub fetches: usize,
     pub max_record_bytes: usize,
+    /// Findings per `PutLogEvents` call, at most [`LOG_BATCH_EVENTS`] (the call's limit).
+    pub log_batch_events: usize,
 }
 
 /// Why an invocation fails.
@@ -307,6 +311,9 @@ struct DaySummary {
     no_access: u64,
     /// The findings' JSON lines, when there were any.
     findings_key: Option<String>,
+    /// Findings a retry of the day found in the log group already (its log mark names them),
+    /// so did not log again.
+    already_logged: u64,
 }
 
 async fn run_batch<T: TagSource, L: FindingLog, A: Archive>(
@@ -347,23 +354,26 @@ async fn run_batch<T: TagSource, L: FindingLog, A: Archive>(
             skipped += 1;
             continue;
         }
-        // The log group first (as the findings are decided), then the findings object, then
-        // the summary that marks the day done: a failure in between leaves the day to be done
-        // again, never marked without its findings.
-        let (mut summary, jsonl) = replay_day(ports, intent, settings, item).await?;
-        if !jsonl.is_empty() {
+        // The findings object first, then the log group (batch by batch, each one marked
+        // when it got through), then the summary that marks the day done: a failure in between
+        // leaves the day to be done again, never marked without its findings, and the retry
+        // logs only what its log mark does not name.
+        let (mut summary, out) = replay_day(ports, intent, settings, item).await?;
+        if !out.jsonl.is_empty() {
             let findings_key = key("findings", "jsonl");
             ports
                 .archive
                 .put(
                     &settings.results_bucket,
                     &findings_key,
-                    jsonl,
+                    out.jsonl,
                     "application/x-ndjson",
                 )
                 .await?;
             summary.findings_key = Some(findings_key);
         }
+        summary.already_logged =
+            log_day(ports, settings, &key("logged", "json"), &out.messages).await?;
         let body = serde_json::to_vec_pretty(&summary)
             .map_err(|e| Failure::Port(PortError::Permanent(e.to_string().into())))?;
         ports
@@ -443,7 +453,7 @@ async fn replay_day<T: TagSource, L: FindingLog, A: Archive>(
     intent: &Intent,
     settings: &Settings,
     item: &DayItem,
-) -> Result<(DaySummary, Vec<u8>), Failure> {
+) -> Result<(DaySummary, DayOut), Failure> {
     let day = &item.day;
     let objects = ports.archive.objects(&item.bucket, &day.prefix).await?;
     let mut summary = DaySummary {
@@ -459,7 +469,7 @@ async fn replay_day<T: TagSource, L: FindingLog, A: Archive>(
     let mut watcher = Watcher::new(intent, MemoryStore::new(CORRELATION_WINDOW_MS));
     let mut dedupe = Dedupe::new(intent.dedupe_window_ms());
     let mut inventory = Inventory::default();
-    let mut out = Out::default();
+    let mut out = DayOut::default();
     let calls: Vec<_> = objects
         .iter()
         .map(|o| ports.archive.get(&item.bucket, &o.key))
@@ -521,7 +531,7 @@ async fn replay_day<T: TagSource, L: FindingLog, A: Archive>(
                 );
                 dedupe.count(&mut decided);
                 for f in decided {
-                    out.push(ports.log, &mut summary, f).await?;
+                    out.push(ports.log.group(), &mut summary, f)?;
                 }
             }
         }
@@ -529,30 +539,29 @@ async fn replay_day<T: TagSource, L: FindingLog, A: Archive>(
     let mut tail = watcher.finish();
     dedupe.count(&mut tail);
     for f in tail {
-        out.push(ports.log, &mut summary, f).await?;
+        out.push(ports.log.group(), &mut summary, f)?;
     }
-    out.flush(ports.log).await?;
-    Ok((summary, out.jsonl))
+    Ok((summary, out))
 }
 
-/// A day's findings on their way out: the log batch being gathered, and the JSON lines.
+/// A day's findings, decided: their JSON lines and their log messages (with their ids), in
+/// order. A day holds its findings' text, never their structures.
 #[derive(Default)]
-struct Out {
-    batch: Vec<String>,
-    batch_bytes: usize,
+struct DayOut {
     jsonl: Vec<u8>,
+    messages: Vec<(String, String)>,
 }
 
-impl Out {
-    async fn push<L: FindingLog>(
+impl DayOut {
+    fn push(
         &mut self,
-        log: &L,
+        group: &str,
         summary: &mut DaySummary,
         mut f: Finding,
     ) -> Result<(), Failure> {
         let permanent =
             |e: serde_json::Error| Failure::Port(PortError::Permanent(e.to_string().into()));
-        f.links.logs_insights = logs_insights_link(&f, log.group());
+        f.links.logs_insights = logs_insights_link(&f, group);
         *summary
             .findings
             .entry(f.kind.as_str().to_string())
@@ -563,23 +572,72 @@ impl Out {
         serde_json::to_writer(&mut self.jsonl, &f).map_err(permanent)?;
         self.jsonl.push(b'\n');
         let message = log_message(&f).map_err(permanent)?;
-        let size = message.len() + LOG_EVENT_OVERHEAD;
-        if self.batch.len() >= LOG_BATCH_EVENTS || self.batch_bytes + size > LOG_BATCH_BYTES {
-            self.flush(log).await?;
-        }
-        self.batch_bytes += size;
-        self.batch.push(message);
+        self.messages.push((f.finding_id, message));
         Ok(())
     }
+}
 
-    async fn flush<L: FindingLog>(&mut self, log: &L) -> Result<(), Failure> {
-        if !self.batch.is_empty() {
-            log.put(&self.batch).await?;
-            self.batch.clear();
-            self.batch_bytes = 0;
-        }
-        Ok(())
+/// A day's log mark (`RUN/logged/ACCOUNT/REGION/DATE.json`): the ids of its findings that
+/// reached the log group, written after each batch that got through.
+#[derive(Default, Serialize, Deserialize)]
+struct LogMark {
+    logged: std::collections::BTreeSet<String>,
+}
+
+/// Logs a day's findings in `PutLogEvents`-sized batches, leaving out the ones its log mark
+/// names (a retry of a day that got part or all of the way), and marks each batch that gets
+/// through. The number left out.
+async fn log_day<T, L: FindingLog, A: Archive>(
+    ports: &Ports<'_, T, L, A>,
+    settings: &Settings,
+    mark_key: &str,
+    messages: &[(String, String)],
+) -> Result<u64, Failure> {
+    if messages.is_empty() {
+        return Ok(0);
     }
+    let bucket = &settings.results_bucket;
+    let mut mark = if ports.archive.exists(bucket, mark_key).await? {
+        let body = ports.archive.get(bucket, mark_key).await?;
+        serde_json::from_slice::<LogMark>(&body).map_err(|e| {
+            Failure::Port(PortError::Corrupt(
+                format!("s3://{bucket}/{mark_key} is not a log mark: {e}").into(),
+            ))
+        })?
+    } else {
+        LogMark::default()
+    };
+    let todo: Vec<&(String, String)> = messages
+        .iter()
+        .filter(|(id, _)| !mark.logged.contains(id))
+        .collect();
+    let already = (messages.len() - todo.len()) as u64;
+    let limit = settings.log_batch_events.clamp(1, LOG_BATCH_EVENTS);
+    let mut batch: Vec<String> = Vec::new();
+    let mut ids: Vec<&str> = Vec::new();
+    let mut bytes = 0;
+    let mut todo = todo.into_iter().peekable();
+    while let Some((id, message)) = todo.next() {
+        bytes += message.len() + LOG_EVENT_OVERHEAD;
+        batch.push(message.clone());
+        ids.push(id);
+        let full = todo.peek().is_none_or(|(_, next)| {
+            batch.len() >= limit || bytes + next.len() + LOG_EVENT_OVERHEAD > LOG_BATCH_BYTES
+        });
+        if full {
+            ports.log.put(&batch).await?;
+            mark.logged.extend(ids.drain(..).map(str::to_string));
+            let body = serde_json::to_vec(&mark)
+                .map_err(|e| Failure::Port(PortError::Permanent(e.to_string().into())))?;
+            ports
+                .archive
+                .put(bucket, mark_key, body, "application/json")
+                .await?;
+            batch.clear();
+            bytes = 0;
+        }
+    }
+    Ok(already)
 }
 
 fn malformed(summary: &mut DaySummary, at: &str, reason: &str) {
@@ -608,10 +666,12 @@ mod tests {
             results_prefix: "tagwatch-backfill/".into(),
             fetches: 3,
             max_record_bytes: 1024 * 1024,
+            log_batch_events: LOG_BATCH_EVENTS,
         }
     }
 
     struct World {
+        settings: Settings,
         tags: FakeTags,
         log: FakeLog,
         archive: FakeArchive,
@@ -622,6 +682,7 @@ mod tests {
     impl World {
         fn new() -> World {
             World {
+                settings: settings(),
                 tags: FakeTags {
                     inventory: inventory(),
                     ..FakeTags::default()
@@ -644,7 +705,7 @@ mod tests {
         }
 
         async fn call(&self, event: Value) -> Result<Value, Failure> {
-            handle(&self.ports(), &intent(), &settings(), &event, None).await
+            handle(&self.ports(), &intent(), &self.settings, &event, None).await
         }
     }
 
@@ -834,6 +895,93 @@ mod tests {
         assert_eq!(
             summary["source"],
             "s3://org-trail/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/20/"
+        );
+    }
+
+    /// The finding ids in the log group, checked to be there once each.
+    fn logged_once(w: &World) -> Vec<String> {
+        let logged = w.log.written.lock().unwrap();
+        let mut ids: Vec<String> = logged.iter().map(|f| f.finding_id.clone()).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "a finding logged twice ({n} logged)");
+        ids
+    }
+
+    /// The finding ids of a day's JSON lines in S3.
+    fn in_s3(w: &World, run: &str, date: &str) -> Vec<String> {
+        let key = format!("tagwatch-backfill/{run}/findings/111122223333/us-east-1/{date}.jsonl");
+        let body = String::from_utf8(w.archive.body(RESULTS, &key).unwrap()).unwrap();
+        body.lines()
+            .map(|l| serde_json::from_str::<Finding>(l).unwrap().finding_id)
+            .collect()
+    }
+
+    /// A day whose findings reached the log group but whose summary could not be written (S3
+    /// failing after the SDK's retries) is done again by the retry, which decides the same
+    /// findings; its log mark says they are in the log group already, so none is logged twice,
+    /// and the summary says how many the retry found there.
+    #[tokio::test]
+    async fn a_day_retried_after_its_findings_were_logged_logs_none_twice() {
+        let w = World::new();
+        two_days(&w);
+        w.call(plan("r", json!({}))).await.unwrap();
+        let all = items(&w, "r");
+        let summary = "tagwatch-backfill/r/days/111122223333/us-east-1/2026-11-20.json";
+        w.archive
+            .failing_puts
+            .lock()
+            .unwrap()
+            .insert(summary.into());
+        let e = w.call(batch(&all, "r")).await.unwrap_err();
+        assert_eq!(e.kind(), "RetryableAwsError");
+        let first = logged_once(&w);
+        assert!(!first.is_empty());
+        w.archive.failing_puts.lock().unwrap().clear();
+        let out = w.call(batch(&all, "r")).await.unwrap();
+        assert_eq!(
+            (out["days"].clone(), out["skipped_days"].clone()),
+            (json!(2), json!(0))
+        );
+        let mut expected = in_s3(&w, "r", "2026-11-20");
+        expected.extend(in_s3(&w, "r", "2026-11-21"));
+        expected.sort_unstable();
+        assert_eq!(logged_once(&w), expected, "every finding logged, once");
+        assert_eq!(
+            day_summary(&w, "r", "2026-11-20")["already_logged"],
+            json!(first.len())
+        );
+        assert_eq!(
+            day_summary(&w, "r", "2026-11-21")["already_logged"],
+            json!(0)
+        );
+    }
+
+    /// The log group failing part way through a day's batches (after the SDK's retries): the
+    /// invocation fails as retryable, and the retry logs only the batches that did not get
+    /// through.
+    #[tokio::test]
+    async fn a_log_group_failing_part_way_through_a_day_loses_and_doubles_nothing() {
+        let mut w = World::new();
+        w.settings.log_batch_events = 1;
+        two_days(&w);
+        w.call(plan("r", json!({}))).await.unwrap();
+        let all = items(&w, "r");
+        *w.log.calls_left.lock().unwrap() = Some(1);
+        let e = w.call(batch(&all, "r")).await.unwrap_err();
+        assert_eq!(e.kind(), "RetryableAwsError");
+        assert_eq!(logged_once(&w).len(), 1);
+        *w.log.calls_left.lock().unwrap() = None;
+        w.call(batch(&all, "r")).await.unwrap();
+        let mut expected = in_s3(&w, "r", "2026-11-20");
+        expected.extend(in_s3(&w, "r", "2026-11-21"));
+        expected.sort_unstable();
+        assert!(expected.len() > 2, "{expected:?}");
+        assert_eq!(logged_once(&w), expected);
+        assert_eq!(
+            day_summary(&w, "r", "2026-11-20")["already_logged"],
+            json!(1)
         );
     }
 

@@ -32,6 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         results_prefix: config.results_prefix.clone(),
         fetches: config.fetches,
         max_record_bytes: config.max_record_bytes,
+        log_batch_events: tagwatch_core::watch::outputs::LOG_BATCH_EVENTS,
     };
     let ports = handler::Ports {
         tags: &ports.tags,

@@ -615,6 +615,9 @@ pub struct FakeLog {
     pub failing: Switch,
     /// While on, every call fails as AccessDenied on the log group would (permanent).
     pub denied: Switch,
+    /// When set, that many more calls succeed, then every call fails (retryable) until it is
+    /// cleared: a log group that fails part way through a day's batches.
+    pub calls_left: Mutex<Option<usize>>,
 }
 
 /// The log group the fake log stands for.
@@ -626,6 +629,16 @@ impl FindingLog for FakeLog {
     }
     async fn put(&self, messages: &[String]) -> PortResult<()> {
         self.failing.check("log")?;
+        if let Some(left) = lock(&self.calls_left).as_mut() {
+            if *left == 0 {
+                return Err(PortError::Retryable(
+                    "CloudWatch Logs PutLogEvents failed (retryable): injected"
+                        .to_string()
+                        .into(),
+                ));
+            }
+            *left -= 1;
+        }
         if self.denied.0.load(Ordering::SeqCst) {
             return Err(PortError::Permanent(
                 "CloudWatch Logs PutLogEvents failed (permanent, AccessDeniedException): injected"
@@ -850,6 +863,8 @@ pub struct FakeArchive {
     pub failing: Switch,
     /// Keys whose reads fail (retryable) while listed here.
     pub failing_keys: Mutex<BTreeSet<String>>,
+    /// Keys whose writes fail (retryable) while listed here.
+    pub failing_puts: Mutex<BTreeSet<String>>,
     /// Every key read, in order.
     pub reads: Mutex<Vec<String>>,
 }
@@ -972,6 +987,11 @@ impl crate::ports::Archive for FakeArchive {
         _content_type: &str,
     ) -> PortResult<()> {
         self.failing.check("s3")?;
+        if lock(&self.failing_puts).contains(key) {
+            return Err(PortError::Retryable(
+                format!("S3 PutObject failed (retryable, InternalError): {key} (injected)").into(),
+            ));
+        }
         self.insert(bucket, key, body);
         Ok(())
     }
