@@ -13,8 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -22,32 +21,12 @@ use tagwatch_aws::aws_config::SdkConfig;
 use tagwatch_aws::aws_sdk_cloudwatchlogs;
 use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
 use tagwatch_tests::runtime_api::{request_id, RuntimeApi};
-use tagwatch_tests::{moto, read, root};
+use tagwatch_tests::{binary, moto, read, root, Proc};
 
 const FUNCTION: &str = "tagwatch-backfill";
 const LOG_GROUP: &str = "/tagwatch/findings";
 const ARCHIVE: &str = "org-trail";
 const RESULTS: &str = "tagwatch-results";
-
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask test`, which builds the function binaries",
-        path.display()
-    );
-    path
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One execution environment of the backfill, its AWS calls to `endpoint`.
 fn environment(api: &RuntimeApi, endpoint: &str, log: &std::path::Path) -> Proc {

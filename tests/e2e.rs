@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use tagwatch_aws::aws_config::SdkConfig;
@@ -28,7 +28,7 @@ use tagwatch_aws::{
 use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
 use tagwatch_tests::runtime_api::RuntimeApi;
 use tagwatch_tests::{
-    denied_json_at, event_json, free_port, moto, read, root, wait_for_port, Moto,
+    binary, denied_json_at, event_json, free_port, moto, read, root, wait_for_port, Moto, Proc,
 };
 
 const CLOUDTRAIL: &str = "tagwatch-cloudtrail-watcher";
@@ -37,32 +37,6 @@ const SWEEP: &str = "tagwatch-sweep";
 const TABLE: &str = "tagwatch";
 const LOG_GROUP: &str = "/tagwatch/findings";
 const BUS: &str = "tagwatch-findings";
-
-/// Where `cargo test` put the workspace's binaries (beside this test's `deps/` folder).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn binary(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask test` (or `cargo test --workspace`), which builds the function binaries",
-        path.display()
-    );
-    path
-}
-
-/// A process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct World {
     conf: SdkConfig,

@@ -30,6 +30,29 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A workspace binary, built beside the running test's `deps/` folder (`cargo xtask test`, or
+/// `cargo build --workspace --bins`, builds them).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test` (or `cargo test --workspace`), which builds the function binaries",
+        path.display()
+    );
+    path
+}
+
+/// A child process, killed and reaped on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The text of a file under the repository root.
 pub fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
