@@ -9,9 +9,9 @@
 //! - a **batch** (`{"Items": [...], "BatchInput": {"run"}}`, as the Map's `ItemBatcher` builds
 //!   it): each day's log files read in key order through the same records and watcher as
 //!   `tagwatch replay`, with live tags (at home and in member accounts, as the watchers read
-//!   them). A day's findings go to `RUN/findings/ACCOUNT/REGION/DATE.jsonl`, then to the
-//!   findings log group, each batch that gets through added to the day's log mark
-//!   (`RUN/logged/ACCOUNT/REGION/DATE.json`: the ids logged); then its summary,
+//!   them). A day's findings go to the findings log group, each batch that gets through added
+//!   to the day's log mark (`RUN/logged/ACCOUNT/REGION/DATE.json`: the ids logged), and to
+//!   `RUN/findings/ACCOUNT/REGION/DATE.jsonl`; then its summary,
 //!   `RUN/days/ACCOUNT/REGION/DATE.json`, marks it done. A run started again with the same name
 //!   skips the days already done; a day done again (a failure before its summary) logs only
 //!   the findings its log mark does not name. Finding ids are deterministic, so re-running a
@@ -354,11 +354,12 @@ async fn run_batch<T: TagSource, L: FindingLog, A: Archive>(
             skipped += 1;
             continue;
         }
-        // The findings object first, then the log group (batch by batch, each one marked
-        // when it got through), then the summary that marks the day done: a failure in between
+        // The log group first (batch by batch, each one marked when it got through), then the
+        // findings object, then the summary that marks the day done: a failure in between
         // leaves the day to be done again, never marked without its findings, and the retry
         // logs only what its log mark does not name.
         let (mut summary, out) = replay_day(ports, intent, settings, item).await?;
+        summary.already_logged = log_day(ports, settings, &key("logged", "json"), &out).await?;
         if !out.jsonl.is_empty() {
             let findings_key = key("findings", "jsonl");
             ports
@@ -372,8 +373,6 @@ async fn run_batch<T: TagSource, L: FindingLog, A: Archive>(
                 .await?;
             summary.findings_key = Some(findings_key);
         }
-        summary.already_logged =
-            log_day(ports, settings, &key("logged", "json"), &out.messages).await?;
         let body = serde_json::to_vec_pretty(&summary)
             .map_err(|e| Failure::Port(PortError::Permanent(e.to_string().into())))?;
         ports
@@ -544,12 +543,22 @@ async fn replay_day<T: TagSource, L: FindingLog, A: Archive>(
     Ok((summary, out))
 }
 
-/// A day's findings, decided: their JSON lines and their log messages (with their ids), in
-/// order. A day holds its findings' text, never their structures.
+/// A day's findings, decided: their JSON lines and, per finding in order, its id and its log
+/// message. A day holds its findings' text once, never their structures: a message is its JSON
+/// line (a range of `jsonl`) unless the log needed it shortened.
 #[derive(Default)]
 struct DayOut {
     jsonl: Vec<u8>,
-    messages: Vec<(String, String)>,
+    messages: Vec<Logged>,
+}
+
+/// One finding's place in the day's log batches.
+struct Logged {
+    id: String,
+    /// Its JSON line in [`DayOut::jsonl`] (without the newline).
+    line: std::ops::Range<usize>,
+    /// The message when it is not the JSON line (cut to fit a log event).
+    shortened: Option<String>,
 }
 
 impl DayOut {
@@ -569,11 +578,28 @@ impl DayOut {
         if f.cause.is_some_and(|c| c.as_str() == "no_access") {
             summary.no_access += 1;
         }
+        let start = self.jsonl.len();
         serde_json::to_writer(&mut self.jsonl, &f).map_err(permanent)?;
+        let line = start..self.jsonl.len();
         self.jsonl.push(b'\n');
         let message = log_message(&f).map_err(permanent)?;
-        self.messages.push((f.finding_id, message));
+        let shortened =
+            (self.jsonl.get(line.clone()) != Some(message.as_bytes())).then_some(message);
+        self.messages.push(Logged {
+            id: f.finding_id,
+            line,
+            shortened,
+        });
         Ok(())
+    }
+
+    /// The log message of `m`.
+    fn message(&self, m: &Logged) -> String {
+        match &m.shortened {
+            Some(text) => text.clone(),
+            None => String::from_utf8_lossy(self.jsonl.get(m.line.clone()).unwrap_or_default())
+                .into_owned(),
+        }
     }
 }
 
@@ -591,9 +617,9 @@ async fn log_day<T, L: FindingLog, A: Archive>(
     ports: &Ports<'_, T, L, A>,
     settings: &Settings,
     mark_key: &str,
-    messages: &[(String, String)],
+    out: &DayOut,
 ) -> Result<u64, Failure> {
-    if messages.is_empty() {
+    if out.messages.is_empty() {
         return Ok(0);
     }
     let bucket = &settings.results_bucket;
@@ -607,23 +633,26 @@ async fn log_day<T, L: FindingLog, A: Archive>(
     } else {
         LogMark::default()
     };
-    let todo: Vec<&(String, String)> = messages
+    let todo: Vec<&Logged> = out
+        .messages
         .iter()
-        .filter(|(id, _)| !mark.logged.contains(id))
+        .filter(|m| !mark.logged.contains(&m.id))
         .collect();
-    let already = (messages.len() - todo.len()) as u64;
+    let already = (out.messages.len() - todo.len()) as u64;
     let limit = settings.log_batch_events.clamp(1, LOG_BATCH_EVENTS);
+    let size =
+        |m: &Logged| m.shortened.as_ref().map_or(m.line.len(), String::len) + LOG_EVENT_OVERHEAD;
     let mut batch: Vec<String> = Vec::new();
     let mut ids: Vec<&str> = Vec::new();
     let mut bytes = 0;
     let mut todo = todo.into_iter().peekable();
-    while let Some((id, message)) = todo.next() {
-        bytes += message.len() + LOG_EVENT_OVERHEAD;
-        batch.push(message.clone());
-        ids.push(id);
-        let full = todo.peek().is_none_or(|(_, next)| {
-            batch.len() >= limit || bytes + next.len() + LOG_EVENT_OVERHEAD > LOG_BATCH_BYTES
-        });
+    while let Some(m) = todo.next() {
+        bytes += size(m);
+        batch.push(out.message(m));
+        ids.push(&m.id);
+        let full = todo
+            .peek()
+            .is_none_or(|next| batch.len() >= limit || bytes + size(next) > LOG_BATCH_BYTES);
         if full {
             ports.log.put(&batch).await?;
             mark.logged.extend(ids.drain(..).map(str::to_string));
@@ -654,7 +683,7 @@ fn malformed(summary: &mut DaySummary, at: &str, reason: &str) {
 mod tests {
     use super::*;
     use std::io::Write as _;
-    use tagwatch_lambda::fakes::{FakeArchive, FakeLog, FakeTags};
+    use tagwatch_lambda::fakes::{FakeArchive, FakeLog, FakeTags, FAKE_LOG_GROUP};
     use tagwatch_tests::{event_json, intent, inventory};
 
     const ARCHIVE: &str = "org-trail";
@@ -983,6 +1012,37 @@ mod tests {
             day_summary(&w, "r", "2026-11-20")["already_logged"],
             json!(1)
         );
+    }
+
+    /// A finding too long for one log event goes to the log group shortened (and marked
+    /// truncated) while its JSON line in S3 keeps it whole; the others' messages are their lines.
+    #[tokio::test]
+    async fn a_finding_too_long_for_a_log_event_is_logged_shortened_and_kept_whole() {
+        let w = World::new();
+        two_days(&w);
+        w.call(plan("r", json!({}))).await.unwrap();
+        w.call(batch(&items(&w, "r"), "r")).await.unwrap();
+        let sample = w.log.written.lock().unwrap()[0].clone();
+        let mut long = sample.clone();
+        long.reason = "x".repeat(300 * 1024);
+        let mut out = DayOut::default();
+        let mut summary = DaySummary::default();
+        out.push(FAKE_LOG_GROUP, &mut summary, sample).unwrap();
+        out.push(FAKE_LOG_GROUP, &mut summary, long).unwrap();
+        let [short, cut] = out.messages.as_slice() else {
+            panic!("two messages")
+        };
+        assert!(short.shortened.is_none());
+        assert_eq!(
+            out.message(short).as_bytes(),
+            &out.jsonl[short.line.clone()]
+        );
+        let logged: Finding = serde_json::from_str(&out.message(cut)).unwrap();
+        assert!(logged.truncated && logged.reason.len() < 300 * 1024);
+        assert!(out.message(cut).len() + LOG_EVENT_OVERHEAD <= 256 * 1024);
+        let whole: Finding = serde_json::from_slice(&out.jsonl[cut.line.clone()]).unwrap();
+        assert_eq!(whole.reason.len(), 300 * 1024);
+        assert!(!whole.truncated);
     }
 
     /// A batch that fails part way (an object that cannot be read after the SDK's retries)
