@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tagwatch_aws::aws_config::SdkConfig;
-use tagwatch_aws::aws_sdk_cloudwatchlogs;
 use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
 use tagwatch_tests::runtime_api::{request_id, RuntimeApi};
 use tagwatch_tests::{binary, moto, read, root, Proc};
@@ -114,10 +113,7 @@ async fn provision(conf: &SdkConfig) {
             .await
             .unwrap();
     }
-    aws_sdk_cloudwatchlogs::Client::new(conf)
-        .create_log_group()
-        .log_group_name(LOG_GROUP)
-        .send()
+    tagwatch_aws::testing::create_log_group(conf, LOG_GROUP)
         .await
         .unwrap();
     tagwatch_aws::testing::tag_instances(conf, &read("examples/inventory.json"))

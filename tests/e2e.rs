@@ -22,9 +22,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use tagwatch_aws::aws_config::SdkConfig;
-use tagwatch_aws::{
-    aws_sdk_cloudwatchlogs, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, aws_sdk_ssm,
-};
+use tagwatch_aws::{aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, aws_sdk_ssm};
 use tagwatch_tests::fault_proxy::{FaultPlan, FaultProxy};
 use tagwatch_tests::runtime_api::RuntimeApi;
 use tagwatch_tests::{
@@ -88,10 +86,7 @@ async fn provision(conf: &SdkConfig) -> (String, String) {
     tagwatch_aws::testing::create_table(conf, TABLE)
         .await
         .unwrap();
-    aws_sdk_cloudwatchlogs::Client::new(conf)
-        .create_log_group()
-        .log_group_name(LOG_GROUP)
-        .send()
+    tagwatch_aws::testing::create_log_group(conf, LOG_GROUP)
         .await
         .unwrap();
     let events = aws_sdk_eventbridge::Client::new(conf);

@@ -142,6 +142,17 @@ pub async fn tag_instances(conf: &SdkConfig, inventory_json: &str) -> Result<(),
     Ok(())
 }
 
+/// Creates the findings log group (the template creates it; the functions only write to it).
+pub async fn create_log_group(conf: &SdkConfig, group: &str) -> Result<(), AdapterError> {
+    aws_sdk_cloudwatchlogs::Client::new(conf)
+        .create_log_group()
+        .log_group_name(group)
+        .send()
+        .await
+        .map_err(|e| AdapterError::aws("CloudWatch Logs CreateLogGroup", e))?;
+    Ok(())
+}
+
 /// Every message in a log group, every page, as `FilterLogEvents` answers.
 pub async fn log_messages(conf: &SdkConfig, group: &str) -> Result<Vec<String>, AdapterError> {
     let logs = aws_sdk_cloudwatchlogs::Client::new(conf);

@@ -271,9 +271,7 @@ async fn findings_reach_the_log_group() {
     let m = moto();
     let conf = config(&m.url).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
-    logs.create_log_group()
-        .log_group_name("/tagwatch/findings")
-        .send()
+    tagwatch_aws::testing::create_log_group(&conf, "/tagwatch/findings")
         .await
         .unwrap();
     let sink = FindingsLogStream::open(logs.clone(), "/tagwatch/findings", "cloudtrail-watcher")
