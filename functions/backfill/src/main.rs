@@ -7,8 +7,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tagwatch_lambda::aws::cold_start_backfill;
 use tagwatch_lambda::config::BackfillConfig;
-use tagwatch_lambda::logging;
-use tagwatch_lambda::runtime::{configured, start_logs, InvocationError};
+use tagwatch_lambda::runtime::{begin, configured, start_logs, InvocationError};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -44,11 +43,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (ports, intent, settings) = (&ports, &intent, &settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let ctx = &event.context;
-        logging::begin_invocation(
-            &ctx.request_id,
-            &ctx.invoked_function_arn,
-            ctx.xray_trace_id.as_deref(),
-        );
+        begin(ctx);
         let deadline_ms = i64::try_from(ctx.deadline).ok();
         match handler::handle(ports, intent, settings, &event.payload, deadline_ms).await {
             Ok(response) => Ok(response),

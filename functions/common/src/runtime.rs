@@ -109,6 +109,16 @@ pub fn start_logs(config: &Config) {
     );
 }
 
+/// Marks the start of the invocation `ctx` for the JSON logs (its request id, function ARN and
+/// trace id on every later line).
+pub fn begin(ctx: &lambda_runtime::Context) {
+    logging::begin_invocation(
+        &ctx.request_id,
+        &ctx.invoked_function_arn,
+        ctx.xray_trace_id.as_deref(),
+    );
+}
+
 /// Runs a function: `handle` gets the ports, the intent, the configuration, the invocation
 /// (its request id) and the raw event.
 /// A failed cold start (configuration, intent, log stream) is logged as one JSON line and ends
@@ -140,11 +150,7 @@ where
     let handle = &handle;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let ctx = &event.context;
-        logging::begin_invocation(
-            &ctx.request_id,
-            &ctx.invoked_function_arn,
-            ctx.xray_trace_id.as_deref(),
-        );
+        begin(ctx);
         let invocation = Invocation {
             function,
             request_id: ctx.request_id.clone(),
