@@ -85,7 +85,14 @@ pub struct Range {
 /// Reads one input, or one range of a file, through the framer, handing its items to `send`
 /// in chunks, in order; stops early when `send` answers `false`. A range after the first is
 /// framed as JSON lines numbered from 1 within it; its last chunk says how many lines it held.
-pub fn read_input(source: Source<'_>, max_record: usize, send: &mut dyn FnMut(Chunk) -> bool) {
+/// `buffer`: the framer's line buffer, kept by the reading thread from input to input (it
+/// grows to the longest line read, at most the record limit).
+pub fn read_input(
+    source: Source<'_>,
+    max_record: usize,
+    buffer: &mut Vec<u8>,
+    send: &mut dyn FnMut(Chunk) -> bool,
+) {
     let later_range = matches!(source, Source::Range(_, r) if r.start > 0);
     let counter = ByteCounter::default();
     // Each chunk carries the input bytes read since the one before.
@@ -96,7 +103,8 @@ pub fn read_input(source: Source<'_>, max_record: usize, send: &mut dyn FnMut(Ch
         counted = total;
         send(chunk)
     };
-    let mut records = Records::new(max_record, later_range, &mut send_counted);
+    let mut records = Records::new(max_record, later_range, &mut send_counted)
+        .with_buffer(std::mem::take(buffer));
     let mut input = match open(source, &counter) {
         Ok(r) => r,
         Err(e) => return records.unreadable(&e.to_string()),
@@ -113,7 +121,7 @@ pub fn read_input(source: Source<'_>, max_record: usize, send: &mut dyn FnMut(Ch
         records.feed(buf);
         input.consume(n);
     }
-    records.finish();
+    *buffer = records.finish();
 }
 
 /// Opens a range of an uncompressed file.

@@ -15,7 +15,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
@@ -521,7 +521,33 @@ impl Part<'_> {
 /// and the lines of its earlier ranges), input by input and range by range in the given order.
 /// Each part has its own bounded channel: a thread reading ahead waits when the deciding stage
 /// has not reached its part yet (parts are taken in order, so the earliest unfinished one
-/// always has a thread on it). A failure of `take` stops the readers.
+/// always has a thread on it), and no thread starts a part more than [`READ_AHEAD`] parts
+/// per job past the one being decided, so what waits to be decided stays bounded however
+/// much faster reading is than deciding. A failure of `take` stops the readers.
+/// Parts read ahead of the deciding stage, per job.
+const READ_AHEAD: usize = 2;
+
+/// The part the deciding stage is on, for readers that wait to start theirs.
+struct Deciding {
+    part: Mutex<usize>,
+    moved: Condvar,
+}
+
+impl Deciding {
+    fn set(&self, part: usize) {
+        *self.part.lock().unwrap_or_else(|p| p.into_inner()) = part;
+        self.moved.notify_all();
+    }
+
+    /// Waits until `part` is within `ahead` parts of the one being decided, or `stop`.
+    fn wait_for(&self, part: usize, ahead: usize, stop: &AtomicBool) {
+        let mut deciding = self.part.lock().unwrap_or_else(|p| p.into_inner());
+        while part > *deciding + ahead && !stop.load(Ordering::SeqCst) {
+            deciding = self.moved.wait(deciding).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 fn read_in_order(
     inputs: &Inputs,
     jobs: usize,
@@ -532,20 +558,22 @@ fn read_in_order(
     let only_stdin = inputs.list.iter().all(|i| matches!(i, Input::Stdin));
     if jobs <= 1 || only_stdin {
         // One thread: read and decide in turn (stdin, or `--jobs 1`).
+        let mut buffer = Vec::new();
         for input in &inputs.list {
             let input_name = inputs.name(input);
             let mut failed = None;
-            read_input(inputs.source(input), max_record, &mut |chunk| match take(
-                &input_name,
-                0,
-                chunk,
-            ) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            });
+            read_input(
+                inputs.source(input),
+                max_record,
+                &mut buffer,
+                &mut |chunk| match take(&input_name, 0, chunk) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+            );
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -583,27 +611,37 @@ fn read_in_order(
         senders.into_iter().map(|s| Mutex::new(Some(s))).collect();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    let deciding = Deciding {
+        part: Mutex::new(0),
+        moved: Condvar::new(),
+    };
+    let ahead = READ_AHEAD * jobs;
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(parts.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let (Some(part), Some(slot)) = (parts.get(i), senders.get(i)) else {
-                    return;
-                };
-                if stop.load(Ordering::SeqCst) {
-                    return;
+            scope.spawn(|| {
+                let mut buffer = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let (Some(part), Some(slot)) = (parts.get(i), senders.get(i)) else {
+                        return;
+                    };
+                    deciding.wait_for(i, ahead, &stop);
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+                        continue;
+                    };
+                    read_input(part.source(inputs), max_record, &mut buffer, &mut |chunk| {
+                        !stop.load(Ordering::SeqCst) && tx.send(chunk).is_ok()
+                    });
                 }
-                let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-                    continue;
-                };
-                read_input(part.source(inputs), max_record, &mut |chunk| {
-                    !stop.load(Ordering::SeqCst) && tx.send(chunk).is_ok()
-                });
             });
         }
         let mut result = Ok(());
         let mut lines_before = 0;
-        'parts: for (part, rx) in parts.iter().zip(&receivers) {
+        'parts: for (i, (part, rx)) in parts.iter().zip(&receivers).enumerate() {
+            deciding.set(i);
             if part.first {
                 lines_before = 0;
             }
@@ -618,6 +656,7 @@ fn read_in_order(
         }
         if result.is_err() {
             stop.store(true, Ordering::SeqCst);
+            deciding.set(parts.len());
         }
         // Readers blocked on a full channel are freed when the receivers go.
         drop(receivers);
@@ -764,4 +803,38 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u8, InputError> {
         return Ok(2);
     }
     Ok(if run.failed_kind_seen { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Readers wait to start a part more than `ahead` parts past the one being decided, and
+    /// go on when the deciding stage moves or the run stops.
+    #[test]
+    fn readers_wait_for_the_deciding_stage() {
+        let deciding = Deciding {
+            part: Mutex::new(0),
+            moved: Condvar::new(),
+        };
+        let stop = AtomicBool::new(false);
+        let started = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| {
+                deciding.wait_for(5, 2, &stop);
+                started.store(1, Ordering::SeqCst);
+            });
+            deciding.wait_for(2, 2, &stop); // within reach: no wait
+            deciding.set(2);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(started.load(Ordering::SeqCst), 0, "part 5 is 3 past part 2");
+            deciding.set(3);
+            waiting.join().unwrap();
+            assert_eq!(started.load(Ordering::SeqCst), 1);
+            let stopped = scope.spawn(|| deciding.wait_for(100, 2, &stop));
+            stop.store(true, Ordering::SeqCst);
+            deciding.set(3);
+            stopped.join().unwrap();
+        });
+    }
 }

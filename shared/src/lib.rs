@@ -10,9 +10,10 @@
 //!   the core (log lines, metrics, bus entries);
 //! - [`archive`]: CloudTrail's S3 layout and the selection of an archive by account, region and
 //!   day;
-//! - [`json`], [`diag`], [`framing`], [`replay`]: the spanned JSON parser, diagnostics with
-//!   positions, the framing of replay input into records, and the records of an input,
-//!   prefiltered and parsed.
+//! - [`json`], [`diag`], [`framing`], [`logfile`], [`replay`]: the spanned JSON parser,
+//!   diagnostics with positions, the framing of replay input into records, CloudTrail log
+//!   files split into records by structure, and the records of an input, prefiltered and
+//!   parsed.
 //!
 //! No I/O, no AWS SDK, no async runtime. Callers gather facts (documents, tags, correlation
 //! state) and then decide synchronously: [`evaluate`] for one request, [`watch::watcher::Watcher`]
@@ -24,6 +25,7 @@ pub mod framing;
 pub mod iam;
 pub mod intent;
 pub mod json;
+pub mod logfile;
 pub mod replay;
 pub mod watch;
 

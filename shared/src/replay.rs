@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::framing::{trim, Framer, Record};
+use crate::logfile;
 
 /// Where an item was in its input: the line (numbered within the range read, see
 /// [`Chunk::lines`]) and the record of a log file. Rendered by the deciding stage, which knows
@@ -101,15 +102,18 @@ struct LogFile<'a> {
 pub fn mentions_ssm(bytes: &[u8]) -> bool {
     static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
     let finder = FINDER.get_or_init(|| memmem::Finder::new(b"ssm"));
-    finder.find_iter(bytes).any(|at| {
-        bytes
-            .get(at + 3..)
-            .is_some_and(|rest| rest.starts_with(b".amazonaws.com"))
-            || at
-                .checked_sub(4)
-                .and_then(|from| bytes.get(from..at))
-                .is_some_and(|before| before == b"aws.")
-    })
+    finder.find_iter(bytes).any(|at| ssm_name_at(bytes, at))
+}
+
+/// Whether the `ssm` at `at` is part of `ssm.amazonaws.com` or `aws.ssm`.
+fn ssm_name_at(bytes: &[u8], at: usize) -> bool {
+    bytes
+        .get(at + 3..)
+        .is_some_and(|rest| rest.starts_with(b".amazonaws.com"))
+        || at
+            .checked_sub(4)
+            .and_then(|from| bytes.get(from..at))
+            .is_some_and(|before| before == b"aws.")
 }
 
 /// Whether the text holds a `\u` escape, which can spell any letter the prefilter looks for
@@ -127,9 +131,27 @@ pub fn certainly_irrelevant(bytes: &[u8]) -> bool {
     !mentions_ssm(bytes) && !has_unicode_escape(bytes)
 }
 
+/// Where in `text` the prefilter's marks start, in order, into `out`: each `ssm` that
+/// [`mentions_ssm`] counts and each `\u`. A part of `text` that holds none of these offsets
+/// (and cannot hold a mark that starts before it: a log file's records start with a bracket) is
+/// [`certainly_irrelevant`].
+fn prefilter_marks(text: &[u8], out: &mut Vec<usize>) {
+    static SSM: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    static ESCAPE: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    out.clear();
+    let ssm = SSM.get_or_init(|| memmem::Finder::new(b"ssm"));
+    out.extend(ssm.find_iter(text).filter(|&at| ssm_name_at(text, at)));
+    let escape = ESCAPE.get_or_init(|| memmem::Finder::new(b"\\u"));
+    out.extend(escape.find_iter(text));
+    out.sort_unstable();
+}
+
 /// Items gathered into chunks, each handed to `send` when full (and the last at the end).
 struct Gather<'s> {
     max_record: usize,
+    /// A log file's record ranges and prefilter marks (kept for the next log file).
+    ranges: Vec<std::ops::Range<usize>>,
+    marks: Vec<usize>,
     chunk: Chunk,
     /// Takes a chunk; `false` when nobody takes them any more (the run stopped).
     send: &'s mut dyn FnMut(Chunk) -> bool,
@@ -161,13 +183,15 @@ impl Gather<'_> {
         self.push(Item::Record { value, origin });
     }
 
-    fn raw_record(&mut self, raw: &RawValue, origin: Origin) {
-        if certainly_irrelevant(raw.get().as_bytes()) {
+    /// A record of a log file; `marked`: the prefilter found a mark in it (otherwise it is
+    /// certainly not an SSM event).
+    fn raw_record(&mut self, record: &[u8], marked: bool, origin: Origin) {
+        if !marked {
             self.chunk.read += 1;
             self.chunk.prefiltered += 1;
             return;
         }
-        match serde_json::from_str::<Value>(raw.get()) {
+        match serde_json::from_slice::<Value>(record) {
             Ok(v) => self.value(v, origin),
             Err(e) => {
                 self.chunk.read += 1;
@@ -181,17 +205,38 @@ impl Gather<'_> {
         // CloudTrail writes log files as `{"Records":[...]}` on one line.
         let log_file = trim(text.get(1..).unwrap_or_default()).starts_with(b"\"Records\"");
         if log_file {
-            match serde_json::from_slice::<LogFile<'_>>(text) {
-                Ok(log) => {
-                    for (i, raw) in log.records.iter().enumerate() {
-                        self.raw_record(raw, origin.record(i));
+            let mut ranges = std::mem::take(&mut self.ranges);
+            if logfile::split(text, &mut ranges) {
+                // Split by structure: the prefilter's marks are found in the whole text at
+                // once, and only the records holding one are parsed.
+                let mut marks = std::mem::take(&mut self.marks);
+                prefilter_marks(text, &mut marks);
+                let mut next = marks.iter().peekable();
+                for (i, range) in ranges.iter().enumerate() {
+                    while next.next_if(|&&m| m < range.start).is_some() {}
+                    let marked = next.peek().is_some_and(|&&m| m < range.end);
+                    let record = text.get(range.clone()).unwrap_or_default();
+                    self.raw_record(record, marked, origin.record(i));
+                }
+                self.marks = marks;
+            } else {
+                // Not exactly a log file's structure: the full parser finds the records or
+                // names what is wrong.
+                match serde_json::from_slice::<LogFile<'_>>(text) {
+                    Ok(log) => {
+                        for (i, raw) in log.records.iter().enumerate() {
+                            let record = raw.get().as_bytes();
+                            let marked = !certainly_irrelevant(record);
+                            self.raw_record(record, marked, origin.record(i));
+                        }
+                    }
+                    Err(e) => {
+                        self.chunk.read += 1;
+                        self.malformed(origin, format!("invalid CloudTrail log file: {e}"));
                     }
                 }
-                Err(e) => {
-                    self.chunk.read += 1;
-                    self.malformed(origin, format!("invalid CloudTrail log file: {e}"));
-                }
             }
+            self.ranges = ranges;
             return;
         }
         if certainly_irrelevant(text) {
@@ -275,11 +320,20 @@ impl<'s> Records<'s> {
             framer,
             gather: Gather {
                 max_record,
+                ranges: Vec::new(),
+                marks: Vec::new(),
                 chunk: Chunk::default(),
                 send,
                 stopped: false,
             },
         }
+    }
+
+    /// Frames with `buffer` for lines that straddle the fed pieces ([`Framer::with_buffer`]);
+    /// [`Records::finish`] gives it back.
+    pub fn with_buffer(mut self, buffer: Vec<u8>) -> Self {
+        self.framer = self.framer.with_buffer(buffer);
+        self
     }
 
     /// Whether the taker stopped taking chunks.
@@ -314,21 +368,21 @@ impl<'s> Records<'s> {
     }
 
     /// The end of the input: the last record framed, the last chunk (with the lines the input
-    /// held) handed on.
-    pub fn finish(self) {
+    /// held) handed on. Gives back the framer's line buffer, for the next input.
+    pub fn finish(self) -> Vec<u8> {
         let Records {
             mut framer,
             mut gather,
         } = self;
-        if gather.stopped {
-            return;
+        if !gather.stopped {
+            let _ = framer.finish(&mut |r| -> Result<(), std::convert::Infallible> {
+                gather.record(r);
+                Ok(())
+            });
+            gather.chunk.lines = framer.next_line() - 1;
+            gather.flush();
         }
-        let _ = framer.finish(&mut |r| -> Result<(), std::convert::Infallible> {
-            gather.record(r);
-            Ok(())
-        });
-        gather.chunk.lines = framer.next_line() - 1;
-        gather.flush();
+        framer.into_buffer()
     }
 }
 
@@ -386,6 +440,90 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn items_of(text: &str) -> (Vec<Item>, u64, u64) {
+        let chunks = read(&[text.as_bytes()], false);
+        let read_total = chunks.iter().map(|c| c.read).sum();
+        let prefiltered = chunks.iter().map(|c| c.prefiltered).sum();
+        (
+            chunks.into_iter().flat_map(|c| c.items).collect(),
+            read_total,
+            prefiltered,
+        )
+    }
+
+    /// A log file split by structure: a record that is not JSON costs only itself (an
+    /// irrelevant one is skipped as before, a relevant one is reported with its place), and
+    /// the records beside it are still read. The parser used to refuse the whole file.
+    #[test]
+    fn a_bad_record_costs_only_itself() {
+        let text = concat!(
+            r#"{"Records":[{"eventSource":"s3.amazonaws.com","readOnly":tru},"#,
+            r#"{"eventSource":"ssm.amazonaws.com","eventID":"bad","x":tru},"#,
+            r#"{"eventSource":"ssm.amazonaws.com","eventID":"good"}]}"#
+        );
+        let (items, read_total, prefiltered) = items_of(text);
+        assert_eq!((read_total, prefiltered), (3, 1));
+        match items.as_slice() {
+            [Item::Malformed { origin, reason }, Item::Record {
+                value,
+                origin: good,
+            }] => {
+                assert_eq!(origin.render("f", 0), "f:1: Records[1]");
+                assert!(reason.starts_with("invalid JSON: "), "{reason}");
+                assert_eq!(value["eventID"], "good");
+                assert_eq!(good.render("f", 0), "f:1: Records[2]");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The prefilter's marks in a split log file: `ssm.amazonaws.com`, `aws.ssm` and any
+    /// `\u` escape (which can spell either) mark their own record and no other.
+    #[test]
+    fn marks_pick_out_their_own_records() {
+        let text = concat!(
+            r#"{"Records":[{"a":"ssm"},{"eventSource":"ssm.amazonaws.com"},{"b":"x"},"#,
+            r#"{"source":"aws.ssm"},{"c":"ssm.amazonaws.co"},{"eventSource":"\u0073sm.amazonaws.com"},"#,
+            r#"{"d":"amazonaws.com ssm"}]}"#
+        );
+        let (items, read_total, prefiltered) = items_of(text);
+        assert_eq!((read_total, prefiltered), (7, 4));
+        let parsed: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                Item::Record { origin, .. } => origin.render("f", 0),
+                Item::Malformed { reason, .. } => panic!("{reason}"),
+            })
+            .collect();
+        assert_eq!(
+            parsed,
+            ["f:1: Records[1]", "f:1: Records[3]", "f:1: Records[5]"]
+        );
+    }
+
+    /// What is not exactly a log file's structure goes to the full parser: a log file with
+    /// another key is still read; one whose brackets do not match is one malformed input, as
+    /// before.
+    #[test]
+    fn other_log_files_are_parsed_in_full() {
+        let (items, read_total, _) = items_of(concat!(
+            r#"{"Records":[{"eventSource":"ssm.amazonaws.com","eventID":"a"}],"#,
+            r#""Digest":"x"}"#
+        ));
+        assert_eq!(read_total, 1);
+        assert!(
+            matches!(items.as_slice(), [Item::Record { value, .. }] if value["eventID"] == "a"),
+            "{items:?}"
+        );
+        let (items, read_total, _) =
+            items_of(r#"{"Records":[{"eventSource":"ssm.amazonaws.com"},{"a":1}}"#);
+        assert_eq!(read_total, 1);
+        assert!(
+            matches!(items.as_slice(), [Item::Malformed { reason, .. }] if reason.starts_with("invalid CloudTrail log file: ")),
+            "{items:?}"
+        );
     }
 
     #[test]
