@@ -17,6 +17,11 @@ mod report;
 mod s3;
 mod simulate;
 
+/// mimalloc: replay's reading threads build many small JSON trees that its deciding thread
+/// frees; against the system allocator, replay takes 0.82x the time on 2 cores (README).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
