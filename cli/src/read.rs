@@ -16,6 +16,10 @@ use std::rc::Rc;
 use tagwatch_core::replay::Records;
 pub use tagwatch_core::replay::{Chunk, Item};
 
+/// Bytes asked for at once (and the readers' buffers): a read of this size bypasses a
+/// reader's buffer.
+const READ_SIZE: usize = 256 * 1024;
+
 /// Bytes read so far of the input (compressed bytes for .gz).
 #[derive(Clone, Default)]
 struct ByteCounter(Rc<Cell<u64>>);
@@ -36,7 +40,7 @@ impl<R: Read> Read for Counting<R> {
 /// `inner` buffered, its bytes counted as they are read.
 fn counted<R: Read>(inner: R, counter: &ByteCounter) -> BufReader<Counting<R>> {
     BufReader::with_capacity(
-        256 * 1024,
+        READ_SIZE,
         Counting {
             inner,
             counter: counter.clone(),
@@ -66,7 +70,7 @@ fn open<'a>(source: Source<'a>, counter: &ByteCounter) -> std::io::Result<Box<dy
     let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     if gz {
         Ok(Box::new(BufReader::with_capacity(
-            256 * 1024,
+            READ_SIZE,
             flate2::bufread::MultiGzDecoder::new(buffered),
         )))
     } else {
@@ -110,6 +114,17 @@ pub fn read_input(
         Err(e) => return records.unreadable(&e.to_string()),
     };
     while !records.stopped() {
+        // Straight into the framer's room where it has some (a long line is never copied);
+        // otherwise through the reader's buffer.
+        if let Some(room) = records.space(READ_SIZE) {
+            match input.read(room) {
+                Ok(0) => break,
+                Ok(n) => records.filled(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return records.broke_off(&e.to_string()),
+            }
+            continue;
+        }
         let buf = match input.fill_buf() {
             Ok(b) => b,
             Err(e) => return records.broke_off(&e.to_string()),

@@ -1,5 +1,5 @@
 //! Replay framing: splitting a stream into records never loses a valid record, and never
-//! depends on how the stream is cut into chunks.
+//! depends on how the stream is cut into chunks, fed or read in place.
 //!
 //! The input is read as a chunk size (first byte), a limit (second byte, in KiB), and a stream;
 //! the stream is also rebuilt as JSON lines of its own lines with a valid event after each, and
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tagwatch_core::framing::{frame_all, frame_chunked as chunked, OwnedRecord};
+use tagwatch_core::framing::{frame_all, frame_chunked as chunked, frame_filled, OwnedRecord};
 
 const EVENT: &[u8] =
     br#"{"eventSource":"ssm.amazonaws.com","eventName":"SendCommand","eventID":"e"}"#;
@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
     // Chunking never changes the records.
     let whole = frame_all(stream, limit);
     assert_eq!(chunked(stream, limit, size), whole);
+    // Nor does reading straight into the framer's room.
+    assert_eq!(frame_filled(stream, limit, size), whole);
     // Every line record is exactly that line of the input.
     let lines: Vec<&[u8]> = stream
         .strip_prefix(tagwatch_core::framing::BOM)

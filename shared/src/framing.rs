@@ -52,7 +52,7 @@ pub struct Framer {
     /// may be split across chunks).
     head: Vec<u8>,
     /// The unfinished line (bytes since the last newline), when it straddles chunks.
-    partial: Vec<u8>,
+    partial: Held,
     /// Inside a line longer than the limit: skipped to its end.
     skipping: bool,
     /// Lines ended so far.
@@ -105,7 +105,7 @@ impl Framer {
             limit: limit.max(1),
             started: false,
             head: Vec::new(),
-            partial: Vec::new(),
+            partial: Held::default(),
             skipping: false,
             line_no: 0,
             state: State::Undecided,
@@ -128,17 +128,89 @@ impl Framer {
     /// The framer holds lines that straddle chunks in `buffer` (cleared first): a buffer
     /// taken back with [`Framer::into_buffer`] from the framer of an earlier input saves
     /// growing a new one, which for a log file of one long line means copying it twice more.
-    pub fn with_buffer(mut self, mut buffer: Vec<u8>) -> Self {
-        buffer.clear();
-        self.partial = buffer;
+    pub fn with_buffer(mut self, buffer: Vec<u8>) -> Self {
+        self.partial = Held {
+            bytes: buffer,
+            len: 0,
+        };
         self
     }
 
     /// The line buffer, for the framer of the next input.
     pub fn into_buffer(self) -> Vec<u8> {
-        let mut buffer = self.partial;
-        buffer.clear();
-        buffer
+        self.partial.bytes
+    }
+
+    /// Room for the next bytes of the stream (`want` of them, at most), straight after the
+    /// unfinished line, when the framer can take them where they are read: a line that
+    /// straddles reads is then never copied. `None` when it cannot (before the start of the
+    /// stream is settled, inside a document, or while skipping a line over the limit): feed
+    /// the bytes instead. Report what was read into it with [`Framer::filled`].
+    pub fn space(&mut self, want: usize) -> Option<&mut [u8]> {
+        let in_place =
+            self.started && !self.skipping && matches!(self.state, State::Undecided | State::Lines);
+        in_place.then(|| self.partial.room(want.max(1)))
+    }
+
+    /// `n` bytes were read into the room [`Framer::space`] gave: frames them as
+    /// [`Framer::feed`] would have.
+    pub fn filled<E>(
+        &mut self,
+        n: usize,
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let from = self.partial.len;
+        self.partial.len = (from + n).min(self.partial.bytes.len());
+        // The lines ended in the new bytes, handed over where they are.
+        let mut held = std::mem::take(&mut self.partial);
+        let result = self.lines_in(&mut held, from, sink);
+        if self.partial.bytes.capacity() == 0 {
+            self.partial = held;
+        }
+        result
+    }
+
+    /// Frames the lines of `held` that end in its bytes from `from` on, then keeps its
+    /// unfinished line (or hands the rest on, if a line started a document).
+    fn lines_in<E>(
+        &mut self,
+        held: &mut Held,
+        from: usize,
+        sink: &mut dyn FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut start = 0;
+        let mut scan = from;
+        while let Some(nl) = held
+            .as_slice()
+            .get(scan..)
+            .and_then(|rest| memchr::memchr(b'\n', rest))
+        {
+            let end = scan + nl;
+            let line = held.bytes.get(start..end).unwrap_or_default();
+            self.line_no += 1;
+            start = end + 1;
+            scan = start;
+            if line.len() > self.limit {
+                sink(Record::TooLong {
+                    line: Some(self.line_no),
+                })?;
+            } else {
+                self.line(self.line_no, line, sink)?;
+            }
+            if !matches!(self.state, State::Undecided | State::Lines) {
+                // A document started: the rest is its text.
+                let rest = held.bytes.get(start..held.len).unwrap_or_default();
+                let result = self.push(rest, sink);
+                held.len = 0;
+                return result;
+            }
+        }
+        held.keep_from(start);
+        if held.len > self.limit {
+            held.len = 0;
+            self.skipping = true;
+        }
+        Ok(())
     }
 
     /// The number of the line being read (1-based), for read errors.
@@ -194,11 +266,11 @@ impl Framer {
             }
             let Some(nl) = memchr::memchr(b'\n', chunk) else {
                 if !self.skipping {
-                    if self.partial.len() + chunk.len() > self.limit {
+                    if self.partial.len + chunk.len() > self.limit {
                         self.skipping = true;
-                        self.partial = Vec::new();
+                        self.partial.clear();
                     } else {
-                        self.partial.extend_from_slice(chunk);
+                        self.partial.extend(chunk);
                     }
                 }
                 return Ok(());
@@ -207,19 +279,19 @@ impl Framer {
             chunk = chunk.get(nl + 1..).unwrap_or_default();
             self.line_no += 1;
             let line_no = self.line_no;
-            if self.skipping || self.partial.len() + here.len() > self.limit {
+            if self.skipping || self.partial.len + here.len() > self.limit {
                 self.skipping = false;
                 self.partial.clear();
                 sink(Record::TooLong {
                     line: Some(line_no),
                 })?;
-            } else if self.partial.is_empty() {
+            } else if self.partial.len == 0 {
                 self.line(line_no, here, sink)?;
             } else {
                 let mut line = std::mem::take(&mut self.partial);
-                line.extend_from_slice(here);
-                self.line(line_no, &line, sink)?;
-                if self.partial.capacity() == 0 {
+                line.extend(here);
+                self.line(line_no, line.as_slice(), sink)?;
+                if self.partial.bytes.capacity() == 0 {
                     // Reuse the allocation for the next straddling line.
                     line.clear();
                     self.partial = line;
@@ -245,10 +317,10 @@ impl Framer {
                     sink(Record::TooLong {
                         line: Some(self.line_no),
                     })?;
-                } else if !self.partial.is_empty() {
+                } else if self.partial.len > 0 {
                     self.line_no += 1;
                     let mut line = std::mem::take(&mut self.partial);
-                    self.line(self.line_no, &line, sink)?;
+                    self.line(self.line_no, line.as_slice(), sink)?;
                     line.clear();
                     self.partial = line;
                     if let State::Document { first, text } =
@@ -368,9 +440,53 @@ impl Framer {
         if tail.len() > self.limit {
             self.skipping = true;
         } else {
-            self.partial.extend_from_slice(tail);
+            self.partial.extend(tail);
         }
         Ok(())
+    }
+}
+
+/// The unfinished line, `bytes[..len]`. The rest of `bytes` is room already allocated and
+/// written, so that reads can go straight into it ([`Framer::space`]) with nothing to clear.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Held {
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// `want` bytes of room after the line (the buffer grown if need be: only bytes never
+    /// written before are cleared).
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        let end = self.len + want;
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        self.bytes.get_mut(self.len..end).unwrap_or_default()
+    }
+
+    fn extend(&mut self, more: &[u8]) {
+        let from = self.len;
+        if let Some(room) = self.room(more.len()).get_mut(..more.len()) {
+            room.copy_from_slice(more);
+            self.len = from + more.len();
+        }
+    }
+
+    /// Keeps the bytes from `start` on, moved to the front.
+    fn keep_from(&mut self, start: usize) {
+        if start > 0 {
+            self.bytes.copy_within(start..self.len, 0);
+            self.len -= start;
+        }
     }
 }
 
@@ -390,6 +506,39 @@ pub fn frame_chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord
     };
     for c in input.chunks(size.max(1)) {
         let _ = f.feed(c, &mut sink);
+    }
+    let _ = f.finish(&mut sink);
+    out
+}
+
+/// Frames an input read in pieces of `size` bytes straight into the framer's room
+/// ([`Framer::space`]), fed where it has none (the framing fuzz target and tests compare this
+/// with feeding).
+pub fn frame_filled(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
+    let mut out = Vec::new();
+    let mut f = Framer::new(limit);
+    let mut sink = |r: Record<'_>| -> Result<(), std::convert::Infallible> {
+        out.push(OwnedRecord::from(r));
+        Ok(())
+    };
+    let mut rest = input;
+    while !rest.is_empty() {
+        let take = size.max(1).min(rest.len());
+        let (piece, after) = rest.split_at(take);
+        rest = after;
+        match f.space(take) {
+            Some(room) => {
+                // A reader may fill less than the room it is given.
+                let n = room.len().min(piece.len());
+                room.get_mut(..n)
+                    .unwrap_or_default()
+                    .copy_from_slice(piece.get(..n).unwrap_or_default());
+                let _ = f.filled(n, &mut sink);
+            }
+            None => {
+                let _ = f.feed(piece, &mut sink);
+            }
+        }
     }
     let _ = f.finish(&mut sink);
     out
@@ -499,6 +648,39 @@ mod tests {
         }
     }
 
+    /// Bytes read straight into the framer's room give the records fed bytes give, however
+    /// they are cut: lines, blank lines, over-long lines, documents, a byte order mark.
+    #[test]
+    fn bytes_read_in_place_frame_as_fed_bytes() {
+        let pretty = "{\n  \"Records\": [\n    {\"eventSource\": \"ssm.amazonaws.com\"}\n  ]\n}\n";
+        let inputs = [
+            format!(
+                "{EVENT}\n\n  \n{EVENT}\n{{\"x\":\"{}\"}}\n{EVENT}",
+                "y".repeat(300)
+            ),
+            format!("\u{feff}{EVENT}\r\n{EVENT}\n"),
+            format!("\n\n{pretty}"),
+            format!("{{\"cut\": \n{EVENT}\n{EVENT}\n"),
+            format!(
+                "{{\"Records\":[{{\"x\":\"{}\"}},\n{EVENT}]}}",
+                "z".repeat(5000)
+            ),
+            "z".repeat(1000),
+        ];
+        for input in &inputs {
+            for limit in [100, 400, 1 << 20] {
+                let whole = frame_all(input.as_bytes(), limit);
+                for size in [1, 2, 3, 7, 64, 333, 4096] {
+                    assert_eq!(
+                        super::frame_filled(input.as_bytes(), limit, size),
+                        whole,
+                        "{size} {limit} {input}"
+                    );
+                }
+            }
+        }
+    }
+
     /// A line buffer handed from input to input (what a reading thread does) changes no
     /// record: not after an input that ended inside a line, a line over the limit or a
     /// document.
@@ -524,10 +706,9 @@ mod tests {
             }
             let _ = f.finish(&mut sink);
             buffer = f.into_buffer();
-            assert!(buffer.is_empty());
             assert_eq!(got, frame_all(input.as_bytes(), limit), "{input}");
         }
-        assert!(buffer.capacity() > 0, "the buffer is kept");
+        assert!(buffer.len() >= 300, "the buffer is kept");
     }
 
     /// Found by the `framing` fuzz target: a byte order mark split across chunks.

@@ -351,6 +351,21 @@ impl<'s> Records<'s> {
         });
     }
 
+    /// Room to read the next bytes of the input into, where the framer takes them without a
+    /// copy ([`Framer::space`]); `None`: read elsewhere and [`Records::feed`].
+    pub fn space(&mut self, want: usize) -> Option<&mut [u8]> {
+        self.framer.space(want)
+    }
+
+    /// `n` bytes were read into the room [`Records::space`] gave.
+    pub fn filled(&mut self, n: usize) {
+        let Records { framer, gather } = self;
+        let _ = framer.filled(n, &mut |r| -> Result<(), std::convert::Infallible> {
+            gather.record(r);
+            Ok(())
+        });
+    }
+
     /// The input could not be opened: one malformed item for the whole input, handed on.
     pub fn unreadable(mut self, reason: &str) {
         self.gather
