@@ -525,7 +525,7 @@ impl Part<'_> {
 /// per job past the one being decided, so what waits to be decided stays bounded however
 /// much faster reading is than deciding. A failure of `take` stops the readers.
 /// Parts read ahead of the deciding stage, per job.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 4;
 
 /// The part the deciding stage is on, for readers that wait to start theirs.
 struct Deciding {
