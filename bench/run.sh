@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Replay benchmark: a generated CloudTrail archive of 1,000,000 records (2% SSM calls) through
 # `tagwatch replay`, from .json.gz log files and from uncompressed JSON lines, with peak memory,
-# and the same archive through a plain Python json.loads loop and DuckDB's read_json_auto for
-# comparison.
+# and the same archive through a plain Python json.loads loop, and DuckDB's read_json_auto
+# side by side with tagwatch (bench/side_by_side.py: the ratio at 1 thread and every core).
 #   bash bench/run.sh [RECORDS]
 # Each input is replayed with --jobs 1 and on every core (the findings are the same).
 set -euo pipefail
@@ -36,6 +36,5 @@ if [ ! -x target/bench-venv/bin/python ] || ! target/bench-venv/bin/python -c "i
   python3 -m venv target/bench-venv
   target/bench-venv/bin/pip install -q "duckdb==2.0.1"
 fi
-echo "DuckDB yardstick:"
-target/bench-venv/bin/python bench/duckdb_baseline.py "$out/archive" 1
-target/bench-venv/bin/python bench/duckdb_baseline.py "$out/archive" "$(nproc)"
+echo "DuckDB yardstick, side by side with tagwatch replay (medians of 5 rounds, A B A B ...):"
+python3 bench/side_by_side.py "$out/archive"
