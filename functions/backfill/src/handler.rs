@@ -414,6 +414,9 @@ async fn run_batch<T: TagSource, L: FindingLog, A: Archive>(
     }))
 }
 
+/// Decompressed bytes asked for at once.
+const READ_SIZE: usize = 256 * 1024;
+
 /// The records of one object: gunzipped when it is gzip (by its magic bytes), framed,
 /// prefiltered and parsed by the core, in order.
 fn records_of(bytes: &[u8], max_record: usize) -> Vec<Chunk> {
@@ -425,11 +428,18 @@ fn records_of(bytes: &[u8], max_record: usize) -> Vec<Chunk> {
     let mut records = Records::new(max_record, false, &mut send);
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut gz = flate2::read::MultiGzDecoder::new(bytes);
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; READ_SIZE];
         loop {
-            match gz.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => records.feed(buf.get(..n).unwrap_or_default()),
+            // Straight into the framer's room where it has some (a log file's one long line is
+            // then never copied), otherwise through `buf`.
+            let read = match records.space(READ_SIZE) {
+                Some(room) => gz.read(room).map(|n| (n, true)),
+                None => gz.read(&mut buf).map(|n| (n, false)),
+            };
+            match read {
+                Ok((0, _)) => break,
+                Ok((n, true)) => records.filled(n),
+                Ok((n, false)) => records.feed(buf.get(..n).unwrap_or_default()),
                 Err(e) => {
                     records.broke_off(&format!("corrupt gzip: {e}"));
                     return chunks;
