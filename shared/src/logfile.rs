@@ -25,7 +25,7 @@ use std::ops::Range;
 const BLOCK: usize = 64;
 
 /// One bit per byte of a block, for the bytes that matter to the structure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Masks {
     quote: u64,
     backslash: u64,
@@ -48,12 +48,7 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
     let case = set_splat_i8_m128i(0x20);
     let open = set_splat_i8_m128i(b'{' as i8);
     let close = set_splat_i8_m128i(b'}' as i8);
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        open: 0,
-        close: 0,
-    };
+    let mut m = Masks::default();
     for (k, lane) in block.chunks_exact(16).enumerate() {
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(lane);
@@ -90,12 +85,7 @@ fn equal_bits(word: u64, byte: u8) -> u64 {
 
 #[cfg(any(test, not(target_arch = "x86_64")))]
 fn masks_by_word(block: &[u8; BLOCK]) -> Masks {
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        open: 0,
-        close: 0,
-    };
+    let mut m = Masks::default();
     for (k, chunk) in block.chunks_exact(8).enumerate() {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
