@@ -289,5 +289,71 @@ fn rare_shapes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(engine, benches, rare_shapes);
+/// A CloudTrail log file of `records` records shaped like the generated benchmark archive's
+/// (`bench/gen_cloudtrail.py`): nested identities, short strings, one SSM call in fifty.
+fn log_file(records: usize) -> String {
+    let mut out = String::from("{\"Records\":[");
+    for i in 0..records {
+        if i > 0 {
+            out.push(',');
+        }
+        let (source, name) = if i % 50 == 0 {
+            ("ssm.amazonaws.com", "SendCommand")
+        } else {
+            ("ec2.amazonaws.com", "DescribeInstances")
+        };
+        out.push_str(&format!(
+            concat!(
+                r#"{{"eventVersion":"1.10","userIdentity":{{"type":"AssumedRole","principalId":"AROAEXAMPLE:s{i}","#,
+                r#""arn":"arn:aws:sts::111122223333:assumed-role/ops/s{i}","accountId":"111122223333","#,
+                r#""sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::111122223333:role/ops"}},"#,
+                r#""attributes":{{"creationDate":"2026-11-20T08:00:00Z","mfaAuthenticated":"false"}}}}}},"#,
+                r#""eventTime":"2026-11-20T11:36:00Z","eventSource":"{source}","eventName":"{name}","#,
+                r#""awsRegion":"us-east-1","sourceIPAddress":"198.51.100.{octet}","userAgent":"Boto3/1.34.0 md/Botocore#1.34.0","#,
+                r#""requestParameters":{{"instanceIds":["i-0a1b2c3d4e5f6{i:04}"],"comment":"a \"quoted\" note"}},"#,
+                r#""responseElements":null,"requestID":"req-{i}","eventID":"ev-{i}","readOnly":true,"#,
+                r#""eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111122223333"}}"#
+            ),
+            i = i,
+            source = source,
+            name = name,
+            octet = i % 250
+        ));
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Finding a log file's records: the structural split replay uses against serde_json's
+/// raw-value scan it replaced, side by side on the same text.
+fn log_file_split(c: &mut Criterion) {
+    #[derive(serde::Deserialize)]
+    struct LogFile<'a> {
+        #[serde(borrow, rename = "Records")]
+        records: Vec<&'a serde_json::value::RawValue>,
+    }
+    let text = log_file(5000);
+    let mut group = c.benchmark_group("log_file_records");
+    group.throughput(criterion::Throughput::Bytes(text.len() as u64));
+    group.bench_function("structural_split", |b| {
+        let mut ranges = Vec::new();
+        b.iter(|| {
+            assert!(tagwatch_core::logfile::split(
+                std::hint::black_box(text.as_bytes()),
+                &mut ranges
+            ));
+            ranges.len()
+        })
+    });
+    group.bench_function("serde_json_raw_values", |b| {
+        b.iter(|| {
+            let log: LogFile<'_> =
+                serde_json::from_slice(std::hint::black_box(text.as_bytes())).unwrap();
+            log.records.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(engine, benches, rare_shapes, log_file_split);
 criterion_main!(engine);
