@@ -12,8 +12,11 @@
 //! - no record is held past the limit: a longer line is skipped to its end and reported
 //!   ([`Record::TooLong`]), a longer document too.
 //!
-//! Lines wholly inside a chunk are handed over in place; only a line that straddles chunks is
-//! copied. The records never depend on how the stream was cut into chunks.
+//! Lines wholly inside a chunk are handed over in place; a line that straddles chunks is copied
+//! into the framer's line buffer, unless the reader reads straight into that buffer
+//! ([`Framer::space`] and [`Framer::filled`]), which is how replay reads: then no line is
+//! copied. The records never depend on how the stream was cut into chunks, nor on whether it
+//! was fed or read in place.
 
 /// A UTF-8 byte order mark: not part of the JSON text.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";

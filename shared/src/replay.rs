@@ -7,7 +7,9 @@
 //!
 //! The "mentions SSM" prefilter only skips text that certainly is not an SSM event: text with
 //! a `\u` escape anywhere is parsed, and a log file whose `Records` key is escaped is still a
-//! log file.
+//! log file. A log file is split into its records by structure ([`crate::logfile`]), so a
+//! record that is not JSON costs only itself; one whose structure is not exactly a log file's
+//! is parsed whole by serde_json, which names what is wrong.
 
 use std::sync::OnceLock;
 
