@@ -90,7 +90,7 @@ pub struct Range {
 /// in chunks, in order; stops early when `send` answers `false`. A range after the first is
 /// framed as JSON lines numbered from 1 within it; its last chunk says how many lines it held.
 /// `buffer`: the framer's line buffer, kept by the reading thread from input to input (it
-/// grows to the longest line read, at most the record limit).
+/// grows to the longest line read, at most the record limit and one read more).
 pub fn read_input(
     source: Source<'_>,
     max_record: usize,
