@@ -18,6 +18,8 @@
 //! copied. The records never depend on how the stream was cut into chunks, nor on whether it
 //! was fed or read in place.
 
+use std::convert::Infallible;
+
 /// A UTF-8 byte order mark: not part of the JSON text.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -501,15 +503,25 @@ pub fn frame_all(input: &[u8], limit: usize) -> Vec<OwnedRecord> {
 /// Frames an input fed in chunks of `size` bytes (the framing fuzz target and tests compare
 /// chunkings).
 pub fn frame_chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
+    framed(limit, |f, sink| {
+        for c in input.chunks(size.max(1)) {
+            let _ = f.feed(c, sink);
+        }
+    })
+}
+
+/// The records a new framer gives when `read` gives it the stream, then the end.
+fn framed(
+    limit: usize,
+    read: impl FnOnce(&mut Framer, &mut dyn FnMut(Record<'_>) -> Result<(), Infallible>),
+) -> Vec<OwnedRecord> {
     let mut out = Vec::new();
     let mut f = Framer::new(limit);
-    let mut sink = |r: Record<'_>| -> Result<(), std::convert::Infallible> {
+    let mut sink = |r: Record<'_>| -> Result<(), Infallible> {
         out.push(OwnedRecord::from(r));
         Ok(())
     };
-    for c in input.chunks(size.max(1)) {
-        let _ = f.feed(c, &mut sink);
-    }
+    read(&mut f, &mut sink);
     let _ = f.finish(&mut sink);
     out
 }
@@ -518,33 +530,27 @@ pub fn frame_chunked(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord
 /// ([`Framer::space`]), fed where it has none (the framing fuzz target and tests compare this
 /// with feeding).
 pub fn frame_filled(input: &[u8], limit: usize, size: usize) -> Vec<OwnedRecord> {
-    let mut out = Vec::new();
-    let mut f = Framer::new(limit);
-    let mut sink = |r: Record<'_>| -> Result<(), std::convert::Infallible> {
-        out.push(OwnedRecord::from(r));
-        Ok(())
-    };
-    let mut rest = input;
-    while !rest.is_empty() {
-        let take = size.max(1).min(rest.len());
-        let (piece, after) = rest.split_at(take);
-        rest = after;
-        match f.space(take) {
-            Some(room) => {
-                // A reader may fill less than the room it is given.
-                let n = room.len().min(piece.len());
-                room.get_mut(..n)
-                    .unwrap_or_default()
-                    .copy_from_slice(piece.get(..n).unwrap_or_default());
-                let _ = f.filled(n, &mut sink);
-            }
-            None => {
-                let _ = f.feed(piece, &mut sink);
+    framed(limit, |f, sink| {
+        let mut rest = input;
+        while !rest.is_empty() {
+            let take = size.max(1).min(rest.len());
+            let (piece, after) = rest.split_at(take);
+            rest = after;
+            match f.space(take) {
+                Some(room) => {
+                    // A reader may fill less than the room it is given.
+                    let n = room.len().min(piece.len());
+                    room.get_mut(..n)
+                        .unwrap_or_default()
+                        .copy_from_slice(piece.get(..n).unwrap_or_default());
+                    let _ = f.filled(n, sink);
+                }
+                None => {
+                    let _ = f.feed(piece, sink);
+                }
             }
         }
-    }
-    let _ = f.finish(&mut sink);
-    out
+    })
 }
 
 /// A [`Record`] that owns its bytes.

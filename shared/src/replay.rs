@@ -102,9 +102,20 @@ struct LogFile<'a> {
 /// Could this text be an SSM event? (Cheap test before a full parse: SSM CloudTrail records
 /// name `ssm.amazonaws.com`, SSM EventBridge events `aws.ssm`.)
 pub fn mentions_ssm(bytes: &[u8]) -> bool {
+    ssm_finder()
+        .find_iter(bytes)
+        .any(|at| ssm_name_at(bytes, at))
+}
+
+/// The prefilter's two searches, built once: `ssm` and `\u`.
+fn ssm_finder() -> &'static memmem::Finder<'static> {
     static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    let finder = FINDER.get_or_init(|| memmem::Finder::new(b"ssm"));
-    finder.find_iter(bytes).any(|at| ssm_name_at(bytes, at))
+    FINDER.get_or_init(|| memmem::Finder::new(b"ssm"))
+}
+
+fn escape_finder() -> &'static memmem::Finder<'static> {
+    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    FINDER.get_or_init(|| memmem::Finder::new(b"\\u"))
 }
 
 /// Whether the `ssm` at `at` is part of `ssm.amazonaws.com` or `aws.ssm`.
@@ -121,11 +132,7 @@ fn ssm_name_at(bytes: &[u8], at: usize) -> bool {
 /// Whether the text holds a `\u` escape, which can spell any letter the prefilter looks for
 /// (`"\u0073sm.amazonaws.com"`): such text is parsed, never prefiltered away.
 fn has_unicode_escape(bytes: &[u8]) -> bool {
-    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    FINDER
-        .get_or_init(|| memmem::Finder::new(b"\\u"))
-        .find(bytes)
-        .is_some()
+    escape_finder().find(bytes).is_some()
 }
 
 /// Whether the prefilter may skip the text without a parse: certainly not an SSM event.
@@ -138,13 +145,13 @@ pub fn certainly_irrelevant(bytes: &[u8]) -> bool {
 /// (and cannot hold a mark that starts before it: a log file's records start with a bracket) is
 /// [`certainly_irrelevant`].
 fn prefilter_marks(text: &[u8], out: &mut Vec<usize>) {
-    static SSM: OnceLock<memmem::Finder<'static>> = OnceLock::new();
-    static ESCAPE: OnceLock<memmem::Finder<'static>> = OnceLock::new();
     out.clear();
-    let ssm = SSM.get_or_init(|| memmem::Finder::new(b"ssm"));
-    out.extend(ssm.find_iter(text).filter(|&at| ssm_name_at(text, at)));
-    let escape = ESCAPE.get_or_init(|| memmem::Finder::new(b"\\u"));
-    out.extend(escape.find_iter(text));
+    out.extend(
+        ssm_finder()
+            .find_iter(text)
+            .filter(|&at| ssm_name_at(text, at)),
+    );
+    out.extend(escape_finder().find_iter(text));
     out.sort_unstable();
 }
 
